@@ -1,0 +1,82 @@
+# Front door. `make run` runs the local loop, `make test` runs what CI runs; both install what they need.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION := 3.11
+UV_VERSION := 0.13.9
+# Local state (feature data, Feast registry and online store, MLflow store, pipeline root, logs).
+export MLOPS_HOME ?= $(CURDIR)/.local
+# torch==2.13.0+cpu is a local wheel on this machine's disk; elsewhere point UV_FIND_LINKS at a folder
+# holding it, or set UV_EXTRA_INDEX_URL to a PyTorch CPU index.
+WHEELS_DIR ?= /opt/wheels
+FIND_LINKS := $(if $(wildcard $(WHEELS_DIR)),--find-links $(WHEELS_DIR))
+
+UV := .tools/bin/uv
+PY := .venv/bin/python
+SERVING_PY := .venv-serving/bin/python
+DEB_PACKAGES := prometheus prometheus-alertmanager
+DEMO_CUSTOMERS ?= 1000
+
+.PHONY: help install run test lint format compile clean distclean lock data features deb-packages
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: .venv/.synced .venv-serving/.synced deb-packages ## Create both environments and install Debian packages (idempotent)
+
+run: install data features ## The local loop: demo data -> Feast apply + materialize (later stages extend it)
+	@echo "local state: $(MLOPS_HOME)"
+
+test: install lint ## Everything CI runs: lint, then the test suite
+	$(PY) -m pytest -q
+
+lint: .venv/.synced ## ruff check + format check
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: .venv/.synced ## Apply ruff's formatting and safe fixes
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+compile: .venv/.synced ## Compile the pipelines (no pipelines yet: the training issue adds them)
+	@ls pipelines/*.py >/dev/null 2>&1 && echo "nothing to compile yet" || true
+
+data: .venv/.synced ## Generate the demo data (skipped when already up to date)
+	$(PY) -m feature_repo.demo_data --customers $(DEMO_CUSTOMERS)
+
+features: .venv/.synced ## feast apply + materialize the online store (skipped when nothing changed)
+	$(PY) -m feature_repo.store bootstrap
+
+clean: ## Remove all local state (keeps the environments)
+	rm -rf "$(MLOPS_HOME)"
+
+distclean: clean ## Also remove the environments
+	rm -rf .venv .venv-serving .tools
+
+lock: $(UV) ## Regenerate both lock files from *.requirements.in
+	$(UV) pip compile -q platform.requirements.in -o platform.lock --python-version $(PYTHON_VERSION) $(FIND_LINKS)
+	$(UV) pip compile -q serving.requirements.in -o serving.lock --python-version $(PYTHON_VERSION) $(FIND_LINKS)
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: platform.lock | $(UV)
+	[ -x .venv/bin/python ] || $(UV) venv -q .venv --python $(PYTHON_VERSION)
+	VIRTUAL_ENV=.venv $(UV) pip sync -q platform.lock $(FIND_LINKS)
+	touch $@
+
+.venv-serving/.synced: serving.lock | $(UV)
+	[ -x .venv-serving/bin/python ] || $(UV) venv -q .venv-serving --python $(PYTHON_VERSION)
+	VIRTUAL_ENV=.venv-serving $(UV) pip sync -q serving.lock $(FIND_LINKS)
+	touch $@
+
+deb-packages: ## Install prometheus (promtool) and alertmanager (amtool) from Debian when missing
+	@if command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null; then \
+	  echo "debian packages: present ($(DEB_PACKAGES))"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES); \
+	fi

@@ -1,0 +1,90 @@
+"""Tabular feature encoding shared by training, export and serving.
+
+The encoder turns raw feature rows into the float32 matrix every tabular model (and its Triton export)
+takes: numeric columns with missing values filled by the training median, optionally standardised;
+categorical columns one-hot encoded over the categories seen in training (unseen and missing -> all
+zeros). It is plain data (`to_dict`/`from_dict`), so the KServe transformer can apply it without pickles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class FeatureEncoder:
+    numeric: list[str]
+    categorical: dict[str, list[str]]
+    medians: dict[str, float]
+    means: dict[str, float] = field(default_factory=dict)
+    scales: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, columns: list[str], standardize: bool = False) -> FeatureEncoder:
+        numeric = [
+            c
+            for c in columns
+            if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        ]
+        categorical = {
+            c: sorted(str(v) for v in frame[c].dropna().unique()) for c in columns if c not in numeric
+        }
+        medians = {c: _finite(frame[c].median()) for c in numeric}
+        means, scales = {}, {}
+        if standardize:
+            filled = frame[numeric].astype("float64").fillna(medians)
+            means = {c: float(filled[c].mean()) for c in numeric}
+            scales = {c: float(filled[c].std(ddof=0)) or 1.0 for c in numeric}
+        return cls(numeric=numeric, categorical=categorical, medians=medians, means=means, scales=scales)
+
+    @property
+    def output_names(self) -> list[str]:
+        names = list(self.numeric)
+        for column, categories in self.categorical.items():
+            names.extend(f"{column}={category}" for category in categories)
+        return names
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.input_columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"missing input columns: {', '.join(missing)}")
+        numeric = frame[self.numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
+        numeric = numeric.fillna(self.medians)
+        if self.means:
+            numeric = (numeric - pd.Series(self.means)) / pd.Series(self.scales)
+        blocks = [numeric.to_numpy(dtype=np.float64)]
+        for column, categories in self.categorical.items():
+            if not categories:
+                continue
+            values = (
+                frame[column]
+                .astype("object")
+                .where(frame[column].notna(), None)
+                .map(lambda v: None if v is None else str(v))
+            )
+            blocks.append(np.stack([(values == c).to_numpy() for c in categories], axis=1).astype(np.float64))
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "medians": self.medians,
+            "means": self.means,
+            "scales": self.scales,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureEncoder:
+        return cls(**data)
+
+
+def _finite(value: float) -> float:
+    return float(value) if pd.notna(value) else 0.0

@@ -1,0 +1,319 @@
+"""Typed model specs: one YAML file per model under `pipelines/models/<name>.yaml`, loaded and validated
+once, then passed around as an immutable `ModelSpec`.
+
+    from components.common.model_spec import load_spec, load_specs
+
+    spec = load_spec("pipelines/models/conversion-xgboost.yaml")
+    specs = load_specs(names=["conversion-xgboost"])  # from DEFAULT_SPEC_DIR, sorted by name
+
+Anything wrong raises `SpecError` with a one-line message `<file>: <dotted.field>: <problem>`. The sections
+live in `spec_training.py`, `spec_release.py` and `spec_monitoring.py`; import them from here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Self, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from components.common.errors import SpecError
+from components.common.paths import REPO_ROOT
+from components.common.spec_base import (
+    METRIC_DIRECTION,
+    METRIC_NAMES,
+    FieldProblem,
+    FrozenMap,
+    MetricName,
+    ModelName,
+    NonEmptyStr,
+    SpecModel,
+    higher_is_better,
+)
+from components.common.spec_monitoring import (
+    BATCH_DETECTORS,
+    ONLINE_DETECTORS,
+    Detector,
+    Monitoring,
+    MonitoringWindow,
+)
+from components.common.spec_release import (
+    ALLOWED_BACKENDS,
+    Canary,
+    CanarySuccess,
+    DynamicBatching,
+    Evaluation,
+    Framework,
+    Serving,
+    TritonBackend,
+)
+from components.common.spec_training import (
+    Inputs,
+    Label,
+    RequestField,
+    Search,
+    SearchParam,
+    Split,
+    Training,
+    TrainingWindow,
+)
+
+__all__ = [
+    "ALLOWED_BACKENDS",
+    "BATCH_DETECTORS",
+    "DEFAULT_SPEC_DIR",
+    "METRIC_DIRECTION",
+    "METRIC_NAMES",
+    "ONLINE_DETECTORS",
+    "Canary",
+    "CanarySuccess",
+    "Detector",
+    "DynamicBatching",
+    "Evaluation",
+    "Framework",
+    "FrozenMap",
+    "Inputs",
+    "Label",
+    "MetricName",
+    "ModelSpec",
+    "Monitoring",
+    "MonitoringWindow",
+    "RequestField",
+    "Search",
+    "SearchParam",
+    "Serving",
+    "SpecError",
+    "Split",
+    "Training",
+    "TrainingWindow",
+    "TritonBackend",
+    "higher_is_better",
+    "load_spec",
+    "load_specs",
+    "parse_spec",
+]
+
+DEFAULT_SPEC_DIR = REPO_ROOT / "pipelines" / "models"
+SPEC_SUFFIX = ".yaml"
+
+
+class ModelSpec(SpecModel):
+    """Everything the loop needs to know about one model, from features to drift alerts."""
+
+    name: ModelName
+    description: NonEmptyStr
+    owner: str | None = None
+    """Team or person to contact; copied to MLflow tags and alert labels."""
+    framework: Framework
+    inputs: Inputs
+    label: Label
+    training: Training
+    evaluation: Evaluation
+    serving: Serving
+    canary: Canary
+    monitoring: Monitoring
+
+    @model_validator(mode="after")
+    def _cross_section_rules(self) -> Self:
+        allowed = ALLOWED_BACKENDS[self.framework]
+        if self.serving.triton_backend not in allowed:
+            raise FieldProblem(
+                ("serving", "triton_backend"),
+                f"{self.serving.triton_backend!r} cannot serve {self.framework} models; "
+                f"use one of {', '.join(sorted(allowed))}",
+            )
+        if self.training.max_epochs is not None and self.framework not in ("pytorch", "transformers"):
+            raise FieldProblem(
+                ("training", "max_epochs"),
+                f"only pytorch and transformers models train in epochs, not {self.framework}",
+            )
+        request_fields = self.inputs.request_fields
+        if self.framework == "transformers" and not any(f.dtype == "string" for f in request_fields or ()):
+            raise FieldProblem(
+                ("inputs", "request_fields"),
+                "a transformers model reads raw text: list a request field with dtype string",
+            )
+        if self.label.column in self.inputs.declared_columns:
+            raise FieldProblem(("label", "column"), f"{self.label.column!r} is also an input column")
+        if request_fields is not None:  # only then are the input columns known here
+            known = {f.name for f in request_fields}
+            for section, field in (("evaluation", "slices"), ("monitoring", "features")):
+                unknown = [c for c in getattr(getattr(self, section), field) or () if c not in known]
+                if unknown:
+                    raise FieldProblem(
+                        (section, field),
+                        f"{', '.join(unknown)} not among the request fields ({', '.join(sorted(known))})",
+                    )
+        return self
+
+
+# --------------------------------------------------------------------------------------------- loading
+def load_spec(path: str | PathLike[str]) -> ModelSpec:
+    """Read and validate one spec file; its `name` must equal the file name without `.yaml`."""
+    path = Path(path)
+    spec = parse_spec(_read_yaml(path), source=path)
+    if spec.name != path.stem:
+        raise SpecError(
+            path,
+            f"{spec.name!r} does not match the file name {path.name!r} (a spec lives in <name>{SPEC_SUFFIX})",
+            field="name",
+        )
+    return spec
+
+
+def load_specs(
+    directory: str | PathLike[str] = DEFAULT_SPEC_DIR, names: Sequence[str] | None = None
+) -> list[ModelSpec]:
+    """Load the specs in `directory` (all of them, or only `names`), sorted by name.
+
+    Only the requested files are read, so one broken spec does not block the others' pipelines. A
+    directory with no specs, or a requested name without a file, is a `SpecError`.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SpecError(directory, "spec directory not found")
+    strays = sorted(p.name for p in directory.glob("*.yml"))
+    if strays:
+        raise SpecError(directory, f"rename {', '.join(strays)} to use the {SPEC_SUFFIX} suffix")
+    files = {p.stem: p for p in directory.glob(f"*{SPEC_SUFFIX}") if p.is_file()}
+    if not files:
+        raise SpecError(directory, f"no model specs (*{SPEC_SUFFIX}) found")
+    if names is None:
+        wanted = sorted(files)
+    else:
+        wanted = sorted(set([names] if isinstance(names, str) else names))
+        unknown = [n for n in wanted if n not in files]
+        if unknown:
+            raise SpecError(
+                directory,
+                f"unknown model spec {', '.join(map(repr, unknown))}; available: {', '.join(sorted(files))}",
+            )
+    return [load_spec(files[name]) for name in wanted]
+
+
+def parse_spec(data: Any, source: str | PathLike[str] = "<spec>") -> ModelSpec:
+    """Validate an already-parsed spec (e.g. from JSON); errors name `source` like file errors do."""
+    if not isinstance(data, Mapping):
+        got = "an empty document" if data is None else f"a {type(data).__name__}"
+        raise SpecError(source, f"the top level must be a mapping of spec fields, got {got}")
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _spec_error(exc, source) from exc
+
+
+# ------------------------------------------------------------------------------------------------ YAML
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys and reads `1e-3` as a float, as YAML 1.2 does."""
+
+
+def _construct_mapping(loader: _SpecLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first set on line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=True)
+
+
+_SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, f"cannot read the file: {exc}") from exc
+    try:
+        return yaml.load(text, Loader=_SpecLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(path, f"invalid YAML: {where}{exc.problem or exc.context}") from exc
+    except (yaml.YAMLError, ValueError) as exc:  # e.g. a date like 2024-02-30
+        raise SpecError(path, f"invalid YAML: {exc}") from exc
+
+
+# -------------------------------------------------------------------------------------- error messages
+_NO_GOT = {"missing", "extra_forbidden", "value_error", "assertion_error"}
+
+
+def _spec_error(exc: ValidationError, source: str | PathLike[str]) -> SpecError:
+    """The first pydantic error as `<source>: <dotted.path>: <problem>`, plus how many more there were."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc: list[str | int] = list(first["loc"])
+    problem = _describe(first, loc)
+    if len(errors) > 1:
+        problem += f" (+{len(errors) - 1} more)"
+    return SpecError(source, problem, field=".".join(map(str, loc)) or None)
+
+
+def _describe(error: ErrorDetails, loc: list[str | int]) -> str:
+    """A readable problem for one pydantic error; may extend `loc` (sub-field blamed by a validator)."""
+    kind, message, value = error["type"], error["msg"], error.get("input")
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldProblem):
+        loc.extend(cause.loc)
+        return str(cause)
+    if loc and loc[-1] == "[key]":
+        loc.pop()
+        return f"invalid key: {message}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        return "unknown field" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    message = message.removeprefix("Value error, ")
+    if kind not in _NO_GOT and isinstance(value, str | int | float | bool):
+        shown = repr(value)
+        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+    return message
+
+
+def _fields_at(loc: Sequence[str | int]) -> list[str]:
+    """Field names of the model found at `loc` inside ModelSpec (empty when it is not a model)."""
+    tp: Any = ModelSpec
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            tp = field.annotation if field else None
+        elif get_origin(tp) is not None and get_args(tp):
+            tp = get_args(tp)[-1] if isinstance(part, str) else get_args(tp)[0]  # mapping value / item
+        else:
+            return []
+    tp = _unwrap(tp)
+    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Annotated[...] and `X | None` down to X."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, UnionType):
+            members = [a for a in get_args(tp) if a is not type(None)]
+            if len(members) != 1:
+                return tp
+            tp = members[0]
+        else:
+            return tp
