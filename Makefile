@@ -5,6 +5,8 @@ SHELL := /bin/bash
 
 PYTHON_VERSION := 3.11
 UV_VERSION := 0.13.9
+# Byte-compiled caches make every later process start faster (torch, transformers, mlflow are large).
+unexport PYTHONDONTWRITEBYTECODE
 # Local state (feature data, Feast registry and online store, MLflow store, pipeline root, logs).
 export MLOPS_HOME ?= $(CURDIR)/.local
 # torch==2.13.0+cpu is a local wheel on this machine's disk; elsewhere point UV_FIND_LINKS at a folder
@@ -18,14 +20,15 @@ SERVING_PY := .venv-serving/bin/python
 DEB_PACKAGES := prometheus prometheus-alertmanager
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: help install run test lint format compile clean distclean lock data features deb-packages
+.PHONY: help install run test lint format compile clean distclean lock data features pipeline deb-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: .venv/.synced .venv-serving/.synced deb-packages ## Create both environments and install Debian packages (idempotent)
 
-run: install data features ## The local loop: demo data -> Feast apply + materialize (later stages extend it)
+run: install data features ## The local loop: demo data -> Feast -> training pipeline (kfp.local) -> registry
+	$(PY) -m pipelines.local_run
 	@echo "local state: $(MLOPS_HOME)"
 
 test: install lint ## Everything CI runs: lint, then the test suite
@@ -39,14 +42,17 @@ format: .venv/.synced ## Apply ruff's formatting and safe fixes
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-compile: .venv/.synced ## Compile the pipelines (no pipelines yet: the training issue adds them)
-	@ls pipelines/*.py >/dev/null 2>&1 && echo "nothing to compile yet" || true
+compile: .venv/.synced ## Compile the pipelines: IR YAML + Kubernetes Pipeline/PipelineVersion (pipelines/compiled/)
+	$(PY) -m pipelines.compile
 
 data: .venv/.synced ## Generate the demo data (skipped when already up to date)
 	$(PY) -m feature_repo.demo_data --customers $(DEMO_CUSTOMERS)
 
 features: .venv/.synced ## feast apply + materialize the online store (skipped when nothing changed)
 	$(PY) -m feature_repo.store bootstrap
+
+pipeline: .venv/.synced ## Run only the training pipeline locally (data and features must exist)
+	$(PY) -m pipelines.local_run
 
 clean: ## Remove all local state (keeps the environments)
 	rm -rf "$(MLOPS_HOME)"

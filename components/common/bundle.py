@@ -4,7 +4,7 @@ A bundle holds `bundle.json` (what the model is and what it takes) and the frame
 framework-agnostic to its readers: `load_predictor(folder).predict_proba(frame)` gives class probabilities
 from raw feature rows (the columns of the training set), whatever trained it. Each framework module
 (`components/train/<framework>_model.py`) provides `load(folder, info) -> Predictor` and
-`export_onnx(folder, info, path)` (or the XGBoost JSON for Triton's FIL backend).
+`export_triton_artifact(folder, info, dest_dir) -> file name` (ONNX, or the XGBoost JSON for FIL).
 """
 
 from __future__ import annotations

@@ -57,9 +57,13 @@ class FeatureEncoder:
             raise ValueError(f"missing input columns: {', '.join(missing)}")
         numeric = frame[self.numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
         numeric = numeric.fillna(self.medians)
+        values = numeric.to_numpy(dtype=np.float64)
         if self.means:
-            numeric = (numeric - pd.Series(self.means)) / pd.Series(self.scales)
-        blocks = [numeric.to_numpy(dtype=np.float64)]
+            # Arrays in `numeric` order: pandas would align by name and could reorder the columns.
+            values = (values - np.array([self.means[c] for c in self.numeric])) / np.array(
+                [self.scales[c] for c in self.numeric]
+            )
+        blocks = [values]
         for column, categories in self.categorical.items():
             if not categories:
                 continue

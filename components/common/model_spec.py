@@ -12,6 +12,7 @@ live in `spec_training.py`, `spec_release.py` and `spec_monitoring.py`; import t
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from os import PathLike
@@ -100,6 +101,7 @@ __all__ = [
 ]
 
 DEFAULT_SPEC_DIR = REPO_ROOT / "pipelines" / "models"
+SPEC_DIR_ENV = "MLOPS_SPEC_DIR"
 SPEC_SUFFIX = ".yaml"
 
 
@@ -167,15 +169,21 @@ def load_spec(path: str | PathLike[str]) -> ModelSpec:
     return spec
 
 
+def spec_directory() -> Path:
+    """Where pipeline steps read specs: `$MLOPS_SPEC_DIR` (e.g. a mounted ConfigMap), else the repo's."""
+    return Path(os.environ.get(SPEC_DIR_ENV) or DEFAULT_SPEC_DIR)
+
+
 def load_specs(
-    directory: str | PathLike[str] = DEFAULT_SPEC_DIR, names: Sequence[str] | None = None
+    directory: str | PathLike[str] | None = None, names: Sequence[str] | None = None
 ) -> list[ModelSpec]:
-    """Load the specs in `directory` (all of them, or only `names`), sorted by name.
+    """Load the specs in `directory` (default: `spec_directory()`; all of them, or only `names`), sorted
+    by name.
 
     Only the requested files are read, so one broken spec does not block the others' pipelines. A
     directory with no specs, or a requested name without a file, is a `SpecError`.
     """
-    directory = Path(directory)
+    directory = Path(directory) if directory is not None else spec_directory()
     if not directory.is_dir():
         raise SpecError(directory, "spec directory not found")
     strays = sorted(p.name for p in directory.glob("*.yml"))

@@ -1,0 +1,128 @@
+"""Render Triton `config.pbtxt` for one model, for the cluster's native backend or the local Python backend.
+
+Two targets share the tensors, batching and name, and differ only in who runs the artifact:
+
+- `cluster`: the backend the spec asks for (`onnxruntime`, `fil`, `pytorch_libtorch` or `python`), on GPU
+  instances when `spec.serving.gpu`, else on CPU, `spec.serving.instances` of them.
+- `local`: Triton's Python backend on one CPU instance, running `model.py` over the same artifact (the
+  local Triton build carries only the Python backend).
+
+Dims exclude the batch axis: every model is exported with a dynamic batch axis and `max_batch_size > 0`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from components.common.model_spec import Serving
+
+Target = Literal["cluster", "local"]
+TARGETS: tuple[Target, ...] = ("cluster", "local")
+
+# The file each native backend looks for in the version folder when no `default_model_filename` is set.
+DEFAULT_ARTIFACTS = {
+    "onnxruntime": "model.onnx",
+    "fil": "xgboost.json",
+    "pytorch_libtorch": "model.pt",
+    "python": "model.py",
+}
+_DATATYPES = {"FP32": "TYPE_FP32", "FP64": "TYPE_FP64", "INT64": "TYPE_INT64", "INT32": "TYPE_INT32"}
+# FIL decision threshold for binary classifiers; it only matters for class outputs, which we do not use
+# (predict_proba is on), but FIL reads it, so it is written down rather than left implicit.
+FIL_THRESHOLD = 0.5
+
+
+def render_config(
+    model_name: str,
+    inputs: Sequence[Mapping[str, Any]],
+    outputs: Sequence[Mapping[str, Any]],
+    serving: Serving,
+    target: Target,
+    artifact: str | None = None,
+) -> str:
+    """The `config.pbtxt` text for `model_name` (the Triton model name is its folder name).
+
+    `inputs`/`outputs` are `BundleInfo.triton_inputs`/`triton_outputs` (name, datatype, dims without the
+    batch axis). `artifact` is the exported file in the version folder; the local model reads it from the
+    `artifact` parameter, the cluster backend from `default_model_filename` when it is not the default.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown Triton target {target!r}: expected one of {', '.join(TARGETS)}")
+    backend = "python" if target == "local" else serving.triton_backend
+    lines = [f'name: "{model_name}"', *_backend_lines(backend)]
+    if backend != "python" and artifact and artifact != DEFAULT_ARTIFACTS[backend]:
+        lines.append(f'default_model_filename: "{artifact}"')
+    lines.append(f"max_batch_size: {serving.max_batch_size}")
+    lines += _tensor_block("input", inputs)
+    lines += _tensor_block("output", outputs)
+    lines += _instance_group(serving, target)
+    lines += _dynamic_batching(serving)
+    lines += _parameters(_backend_parameters(backend, artifact))
+    return "\n".join(lines) + "\n"
+
+
+def _backend_lines(backend: str) -> list[str]:
+    if backend == "onnxruntime":
+        return ['backend: "onnxruntime"', 'platform: "onnxruntime_onnx"']
+    if backend == "pytorch_libtorch":
+        return ['backend: "pytorch"', 'platform: "pytorch_libtorch"']
+    return [f'backend: "{backend}"']
+
+
+def _tensor_block(kind: str, tensors: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not tensors:
+        raise ValueError(f"config.pbtxt: the model declares no {kind} tensors")
+    entries = []
+    for tensor in tensors:
+        datatype = str(tensor["datatype"]).upper().removeprefix("TYPE_")
+        if datatype not in _DATATYPES:
+            raise ValueError(
+                f"config.pbtxt: {kind} {tensor['name']!r} has datatype {tensor['datatype']!r}; "
+                f"expected one of {', '.join(_DATATYPES)}"
+            )
+        dims = ", ".join(str(int(d)) for d in tensor["dims"])
+        body = f'name: "{tensor["name"]}"\n    data_type: {_DATATYPES[datatype]}\n    dims: [ {dims} ]'
+        entries.append(f"  {{\n    {body}\n  }}")
+    return [f"{kind} [", ",\n".join(entries), "]"]
+
+
+def _instance_group(serving: Serving, target: Target) -> list[str]:
+    if target == "local":
+        # One instance: each Python-backend instance is its own stub process, and a laptop has few cores.
+        return ["instance_group [ { kind: KIND_CPU, count: 1 } ]"]
+    kind = "KIND_GPU" if serving.gpu else "KIND_CPU"
+    return [f"instance_group [ {{ kind: {kind}, count: {serving.instances} }} ]"]
+
+
+def _dynamic_batching(serving: Serving) -> list[str]:
+    batching = serving.dynamic_batching
+    if batching is None:
+        return []
+    body = []
+    if batching.preferred_batch_sizes:
+        body.append(f"  preferred_batch_size: [ {', '.join(map(str, batching.preferred_batch_sizes))} ]")
+    body.append(f"  max_queue_delay_microseconds: {batching.max_queue_delay_us}")
+    return ["dynamic_batching {", *body, "}"]
+
+
+def _backend_parameters(backend: str, artifact: str | None) -> dict[str, str]:
+    if backend == "fil":
+        return {
+            "model_type": "xgboost_json",
+            "output_class": "true",
+            "predict_proba": "true",
+            "threshold": str(FIL_THRESHOLD),
+        }
+    if backend == "python" and artifact:
+        return {"artifact": artifact}
+    return {}
+
+
+def _parameters(parameters: Mapping[str, str]) -> list[str]:
+    if not parameters:
+        return []
+    entries = [
+        f'  {{ key: "{key}" value: {{ string_value: "{value}" }} }}' for key, value in parameters.items()
+    ]
+    return ["parameters [", ",\n".join(entries), "]"]

@@ -1,0 +1,65 @@
+"""The register step as the pipeline runs it: everything it records comes from the step's inputs and
+from the MLflow run that evaluate opened and gate annotated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from components.common.bundle import BundleInfo
+from components.common.model_spec import load_specs
+from components.common.timing import timed_step
+from components.evaluate.core import METRICS_FILE, PLOTS_DIR, REPORT_FILE
+from components.load_features.core import load_training_set_file
+from components.register.core import register
+from components.register.pyfunc_model import example_rows
+from components.register.registry import configure_tracking, quiet_mlflow
+
+TRAINING_SET_ARTIFACT = "data"  # the champion's training set is the next run's skew reference
+
+
+def run(
+    model: str,
+    mlflow_run_id: str,
+    reason: str,
+    bundle_dir: str,
+    evaluation_dir: str,
+    repository_dir: str,
+    training_set_path: str,
+) -> tuple[str, str, str]:
+    import mlflow
+
+    with timed_step("register", model):
+        (spec,) = load_specs(names=[model])
+        configure_tracking()
+        frame, lineage = load_training_set_file(training_set_path)
+        evaluation = Path(evaluation_dir)
+        attempt = mlflow.get_run(mlflow_run_id)
+        with quiet_mlflow():
+            decision = mlflow.artifacts.load_dict(f"runs:/{mlflow_run_id}/gate_decision.json")
+        result = register(
+            spec,
+            Path(bundle_dir),
+            metrics=json.loads((evaluation / METRICS_FILE).read_text()),
+            decision=decision,
+            lineage=lineage,
+            run_context={
+                "pipeline_run_id": attempt.data.tags.get("pipeline_run"),
+                "pipeline_run_reason": reason,
+            },
+            triton_repository=Path(repository_dir),
+            plots=sorted((evaluation / PLOTS_DIR).glob("*.png")),
+            report_html=evaluation / REPORT_FILE,
+            input_example=example_rows(BundleInfo.load(Path(bundle_dir)), frame),
+            run_id=mlflow_run_id,
+        )
+        with quiet_mlflow(), mlflow.start_run(run_id=mlflow_run_id):
+            mlflow.log_artifact(training_set_path, artifact_path=TRAINING_SET_ARTIFACT)
+            mlflow.set_tags(
+                {"registered_version": str(result.version), "registered_alias": result.alias or ""}
+            )
+        print(
+            f"registered {result.model_name} version {result.version} as {result.alias or 'no alias'}",
+            flush=True,
+        )
+        return str(result.version), result.alias or "", result.model_uri

@@ -1,0 +1,13 @@
+from kfp import dsl
+
+from components.common.images import PLATFORM_IMAGE
+
+
+@dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
+def resolve_spec(model: str) -> str:
+    """Load and validate the model spec (fails fast, naming file and field); return how many GPUs its
+    training asks for on the cluster: "1" for the deep-learning frameworks, "0" otherwise.
+    """
+    from components.resolve_spec.core import training_gpus
+
+    return training_gpus(model)

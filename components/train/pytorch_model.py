@@ -1,0 +1,310 @@
+"""PyTorch tabular model: a multi-layer perceptron on standardised, one-hot encoded features.
+
+`fit` trains with AdamW and early stopping on the validation loss, then writes the bundle: `model.pt` (the
+network's state_dict), `encoder.json` (the `FeatureEncoder`) and `bundle.json` with the architecture in
+`training.architecture`. The network is wrapped in a softmax head, so `predict_proba` and the exported ONNX
+run the very same module. Binary models learn one logit (BCE loss); the head turns it into two columns via
+softmax([0, z]), which equals [1 - sigmoid(z), sigmoid(z)].
+
+The torch helpers both deep-learning trainers use (parameters and epoch budget, seeding, early stopping,
+ONNX export) live here too; `transformers_model` imports them. Threads: `core.training_threads()`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from components.common.bundle import BundleInfo
+from components.common.encoding import FeatureEncoder
+from components.common.model_spec import ModelSpec
+from components.train.core import (
+    OUTPUT,
+    TABULAR_INPUT,
+    TabularPredictor,
+    class_names,
+    describe_bundle,
+    input_columns,
+    label_codes,
+    load_encoder,
+    save_encoder,
+    tabular_inputs,
+    training_threads,
+    validation_score,
+)
+
+WEIGHTS_FILE = "model.pt"
+ONNX_FILE = "model.onnx"
+ONNX_OPSET = 17
+# Used when neither the spec nor `params` set them.
+DEFAULTS: dict[str, Any] = {
+    "hidden_layers": 2,
+    "hidden_units": 64,
+    "dropout": 0.1,
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-4,
+    "batch_size": 256,
+}
+DEFAULT_MAX_EPOCHS = 30
+DEFAULT_PATIENCE = 5
+# A validation loss must drop by more than this to count as an improvement (ends slow creeping).
+MIN_DELTA = 1e-4
+PREDICT_BATCH = 8192
+
+
+# ------------------------------------------------------------------ torch helpers shared with text
+def resolve_params(spec: ModelSpec, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Defaults, overridden by the spec's hyperparameters, overridden by `params` (e.g. a search trial)."""
+    return {**defaults, **dict(spec.training.hyperparameters), **params}
+
+
+def epoch_budget(spec: ModelSpec, params: dict[str, Any]) -> tuple[int, int]:
+    """(max_epochs, patience): `params` may override the spec, as tests and searches do."""
+    max_epochs = params.get("max_epochs") or spec.training.max_epochs or DEFAULT_MAX_EPOCHS
+    patience = params.get("early_stopping_rounds") or spec.training.early_stopping_rounds or DEFAULT_PATIENCE
+    return int(max_epochs), int(patience)
+
+
+@contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """Seed torch's global RNG (weight init, dropout) and use `training_threads()`; both restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(training_threads())
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass
+class EarlyStopping:
+    """Remembers the best weights on validation; says stop after `patience` epochs without improvement."""
+
+    patience: int
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[float] = field(default_factory=list)
+
+    def should_stop(self, epoch: int, valid_loss: float, module: nn.Module) -> bool:
+        self.history.append(round(valid_loss, 6))
+        if valid_loss < self.best_loss - MIN_DELTA:
+            self.best_loss, self.best_epoch = valid_loss, epoch
+            self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        # Progress for the step's log (the KFP UI streams it; the local run echoes it).
+        print(
+            f"[train] epoch {epoch}: validation loss {valid_loss:.4f} "
+            f"(best {self.best_loss:.4f} at epoch {self.best_epoch})",
+            flush=True,
+        )
+        return epoch - self.best_epoch >= self.patience
+
+    def restore_best(self, module: nn.Module) -> None:
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+    def summary(self, max_epochs: int) -> dict[str, Any]:
+        return {
+            "max_epochs": max_epochs,
+            "patience": self.patience,
+            "epochs_trained": len(self.history),
+            "best_epoch": self.best_epoch,
+            "best_valid_loss": self.best_loss,
+            "stopped_early": len(self.history) < max_epochs,
+            "valid_loss_history": self.history,
+        }
+
+
+def export_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, **names: Any) -> None:
+    """TorchScript-based export: the dynamo exporter needs onnxscript, which the images do not carry."""
+    module.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notices
+        torch.onnx.export(module, example, str(path), opset_version=ONNX_OPSET, dynamo=False, **names)
+
+
+# ------------------------------------------------------------------------------------------------- MLP
+class MLP(nn.Module):
+    """`hidden_layers` x (Linear, ReLU, Dropout), then a linear layer to `n_outputs` logits."""
+
+    def __init__(
+        self, n_features: int, hidden_layers: int, hidden_units: int, dropout: float, n_outputs: int
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_features
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width, hidden_units), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden_units
+        layers.append(nn.Linear(width, n_outputs))
+        self.layers = nn.Sequential(*layers)
+        self.binary = n_outputs == 1
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
+
+
+class ProbabilityHead(nn.Module):
+    """Network logits -> class probabilities (rows x classes): what predict_proba runs and ONNX holds."""
+
+    def __init__(self, network: nn.Module, binary: bool):
+        super().__init__()
+        self.network = network
+        self.binary = binary
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.network(features)
+        if self.binary:
+            logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
+        return torch.softmax(logits, dim=1)
+
+
+class MlpPredictor(TabularPredictor):
+    def __init__(self, info: BundleInfo, encoder: FeatureEncoder, model: ProbabilityHead) -> None:
+        super().__init__(info, encoder)
+        self.model = model
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        return _probabilities(self.model, torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32)))
+
+
+def _probabilities(model: ProbabilityHead, features: torch.Tensor) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(chunk) for chunk in features.split(PREDICT_BATCH)]).numpy()
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, binary: bool) -> torch.Tensor:
+    if binary:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], labels.float())
+    return F.cross_entropy(logits, labels)
+
+
+Data = tuple[torch.Tensor, torch.Tensor]
+
+
+def _tensors(encoder: FeatureEncoder, spec: ModelSpec, frame: pd.DataFrame) -> Data:
+    return torch.from_numpy(encoder.transform(frame)), torch.from_numpy(label_codes(spec, frame))
+
+
+def _train_epoch(
+    net: MLP, optimizer: torch.optim.Optimizer, data: Data, batch_size: int, generator: torch.Generator
+) -> None:
+    features, labels = data
+    net.train()
+    for rows in torch.randperm(len(features), generator=generator).split(batch_size):
+        optimizer.zero_grad()
+        _loss(net(features[rows]), labels[rows], net.binary).backward()
+        optimizer.step()
+
+
+def _valid_loss(net: MLP, data: Data) -> float:
+    net.eval()
+    with torch.no_grad():
+        return float(_loss(net(data[0]), data[1], net.binary))
+
+
+def _train(
+    spec: ModelSpec,
+    hp: dict[str, Any],
+    architecture: dict[str, Any],
+    data: tuple[Data, Data],
+    budget: tuple[int, int],
+) -> tuple[MLP, EarlyStopping]:
+    """Seeded training loop; returns the network with its best-validation weights restored."""
+    max_epochs, patience = budget
+    stopper = EarlyStopping(patience)
+    with seeded_torch(spec.training.seed):
+        net = MLP(**architecture)
+        optimizer = torch.optim.AdamW(
+            net.parameters(), lr=hp["learning_rate"], weight_decay=hp["weight_decay"]
+        )
+        generator = torch.Generator().manual_seed(spec.training.seed)
+        for epoch in range(1, max_epochs + 1):
+            _train_epoch(net, optimizer, data[0], int(hp["batch_size"]), generator)
+            if stopper.should_stop(epoch, _valid_loss(net, data[1]), net):
+                break
+    stopper.restore_best(net)
+    return net.eval(), stopper
+
+
+def fit(
+    spec: ModelSpec, train: pd.DataFrame, valid: pd.DataFrame, params: dict[str, Any], out_dir: Path
+) -> tuple[MlpPredictor, float]:
+    """Train with early stopping on `valid`, write the bundle to `out_dir`; return it and its valid score."""
+    if train.empty or valid.empty:
+        raise ValueError(f"{spec.name}: the train and validation splits must both have rows")
+    started = time.perf_counter()
+    hp = resolve_params(spec, params, DEFAULTS)
+    columns = input_columns(spec, train)
+    encoder = FeatureEncoder.fit(train, columns, standardize=True)
+    data = (_tensors(encoder, spec, train), _tensors(encoder, spec, valid))
+    classes = class_names(spec)
+    architecture = {
+        "n_features": int(data[0][0].shape[1]),
+        "hidden_layers": int(hp["hidden_layers"]),
+        "hidden_units": int(hp["hidden_units"]),
+        "dropout": float(hp["dropout"]),
+        "n_outputs": 1 if len(classes) == 2 else len(classes),
+    }
+    max_epochs, patience = epoch_budget(spec, params)
+    net, stopper = _train(spec, hp, architecture, data, (max_epochs, patience))
+    model = ProbabilityHead(net, binary=net.binary)
+    score = validation_score(spec, valid, _probabilities(model, data[1][0]))
+    record = {
+        "architecture": architecture,
+        "train_rows": len(train),
+        "valid_rows": len(valid),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        **stopper.summary(max_epochs),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), out_dir / WEIGHTS_FILE)
+    files = [WEIGHTS_FILE, save_encoder(encoder, out_dir)]
+    info = describe_bundle(spec, columns, files, tabular_inputs(encoder), hp, record)
+    info.save(out_dir)
+    return MlpPredictor(info, encoder, model), score
+
+
+def load(folder: Path, info: BundleInfo) -> MlpPredictor:
+    folder = Path(folder)
+    architecture = info.training.get("architecture")
+    if not architecture:
+        raise ValueError(f"{folder}: bundle.json has no training.architecture for the pytorch model")
+    encoder = load_encoder(folder)
+    net = MLP(**architecture)
+    net.load_state_dict(torch.load(folder / WEIGHTS_FILE, weights_only=True))
+    model = ProbabilityHead(net, binary=net.binary).eval()
+    return MlpPredictor(info, encoder, model)
+
+
+def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> str:
+    """Write `model.onnx` (input__0 FP32 [batch, n_features] -> output__0 FP32 [batch, n_classes])."""
+    predictor = load(folder, info)
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(2, int(info.training["architecture"]["n_features"]))
+    batch_axis = {0: "batch"}
+    export_onnx(
+        predictor.model,
+        (example,),
+        dest_dir / ONNX_FILE,
+        input_names=[TABULAR_INPUT],
+        output_names=[OUTPUT],
+        dynamic_axes={TABULAR_INPUT: batch_axis, OUTPUT: batch_axis},
+    )
+    return ONNX_FILE

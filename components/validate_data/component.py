@@ -1,0 +1,16 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Markdown, Output
+
+from components.common.images import PLATFORM_IMAGE
+
+
+@dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
+def validate_data(model: str, training_set: Input[Dataset], report: Output[Markdown]):
+    """Schema, nulls, ranges, label balance, row count, and skew against the champion's training set.
+
+    Fails the run with a one-line message naming the column and the rule; the full report is the
+    `report` output either way.
+    """
+    from components.validate_data.step import run
+
+    run(model=model, training_set_path=training_set.path, report_path=report.path)

@@ -1,0 +1,151 @@
+"""Run the training pipeline on this machine with `kfp.local`, then print what happened per model.
+
+    python -m pipelines.local_run [--models a,b] [--start ISO] [--end ISO] [--reason TEXT]
+
+The pipeline definition is the one compiled for the cluster; `kfp.local.SubprocessRunner` runs each
+component function in a subprocess of the platform environment. The data window defaults to the demo
+data's range (from its manifest), since a rolling window from today may not overlap fixed demo data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.common import paths
+from components.common.timing import TIMINGS_ENV, read_timings
+from pipelines.console import progress_only
+from pipelines.run_summary import ModelOutcome, collect_outcomes, format_table, format_timings
+
+
+@dataclass
+class LocalRun:
+    name: str
+    run_dir: Path
+    succeeded: bool
+    seconds: float
+    outcomes: list[ModelOutcome] = field(default_factory=list)
+    timings: list[dict] = field(default_factory=list)
+
+
+def local_tracking_uri() -> str:
+    return f"sqlite:///{paths.mlflow_dir() / 'mlflow.db'}"
+
+
+def prepare_environment() -> None:
+    """What every component subprocess inherits: the code on PYTHONPATH, the local stores, no network."""
+    os.environ[paths.STATE_ENV] = str(paths.state_root())
+    os.environ.setdefault("MLFLOW_TRACKING_URI", local_tracking_uri())
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(paths.REPO_ROOT), os.environ.get("PYTHONPATH")])
+    )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    for folder in (paths.mlflow_dir(), paths.pipeline_root(), paths.logs_dir()):
+        folder.mkdir(parents=True, exist_ok=True)
+    _create_tracking_store()
+
+
+def _create_tracking_store() -> None:
+    """Create the sqlite schema once, here: parallel steps would otherwise race on the migration."""
+    import mlflow
+
+    from components.register.registry import configure_tracking, quiet_mlflow
+
+    configure_tracking()
+    with quiet_mlflow():
+        mlflow.search_experiments(max_results=1)
+
+
+def demo_data_window() -> tuple[str, str]:
+    manifest = paths.feature_data_dir() / "manifest.json"
+    if not manifest.exists():
+        return "", ""
+    data = json.loads(manifest.read_text())
+    return data["start"], data["end"]
+
+
+def _newest_run_dir(before: set[Path]) -> Path:
+    from pipelines.training import PIPELINE_NAME
+
+    candidates = [
+        p for p in paths.pipeline_root().glob(f"{PIPELINE_NAME}-*") if p.is_dir() and p not in before
+    ]
+    if not candidates:
+        raise RuntimeError(f"kfp.local wrote no run folder under {paths.pipeline_root()}")
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def run_training(
+    models: list[str], start: str = "", end: str = "", reason: str = "manual", log_path: Path | None = None
+) -> LocalRun:
+    """Run the pipeline; with `log_path`, the full kfp.local output goes there and only progress shows."""
+    from kfp import local
+
+    from pipelines.training import PIPELINE_NAME, training_pipeline
+
+    prepare_environment()
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(paths.pipeline_root()),
+        raise_on_error=False,
+    )
+    before = set(paths.pipeline_root().glob(f"{PIPELINE_NAME}-*"))
+    timings_file = paths.logs_dir() / f"timings-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    os.environ[TIMINGS_ENV] = str(timings_file)
+    started = time.perf_counter()
+    try:
+        with progress_only(log_path) if log_path else nullcontext():
+            training_pipeline(models=models, start=start, end=end, reason=reason)
+        succeeded = True
+    except RuntimeError:
+        succeeded = False
+    finally:
+        os.environ.pop(TIMINGS_ENV, None)
+    seconds = time.perf_counter() - started
+    run_dir = _newest_run_dir(before)
+    run = LocalRun(run_dir.name, run_dir, succeeded, seconds, timings=read_timings(timings_file))
+    run.outcomes = collect_outcomes(run.name, run_dir, models)
+    # kfp.local reports a failed task as a warning when raise_on_error=False; the outcomes tell which.
+    run.succeeded = run.succeeded and all(outcome.stage != "failed" for outcome in run.outcomes)
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.training import DEFAULT_MODELS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.local_run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model spec names")
+    parser.add_argument("--start", default=None, help="ISO start of the data window (default: demo data)")
+    parser.add_argument("--end", default=None, help="ISO end of the data window (default: demo data)")
+    parser.add_argument("--reason", default="manual", help="why this run exists")
+    args = parser.parse_args(argv)
+    default_start, default_end = demo_data_window()
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    log_path = paths.logs_dir() / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    print(f"training pipeline (kfp.local): {', '.join(models)}; full log: {log_path}", flush=True)
+    run = run_training(models, args.start or default_start, args.end or default_end, args.reason, log_path)
+    print()
+    print(format_table(run.outcomes))
+    print()
+    print(format_timings(run.timings, run.seconds))
+    print()
+    print(f"pipeline run: {run.name} ({run.run_dir})")
+    print(
+        f"MLflow UI:    {sys.executable} -m mlflow ui --backend-store-uri {local_tracking_uri()} --port 5000"
+    )
+    return 0 if run.succeeded else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

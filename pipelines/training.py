@@ -1,0 +1,85 @@
+"""The training pipeline: features -> validate -> train -> evaluate -> gate -> export -> register, in
+parallel per model. The same definition is compiled for Kubeflow Pipelines and run by `kfp.local`.
+
+Deep-learning models train on a GPU on the cluster: each iteration's `resolve_spec` validates the spec
+and returns the number of GPUs its training asks for ("1" or "0"), which feeds the train task's
+accelerator limit at run time. (Branching with dsl.If/Else instead would need `dsl.OneOf` to merge, and
+kfp 2.17's local runner resolves neither OneOf nor a condition nested in a branch inside ParallelFor.)
+"""
+
+from kfp import dsl
+
+from components.evaluate.component import evaluate
+from components.export_triton.component import export_triton
+from components.gate.component import gate
+from components.load_features.component import load_features
+from components.register.component import register
+from components.resolve_spec.component import resolve_spec
+from components.train.component import train
+from components.validate_data.component import validate_data
+
+PIPELINE_NAME = "training-pipeline"
+DEFAULT_MODELS = ["conversion-mlp", "conversion-sklearn", "conversion-xgboost", "intent-transformer"]
+
+
+def _retry_io(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Steps that talk to Feast or MLflow retry transient failures with exponential backoff."""
+    return task.set_retry(
+        num_retries=3, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="600s"
+    )
+
+
+def _train_and_release(model, start, end, reason, gpus) -> None:
+    features = _retry_io(load_features(model=model, start=start, end=end)).set_caching_options(False)
+    training_set = features.outputs["training_set"]
+    validation = validate_data(model=model, training_set=training_set).set_caching_options(False)
+
+    trained = train(model=model, training_set=training_set).after(validation)
+    trained.set_cpu_request("2").set_memory_request("4G").set_memory_limit("8G")
+    trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus.output).after(gpus)
+    bundle, test_set = trained.outputs["bundle"], trained.outputs["test_set"]
+
+    evaluation = evaluate(
+        model=model,
+        lineage=features.outputs["Output"],
+        pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        bundle=bundle,
+        test_set=test_set,
+        training_set=training_set,
+    )
+    _retry_io(evaluation).set_caching_options(False).set_memory_limit("8G")
+    decision = _retry_io(
+        gate(
+            model=model,
+            mlflow_run_id=evaluation.outputs["Output"],
+            evaluation=evaluation.outputs["evaluation"],
+            test_set=test_set,
+        )
+    ).set_caching_options(False)
+
+    with dsl.If(decision.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
+        exported = export_triton(model=model, bundle=bundle, test_set=test_set)
+        registration = register(
+            model=model,
+            mlflow_run_id=evaluation.outputs["Output"],
+            reason=reason,
+            bundle=bundle,
+            evaluation=evaluation.outputs["evaluation"],
+            repository=exported.outputs["repository"],
+            training_set=training_set,
+        )
+        _retry_io(registration).set_caching_options(False)
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate, gate and register each listed model.")
+def training_pipeline(
+    models: list = DEFAULT_MODELS,
+    start: str = "",
+    end: str = "",
+    reason: str = "manual",
+) -> None:
+    """`models`: model spec names; `start`/`end`: ISO data window (empty: each spec's window);
+    `reason`: why this run exists (manual, schedule, or the alert that asked for it)."""
+    with dsl.ParallelFor(models, parallelism=4) as model:
+        resolved = resolve_spec(model=model).set_caching_options(False)
+        _train_and_release(model, start, end, reason, gpus=resolved)

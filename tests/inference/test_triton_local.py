@@ -1,0 +1,200 @@
+"""A real Triton server (the serving env's tritonserver, Python backend) on exported local repositories.
+
+One server serves a tiny ONNX model and a tiny XGBoost model exported by `export_repository`; the tests
+talk to it with `tritonclient` over HTTP and gRPC and compare with the native models' probabilities.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from components.common.bundle import load_predictor
+from components.export_triton.core import export_repository
+from inference.triton_local import SERVING_VENV, Ports, TritonDist, TritonError, TritonLocal
+from tests.components.test_export_triton import build_bundle, spec_named, tiny_frame, use_tiny_frameworks
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.serving,
+    pytest.mark.skipif(
+        not (SERVING_VENV / "bin" / "python").exists(), reason="no serving env (make install)"
+    ),
+]
+MODELS = {"conversion-sklearn": "sklearn", "conversion-xgboost": "xgboost"}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Served:
+    """The running server, the rows it is asked about and what the native models answer for them."""
+
+    def __init__(self, triton: TritonLocal, frame: pd.DataFrame, repository: Path, bundles: dict[str, Path]):
+        self.triton, self.frame, self.repository = triton, frame, repository
+        self.inputs = {m: load_predictor(b).encode(frame)["input__0"] for m, b in bundles.items()}
+        self.expected = {m: load_predictor(b).predict_proba(frame) for m, b in bundles.items()}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("triton")
+    frame = tiny_frame(300)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_tiny_frameworks(monkeypatch)
+        bundles = {m: build_bundle(root / m, fw, frame) for m, fw in MODELS.items()}
+        for model in MODELS:
+            export_repository(bundles[model], spec_named(model), root / "repo", frame.tail(50))
+        with TritonLocal(log_path=root / "triton.log").start(root / "repo" / "local") as triton:
+            print(f"\ntriton start-up: {triton.startup_s:.2f} s")
+            yield Served(triton, frame.tail(40).reset_index(drop=True), root / "repo" / "local", bundles)
+
+
+def _http_infer(client: httpclient.InferenceServerClient, model: str, rows: np.ndarray) -> np.ndarray:
+    tensor = httpclient.InferInput("input__0", list(rows.shape), "FP32")
+    tensor.set_data_from_numpy(rows)
+    return client.infer(model, [tensor]).as_numpy("output__0")
+
+
+def test_server_reports_ready_models_and_start_up_time(served: Served) -> None:
+    assert served.triton.is_ready()
+    assert all(served.triton.is_model_ready(model) for model in MODELS)
+    assert not served.triton.is_model_ready("no-such-model")
+    assert served.triton.startup_s is not None and served.triton.startup_s < 60
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_http_outputs_equal_the_native_model(served: Served, model: str) -> None:
+    client = httpclient.InferenceServerClient(served.triton.http_address)
+    try:
+        got = _http_infer(client, model, served.inputs[model])
+    finally:
+        client.close()
+    assert got.dtype == np.float32 and got.shape == served.expected[model].shape
+    np.testing.assert_allclose(got, served.expected[model], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_grpc_outputs_equal_the_native_model(served: Served, model: str) -> None:
+    # Imported here: tritonclient.grpc and kserve register the same protos and cannot share a process,
+    # so a kserve import elsewhere in the suite must not break collecting this whole file.
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(served.triton.grpc_address)
+    try:
+        rows = served.inputs[model][:7]
+        tensor = grpcclient.InferInput("input__0", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows)
+        got = client.infer(model, [tensor]).as_numpy("output__0")
+    finally:
+        client.close()
+    np.testing.assert_allclose(got, served.expected[model][:7], atol=1e-5, rtol=0)
+
+
+def test_concurrent_requests_are_batched_and_answered_each_on_their_own(served: Served) -> None:
+    model, rows = "conversion-xgboost", served.inputs["conversion-xgboost"]
+    client = httpclient.InferenceServerClient(served.triton.http_address, concurrency=8)
+    try:
+        slices = [
+            slice(i, i + size) for i, size in zip(range(0, 40, 5), [1, 2, 3, 4, 5, 1, 2, 3], strict=True)
+        ]
+        pending = []
+        for part in slices:
+            tensor = httpclient.InferInput("input__0", list(rows[part].shape), "FP32")
+            tensor.set_data_from_numpy(rows[part])
+            pending.append(client.async_infer(model, [tensor]))
+        results = [request.get_result().as_numpy("output__0") for request in pending]
+    finally:
+        client.close()
+    for part, got in zip(slices, results, strict=True):
+        np.testing.assert_allclose(got, served.expected[model][part], atol=1e-5, rtol=0)
+
+
+def test_malformed_requests_fail_alone_and_the_server_keeps_serving(served: Served) -> None:
+    client = httpclient.InferenceServerClient(served.triton.http_address)
+    try:
+        wrong_width = served.inputs["conversion-sklearn"][:3, :-1]
+        with pytest.raises(InferenceServerException, match="input__0"):
+            _http_infer(client, "conversion-sklearn", wrong_width)
+        wrong_type = httpclient.InferInput("input__0", [2, wrong_width.shape[1] + 1], "FP64")
+        wrong_type.set_data_from_numpy(served.inputs["conversion-sklearn"][:2].astype(np.float64))
+        with pytest.raises(InferenceServerException, match="FP64"):
+            client.infer("conversion-sklearn", [wrong_type])
+        got = _http_infer(client, "conversion-sklearn", served.inputs["conversion-sklearn"][:3])
+    finally:
+        client.close()
+    np.testing.assert_allclose(got, served.expected["conversion-sklearn"][:3], atol=1e-5, rtol=0)
+    assert served.triton.running
+
+
+def test_a_model_that_cannot_load_fails_start_up_with_the_log_tail(served: Served, tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    shutil.copytree(served.repository / "conversion-sklearn", repository / "broken")
+    (repository / "broken" / "1" / "model.onnx").unlink()
+    config = repository / "broken" / "config.pbtxt"
+    config.write_text(config.read_text().replace('name: "conversion-sklearn"', 'name: "broken"'))
+    triton = TritonLocal(log_path=tmp_path / "triton.log", startup_timeout_s=60)
+    with pytest.raises(
+        TritonError, match=r"exited with code 1 while starting .*model.onnx: exported artifact not found"
+    ):
+        triton.start(repository)
+    assert not triton.running
+
+
+def test_start_errors_name_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(TritonError, match="model repository not found"):
+        TritonLocal().start(tmp_path / "nowhere")
+    with pytest.raises(TritonError, match="no tritonserver"):
+        TritonDist.find(tmp_path)
+
+
+def test_cli_serves_until_interrupted_and_then_frees_its_ports(served: Served, tmp_path: Path) -> None:
+    ports = Ports.free()
+    command = [
+        sys.executable,
+        "-m",
+        "inference.triton_local",
+        f"--model-repository={served.repository}",
+        f"--http-port={ports.http}",
+        f"--grpc-port={ports.grpc}",
+        f"--metrics-port={ports.metrics}",
+        f"--log-file={tmp_path / 'cli.log'}",
+        "--model-control-mode=explicit",  # still loads the whole repository at start
+    ]
+    cli = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert cli.stdout is not None
+        line = cli.stdout.readline()
+        assert line.startswith("triton ready in"), line
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{ports.http}")
+        try:
+            assert client.is_model_ready("conversion-xgboost")
+        finally:
+            client.close()
+        cli.send_signal(signal.SIGINT)
+        assert cli.wait(timeout=30) == 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    deadline = time.monotonic() + 5
+    while _port_open(ports.http) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _port_open(ports.http)
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

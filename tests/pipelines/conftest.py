@@ -1,0 +1,93 @@
+"""A whole local platform in a temporary folder: demo data, a real Feast store, MLflow on sqlite, and the
+demo specs shrunk (fewer trials, epochs and rows) so the pipeline runs in minutes on two cores."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.common.model_spec import DEFAULT_SPEC_DIR
+from feature_repo import store
+from feature_repo.demo_data import GeneratorConfig, generate, write_tables
+
+FAST_OVERRIDES = {
+    "conversion-xgboost": {"training": {"search": {"n_trials": 2, "timeout_s": 60}}},
+    "conversion-mlp": {"training": {"max_epochs": 4}},
+    "intent-transformer": {
+        "training": {
+            "hyperparameters": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "max_train_rows": 1500,
+                "max_length": 32,
+            },
+            "max_epochs": 2,
+        },
+        "evaluation": {"floors": {"accuracy": 0.3, "f1": 0.2}},
+    },
+}
+MIN_TEST_ROWS = 100
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (
+            _merge(base.get(key, {}), value) if isinstance(value, dict) and key != "floors" else value
+        )
+    return merged
+
+
+def write_spec(spec_dir: Path, name: str, data: dict) -> None:
+    data = {**data, "name": name}
+    (spec_dir / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def fast_specs(spec_dir: Path) -> None:
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    for path in DEFAULT_SPEC_DIR.glob("*.yaml"):
+        data = _merge(yaml.safe_load(path.read_text()), FAST_OVERRIDES.get(path.stem, {}))
+        data["evaluation"]["min_test_rows"] = MIN_TEST_ROWS
+        write_spec(spec_dir, path.stem, data)
+
+
+@pytest.fixture(scope="session")
+def local_platform(tmp_path_factory):
+    """MLOPS_HOME with data (100 customers), the applied and materialized Feast store, and fast specs."""
+    home = tmp_path_factory.mktemp("platform")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_HOME", str(home))
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home}/mlflow/mlflow.db")
+        patch.setenv("MLOPS_SPEC_DIR", str(home / "specs"))
+        patch.delenv("FEATURE_DATA_URI", raising=False)
+        config = GeneratorConfig(customers=100)
+        write_tables(config, generate(config), home / "data")
+        store.bootstrap()
+        fast_specs(home / "specs")
+        yield home
+
+
+@pytest.fixture
+def restore_data(local_platform):
+    """Lets a test corrupt the feature data in place; the originals come back afterwards."""
+    backup = local_platform / "data-backup"
+    shutil.copytree(local_platform / "data", backup)
+    yield local_platform / "data"
+    shutil.rmtree(local_platform / "data")
+    backup.rename(local_platform / "data")
+
+
+@pytest.fixture(scope="session")
+def first_run(local_platform):
+    """The pipeline over all four demo models on fresh stores: every model becomes a first champion."""
+    from pipelines.local_run import demo_data_window, run_training
+    from pipelines.training import DEFAULT_MODELS
+
+    start, end = demo_data_window()
+    run = run_training(DEFAULT_MODELS, start, end, reason="test: first run")
+    assert run.succeeded, [(o.model, o.stage, o.reasons) for o in run.outcomes]
+    return run

@@ -1,0 +1,68 @@
+"""Every pipeline compiles, loads back with the kfp SDK, and the committed compiled files are current."""
+
+from __future__ import annotations
+
+import yaml
+
+from pipelines import compile as compile_module
+from pipelines.training import DEFAULT_MODELS, PIPELINE_NAME
+
+
+def _compiled(tmp_path):
+    written = {path.name: path for path in compile_module.compile_all(tmp_path)}
+    assert set(written) == {f"{PIPELINE_NAME}.yaml", f"{PIPELINE_NAME}.k8s.yaml"}
+    return written
+
+
+def _tasks(spec: dict) -> dict:
+    """Every task of every DAG in the IR, by task name."""
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    return tasks
+
+
+def test_the_pipeline_compiles_and_loads_back_with_the_sdk(tmp_path):
+    from kfp import components
+
+    written = _compiled(tmp_path)
+    loaded = components.load_component_from_file(str(written[f"{PIPELINE_NAME}.yaml"]))
+    assert loaded.name == PIPELINE_NAME
+    assert set(loaded.component_spec.inputs) == {"models", "start", "end", "reason"}
+    assert loaded.component_spec.inputs["models"].default == DEFAULT_MODELS
+
+
+def test_kubernetes_form_is_a_pipeline_and_a_pipeline_version(tmp_path):
+    documents = list(yaml.safe_load_all(_compiled(tmp_path)[f"{PIPELINE_NAME}.k8s.yaml"].read_text()))
+    assert [d["kind"] for d in documents] == ["Pipeline", "PipelineVersion"]
+    assert {d["apiVersion"] for d in documents} == {"pipelines.kubeflow.org/v2beta1"}
+    assert documents[1]["spec"]["pipelineName"] == PIPELINE_NAME
+    assert documents[1]["spec"]["pipelineSpec"]["pipelineInfo"]["name"] == PIPELINE_NAME
+
+
+def test_retries_caching_and_resources_are_where_they_belong(tmp_path):
+    spec = yaml.safe_load(_compiled(tmp_path)[f"{PIPELINE_NAME}.yaml"].read_text())
+    tasks = _tasks(spec)
+    for io_step in ("load-features", "evaluate", "gate", "register"):
+        assert tasks[io_step]["retryPolicy"]["maxRetryCount"] == 3, io_step
+        assert tasks[io_step]["cachingOptions"].get("enableCache", False) is False, io_step
+    assert tasks["train"]["cachingOptions"]["enableCache"] is True
+    executors = spec["deploymentSpec"]["executors"]
+    train_resources = executors["exec-train"]["container"]["resources"]
+    assert train_resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert "resolve-spec" in train_resources["accelerator"]["resourceCount"]
+    images = {executor["container"]["image"] for executor in executors.values()}
+    assert images and all(":" in image and not image.endswith(":latest") for image in images)
+
+
+def test_gate_guards_export_and_register(tmp_path):
+    spec = yaml.safe_load(_compiled(tmp_path)[f"{PIPELINE_NAME}.yaml"].read_text())
+    tasks = _tasks(spec)
+    conditions = [task for task in tasks.values() if "triggerPolicy" in task]
+    (gated,) = [task for task in conditions if "gate" in task["triggerPolicy"]["condition"]]
+    guarded = spec["components"][gated["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(guarded) == {"export-triton", "register"}
+
+
+def test_committed_compiled_pipelines_are_current():
+    assert compile_module.stale_files(compile_module.COMPILED_DIR) == [], "run `make compile`"
