@@ -20,7 +20,7 @@ SERVING_PY := .venv-serving/bin/python
 DEB_PACKAGES := prometheus prometheus-alertmanager
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: help install run test lint format compile clean distclean lock data features pipeline deb-packages
+.PHONY: help install run test lint format compile clean distclean lock data features pipeline rules-test deb-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,8 +31,11 @@ run: install data features ## The local loop: demo data -> Feast -> training pip
 	$(PY) -m pipelines.local_run
 	@echo "local state: $(MLOPS_HOME)"
 
-test: install lint ## Everything CI runs: lint, then the test suite
+test: install lint rules-test ## Everything CI runs: lint, alert-rule checks, then the test suite
 	$(PY) -m pytest -q
+
+rules-test: .venv/.synced deb-packages ## promtool check/test the alert rules, amtool check the Alertmanager config
+	$(PY) -m monitoring.rules.check
 
 lint: .venv/.synced ## ruff check + format check
 	.venv/bin/ruff check .

@@ -1,0 +1,252 @@
+"""How a retrain run is started and watched: on this machine (`LocalSubmitter`) or on KFP (`KfpSubmitter`).
+
+A submitter has two calls. `submit(run)` starts the run and returns its external id (stored with the
+run); it raises `SubmitError` when nothing was started. `wait(run, on_running)` blocks until the run
+ends and says how; it must also work for a run started by an earlier process (after a restart), knowing
+only the stored `run.external_id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from components.common import paths
+from monitoring.retrain_trigger.errors import SubmitError
+from monitoring.retrain_trigger.state import RunRecord
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCAL_COMMAND = (sys.executable, "-m", "pipelines.local_run")
+DEFAULT_PIPELINE_PACKAGE = paths.REPO_ROOT / "pipelines" / "compiled" / "training-pipeline.yaml"
+KFP_TERMINAL_STATES = {"SUCCEEDED": True, "FAILED": False, "CANCELED": False, "SKIPPED": False}
+
+# The shell records the exit code in a file ($0) so that a restarted trigger, which is no longer the
+# run's parent and cannot wait() for it, still learns how the run ended. mv makes the write atomic.
+_RECORD_EXIT_CODE = '"$@"; code=$?; echo "$code" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$code"'
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    succeeded: bool
+    detail: str
+
+
+class Submitter(Protocol):
+    def submit(self, run: RunRecord) -> str: ...
+
+    def wait(self, run: RunRecord, on_running: Callable[[], None]) -> RunOutcome: ...
+
+
+class LocalSubmitter:
+    """Runs `<command> --models <model> --reason <reason>` as a child process in its own session (so a
+    trigger restart does not kill a training run), logging to `<logs_dir>/retrain-<run id>.log`."""
+
+    def __init__(
+        self,
+        command: Sequence[str] = DEFAULT_LOCAL_COMMAND,
+        logs_dir: Path | None = None,
+        poll_s: float = 1.0,
+    ) -> None:
+        if not command or shutil.which(command[0]) is None:
+            raise ValueError(f"local command: executable {command[0] if command else ''!r} not found")
+        self.command = list(command)
+        self.logs_dir = logs_dir if logs_dir is not None else paths.logs_dir()
+        self.poll_s = poll_s
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def command_for(self, run: RunRecord) -> list[str]:
+        return [*self.command, "--models", run.model, "--reason", run.reason]
+
+    def log_path(self, run: RunRecord) -> Path:
+        return self.logs_dir / f"retrain-{run.id}.log"
+
+    def exit_code_path(self, run: RunRecord) -> Path:
+        return self.logs_dir / f"retrain-{run.id}.exit"
+
+    def submit(self, run: RunRecord) -> str:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.exit_code_path(run).unlink(missing_ok=True)
+        argv = ["/bin/sh", "-c", _RECORD_EXIT_CODE, str(self.exit_code_path(run)), *self.command_for(run)]
+        try:
+            with self.log_path(run).open("ab") as log_file:
+                child = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    cwd=paths.REPO_ROOT,
+                    env=_child_environment(),
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            raise SubmitError(f"run {run.id}: cannot start {' '.join(self.command)}: {exc}") from exc
+        with self._lock:
+            self._children[child.pid] = child
+        log.info("run %s (%s): started pid %s, log %s", run.id, run.model, child.pid, self.log_path(run))
+        return f"pid:{child.pid}"
+
+    def wait(self, run: RunRecord, on_running: Callable[[], None]) -> RunOutcome:
+        pid = _pid_of(run)
+        if pid is None:
+            return RunOutcome(False, f"no process id recorded for run {run.id} ({run.external_id!r})")
+        on_running()
+        with self._lock:
+            child = self._children.pop(pid, None)
+        if child is not None:
+            child.wait()
+        else:  # started before a restart: not our child, so poll
+            while not self.exit_code_path(run).exists() and _process_alive(pid):
+                time.sleep(self.poll_s)
+        code = _read_exit_code(self.exit_code_path(run))
+        if code is None and child is not None:
+            code = child.returncode  # negative: killed by a signal before the shell could record it
+        if code is None:
+            return RunOutcome(
+                False, f"pid {pid} ended without recording an exit code; see {self.log_path(run)}"
+            )
+        return RunOutcome(code == 0, f"exit code {code}; log {self.log_path(run)}")
+
+
+class KfpSubmitter:
+    """Creates a run of the compiled training pipeline on a KFP API server and polls it until it ends."""
+
+    def __init__(
+        self,
+        host: str,
+        package: Path = DEFAULT_PIPELINE_PACKAGE,
+        poll_s: float = 30.0,
+        experiment: str = "retraining",
+        client_factory: Callable[[str], Any] | None = None,
+    ) -> None:
+        if not Path(package).is_file():
+            raise ValueError(f"pipeline package: {package} not found (run `make compile`)")
+        self.host = host
+        self.package = Path(package)
+        self.poll_s = poll_s
+        self.experiment = experiment
+        self._client_factory = client_factory or _kfp_client
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def run_name(run: RunRecord) -> str:
+        return f"retrain-{run.model}-{run.id}"
+
+    @staticmethod
+    def run_arguments(run: RunRecord) -> dict[str, Any]:
+        return {"models": [run.model], "reason": run.reason}
+
+    def submit(self, run: RunRecord) -> str:
+        try:
+            with tempfile.TemporaryDirectory(prefix="retrain-") as scratch:
+                result = self.client().create_run_from_pipeline_package(
+                    str(without_caching(self.package, Path(scratch))),
+                    arguments=self.run_arguments(run),
+                    run_name=self.run_name(run),
+                    experiment_name=self.experiment,
+                    enable_caching=False,
+                )
+        except Exception as exc:  # any failure means no run: the caller answers 5xx so the alert is resent
+            raise SubmitError(
+                f"KFP at {self.host}: cannot create run {self.run_name(run)}: {_one_line(exc)}"
+            ) from exc
+        return str(result.run_id)
+
+    def wait(self, run: RunRecord, on_running: Callable[[], None]) -> RunOutcome:
+        reported_running = False
+        while True:
+            state = self._poll_state(str(run.external_id))
+            if state in KFP_TERMINAL_STATES:
+                return RunOutcome(KFP_TERMINAL_STATES[state], f"KFP run {run.external_id} ended {state}")
+            if state == "RUNNING" and not reported_running:
+                on_running()
+                reported_running = True
+            time.sleep(self.poll_s)
+
+    def client(self) -> Any:
+        # Created on first use: kfp.Client() calls the API server, which need not be up when we start.
+        with self._lock:
+            if self._client is None:
+                self._client = self._client_factory(self.host)
+            return self._client
+
+    def _poll_state(self, run_id: str) -> str | None:
+        try:
+            return str(self.client().get_run(run_id).state)
+        except Exception as exc:  # the API server may be briefly away; the run goes on without us
+            log.warning("KFP at %s: cannot read run %s: %s", self.host, run_id, _one_line(exc))
+            return None
+
+
+def without_caching(package: Path, out_dir: Path) -> Path:
+    """A copy of the compiled package with caching off for every task, nested ones included.
+
+    A retrain must recompute; kfp 2.17's `enable_caching=False` only reaches the root DAG's tasks, so the
+    steps inside `ParallelFor` would keep their compile-time `enableCache: true`.
+    """
+    documents = list(yaml.safe_load_all(package.read_text(encoding="utf-8")))
+    spec = documents[0]
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec.get("components", {}).values() if "dag" in c)]
+    for dag in dags:
+        for task in dag.get("tasks", {}).values():
+            task["cachingOptions"] = {"enableCache": False}
+    copy = out_dir / package.name
+    copy.write_text(yaml.safe_dump_all(documents, sort_keys=False), encoding="utf-8")
+    return copy
+
+
+def _kfp_client(host: str) -> Any:
+    import kfp
+    from kfp.client import ServiceAccountTokenVolumeCredentials
+
+    # In a multi-user cluster the pod authenticates with a projected service-account token, if mounted.
+    token_path = os.environ.get("KF_PIPELINES_SA_TOKEN_PATH", "/var/run/secrets/kubeflow/pipelines/token")
+    credentials = ServiceAccountTokenVolumeCredentials(token_path) if Path(token_path).is_file() else None
+    return kfp.Client(host=host, credentials=credentials)
+
+
+def _child_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT), env.get("PYTHONPATH")]))
+    env[paths.STATE_ENV] = str(paths.state_root())
+    return env
+
+
+def _pid_of(run: RunRecord) -> int | None:
+    text = (run.external_id or "").removeprefix("pid:")
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_exit_code(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]

@@ -1,0 +1,1 @@
+"""Prometheus alerting/recording rules and Alertmanager config: extraction, rendering and checks."""

@@ -1,0 +1,449 @@
+"""The retrain trigger end to end: HTTP app on a tmp sqlite with a recording submitter (our own interface),
+one real-socket run with the real LocalSubmitter, and the KfpSubmitter against a tiny fake KFP API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from components.common.model_spec import load_specs
+from monitoring.retrain_trigger.__main__ import main as trigger_main
+from monitoring.retrain_trigger.alerts import parse_webhook
+from monitoring.retrain_trigger.app import TriggerService, create_app
+from monitoring.retrain_trigger.state import RunRecord, StateStore
+from monitoring.retrain_trigger.submitters import (
+    DEFAULT_PIPELINE_PACKAGE,
+    KfpSubmitter,
+    LocalSubmitter,
+    RunOutcome,
+)
+
+SAMPLE = Path(__file__).parent / "data" / "alertmanager_webhook_v4.json"
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HOUR = 3600.0
+
+
+class FakeSubmitter:
+    """Records submissions; each run stays in flight until the test calls `finish`."""
+
+    def __init__(self) -> None:
+        self.submitted: list[RunRecord] = []
+        self.waited: list[int] = []
+        self.fail_with: Exception | None = None
+        self._done: dict[int, tuple[threading.Event, list[RunOutcome]]] = {}
+
+    def submit(self, run: RunRecord) -> str:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.submitted.append(run)
+        return f"fake-{run.id}"
+
+    def wait(self, run: RunRecord, on_running: Callable[[], None]) -> RunOutcome:
+        self.waited.append(run.id)
+        on_running()
+        event, outcome = self._slot(run.id)
+        event.wait(30)
+        return outcome[0] if outcome else RunOutcome(False, "test ended")
+
+    def finish(self, run_id: int, succeeded: bool = True) -> None:
+        event, outcome = self._slot(run_id)
+        outcome.append(RunOutcome(succeeded, "finished by the test"))
+        event.set()
+
+    def release_all(self) -> None:
+        for event, _ in self._done.values():
+            event.set()
+
+    def _slot(self, run_id: int) -> tuple[threading.Event, list[RunOutcome]]:
+        return self._done.setdefault(run_id, (threading.Event(), []))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def models() -> list[str]:
+    return [spec.name for spec in load_specs()]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSubmitter]:
+    submitter = FakeSubmitter()
+    yield submitter
+    submitter.release_all()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "trigger.db"
+
+
+@contextmanager
+def running_app(db: Path, submitter, models, clock) -> Iterator[tuple[TestClient, TriggerService]]:
+    service = TriggerService(StateStore(db), submitter, models, clock=clock)
+    with TestClient(create_app(service, TOKEN)) as client:
+        yield client, service
+
+
+@pytest.fixture
+def app(db, fake, models, clock) -> Iterator[tuple[TestClient, TriggerService]]:
+    with running_app(db, fake, models, clock) as pair:
+        yield pair
+
+
+def payload(fingerprint: str = "5f3a2c9b8e1d7a46", starts_at: str | None = None, **labels: str) -> dict:
+    body = json.loads(SAMPLE.read_text())
+    alert = body["alerts"][0]
+    alert["fingerprint"] = fingerprint
+    alert["startsAt"] = starts_at or alert["startsAt"]
+    alert["labels"].update(labels)
+    return body
+
+
+def post(client: TestClient, body: dict) -> list[dict]:
+    response = client.post("/v1/alerts", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    return response.json()["alerts"]
+
+
+def outcome(client: TestClient, body: dict) -> str:
+    return post(client, body)[0]["outcome"]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    raise AssertionError(f"{name}{labels} not exported")
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+# ------------------------------------------------------------------------------------------- payloads
+def test_sample_payload_parses_with_alertmanager_fields(models):
+    body = json.loads(SAMPLE.read_text())
+    body["alerts"][0]["newFieldFromAFutureAlertmanager"] = {"x": 1}
+    parsed = parse_webhook(json.dumps(body).encode(), models)
+    alert = parsed.alerts[0]
+    assert (parsed.version, parsed.truncated_alerts, parsed.group_labels["model"]) == ("4", 0, alert.model)
+    assert alert.starts_at_utc == "2026-11-22T10:15:30.123456Z"  # nanoseconds cut to one canonical form
+    assert alert.wants_retrain and alert.reason().startswith("ModelInputDriftDetected fingerprint=")
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [({}, "expected 'Bearer <token>'"), ({"Authorization": "Bearer nope"}, "wrong bearer token")],
+)
+def test_requests_without_the_token_are_unauthorized(app, fake, headers, reason):
+    client, _ = app
+    response = client.post("/v1/alerts", json=payload(), headers=headers)
+    assert response.status_code == 401 and reason in response.json()["error"]
+    assert response.headers["www-authenticate"] == "Bearer" and fake.submitted == []
+    assert (
+        metric(client.get("/metrics").text, "mlops_retrain_trigger_webhooks_total", outcome="unauthorized")
+        == 1
+    )
+
+
+def _mutated(change: Callable[[dict], object]) -> bytes:
+    body = payload()
+    change(body)
+    return json.dumps(body).encode()
+
+
+BAD_BODIES = [
+    (b"\xff\xfe\x00garbage", "body: not valid JSON"),
+    (b"[1, 2]", "body: expected a JSON object (Alertmanager webhook version 4), got a JSON array"),
+    (_mutated(lambda b: b.update(version="3")), "version: unsupported webhook version '3'"),
+    (_mutated(lambda b: b.pop("alerts")), "alerts: required field is missing"),
+    (_mutated(lambda b: b["alerts"][0]["labels"].pop("model")), "alerts[0].labels.model: required label"),
+    (
+        _mutated(lambda b: b["alerts"][0]["labels"].update(model="nope")),
+        "alerts[0].labels.model: unknown model",
+    ),
+    (_mutated(lambda b: b["alerts"][0].update(startsAt="yesterday")), "alerts[0].startsAt: "),
+    (_mutated(lambda b: b["alerts"][0].update(startsAt="2026-11-22T10:15:30")), "alerts[0].startsAt: "),
+    (_mutated(lambda b: b["alerts"][0].pop("fingerprint")), "alerts[0].fingerprint: required field"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), BAD_BODIES)
+def test_malformed_webhooks_are_rejected_with_the_field(app, fake, body, reason):
+    client, _ = app
+    response = client.post("/v1/alerts", content=body, headers=AUTH)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith(reason) and "\n" not in error
+    assert fake.submitted == []
+    assert (
+        metric(client.get("/metrics").text, "mlops_retrain_trigger_webhooks_total", outcome="rejected") == 1
+    )
+
+
+def test_oversized_bodies_are_refused(db, fake, models, clock):
+    service = TriggerService(StateStore(db), fake, models, clock=clock)
+    with TestClient(create_app(service, TOKEN, max_body_bytes=512)) as client:
+        response = client.post("/v1/alerts", json=payload(padding="x" * 1000), headers=AUTH)
+    assert response.status_code == 413 and "512-byte limit" in response.json()["error"]
+
+
+def test_resolved_and_non_retrain_alerts_are_ignored(app, fake):
+    client, _ = app
+    resolved_alert = payload()
+    resolved_alert["alerts"][0]["status"] = "resolved"
+    resolved_group = payload(fingerprint="aa")
+    resolved_group["status"] = "resolved"
+    results = [
+        post(client, body)[0] for body in (resolved_alert, resolved_group, payload("bb", action="page"))
+    ]
+    assert [(r["outcome"], r["reason"]) for r in results] == [
+        ("ignored", "resolved"),
+        ("ignored", "resolved"),
+        ("ignored", "no action=retrain label"),
+    ]
+    assert fake.submitted == []
+    text = client.get("/metrics").text
+    assert metric(text, "mlops_retrain_trigger_webhooks_total", outcome="ignored_resolved") == 2
+
+
+# ------------------------------------------------------------------------------------------ decisions
+def test_dedup_cooldown_in_flight_and_retrigger(app, fake, clock):
+    client, service = app
+    first = post(client, payload())[0]
+    assert first["outcome"] == "triggered" and [r.model for r in fake.submitted] == ["conversion-xgboost"]
+    assert fake.submitted[0].reason.startswith("ModelInputDriftDetected fingerprint=5f3a2c9b8e1d7a46")
+    # The same alert again, and as an HA peer spells the same instant in another zone: duplicates.
+    assert outcome(client, payload()) == "deduplicated"
+    assert outcome(client, payload(starts_at="2026-11-22T11:15:30.123456+01:00")) == "deduplicated"
+    clock.now += HOUR
+    assert outcome(client, payload("second")) == "cooldown"
+    assert outcome(client, payload("other-model", model="conversion-mlp")) == "triggered"
+    clock.now += 6 * HOUR  # cool-down over, but the first run still runs
+    assert outcome(client, payload("third")) == "in_flight"
+    fake.finish(first["run_id"])
+    wait_until(lambda: service.store.run(first["run_id"]).status == "succeeded")
+    assert outcome(client, payload("fourth")) == "triggered"
+    assert len(fake.submitted) == 3
+    text = client.get("/metrics").text
+    for name, expected in [("triggered", 3), ("deduplicated", 2), ("cooldown", 1), ("in_flight", 1)]:
+        assert metric(text, "mlops_retrain_trigger_webhooks_total", outcome=name) == expected
+    assert (
+        metric(text, "mlops_retrain_trigger_runs_total", model="conversion-xgboost", status="submitted") == 2
+    )
+    assert metric(text, "mlops_retrain_trigger_runs_in_flight", model="conversion-xgboost") == 1
+    assert metric(text, "mlops_retrain_trigger_runs_in_flight", model="intent-transformer") == 0
+
+
+def test_ha_pair_sending_the_same_alert_at_once_starts_one_run(app, fake):
+    _, service = app
+    parsed = parse_webhook(json.dumps(payload()).encode(), service.models)
+    barrier, outcomes = threading.Barrier(4), []
+
+    def deliver() -> None:
+        barrier.wait()
+        outcomes.append(service.handle(parsed)[0].outcome)
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["deduplicated"] * 3 + ["triggered"] and len(fake.submitted) == 1
+
+
+def test_failed_submission_answers_503_and_the_resend_triggers(app, fake):
+    client, service = app
+    fake.fail_with = RuntimeError("KFP API unreachable")
+    response = client.post("/v1/alerts", json=payload(), headers=AUTH)
+    assert response.status_code == 503 and "KFP API unreachable" in response.json()["error"]
+    assert [run.status for run in service.store.runs()] == ["failed"]
+    fake.fail_with = None
+    assert outcome(client, payload()) == "triggered"  # not deduplicated, not cooled down
+    text = client.get("/metrics").text
+    assert metric(text, "mlops_retrain_trigger_runs_total", model="conversion-xgboost", status="failed") == 1
+
+
+def test_unusable_state_database_answers_503(app, db, fake):
+    client, _ = app
+    for leftover in db.parent.glob(f"{db.name}-*"):
+        leftover.unlink()
+    db.write_bytes(b"this is not a sqlite database" * 100)
+    response = client.post("/v1/alerts", json=payload(), headers=AUTH)
+    assert response.status_code == 503 and str(db) in response.json()["error"]
+    assert client.get("/readyz").status_code == 503 and fake.submitted == []
+
+
+def test_restart_neither_loses_nor_repeats_a_run(db, models, clock):
+    # A crash between persisting and submitting: the alert and its `pending` run are on disk, nothing ran.
+    store = StateStore(db)
+    store.initialize()
+    crashed = store.admit(
+        fingerprint="5f3a2c9b8e1d7a46",
+        starts_at="2026-11-22T10:15:30.123456Z",
+        model="conversion-xgboost",
+        alertname="ModelInputDriftDetected",
+        reason="from before the crash",
+        now=clock(),
+        cooldown_s=HOUR,
+    )
+    first, second = FakeSubmitter(), FakeSubmitter()
+    try:
+        with running_app(db, first, models, clock) as (client, _):
+            assert [run.id for run in first.submitted] == [crashed.run.id]
+            assert outcome(client, payload()) == "deduplicated"  # Alertmanager's resend of that alert
+        with running_app(db, second, models, clock) as (client, service):
+            assert second.submitted == [] and outcome(client, payload()) == "deduplicated"
+            wait_until(lambda: second.waited == [crashed.run.id])  # resumed watching, not resubmitted
+            second.finish(crashed.run.id, succeeded=False)
+            wait_until(lambda: service.store.run(crashed.run.id).status == "failed")
+            assert client.get("/readyz").json() == {"status": "ready"}
+    finally:
+        first.release_all()
+        second.release_all()
+
+
+# ---------------------------------------------------------------------------------- real processes
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_real_socket_with_the_local_submitter(tmp_path, db, models, clock):
+    command = [sys.executable, "-c", "import sys; print('args', sys.argv[1:]); sys.exit(0)"]
+    submitter = LocalSubmitter(command, logs_dir=tmp_path / "logs", poll_s=0.05)
+    service = TriggerService(StateStore(db), submitter, models, clock=clock)
+    with serve(create_app(service, TOKEN)) as url:
+        assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}
+        response = httpx.post(f"{url}/v1/alerts", json=payload(), headers=AUTH)
+        assert response.status_code == 200 and response.json()["counts"] == {"triggered": 1}
+        run_id = response.json()["alerts"][0]["run_id"]
+        wait_until(lambda: service.store.run(run_id).status == "succeeded")
+        assert "mlops_retrain_trigger_runs_in_flight" in httpx.get(f"{url}/metrics").text
+    log = (tmp_path / "logs" / f"retrain-{run_id}.log").read_text()
+    assert "'--models', 'conversion-xgboost', '--reason', 'ModelInputDriftDetected fingerprint=" in log
+    assert service.store.run(run_id).finished_at == clock.now
+
+
+def test_local_submitter_reads_the_exit_code_of_a_run_started_before_a_restart(tmp_path):
+    command = [sys.executable, "-c", "import sys, time; time.sleep(0.3); sys.exit(3)"]
+    run = RunRecord(7, "conversion-mlp", "test", "pending", 0.0, None, None, None, None)
+    external_id = LocalSubmitter(command, logs_dir=tmp_path, poll_s=0.05).submit(run)
+    restarted = LocalSubmitter(command, logs_dir=tmp_path, poll_s=0.05)  # not the parent: polls
+    running: list[bool] = []
+    result = restarted.wait(
+        RunRecord(7, "conversion-mlp", "test", "submitted", 0.0, 0.0, None, external_id, None),
+        on_running=lambda: running.append(True),
+    )
+    assert running == [True] and not result.succeeded and "exit code 3" in result.detail
+
+
+def fake_kfp(runs: list[dict], states: list[str]) -> FastAPI:
+    """Just the KFP v2beta1 endpoints `create_run_from_pipeline_package` and `get_run` call."""
+    api, experiments = FastAPI(), []
+
+    @api.get("/apis/v2beta1/healthz")
+    async def healthz() -> dict:
+        return {"multi_user": False}
+
+    @api.get("/apis/v2beta1/experiments")
+    async def list_experiments() -> dict:
+        return {"experiments": experiments} if experiments else {}
+
+    @api.post("/apis/v2beta1/experiments")
+    async def create_experiment(request: Request) -> dict:
+        experiments.append({**await request.json(), "experiment_id": "exp-1"})
+        return experiments[-1]
+
+    @api.post("/apis/v2beta1/runs")
+    async def create_run(request: Request) -> dict:
+        runs.append(await request.json())
+        return {"run_id": "kfp-run-1", "display_name": runs[-1]["display_name"], "state": "PENDING"}
+
+    @api.get("/apis/v2beta1/runs/{run_id}")
+    async def get_run(run_id: str) -> dict:
+        return {"run_id": run_id, "state": states.pop(0) if states else "SUCCEEDED"}
+
+    return api
+
+
+@pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
+def test_kfp_submitter_creates_and_follows_a_run_on_the_kfp_api():
+    runs, states = [], ["PENDING", "RUNNING", "RUNNING"]
+    run = RunRecord(
+        5, "conversion-sklearn", "DriftAlert fingerprint=ab", "pending", 0.0, None, None, None, None
+    )
+    with serve(fake_kfp(runs, states)) as url:
+        submitter = KfpSubmitter(url, DEFAULT_PIPELINE_PACKAGE, poll_s=0.01)
+        external_id = submitter.submit(run)
+        running: list[bool] = []
+        result = submitter.wait(
+            RunRecord(5, run.model, run.reason, "submitted", 0.0, 0.0, None, external_id, None),
+            on_running=lambda: running.append(True),
+        )
+    assert external_id == "kfp-run-1" and result.succeeded and running == [True] and states == []
+    body = runs[0]
+    assert body["display_name"] == "retrain-conversion-sklearn-5" and body["experiment_id"] == "exp-1"
+    assert body["runtime_config"]["parameters"] == {"models": ["conversion-sklearn"], "reason": run.reason}
+    assert body["pipeline_spec"]["pipelineInfo"]["name"] == "training-pipeline"
+    # A retrain recomputes everything, also the steps nested in ParallelFor (train caches when compiled).
+    assert {task.get("cachingOptions", {}).get("enableCache", False) for task in _tasks(body)} == {False}
+
+
+def _tasks(body: dict) -> list[dict]:
+    spec = body["pipeline_spec"]
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec["components"].values() if "dag" in c)]
+    return [task for dag in dags for task in dag["tasks"].values()]
+
+
+def test_entry_point_refuses_a_missing_token_file(tmp_path, capsys):
+    argv = [
+        "--state-db",
+        str(tmp_path / "s.db"),
+        "--token-file",
+        str(tmp_path / "missing"),
+        "--mode",
+        "local",
+    ]
+    assert trigger_main(argv) == 2
+    assert "token file" in capsys.readouterr().err
