@@ -20,19 +20,20 @@ SERVING_PY := .venv-serving/bin/python
 DEB_PACKAGES := prometheus prometheus-alertmanager
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: help install run test lint format compile clean distclean lock data features pipeline rules-test deb-packages
+.PHONY: help install run test lint format compile clean distclean lock data features pipeline rules-test manifests deb-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: .venv/.synced .venv-serving/.synced deb-packages ## Create both environments and install Debian packages (idempotent)
+install: .venv/.synced .venv-serving/.synced .venv-tools/.synced deb-packages ## Create the environments and install Debian packages (idempotent)
 
 run: install data features ## The local loop: demo data -> Feast -> training pipeline (kfp.local) -> registry
 	$(PY) -m pipelines.local_run
 	@echo "local state: $(MLOPS_HOME)"
 
-test: install lint rules-test ## Everything CI runs: lint, alert-rule checks, then the test suite
-	$(PY) -m pytest -q
+test: install lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites
+	$(SERVING_PY) -m pytest -q tests/serving_env
+	$(PY) -m pytest -q --ignore=tests/serving_env
 
 rules-test: .venv/.synced deb-packages ## promtool check/test the alert rules, amtool check the Alertmanager config
 	$(PY) -m monitoring.rules.check
@@ -60,12 +61,13 @@ pipeline: .venv/.synced ## Run only the training pipeline locally (data and feat
 clean: ## Remove all local state (keeps the environments)
 	rm -rf "$(MLOPS_HOME)"
 
-distclean: clean ## Also remove the environments
-	rm -rf .venv .venv-serving .tools
+distclean: clean ## Also remove the environments and build outputs
+	rm -rf .venv .venv-serving .venv-tools .tools build
 
 lock: $(UV) ## Regenerate both lock files from *.requirements.in
 	$(UV) pip compile -q platform.requirements.in -o platform.lock --python-version $(PYTHON_VERSION) $(FIND_LINKS)
 	$(UV) pip compile -q serving.requirements.in -o serving.lock --python-version $(PYTHON_VERSION) $(FIND_LINKS)
+	$(UV) pip compile -q tools.requirements.in -o tools.lock --python-version $(PYTHON_VERSION)
 
 $(UV):
 	python3 -m venv .tools
@@ -80,6 +82,15 @@ $(UV):
 	[ -x .venv-serving/bin/python ] || $(UV) venv -q .venv-serving --python $(PYTHON_VERSION)
 	VIRTUAL_ENV=.venv-serving $(UV) pip sync -q serving.lock $(FIND_LINKS)
 	touch $@
+
+.venv-tools/.synced: tools.lock | $(UV)
+	[ -x .venv-tools/bin/python ] || $(UV) venv -q .venv-tools --python $(PYTHON_VERSION)
+	VIRTUAL_ENV=.venv-tools $(UV) pip sync -q tools.lock
+	touch $@
+
+manifests: ## Render every overlay into build/manifests/<env>.yaml
+	mkdir -p build/manifests
+	for env in dev staging prod; do kubectl kustomize kustomize/overlays/$$env > build/manifests/$$env.yaml; done
 
 deb-packages: ## Install prometheus (promtool) and alertmanager (amtool) from Debian when missing
 	@if command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null; then \

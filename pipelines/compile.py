@@ -1,7 +1,8 @@
-"""Compile every pipeline: the IR YAML the KFP UI and API take, and the Kubernetes `Pipeline` +
-`PipelineVersion` objects (KFP's Kubernetes-native API) that GitOps applies.
+"""Compile every pipeline: the IR YAML the KFP UI and API take (`pipelines/compiled/`), and the
+Kubernetes `Pipeline` + `PipelineVersion` objects (KFP's Kubernetes-native API) that GitOps applies
+(`manifests/pipelines/`, a kustomize base).
 
-    python -m pipelines.compile [--out pipelines/compiled] [--check]
+    python -m pipelines.compile [--check]
 
 `--check` compiles into a temporary folder and fails if the committed files differ (stale).
 """
@@ -18,6 +19,7 @@ from components.common.images import VERSION
 from components.common.paths import REPO_ROOT
 
 COMPILED_DIR = REPO_ROOT / "pipelines" / "compiled"
+MANIFEST_DIR = REPO_ROOT / "manifests" / "pipelines"
 
 
 def _pipelines() -> dict:
@@ -26,16 +28,17 @@ def _pipelines() -> dict:
     return {PIPELINE_NAME: training_pipeline}
 
 
-def compile_all(out_dir: Path) -> list[Path]:
+def compile_all(ir_dir: Path = COMPILED_DIR, manifest_dir: Path = MANIFEST_DIR) -> list[Path]:
     from kfp import compiler
     from kfp.compiler.compiler_utils import KubernetesManifestOptions
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ir_dir.mkdir(parents=True, exist_ok=True)
+    manifest_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, pipeline in _pipelines().items():
-        ir_path = out_dir / f"{name}.yaml"
+        ir_path = ir_dir / f"{name}.yaml"
         compiler.Compiler().compile(pipeline, str(ir_path))
-        k8s_path = out_dir / f"{name}.k8s.yaml"
+        k8s_path = manifest_dir / f"{name}.k8s.yaml"
         options = KubernetesManifestOptions(
             pipeline_name=name,
             pipeline_version_name=f"{name}-v{VERSION.replace('.', '-')}",
@@ -48,34 +51,34 @@ def compile_all(out_dir: Path) -> list[Path]:
     return written
 
 
-def stale_files(committed_dir: Path) -> list[str]:
+def stale_files() -> list[str]:
+    """Committed compiled files that differ from a fresh compile (or are missing)."""
     with tempfile.TemporaryDirectory() as scratch:
-        fresh = compile_all(Path(scratch))
-        return [
-            path.name
+        fresh = compile_all(Path(scratch) / "ir", Path(scratch) / "k8s")
+        committed = {
+            path.name: (COMPILED_DIR if path.parent.name == "ir" else MANIFEST_DIR) / path.name
             for path in fresh
-            if not (committed_dir / path.name).exists()
-            or not filecmp.cmp(path, committed_dir / path.name, shallow=False)
+        }
+        return [
+            str(committed[path.name].relative_to(REPO_ROOT))
+            for path in fresh
+            if not committed[path.name].exists() or not filecmp.cmp(path, committed[path.name], shallow=False)
         ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.compile", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=COMPILED_DIR, help="folder for the compiled files")
     parser.add_argument("--check", action="store_true", help="fail if the committed files are stale")
     args = parser.parse_args(argv)
     if args.check:
-        stale = stale_files(args.out)
+        stale = stale_files()
         if stale:
-            print(
-                f"stale compiled pipelines in {args.out}: {', '.join(stale)}; run `make compile`",
-                file=sys.stderr,
-            )
+            print(f"stale compiled pipelines: {', '.join(stale)}; run `make compile`", file=sys.stderr)
             return 1
-        print(f"compiled pipelines in {args.out} are up to date")
+        print("compiled pipelines are up to date")
         return 0
-    for path in compile_all(args.out):
-        print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    for path in compile_all():
+        print(f"wrote {path.relative_to(REPO_ROOT)}")
     return 0
 
 

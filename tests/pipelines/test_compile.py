@@ -9,7 +9,7 @@ from pipelines.training import DEFAULT_MODELS, PIPELINE_NAME
 
 
 def _compiled(tmp_path):
-    written = {path.name: path for path in compile_module.compile_all(tmp_path)}
+    written = {path.name: path for path in compile_module.compile_all(tmp_path / "ir", tmp_path / "k8s")}
     assert set(written) == {f"{PIPELINE_NAME}.yaml", f"{PIPELINE_NAME}.k8s.yaml"}
     return written
 
@@ -65,4 +65,4 @@ def test_gate_guards_export_and_register(tmp_path):
 
 
 def test_committed_compiled_pipelines_are_current():
-    assert compile_module.stale_files(compile_module.COMPILED_DIR) == [], "run `make compile`"
+    assert compile_module.stale_files() == [], "run `make compile`"

@@ -1,0 +1,1 @@
+"""Kustomize bases for the cluster, and the checks that every rendered overlay must pass."""

@@ -1,0 +1,71 @@
+"""Entry point: `python -m monitoring.drift_service --port 8080 --detectors DIR [--checkpoint-dir DIR]
+[--buffer-size N] [--max-age-s S] [--max-pending N]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from monitoring.drift_service.app import DEFAULT_MAX_BODY_BYTES, create_app
+from monitoring.drift_service.checkpoint import CheckpointStore
+from monitoring.drift_service.errors import ConfigError
+from monitoring.drift_service.service import (
+    DEFAULT_BUFFER_SIZE,
+    DEFAULT_MAX_AGE_S,
+    DEFAULT_MAX_PENDING,
+    DriftService,
+    load_detectors,
+)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m monitoring.drift_service", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--detectors", required=True, help="folder holding detector bundles (detector.json)")
+    parser.add_argument("--checkpoint-dir", default=None, help="where online detector state is kept")
+    parser.add_argument("--buffer-size", type=int, default=DEFAULT_BUFFER_SIZE, help="rows per detector run")
+    parser.add_argument("--max-age-s", type=float, default=DEFAULT_MAX_AGE_S, help="flush older rows anyway")
+    parser.add_argument(
+        "--max-pending", type=int, default=DEFAULT_MAX_PENDING, help="rows waiting, per model"
+    )
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    args = parser.parse_args(argv)
+    if args.buffer_size < 1 or args.max_pending < args.buffer_size or args.max_age_s <= 0:
+        parser.error("need --buffer-size >= 1, --max-pending >= --buffer-size and --max-age-s > 0")
+    return args
+
+
+def build_service(args: argparse.Namespace) -> DriftService:
+    checkpoints = CheckpointStore(args.checkpoint_dir) if args.checkpoint_dir else None
+    return DriftService(
+        load_detectors(args.detectors),
+        buffer_size=args.buffer_size,
+        max_age_s=args.max_age_s,
+        max_pending=args.max_pending,
+        checkpoints=checkpoints,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn
+
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        service = build_service(args)
+    except ConfigError as exc:
+        print(f"drift service: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(service, max_body_bytes=args.max_body_bytes)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

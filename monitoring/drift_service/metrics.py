@@ -1,0 +1,132 @@
+"""The drift service's Prometheus metrics (names fixed by the platform's metric contract; base units).
+
+Each `DriftMetrics` owns a registry, so several services (tests) can live in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from monitoring.drift_service.errors import REJECT_REASONS
+
+EVENT_KINDS = ("request", "response")
+DROP_REASONS = ("buffer_full", "detector_error", "no_detector", "unknown_version")
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+__all__ = ["CONTENT_TYPE_LATEST", "DROP_REASONS", "EVENT_KINDS", "DriftMetrics"]
+
+
+class RunResult(Protocol):
+    """The fields of `monitoring.detectors.base.DriftResult` exported here (no detector import needed)."""
+
+    drift: bool
+    statistics: Mapping[str, float]
+    p_values: Mapping[str, float]
+    threshold: float
+
+
+class DriftMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        labels = ["model", "version"]
+        self.received = Counter(
+            "mlops_drift_events_received",
+            "Inference CloudEvents accepted, by kind.",
+            [*labels, "kind"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "mlops_drift_events_rejected",
+            "Malformed or unroutable CloudEvents (answered 400).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "mlops_drift_events_dropped",
+            "Rows (of accepted events) never scored, by reason.",
+            [*labels, "reason"],
+            registry=self.registry,
+        )
+        self.statistic = Gauge(
+            "mlops_drift_test_statistic",
+            "The detector's test statistic in its last run.",
+            [*labels, "feature"],
+            registry=self.registry,
+        )
+        self.p_value = Gauge(
+            "mlops_drift_p_value",
+            "The detector's p-value in its last run.",
+            [*labels, "feature"],
+            registry=self.registry,
+        )
+        self.threshold = Gauge(
+            "mlops_drift_threshold",
+            "The detector's threshold (p-value after correction, or online).",
+            labels,
+            registry=self.registry,
+        )
+        self.detected = Gauge(
+            "mlops_drift_detected",
+            "1 when the last detector run found drift, else 0.",
+            labels,
+            registry=self.registry,
+        )
+        self.last_run = Gauge(
+            "mlops_drift_last_run_timestamp_seconds",
+            "Unix time of the last detector run.",
+            labels,
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "mlops_drift_detector_duration_seconds",
+            "Time one detector run took.",
+            labels,
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason=reason)
+
+    def register_detector(self, model: str, version: str) -> None:
+        # Series exist at 0 from load time, so increase() sees the first event and absent() stays quiet.
+        for kind in EVENT_KINDS:
+            self.received.labels(model=model, version=version, kind=kind)
+        for reason in DROP_REASONS:
+            self.dropped.labels(model=model, version=version, reason=reason)
+        self.detected.labels(model=model, version=version).set(0)
+        self.duration.labels(model=model, version=version)
+
+    def count_received(self, model: str, version: str, kind: str) -> None:
+        self.received.labels(model=model, version=version, kind=kind).inc()
+
+    def count_rejected(self, reason: str) -> None:
+        self.rejected.labels(reason=reason).inc()
+
+    def count_dropped(self, model: str, version: str, reason: str, rows: int) -> None:
+        if rows:
+            self.dropped.labels(model=model, version=version, reason=reason).inc(rows)
+
+    def record_run(
+        self,
+        model: str,
+        version: str,
+        result: RunResult,
+        finished_at: float,
+        duration_s: float,
+    ) -> None:
+        """Export one detector run; per-feature series appear with the first run that has them."""
+        for feature, value in result.statistics.items():
+            self.statistic.labels(model=model, version=version, feature=feature).set(value)
+        for feature, value in result.p_values.items():
+            self.p_value.labels(model=model, version=version, feature=feature).set(value)
+        self.threshold.labels(model=model, version=version).set(result.threshold)
+        self.detected.labels(model=model, version=version).set(1 if result.drift else 0)
+        self.last_run.labels(model=model, version=version).set(finished_at)
+        self.duration.labels(model=model, version=version).observe(duration_s)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

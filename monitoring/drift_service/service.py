@@ -1,0 +1,273 @@
+"""The drift service's core, free of any web framework: route KServe logger events to per (model, version)
+buffers, run the detector on full or old windows, export the results, and checkpoint online state.
+
+Routing. Model: the `inferenceservicename` extension, else the payload's `model_name`; a model with no
+detector for any version is rejected (400). Version, first that applies: the `modelversion` extension
+(set by the local router, or by anyone who knows the registry version), the `x-model-version` header
+logged in the `metadata` extension, the payload's `model_version` when a detector has it, the model's only
+loaded version, else the payload's `model_version`. Triton answers with its repository version ("1"),
+not the registry's, which is why it ranks below the explicit sources. A request for a version without a
+detector is accepted and its rows counted as dropped (`no_detector`); responses are counted, not scored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from monitoring.drift_service.buffers import Buffers, Key
+from monitoring.drift_service.checkpoint import CheckpointStore
+from monitoring.drift_service.cloudevents import CloudEvent, event_json, parse_http_event
+from monitoring.drift_service.errors import ConfigError, EventError
+from monitoring.drift_service.metrics import DriftMetrics, RunResult
+from monitoring.drift_service.oip import payload_field, request_rows, row_count
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUFFER_SIZE = 200
+DEFAULT_MAX_AGE_S = 60.0
+DEFAULT_MAX_PENDING = 10_000
+VERSION_HEADER = "x-model-version"
+
+
+class DriftDetector(Protocol):
+    """The detector contract of `monitoring/detectors/base.py`, as far as this service uses it."""
+
+    model: str
+    version: str
+    features: list[str]
+    online: bool
+
+    def score(self, rows: pd.DataFrame) -> RunResult: ...
+    def state(self) -> dict: ...
+    def restore(self, state: dict) -> None: ...
+
+
+DetectorLoader = Callable[[Path], DriftDetector]
+
+
+def load_bundle_detector(folder: Path) -> DriftDetector:
+    # Imported on use: alibi-detect is heavy and lives only in the serving environment.
+    from monitoring.detectors.base import load_detector
+
+    return load_detector(folder)
+
+
+def load_detectors(
+    root: str | Path, loader: DetectorLoader = load_bundle_detector
+) -> dict[Key, DriftDetector]:
+    """Every detector bundle (a folder with `detector.json`) under `root`, keyed by (model, version)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"--detectors {root}: not a folder")
+    folders = sorted(path.parent for path in root.rglob("detector.json"))
+    if not folders:
+        raise ConfigError(f"--detectors {root}: no detector.json found")
+    detectors: dict[Key, DriftDetector] = {}
+    for folder in folders:
+        try:
+            detector = loader(folder)
+        except Exception as exc:  # whatever the bundle's loader raises, name the bundle at start-up
+            raise ConfigError(f"detector bundle {folder}: {type(exc).__name__}: {exc}") from exc
+        key = (detector.model, str(detector.version))
+        if key in detectors:
+            raise ConfigError(f"--detectors {root}: two bundles for model {key[0]} version {key[1]}")
+        detectors[key] = detector
+    return detectors
+
+
+@dataclass(frozen=True)
+class Accepted:
+    model: str
+    version: str
+    kind: str
+    rows: int  # rows queued for the detector
+    dropped: int  # rows not queued (no detector, buffer full, unknown version)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    model: str
+    version: str
+    rows: int
+    result: RunResult | None
+    error: str | None = None
+
+
+class DriftService:
+    def __init__(
+        self,
+        detectors: Mapping[Key, DriftDetector],
+        metrics: DriftMetrics | None = None,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        checkpoints: CheckpointStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.detectors = dict(detectors)
+        self.metrics = metrics or DriftMetrics()
+        self.buffers = Buffers(buffer_size, max_age_s, max_pending, clock)
+        self.max_age_s = max_age_s
+        self.checkpoints = checkpoints
+        self.clock = clock
+        self._versions: dict[str, list[str]] = {}
+        self._run_lock = threading.Lock()  # one detector run at a time: detectors are not thread-safe
+        for model, version in self.detectors:
+            self._versions.setdefault(model, []).append(version)
+            self.metrics.register_detector(model, version)
+        self._restore_checkpoints()
+        self.ready = True
+
+    def _restore_checkpoints(self) -> None:
+        if self.checkpoints is None:
+            return
+        for (model, version), detector in self.detectors.items():
+            state = self.checkpoints.load(model, version) if detector.online else None
+            if state:
+                detector.restore(state)
+                log.info("restored %s version %s from %s", model, version, self.checkpoints.folder)
+
+    # ----------------------------------------------------------------------------------------- ingest
+    def handle_http(self, headers: Mapping[str, str], body: bytes) -> Accepted:
+        """Parse and route one HTTP-delivered CloudEvent; invalid input is counted and re-raised."""
+        try:
+            event = parse_http_event(headers, body)
+            return self.ingest(event)
+        except EventError as exc:
+            self.metrics.count_rejected(exc.reason)
+            raise
+
+    def ingest(self, event: CloudEvent) -> Accepted:
+        payload = event_json(event)
+        model = self._model_of(event, payload)
+        version = self._version_of(model, event, payload)
+        if event.kind == "response":
+            self.metrics.count_received(model, version or "unknown", "response")
+            return Accepted(model, version or "unknown", "response", 0, 0)
+        detector = self.detectors.get((model, version)) if version else None
+        if detector is None:
+            rows = row_count(payload)  # validates the payload before anything is counted
+            reason = "unknown_version" if version is None else "no_detector"
+            version = version or "unknown"
+            self.metrics.count_received(model, version, "request")
+            self.metrics.count_dropped(model, version, reason, rows)
+            return Accepted(model, version, "request", 0, rows)
+        rows = _detector_columns(request_rows(payload, detector.features), detector)
+        self.metrics.count_received(model, version, "request")
+        dropped = self.buffers.add((model, version), rows)
+        self.metrics.count_dropped(model, version, "buffer_full", dropped)
+        return Accepted(model, version, "request", len(rows) - dropped, dropped)
+
+    def _model_of(self, event: CloudEvent, payload: Any) -> str:
+        model = event.attribute("inferenceservicename") or payload_field(payload, "model_name")
+        if not model:
+            raise EventError(
+                "unknown_model", f"CloudEvent {event.id}: no ce-inferenceservicename or model_name"
+            )
+        if model not in self._versions:
+            raise EventError("unknown_model", f"CloudEvent {event.id}: no detector for model {model!r}")
+        return model
+
+    def _version_of(self, model: str, event: CloudEvent, payload: Any) -> str | None:
+        explicit = event.attribute("modelversion") or _metadata_version(event.attribute("metadata"))
+        if explicit:
+            return explicit
+        loaded = self._versions[model]
+        from_payload = payload_field(payload, "model_version")
+        if from_payload in loaded:
+            return from_payload
+        return loaded[0] if len(loaded) == 1 else from_payload
+
+    # ------------------------------------------------------------------------------------ detector runs
+    def run_due(self) -> list[RunReport]:
+        """Score every due window (full, or older than max_age_s); called by the flusher thread."""
+        with self._run_lock:
+            return [self._run(key, window) for key, window in self.buffers.take_due()]
+
+    def _run(self, key: Key, window: pd.DataFrame) -> RunReport:
+        model, version = key
+        detector = self.detectors[key]
+        started = time.perf_counter()
+        try:
+            result = detector.score(window)
+        except Exception as exc:  # a detector bug must cost its window, not the service
+            log.exception("detector %s version %s failed on %d rows", model, version, len(window))
+            self.metrics.count_dropped(model, version, "detector_error", len(window))
+            return RunReport(model, version, len(window), None, f"{type(exc).__name__}: {exc}")
+        self.metrics.record_run(model, version, result, self.clock(), time.perf_counter() - started)
+        if detector.online and self.checkpoints is not None:
+            self._checkpoint(model, version, detector)
+        return RunReport(model, version, len(window), result)
+
+    def _checkpoint(self, model: str, version: str, detector: DriftDetector) -> None:
+        try:
+            self.checkpoints.save(model, version, detector.state())  # type: ignore[union-attr]
+        except (OSError, TypeError, ValueError):  # the run's metrics stand; the next run retries the save
+            log.exception("checkpoint for %s version %s failed", model, version)
+
+
+def _detector_columns(rows: pd.DataFrame, detector: DriftDetector) -> pd.DataFrame:
+    missing = [name for name in detector.features if name not in rows.columns]
+    if missing:
+        raise EventError(
+            "bad_payload",
+            f"OIP inputs: missing column {missing[0]!r} for {detector.model} {detector.version}",
+        )
+    return rows[list(detector.features)]
+
+
+def _metadata_version(metadata: str | None) -> str | None:
+    # KServe logs selected request headers as JSON {"Header-Name": ["value", ...]}.
+    if not metadata:
+        return None
+    try:
+        headers = json.loads(metadata)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(headers, dict):
+        return None
+    for name, values in headers.items():
+        if str(name).lower() == VERSION_HEADER and values:
+            return str(values[0] if isinstance(values, list) else values)
+    return None
+
+
+class Flusher:
+    """Background thread that runs `run_due` when a buffer fills and at least every `tick_s` (for age)."""
+
+    def __init__(self, service: DriftService, tick_s: float | None = None) -> None:
+        self.service = service
+        self.tick_s = tick_s if tick_s is not None else min(1.0, service.max_age_s / 4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="drift-flusher", daemon=True)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        self.service.buffers.wakeup.set()
+        self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        wakeup = self.service.buffers.wakeup
+        while not self._stop.is_set():
+            wakeup.wait(self.tick_s)
+            wakeup.clear()
+            try:
+                self.service.run_due()
+            except Exception:  # e.g. a checkpoint write failing: log it, keep flushing
+                log.exception("drift flush failed")

@@ -1,0 +1,218 @@
+"""Drift detectors on real alibi-detect with small demo data (run with .venv-serving/bin/python -m pytest)."""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("alibi_detect")
+import torch
+
+from components.common.model_spec import DEFAULT_SPEC_DIR, load_spec, parse_spec
+from feature_repo.demo_data import DriftSpec, GeneratorConfig, generate
+from feature_repo.demo_data.labels import point_in_time_features
+from monitoring.detectors import DetectorError, DriftResult, load_detector
+from monitoring.detectors.base import parquet_available
+from monitoring.detectors.fit import fit_detector, input_columns, main
+from monitoring.detectors.tabular import BatchTabularDetector
+
+pytestmark = pytest.mark.serving
+DRIFT_START = pd.Timestamp("2026-10-01", tz="UTC")
+SHIFTED = "sessions_7d"
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pd.DataFrame]:
+    torch.set_num_threads(1)
+    drift = DriftSpec(kind="covariate", start=DRIFT_START, features=(SHIFTED,), magnitude=2)
+    return generate(GeneratorConfig(customers=200, drift=(drift,)))
+
+
+@pytest.fixture(scope="module")
+def sessions(tables) -> dict[str, pd.DataFrame]:
+    """Training-set shaped rows split into: fit (old, pre-drift), clean (newer, pre-drift), drifted."""
+    features = point_in_time_features(
+        tables["session_stats"], tables["customer_activity"], tables["customer_profile"]
+    )
+    labels = tables["conversions"][["session_id", "converted"]]
+    frame = features.merge(labels, on="session_id").sort_values("event_timestamp", ignore_index=True)
+    before = frame[frame["event_timestamp"] < DRIFT_START]
+    return {
+        "fit": before.iloc[:-500],
+        "clean": before.iloc[-500:].reset_index(drop=True),
+        "drifted": frame[frame["event_timestamp"] >= DRIFT_START].iloc[:500].reset_index(drop=True),
+    }
+
+
+def spec(name: str, **monitoring):
+    data = load_spec(DEFAULT_SPEC_DIR / f"{name}.yaml").model_dump(mode="json", exclude_none=True)
+    if monitoring:
+        data["monitoring"] = {**data["monitoring"], **monitoring}
+    return parse_spec(data)
+
+
+def test_input_columns_skip_keys_timestamp_and_label(sessions):
+    columns = input_columns(spec("conversion-xgboost"), sessions["fit"])
+    assert "plan_tier" in columns and SHIFTED in columns
+    assert not {"session_id", "customer_id", "event_timestamp", "converted"} & set(columns)
+
+
+@pytest.mark.parametrize("name", ["conversion-xgboost", "conversion-sklearn"])  # tabular, ks
+def test_batch_detector_flags_only_the_shifted_feature(name, sessions, tmp_path):
+    folder = fit_detector(spec(name), sessions["fit"], "1", tmp_path / "det")
+    started = time.perf_counter()
+    detector = load_detector(folder)
+    assert time.perf_counter() - started < 5
+    assert not detector.online and detector.model == name and detector.version == "1"
+    clean = detector.score(sessions["clean"])
+    assert isinstance(clean, DriftResult) and clean.rows == 500
+    assert not clean.drift, clean.p_values
+    drifted = detector.score(sessions["drifted"])
+    assert drifted.drift
+    flagged = {f for f, p in drifted.p_values.items() if p < drifted.threshold}
+    assert SHIFTED in flagged
+    assert min(drifted.p_values, key=drifted.p_values.get) == SHIFTED
+    assert detector.state() == {}
+
+
+def test_ks_ignores_categorical_and_tabular_encodes_it(sessions, tmp_path):
+    ks = load_detector(fit_detector(spec("conversion-sklearn"), sessions["fit"], "1", tmp_path / "ks"))
+    assert "plan_tier" not in ks.features
+    manifest = json.loads((tmp_path / "ks" / "detector.json").read_text())
+    assert manifest["ignored_features"] == ["plan_tier"]
+    tab = load_detector(fit_detector(spec("conversion-xgboost"), sessions["fit"], "1", tmp_path / "tab"))
+    window = sessions["clean"].assign(plan_tier="platinum")  # a category never seen in training
+    assert tab.score(window).p_values["plan_tier"] < 1e-6
+
+
+def test_batch_round_trip_gives_identical_scores(sessions, tmp_path):
+    columns = input_columns(spec("conversion-xgboost"), sessions["fit"])
+    fitted = BatchTabularDetector.fit("tabular", "m", "2", sessions["fit"].iloc[:800], columns, 0.01, "fdr")
+    before = fitted.score(sessions["drifted"])
+    after = load_detector(fitted.save(tmp_path / "det")).score(sessions["drifted"])
+    assert after == before
+
+
+def test_missing_column_is_a_one_line_error(sessions, tmp_path):
+    detector = load_detector(fit_detector(spec("conversion-sklearn"), sessions["fit"], "1", tmp_path / "d"))
+    with pytest.raises(DetectorError, match=f"missing input columns {SHIFTED}$"):
+        detector.score(sessions["clean"].drop(columns=[SHIFTED]))
+
+
+# ------------------------------------------------------------------------------------------- online
+@pytest.fixture(scope="module")
+def cvm_folder(sessions, tmp_path_factory) -> Path:
+    return fit_detector(spec("conversion-mlp"), sessions["fit"], "1", tmp_path_factory.mktemp("cvm"))
+
+
+def first_detection(detector, rows: pd.DataFrame) -> int | None:
+    for i in range(len(rows)):
+        if detector.score(rows.iloc[[i]]).drift:
+            return i + 1
+    return None
+
+
+def test_cvm_online_quiet_on_clean_rows_and_fast_on_shift(cvm_folder, sessions):
+    started = time.perf_counter()
+    detector = load_detector(cvm_folder)
+    load_s = time.perf_counter() - started
+    print(f"cvm_online load (threshold simulation): {load_s:.1f} s")
+    assert detector.online and SHIFTED in detector.features and "plan_tier" not in detector.features
+    initial = detector.state()
+    clean = detector.score(sessions["clean"].iloc[:60])
+    assert not clean.drift and clean.rows == 60 and detector.t == 60
+    detector.restore(initial)
+    assert detector.t == 0
+    found = first_detection(detector, sessions["drifted"].iloc[:150])
+    assert found is not None and found <= 100, found
+    result = detector.score(sessions["drifted"].iloc[[found]])
+    assert max(result.statistics, key=result.statistics.get) == SHIFTED
+
+
+def test_cvm_online_state_survives_a_restart(cvm_folder, sessions):
+    first = load_detector(cvm_folder)
+    first.score(sessions["clean"].iloc[:70])
+    state = json.loads(json.dumps(first.state()))  # checkpoints are JSON
+    second = load_detector(cvm_folder)
+    second.restore(state)
+    assert second.t == 70
+    nxt = sessions["drifted"].iloc[:5]
+    assert second.score(nxt) == first.score(nxt)
+    assert second.t == 75  # the window continued instead of restarting
+
+
+def test_fet_online_on_a_binary_feature(sessions, tmp_path):
+    threshold = sessions["fit"][SHIFTED].median()
+    active = {k: v.assign(active=(v[SHIFTED] > threshold).astype("int64")) for k, v in sessions.items()}
+    fet = spec("conversion-mlp", detector="fet_online", features=["active", "plan_tier"])
+    with pytest.raises(DetectorError, match="not in the training set"):
+        fit_detector(fet, sessions["fit"], "1", tmp_path / "bad")
+    detector = load_detector(fit_detector(fet, active["fit"], "1", tmp_path / "fet"))
+    assert detector.features == ["active"]  # plan_tier is not binary
+    initial = detector.state()
+    assert not detector.score(active["clean"].iloc[:60]).drift
+    detector.restore(initial)
+    assert first_detection(detector, active["drifted"].iloc[:150]) is not None
+
+
+# --------------------------------------------------------------------------------------------- text
+@pytest.fixture(scope="module")
+def messages(tables) -> dict[str, pd.DataFrame]:
+    frame = tables["messages"]
+    before = frame[frame["event_timestamp"] < DRIFT_START]
+    return {"fit": before.iloc[:-300], "clean": before.iloc[-300:].reset_index(drop=True), "all": frame}
+
+
+def test_text_detector_flags_a_new_intent_mix_and_new_vocabulary(messages, tmp_path):
+    folder = fit_detector(spec("intent-transformer"), messages["fit"], "1", tmp_path / "text")
+    started = time.perf_counter()
+    detector = load_detector(folder)
+    print(f"mmd_online load (threshold simulation): {time.perf_counter() - started:.1f} s")
+    assert detector.features == ["text"]
+    initial = detector.state()
+    clean = detector.score(messages["clean"].iloc[:60])
+    assert not clean.drift and set(clean.statistics) == {"__all__"}
+    detector.restore(initial)
+    cancellations = messages["all"][messages["all"]["intent"].isin(["cancellation", "billing"])]
+    assert first_detection(detector, cancellations.iloc[:150]) is not None
+    detector.restore(initial)
+    rng = np.random.default_rng(0)
+    words = ["zorglub", "quantenfluss", "xylofon", "brrr", "kappa", "omega", "flux"]
+    foreign = pd.DataFrame({"text": [" ".join(rng.choice(words, 6)) for _ in range(150)]})
+    found = first_detection(detector, foreign)
+    assert found is not None and found <= 80, found
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def test_cli_writes_a_bundle_and_reports_errors_on_one_line(sessions, tmp_path, capsys):
+    training = tmp_path / ("train.parquet" if parquet_available() else "train.jsonl")
+    write = (
+        sessions["fit"].to_parquet
+        if parquet_available()
+        else partial(sessions["fit"].to_json, orient="records", lines=True)
+    )
+    write(training)
+    out = tmp_path / "bundle"
+    args = [
+        "--model",
+        "conversion-xgboost",
+        "--training-set",
+        str(training),
+        "--version",
+        "7",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    manifest = json.loads((out / "detector.json").read_text())
+    assert manifest["kind"] == "tabular" and manifest["version"] == "7"
+    assert (out / manifest["reference_file"]).exists() and (out / "alibi").is_dir()
+    assert main([*args[:1], "no-such-model", *args[2:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no-such-model" in err and "\n" not in err
