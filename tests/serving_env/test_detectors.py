@@ -12,42 +12,15 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("alibi_detect")
-import torch
 
 from components.common.model_spec import DEFAULT_SPEC_DIR, load_spec, parse_spec
-from feature_repo.demo_data import DriftSpec, GeneratorConfig, generate
-from feature_repo.demo_data.labels import point_in_time_features
 from monitoring.detectors import DetectorError, DriftResult, load_detector
 from monitoring.detectors.base import parquet_available
 from monitoring.detectors.fit import fit_detector, input_columns, main
 from monitoring.detectors.tabular import BatchTabularDetector
+from tests.serving_env.conftest import DRIFT_START, SHIFTED
 
 pytestmark = pytest.mark.serving
-DRIFT_START = pd.Timestamp("2026-10-01", tz="UTC")
-SHIFTED = "sessions_7d"
-
-
-@pytest.fixture(scope="module")
-def tables() -> dict[str, pd.DataFrame]:
-    torch.set_num_threads(1)
-    drift = DriftSpec(kind="covariate", start=DRIFT_START, features=(SHIFTED,), magnitude=2)
-    return generate(GeneratorConfig(customers=200, drift=(drift,)))
-
-
-@pytest.fixture(scope="module")
-def sessions(tables) -> dict[str, pd.DataFrame]:
-    """Training-set shaped rows split into: fit (old, pre-drift), clean (newer, pre-drift), drifted."""
-    features = point_in_time_features(
-        tables["session_stats"], tables["customer_activity"], tables["customer_profile"]
-    )
-    labels = tables["conversions"][["session_id", "converted"]]
-    frame = features.merge(labels, on="session_id").sort_values("event_timestamp", ignore_index=True)
-    before = frame[frame["event_timestamp"] < DRIFT_START]
-    return {
-        "fit": before.iloc[:-500],
-        "clean": before.iloc[-500:].reset_index(drop=True),
-        "drifted": frame[frame["event_timestamp"] >= DRIFT_START].iloc[:500].reset_index(drop=True),
-    }
 
 
 def spec(name: str, **monitoring):
