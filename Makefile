@@ -20,15 +20,16 @@ SERVING_PY := .venv-serving/bin/python
 DEB_PACKAGES := prometheus prometheus-alertmanager
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: help install run test lint format compile clean distclean lock data features pipeline rules-test manifests deb-packages
+.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve monitor rules-test manifests deb-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: .venv/.synced .venv-serving/.synced .venv-tools/.synced deb-packages ## Create the environments and install Debian packages (idempotent)
+install: .venv/.synced .venv-serving/.synced .venv-tools/.synced manifests/schemas/node_modules/.installed deb-packages ## Create the environments and install Debian packages (idempotent)
 
-run: install data features ## The local loop: demo data -> Feast -> training pipeline (kfp.local) -> registry
+run: install data features ## The local loop: demo data -> Feast -> training pipeline -> registry -> Triton canary
 	$(PY) -m pipelines.local_run
+	$(PY) -m inference.local_rollout
 	@echo "local state: $(MLOPS_HOME)"
 
 test: install lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites
@@ -58,6 +59,12 @@ features: .venv/.synced ## feast apply + materialize the online store (skipped w
 pipeline: .venv/.synced ## Run only the training pipeline locally (data and features must exist)
 	$(PY) -m pipelines.local_run
 
+serve: .venv/.synced ## Serve the registered models locally (Triton + canary router), analyse, promote or roll back
+	$(PY) -m inference.local_rollout
+
+monitor: install ## Run Prometheus, Alertmanager, the drift service and the retrain trigger locally (Ctrl-C stops)
+	$(PY) -m monitoring.local_stack --detectors "$(MLOPS_HOME)/detectors"
+
 clean: ## Remove all local state (keeps the environments)
 	rm -rf "$(MLOPS_HOME)"
 
@@ -86,6 +93,10 @@ $(UV):
 .venv-tools/.synced: tools.lock | $(UV)
 	[ -x .venv-tools/bin/python ] || $(UV) venv -q .venv-tools --python $(PYTHON_VERSION)
 	VIRTUAL_ENV=.venv-tools $(UV) pip sync -q tools.lock
+	touch $@
+
+manifests/schemas/node_modules/.installed: manifests/schemas/package-lock.json manifests/schemas/package.json
+	npm ci --prefix manifests/schemas --no-audit --no-fund
 	touch $@
 
 manifests: ## Render every overlay into build/manifests/<env>.yaml

@@ -19,7 +19,7 @@ REQUIRED_LABELS = tuple(
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # Kinds kubernetes-validate has no schema for (CRDs); they are checked against manifests/schemas/.
 CUSTOM_KINDS = {"PrometheusRule", "ServiceMonitor", "PodMonitor", "Application", "ApplicationSet"}
-CUSTOM_KINDS |= {"Pipeline", "PipelineVersion"}
+CUSTOM_KINDS |= {"Pipeline", "PipelineVersion", "ServingRuntime", "InferenceService"}
 KUBERNETES_VERSION = "1.32.0"
 
 
@@ -99,6 +99,10 @@ def policy_violations(objects: Iterable[dict]) -> list[str]:
     found: list[str] = []
     for obj in objects:
         found.extend(label_violations(obj))
+        if obj["kind"] == "ServingRuntime":  # KServe copies these containers into every predictor pod
+            for container in containers(obj["spec"]):
+                found.extend(container_violations(obj, obj["spec"], container))
+            continue
         spec = pod_spec(obj)
         if spec is None:
             continue

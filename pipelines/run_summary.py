@@ -12,7 +12,16 @@ KEY_METRICS = {
     "binary": ("roc_auc", "pr_auc", "expected_calibration_error"),
     "multiclass": ("accuracy", "f1"),
 }
-STEP_ORDER = ("load_features", "validate_data", "train", "evaluate", "gate", "export_triton", "register")
+STEP_ORDER = (
+    "load_features",
+    "validate_data",
+    "train",
+    "fit_detector",
+    "evaluate",
+    "gate",
+    "export_triton",
+    "register",
+)
 
 
 @dataclass

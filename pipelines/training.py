@@ -1,5 +1,6 @@
-"""The training pipeline: features -> validate -> train -> evaluate -> gate -> export -> register, in
-parallel per model. The same definition is compiled for Kubeflow Pipelines and run by `kfp.local`.
+"""The training pipeline: features -> validate -> train -> evaluate (+ fit the drift detector) -> gate ->
+export -> register, in parallel per model. The same definition is compiled for Kubeflow Pipelines and
+run by `kfp.local`.
 
 Deep-learning models train on a GPU on the cluster: each iteration's `resolve_spec` validates the spec
 and returns the number of GPUs its training asks for ("1" or "0"), which feeds the train task's
@@ -11,6 +12,7 @@ from kfp import dsl
 
 from components.evaluate.component import evaluate
 from components.export_triton.component import export_triton
+from components.fit_detector.component import fit_detector
 from components.gate.component import gate
 from components.load_features.component import load_features
 from components.register.component import register
@@ -38,6 +40,9 @@ def _train_and_release(model, start, end, reason, gpus) -> None:
     trained.set_cpu_request("2").set_memory_request("4G").set_memory_limit("8G")
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus.output).after(gpus)
     bundle, test_set = trained.outputs["bundle"], trained.outputs["test_set"]
+    # The drift detector for this training set, fitted next to evaluation (serving image: alibi-detect).
+    detector = fit_detector(model=model, training_set=training_set).after(trained)
+    detector.set_cpu_request("1").set_memory_request("2G").set_memory_limit("4G")
 
     evaluation = evaluate(
         model=model,
@@ -66,6 +71,7 @@ def _train_and_release(model, start, end, reason, gpus) -> None:
             bundle=bundle,
             evaluation=evaluation.outputs["evaluation"],
             repository=exported.outputs["repository"],
+            detector=detector.outputs["detector"],
             training_set=training_set,
         )
         _retry_io(registration).set_caching_options(False)

@@ -15,10 +15,11 @@ def register(
     evaluation: Input[Artifact],
     repository: Input[Artifact],
     training_set: Input[Dataset],
+    detector: Input[Artifact],
 ) -> NamedTuple("Registration", [("version", str), ("alias", str), ("model_uri", str)]):
-    """An MLflow model version with signature, input example and the Triton repository, tied by tags to
-    the pipeline run, feature service, data range and code version. Alias `champion` for a model's first
-    version, `challenger` after that; runs only when the gate passed.
+    """An MLflow model version with signature, input example, the Triton repository and the fitted drift
+    detector, tied by tags to the pipeline run, feature service, data range and code version. Alias
+    `champion` for a model's first version, `challenger` after that; runs only when the gate passed.
     """
     from components.register.step import run
 
@@ -30,4 +31,5 @@ def register(
         evaluation_dir=evaluation.path,
         repository_dir=repository.path,
         training_set_path=training_set.path,
+        detector_dir=detector.path,
     )

@@ -4,18 +4,21 @@ from the MLflow run that evaluate opened and gate annotated."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from components.common.bundle import BundleInfo
 from components.common.model_spec import load_specs
 from components.common.timing import timed_step
 from components.evaluate.core import METRICS_FILE, PLOTS_DIR, REPORT_FILE
+from components.fit_detector.step import stamp_version
 from components.load_features.core import load_training_set_file
 from components.register.core import register
 from components.register.pyfunc_model import example_rows
 from components.register.registry import configure_tracking, quiet_mlflow
 
 TRAINING_SET_ARTIFACT = "data"  # the champion's training set is the next run's skew reference
+DETECTOR_ARTIFACT = "detector"  # what the drift service loads for this version
 
 
 def run(
@@ -26,6 +29,7 @@ def run(
     evaluation_dir: str,
     repository_dir: str,
     training_set_path: str,
+    detector_dir: str,
 ) -> tuple[str, str, str]:
     import mlflow
 
@@ -53,8 +57,11 @@ def run(
             input_example=example_rows(BundleInfo.load(Path(bundle_dir)), frame),
             run_id=mlflow_run_id,
         )
-        with quiet_mlflow(), mlflow.start_run(run_id=mlflow_run_id):
+        with quiet_mlflow(), mlflow.start_run(run_id=mlflow_run_id), tempfile.TemporaryDirectory() as scratch:
             mlflow.log_artifact(training_set_path, artifact_path=TRAINING_SET_ARTIFACT)
+            # The detector was fitted before the version existed: stamp the registry version into it.
+            stamped = stamp_version(Path(detector_dir), Path(scratch) / "detector", str(result.version))
+            mlflow.log_artifacts(str(stamped), artifact_path=DETECTOR_ARTIFACT)
             mlflow.set_tags(
                 {"registered_version": str(result.version), "registered_alias": result.alias or ""}
             )

@@ -83,20 +83,32 @@ def test_http_outputs_equal_the_native_model(served: Served, model: str) -> None
     np.testing.assert_allclose(got, served.expected[model], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_grpc_outputs_equal_the_native_model(served: Served, model: str) -> None:
-    # Imported here: tritonclient.grpc and kserve register the same protos and cannot share a process,
-    # so a kserve import elsewhere in the suite must not break collecting this whole file.
-    import tritonclient.grpc as grpcclient
+_GRPC_CLIENT = """
+import sys
+import numpy as np
+import tritonclient.grpc as grpcclient
 
-    client = grpcclient.InferenceServerClient(served.triton.grpc_address)
-    try:
-        rows = served.inputs[model][:7]
-        tensor = grpcclient.InferInput("input__0", list(rows.shape), "FP32")
-        tensor.set_data_from_numpy(rows)
-        got = client.infer(model, [tensor]).as_numpy("output__0")
-    finally:
-        client.close()
+address, model, folder = sys.argv[1:]
+rows = np.load(f"{folder}/in.npy")
+client = grpcclient.InferenceServerClient(address)
+tensor = grpcclient.InferInput("input__0", list(rows.shape), "FP32")
+tensor.set_data_from_numpy(rows)
+np.save(f"{folder}/out.npy", client.infer(model, [tensor]).as_numpy("output__0"))
+client.close()
+"""
+
+
+def grpc_infer(address: str, model: str, rows: np.ndarray, folder: Path) -> np.ndarray:
+    """tritonclient.grpc and kserve register the same protobuf symbols and cannot share a process; the
+    suite imports kserve elsewhere, so the real gRPC client runs in a fresh interpreter."""
+    np.save(folder / "in.npy", rows)
+    subprocess.run([sys.executable, "-c", _GRPC_CLIENT, address, model, str(folder)], check=True, timeout=120)
+    return np.load(folder / "out.npy")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_grpc_outputs_equal_the_native_model(served: Served, model: str, tmp_path: Path) -> None:
+    got = grpc_infer(served.triton.grpc_address, model, served.inputs[model][:7], tmp_path)
     np.testing.assert_allclose(got, served.expected[model][:7], atol=1e-5, rtol=0)
 
 

@@ -55,6 +55,18 @@ def test_versions_carry_lineage_tags(first_run):
         assert tags["feature_service"] == FEATURE_SERVICES[model]
 
 
+def test_each_version_carries_its_drift_detector(first_run):
+    import mlflow
+
+    from components.common.model_spec import load_specs
+
+    for spec in load_specs():
+        version = _client().get_model_version_by_alias(spec.name, "champion")
+        detector = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/detector/detector.json")
+        assert (detector["model"], detector["version"]) == (spec.name, "1")
+        assert detector["kind"] == spec.monitoring.detector
+
+
 def _local_repository(models, target) -> None:
     import mlflow
 

@@ -1,0 +1,165 @@
+"""Decide a canary from its evidence: promote, or not (and why).
+
+    evidence = evidence_from_metrics_text(router_metrics, "conversion-xgboost").with_scores(stable, canary)
+    decision = decide(spec, evidence)      # CanaryDecision(promote, inconclusive, reasons, evidence)
+
+The checks, in the spec's terms (`canary.min_requests`, `canary.success.*`):
+- the canary served at least `min_requests`, else the decision is *inconclusive* (not promoted; the local
+  rollout rolls an inconclusive canary back, since nothing proved it is safe);
+- its error rate (HTTP 5xx share) is at most `max_error_rate`;
+- its p95 latency over the stable version's p95 is at most `max_p95_latency_ratio`;
+- the PSI between its prediction scores and the stable version's is at most `max_prediction_shift`.
+Without scores for either role (Prometheus alone carries none) the shift is not checked and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from components.common.model_spec import ModelSpec
+
+PSI_BINS = 10
+PSI_EPSILON = 1e-4  # share given to an empty bin, so one empty bin does not make the PSI infinite
+
+
+@dataclass(frozen=True)
+class RoleEvidence:
+    """What one role (stable or canary) showed over the analysis window."""
+
+    requests: float = 0.0
+    errors: float = 0.0
+    p95_latency_s: float | None = None
+    scores: tuple[float, ...] = ()
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": self.error_rate,
+            "p95_latency_s": self.p95_latency_s,
+            "scores": len(self.scores),
+        }
+
+
+@dataclass(frozen=True)
+class CanaryEvidence:
+    stable: RoleEvidence
+    canary: RoleEvidence
+    source: str = "unknown"
+    """Where the numbers came from: `router-metrics` or `prometheus`."""
+
+    def with_scores(self, stable: Sequence[float], canary: Sequence[float]) -> CanaryEvidence:
+        return replace(
+            self,
+            stable=replace(self.stable, scores=tuple(map(float, stable))),
+            canary=replace(self.canary, scores=tuple(map(float, canary))),
+        )
+
+
+@dataclass(frozen=True)
+class CanaryDecision:
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+    """Why it is not promoted (empty when it is)."""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    inconclusive: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return "promote" if self.promote else "inconclusive" if self.inconclusive else "rollback"
+
+
+def decide(spec: ModelSpec, evidence: CanaryEvidence) -> CanaryDecision:
+    """Apply `spec.canary` to `evidence`; every failed criterion adds one reason."""
+    canary, success = spec.canary, spec.canary.success
+    summary = evidence_summary(evidence)
+    if evidence.canary.requests < canary.min_requests:
+        reason = f"not enough canary traffic: {evidence.canary.requests:g} < {canary.min_requests}"
+        return CanaryDecision(False, [reason], summary, inconclusive=True)
+    reasons = []
+    if evidence.canary.error_rate > success.max_error_rate:
+        reasons.append(
+            f"canary error rate {evidence.canary.error_rate:.3f} > {success.max_error_rate:g} "
+            f"({evidence.canary.errors:g} of {evidence.canary.requests:g})"
+        )
+    ratio = summary["p95_latency_ratio"]
+    if ratio is not None and ratio > success.max_p95_latency_ratio:
+        reasons.append(f"canary p95 latency {ratio:.2f}x stable > {success.max_p95_latency_ratio:g}x")
+    shift = summary["prediction_shift"]
+    if shift is not None and shift > success.max_prediction_shift:
+        reasons.append(f"prediction shift PSI {shift:.3f} > {success.max_prediction_shift:g}")
+    return CanaryDecision(not reasons, reasons, summary)
+
+
+def evidence_summary(evidence: CanaryEvidence) -> dict[str, Any]:
+    """The numbers a decision rests on, as JSON-ready data (recorded with the decision)."""
+    return {
+        "source": evidence.source,
+        "stable": evidence.stable.to_dict(),
+        "canary": evidence.canary.to_dict(),
+        "p95_latency_ratio": latency_ratio(evidence.canary.p95_latency_s, evidence.stable.p95_latency_s),
+        "prediction_shift": (
+            psi(evidence.stable.scores, evidence.canary.scores)
+            if evidence.stable.scores and evidence.canary.scores
+            else None
+        ),
+    }
+
+
+def latency_ratio(canary_s: float | None, stable_s: float | None) -> float | None:
+    """canary / stable p95; None when either is unknown (no traffic), inf when the stable one is 0."""
+    if canary_s is None or stable_s is None or math.isnan(canary_s) or math.isnan(stable_s):
+        return None
+    if stable_s <= 0:
+        return math.inf if canary_s > 0 else 1.0
+    return canary_s / stable_s
+
+
+def psi(expected: Sequence[float], actual: Sequence[float], bins: int = PSI_BINS) -> float:
+    """Population stability index of `actual` against `expected`, over `bins` quantile bins of `expected`.
+
+    Equal bin edges (a score that repeats) are merged, so a constant stable score gives one bin.
+    """
+    reference, current = np.asarray(expected, dtype=float), np.asarray(actual, dtype=float)
+    if reference.size == 0 or current.size == 0:
+        raise ValueError("psi: both samples need at least one score")
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1))[1:-1])
+    ref_share = _bin_shares(reference, edges)
+    cur_share = _bin_shares(current, edges)
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+
+
+def _bin_shares(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
+    counts = np.bincount(np.searchsorted(inner_edges, values, side="right"), minlength=inner_edges.size + 1)
+    return np.maximum(counts / values.size, PSI_EPSILON)
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """Prometheus' `histogram_quantile` over cumulative (upper bound, count) buckets, `+Inf` included.
+
+    Linear interpolation inside the bucket that holds the rank; a rank in the `+Inf` bucket gives the
+    highest finite bound. None when there are no observations.
+    """
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    rank = q * ordered[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in ordered:
+        if count >= rank:
+            if math.isinf(upper):
+                return lower
+            if count == below:
+                return upper
+            return lower + (upper - lower) * (rank - below) / (count - below)
+        lower, below = upper, count
+    return lower

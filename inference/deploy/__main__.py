@@ -1,0 +1,89 @@
+"""`python -m inference.deploy render|canary|promote|rollback --model NAME [--namespace NS]
+[--out DIR | --kubernetes]`
+
+render: the champion alone (first deploy); printed as YAML unless --out or --kubernetes applies it.
+canary / promote / rollback: the rollout steps (rollout.py); they need --out or --kubernetes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from components.common.errors import SpecError
+from components.common.model_spec import load_specs
+from components.register.registry import CHAMPION, configure_tracking
+from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
+from inference.deploy.registry_refs import resolve_alias
+from inference.deploy.render import render_inference_service
+from inference.deploy.rollout import Rollout
+
+DEFAULT_NAMESPACE = "mlops"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m inference.deploy", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["render", "canary", "promote", "rollback"])
+    parser.add_argument("--model", required=True, help="model spec name (pipelines/models/<name>.yaml)")
+    parser.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--out", type=Path, help="write objects under this folder (local mode)")
+    target.add_argument("--kubernetes", action="store_true", help="server-side apply to the cluster")
+    parser.add_argument(
+        "--reason", default="rolled back by hand", help="rollback: why (tagged on the version)"
+    )
+    parser.add_argument("--logger-url", help="where KServe's logger posts payloads (default: the broker)")
+    parser.add_argument("--spec-dir", type=Path, help="model spec folder (default: $MLOPS_SPEC_DIR or repo)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or local)")
+    parser.add_argument("--artifacts-destination", help="store behind mlflow-artifacts:/ URIs (default: env)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (LookupError, ValueError, SpecError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    [spec] = load_specs(args.spec_dir, names=[args.model])
+    configure_tracking(args.tracking_uri)
+    applier = _applier(args)
+    if applier is None:
+        if args.command != "render":
+            raise ValueError(f"deploy: {args.command} changes the service: pass --out DIR or --kubernetes")
+        champion = resolve_alias(spec.name, CHAMPION, args.artifacts_destination)
+        if champion is None:
+            raise LookupError(f"deploy: {spec.name} has no {CHAMPION!r} version in the registry")
+        service = render_inference_service(spec, champion, None, args.namespace, logger_url=args.logger_url)
+        print(yaml.safe_dump(service, sort_keys=False), end="")
+        return 0
+    rollout = Rollout(applier, args.namespace, args.logger_url, args.artifacts_destination)
+    steps = {
+        "render": rollout.deploy,
+        "canary": rollout.start_canary,
+        "promote": rollout.promote,
+        "rollback": lambda s: rollout.rollback(s, args.reason),
+    }
+    result = steps[args.command](spec)
+    canary = f", challenger v{result.challenger.version}" if result.challenger else ""
+    print(f"{result.model}: {result.state.value}: champion v{result.champion.version}{canary}")
+    return 0
+
+
+def _applier(args: argparse.Namespace) -> Applier | None:
+    if args.kubernetes:
+        return KubernetesApplier()
+    if args.out is not None:
+        return FileApplier(args.out)
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

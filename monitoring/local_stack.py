@@ -1,0 +1,403 @@
+"""The monitoring loop on one machine: Prometheus, Alertmanager, the drift service and the retrain trigger.
+
+    python -m monitoring.local_stack --detectors DIR [--router 127.0.0.1:8090] [--time-scale 1]
+
+runs in the foreground until Ctrl-C; `LocalMonitoringStack` is the same as a context manager. Under
+`$MLOPS_HOME/monitoring/` it writes `prometheus.yml` (scrape jobs `drift-detector`, `retrain-trigger` and
+an optional `router`; the rules extracted from the PrometheusRule objects; the local Alertmanager) and
+`alertmanager.yml` (the committed configuration with the retrain webhook pointed at the local trigger and
+its bearer token file). Every process listens on a free loopback port and logs to `$MLOPS_HOME/logs/`.
+
+`time_scale` exists for the end-to-end TEST ONLY: with `time_scale=30` the generated copies have every
+rule's `for:`/`keep_firing_for:`, Alertmanager's group_wait/group_interval/repeat_interval and the scrape,
+evaluation and resend intervals divided by 30 (at least 1 s; `for: 5m` -> `10s`). The committed rules and
+configuration keep their real durations; promtool tests (`monitoring/rules/tests/`) cover those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from components.common import paths
+from monitoring.rules.alertmanager_config import render
+from monitoring.rules.extract import DEFAULT_SOURCE, extract
+
+PROMETHEUS_BIN = "/usr/bin/prometheus"
+ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
+PLATFORM_PYTHON = paths.REPO_ROOT / ".venv" / "bin" / "python"
+SERVING_PYTHON = paths.REPO_ROOT / ".venv-serving" / "bin" / "python"
+# Prometheus' own defaults, which the committed rules were written against.
+SCRAPE_INTERVAL_S, RESEND_DELAY_S = 15.0, 60.0
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_ROUTE_TIMERS = ("group_wait", "group_interval", "repeat_interval")
+_RULE_TIMERS = ("for", "keep_firing_for")
+
+
+class StackError(RuntimeError):
+    """A process of the local stack did not start or become ready; the message names it and its log."""
+
+
+def duration_s(text: str) -> float:
+    """Seconds in a Prometheus duration such as `1h30m` (`ValueError` naming the text otherwise)."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r}: not a Prometheus duration")
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+
+
+def scaled(text: str, time_scale: float) -> str:
+    """`text` divided by `time_scale`, in whole seconds and never below 1 s."""
+    return f"{max(1, round(duration_s(text) / time_scale))}s"
+
+
+def time_scaled_rules(rules_text: str, time_scale: float) -> str:
+    """A rule file with every `for:`/`keep_firing_for:` divided by `time_scale`."""
+    document = yaml.safe_load(rules_text)
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            for key in _RULE_TIMERS:
+                if key in rule:
+                    rule[key] = scaled(str(rule[key]), time_scale)
+    return yaml.safe_dump(document, sort_keys=False, width=1000)
+
+
+def time_scaled_alertmanager(config_text: str, time_scale: float) -> str:
+    """An Alertmanager configuration with every route's notification timers divided by `time_scale`."""
+    config = yaml.safe_load(config_text)
+    pending = [config["route"]]
+    while pending:
+        route = pending.pop()
+        for key in _ROUTE_TIMERS:
+            if key in route:
+                route[key] = scaled(str(route[key]), time_scale)
+        pending.extend(route.get("routes") or [])
+    return yaml.safe_dump(config, sort_keys=False, width=1000)
+
+
+def prometheus_config(
+    drift_target: str,
+    trigger_target: str,
+    alertmanager_target: str,
+    rule_files: Sequence[Path],
+    interval: str = "15s",
+    router_target: str | None = None,
+) -> dict[str, Any]:
+    """The local `prometheus.yml`: one static scrape job per service (job names as in the cluster)."""
+    jobs = {"drift-detector": drift_target, "retrain-trigger": trigger_target}
+    if router_target:
+        jobs["router"] = router_target
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(path) for path in rule_files],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_target]}]}]},
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in jobs.items()
+        ],
+    }
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (another process could still take it before we bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_ok(url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return 200 <= response.status < 300
+    except OSError:
+        return False
+
+
+@dataclass
+class _Process:
+    name: str
+    argv: list[str]
+    log_path: Path
+    ready_url: str
+    popen: subprocess.Popen[bytes] | None = None
+
+
+class LocalMonitoringStack:
+    """Starts the four processes on enter (ready or `StackError`), stops them all on exit.
+
+    `local_command` is the retrain trigger's command for local runs (its default: the local pipeline).
+    """
+
+    def __init__(
+        self,
+        detectors_dir: str | Path,
+        home: str | Path | None = None,
+        time_scale: float = 1.0,
+        router_target: str | None = None,
+        cooldown_s: float | None = None,
+        local_command: Sequence[str] | None = None,
+        buffer_size: int | None = None,
+        max_age_s: float | None = None,
+        ready_timeout_s: float = 90.0,
+        rules_source: Path = DEFAULT_SOURCE,
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError(f"time_scale: {time_scale} must be > 0")
+        self.detectors_dir = Path(detectors_dir).resolve()
+        self.home = Path(home).resolve() if home else paths.state_root()
+        self.config_dir, self.logs_dir = self.home / "monitoring", self.home / "logs"
+        self.time_scale, self.router_target = time_scale, router_target
+        self.cooldown_s, self.local_command = cooldown_s, local_command
+        self.buffer_size, self.max_age_s = buffer_size, max_age_s
+        self.ready_timeout_s, self.rules_source = ready_timeout_s, rules_source
+        self.ports = {name: free_port() for name in ("prometheus", "alertmanager", "drift", "trigger")}
+        self._processes: list[_Process] = []
+
+    def url(self, name: str) -> str:
+        """`http://127.0.0.1:<port>` of `prometheus`, `alertmanager`, `drift` or `trigger`."""
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def _target(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    # ---------------------------------------------------------------------------------------- files
+    @property
+    def token_file(self) -> Path:
+        return self.config_dir / "secrets" / "retrain-token"
+
+    def _ensure_token(self) -> None:
+        if self.token_file.exists():
+            return
+        self.token_file.parent.mkdir(parents=True, exist_ok=True)
+        self.token_file.touch(mode=0o600)
+        self.token_file.write_text(secrets.token_urlsafe(32))
+
+    def write_configs(self) -> tuple[Path, Path]:
+        """Write the rules, `prometheus.yml` and `alertmanager.yml`; return the last two."""
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        self._ensure_token()
+        rule_files = extract(self.rules_source, self.config_dir / "rules")
+        interval = f"{SCRAPE_INTERVAL_S:g}s"
+        alertmanager_text = render(f"{self.url('trigger')}/v1/alerts", self.token_file)
+        if self.time_scale != 1:
+            for path in rule_files:
+                path.write_text(time_scaled_rules(path.read_text(), self.time_scale))
+            interval = scaled(interval, self.time_scale)
+            alertmanager_text = time_scaled_alertmanager(alertmanager_text, self.time_scale)
+        targets = [self._target(name) for name in ("drift", "trigger", "alertmanager")]
+        config = prometheus_config(*targets, rule_files, interval, self.router_target)
+        prometheus_yml = self.config_dir / "prometheus.yml"
+        prometheus_yml.write_text(yaml.safe_dump(config, sort_keys=False))
+        alertmanager_yml = self.config_dir / "alertmanager.yml"
+        alertmanager_yml.write_text(alertmanager_text)
+        return prometheus_yml, alertmanager_yml
+
+    # ------------------------------------------------------------------------------------ processes
+    def _drift_argv(self) -> list[str]:
+        argv = [str(SERVING_PYTHON), "-m", "monitoring.drift_service", "--port", str(self.ports["drift"])]
+        argv += [
+            "--detectors",
+            str(self.detectors_dir),
+            "--checkpoint-dir",
+            str(self.home / "drift-checkpoints"),
+        ]
+        argv += ["--buffer-size", str(self.buffer_size)] if self.buffer_size is not None else []
+        return argv + (["--max-age-s", str(self.max_age_s)] if self.max_age_s is not None else [])
+
+    def _trigger_argv(self) -> list[str]:
+        argv = [str(PLATFORM_PYTHON), "-m", "monitoring.retrain_trigger", "--mode", "local"]
+        argv += ["--port", str(self.ports["trigger"]), "--token-file", str(self.token_file)]
+        argv += ["--state-db", str(self.config_dir / "retrain-trigger.sqlite")]
+        argv += ["--cooldown-s", str(self.cooldown_s)] if self.cooldown_s is not None else []
+        command = self.local_command
+        return argv + (["--local-command", shlex.join(command)] if command is not None else [])
+
+    def _prometheus_argv(self, config_file: Path) -> list[str]:
+        resend = scaled(f"{RESEND_DELAY_S:g}s", self.time_scale)
+        return [
+            PROMETHEUS_BIN,
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={self.home / 'prometheus-data'}",
+            f"--web.listen-address={self._target('prometheus')}",
+            f"--rules.alert.resend-delay={resend}",
+        ]
+
+    def _alertmanager_argv(self, config_file: Path) -> list[str]:
+        return [
+            ALERTMANAGER_BIN,
+            f"--config.file={config_file}",
+            f"--storage.path={self.home / 'alertmanager-data'}",
+            f"--web.listen-address={self._target('alertmanager')}",
+            "--cluster.listen-address=",  # a single instance: no HA gossip port
+        ]
+
+    def _plan(self, prometheus_yml: Path, alertmanager_yml: Path) -> list[_Process]:
+        # Python services first: their imports take longest, so they start while the binaries come up.
+        plan = (
+            ("drift-service", self._drift_argv(), f"{self.url('drift')}/readyz"),
+            ("retrain-trigger", self._trigger_argv(), f"{self.url('trigger')}/readyz"),
+            (
+                "alertmanager",
+                self._alertmanager_argv(alertmanager_yml),
+                f"{self.url('alertmanager')}/-/ready",
+            ),
+            ("prometheus", self._prometheus_argv(prometheus_yml), f"{self.url('prometheus')}/-/ready"),
+        )
+        return [_Process(name, argv, self.logs_dir / f"{name}.log", ready) for name, argv, ready in plan]
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env[paths.STATE_ENV] = str(self.home)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT), env.get("PYTHONPATH")]))
+        return env
+
+    def start(self) -> None:
+        """Write the configuration, start every process and wait until all are ready."""
+        files = self.write_configs()
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        env = self._environment()
+        for process in self._plan(*files):
+            self._processes.append(process)
+            try:
+                process.popen = _spawn(process, env)
+            except OSError as error:
+                raise StackError(
+                    f"{process.name}: cannot start {process.argv[0]}: {error.strerror}"
+                ) from error
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        waiting = list(self._processes)
+        while waiting:
+            for process in self.exited():
+                raise StackError(f"{process.name} exited during start-up: see {process.log_path}")
+            waiting = [p for p in waiting if not http_ok(p.ready_url)]
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(f"{p.name} ({p.log_path})" for p in waiting)
+                raise StackError(f"not ready after {self.ready_timeout_s:g} s: {names}")
+            if waiting:
+                time.sleep(0.5)
+
+    def exited(self) -> list[_Process]:
+        return [p for p in self._processes if p.popen is not None and p.popen.poll() is not None]
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM every process group (last started first), then SIGKILL what is still alive."""
+        running = [p.popen for p in reversed(self._processes) if p.popen and p.popen.poll() is None]
+        for popen in running:
+            _signal_group(popen, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for popen in running:
+            try:
+                popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(popen, signal.SIGKILL)
+                popen.wait(5)
+        self._processes.clear()
+
+    def __enter__(self) -> LocalMonitoringStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _spawn(process: _Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with process.log_path.open("ab") as log_file:
+        # Own session: stop() signals the whole group, so nothing a process forks outlives it.
+        return subprocess.Popen(
+            process.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=paths.REPO_ROOT,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def _signal_group(popen: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group id is the pid: each leads its own session
+        os.killpg(popen.pid, signum)
+
+
+def wait_for_exit(stack: LocalMonitoringStack) -> str:
+    """Blocks until a process of the stack exits; returns its name (the caller stops the rest)."""
+    while not stack.exited():
+        time.sleep(1.0)
+    return stack.exited()[0].name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m monitoring.local_stack", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--detectors", type=Path, default=None, help="detector bundles (default: $MLOPS_HOME/detectors)"
+    )
+    parser.add_argument(
+        "--router", default=None, help="host:port of the serving router to scrape as job `router`"
+    )
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="divide alert timers by this (tests, demos)"
+    )
+    parser.add_argument("--cooldown-s", type=float, default=None, help="the trigger's per-model cool-down")
+    parser.add_argument("--local-command", default=None, help="the trigger's local run command")
+    args = parser.parse_args(argv)
+    detectors = args.detectors or paths.state_root() / "detectors"
+    if not detectors.is_dir():
+        parser.error(
+            f"--detectors {detectors}: not a folder (fit one with python -m monitoring.detectors.fit)"
+        )
+    command = shlex.split(args.local_command) if args.local_command else None
+    stack = LocalMonitoringStack(
+        detectors,
+        time_scale=args.time_scale,
+        router_target=args.router,
+        cooldown_s=args.cooldown_s,
+        local_command=command,
+    )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly under `kill` as under Ctrl-C
+    try:
+        with stack:
+            for name in ("prometheus", "alertmanager", "drift", "trigger"):
+                print(f"{name:13} {stack.url(name)}", flush=True)
+            print(f"logs          {stack.logs_dir}  (Ctrl-C stops everything)", flush=True)
+            name = wait_for_exit(stack)
+            print(f"local stack: {name} exited: see {stack.logs_dir}", file=sys.stderr)
+            return 1
+    except StackError as error:
+        print(f"local stack: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

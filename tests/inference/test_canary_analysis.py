@@ -1,0 +1,176 @@
+"""Canary analysis units: the decision table, PSI and quantile math, PromQL and the two evidence parsers."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pytest
+
+from components.common.model_spec import load_specs
+from inference.canary.analysis import CanaryEvidence, RoleEvidence, decide, histogram_quantile, psi
+from inference.canary.evidence import (
+    EvidenceError,
+    evidence_from_metrics_text,
+    evidence_from_prometheus,
+    parse_prometheus_vector,
+    prometheus_queries,
+)
+from inference.router.metrics import RouterMetrics
+
+RECORDED = Path(__file__).parent / "data" / "prometheus_canary_query.json"
+RNG = np.random.default_rng(0)
+SAME = RNG.beta(2, 5, 400)
+
+
+@pytest.fixture(scope="module")
+def spec():
+    # conversion-xgboost: min_requests 200, error rate 0.01, p95 ratio 1.5, PSI 0.2
+    [spec] = load_specs(names=["conversion-xgboost"])
+    return spec
+
+
+def evidence(requests=300, errors=0, p95=0.010, scores=None) -> CanaryEvidence:
+    stable = RoleEvidence(1200, 0, 0.010, tuple(SAME))
+    canary = RoleEvidence(requests, errors, p95, tuple(RNG.beta(2, 5, 400) if scores is None else scores))
+    return CanaryEvidence(stable, canary, "test")
+
+
+@pytest.mark.parametrize(
+    ("case", "promote", "inconclusive", "reason"),
+    [
+        (evidence(), True, False, None),
+        (evidence(errors=6), False, False, "canary error rate 0.020 > 0.01 (6 of 300)"),
+        (evidence(p95=0.016), False, False, "canary p95 latency 1.60x stable > 1.5x"),
+        (evidence(scores=RNG.beta(5, 2, 400)), False, False, "prediction shift PSI"),
+        (evidence(requests=150, errors=150), False, True, "not enough canary traffic: 150 < 200"),
+    ],
+    ids=["promote", "errors", "latency", "shift", "too-little-traffic"],
+)
+def test_decision_table(spec, case, promote, inconclusive, reason) -> None:
+    decision = decide(spec, case)
+    assert (decision.promote, decision.inconclusive) == (promote, inconclusive)
+    if reason is None:
+        assert decision.reasons == [] and decision.verdict == "promote"
+    else:
+        assert len(decision.reasons) == 1 and decision.reasons[0].startswith(reason)
+    assert decision.evidence["canary"]["requests"] == case.canary.requests
+    json.dumps(decision.evidence)  # recorded as an MLflow artifact
+
+
+def test_every_failed_criterion_is_a_reason_and_missing_scores_skip_the_shift(spec) -> None:
+    bad = evidence(errors=30, p95=0.05, scores=RNG.beta(5, 2, 400))
+    assert len(decide(spec, bad).reasons) == 3
+    unscored = CanaryEvidence(RoleEvidence(1000, 0, 0.01), RoleEvidence(300, 0, 0.011), "prometheus")
+    decision = decide(spec, unscored)
+    assert decision.promote and decision.evidence["prediction_shift"] is None
+
+
+def test_psi_on_known_distributions() -> None:
+    reference = np.linspace(0, 1, 1000, endpoint=False)
+    assert psi(reference, reference) == pytest.approx(0.0, abs=1e-12)
+    # All of `actual` in the top decile: PSI = 0.9*(1e-4-0.1)*ln(1e-4/0.1)... summed by hand below.
+    top = np.full(100, 0.95)
+    expected = 9 * (1e-4 - 0.1) * math.log(1e-4 / 0.1) + (1.0 - 0.1) * math.log(1.0 / 0.1)
+    assert psi(reference, top) == pytest.approx(expected, rel=1e-9)
+    # Half the mass moved from the lower to the upper half: each decile 0.1 -> 0.05 or 0.15.
+    shifted = np.concatenate([reference[:500:2], reference[500:], reference[500:][::2]])
+    half = 5 * (0.05 - 0.1) * math.log(0.5) + 5 * (0.15 - 0.1) * math.log(1.5)
+    assert psi(reference, shifted) == pytest.approx(half, rel=1e-9)
+    assert psi(np.zeros(50), np.zeros(20)) == 0.0  # a constant score: one bin, no shift
+    with pytest.raises(ValueError, match="at least one score"):
+        psi([], [0.5])
+
+
+def test_histogram_quantile_matches_prometheus() -> None:
+    buckets = [(0.005, 50.0), (0.01, 90.0), (0.025, 100.0), (math.inf, 100.0)]
+    assert histogram_quantile(0.95, buckets) == pytest.approx(0.01 + 0.015 * 5 / 10)
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.005)
+    assert histogram_quantile(0.2, buckets) == pytest.approx(0.002)  # first bucket starts at 0
+    assert histogram_quantile(0.95, [(0.1, 1.0), (math.inf, 10.0)]) == 0.1  # rank in +Inf
+    assert histogram_quantile(0.95, [(0.1, 0.0), (math.inf, 0.0)]) is None
+
+
+def test_promql_selects_the_model_and_5xx_over_the_window() -> None:
+    queries = prometheus_queries('a"b', 600)
+    assert (
+        queries["requests"] == 'sum by (role) (increase(mlops_inference_requests_total{model="a\\"b"}[600s]))'
+    )
+    assert queries["errors"] == (
+        'sum by (role) (increase(mlops_inference_requests_total{model="a\\"b",code=~"5.."}[600s]))'
+    )
+    assert queries["p95_latency_s"] == (
+        "histogram_quantile(0.95, sum by (le, role) "
+        '(rate(mlops_inference_request_duration_seconds_bucket{model="a\\"b"}[600s])))'
+    )
+
+
+def test_recorded_prometheus_answers_parse() -> None:
+    recorded = json.loads(RECORDED.read_text())
+    assert parse_prometheus_vector(recorded["requests"]) == {"stable": 803.2, "canary": 201.0}
+    assert parse_prometheus_vector(recorded["p95_latency_s"]) == {"stable": 0.0042}  # NaN: no traffic
+    with pytest.raises(EvidenceError, match="errors: bad_data: parse error"):
+        parse_prometheus_vector(
+            {"status": "error", "errorType": "bad_data", "error": "parse error"}, "errors"
+        )
+    with pytest.raises(EvidenceError, match="expected a vector"):
+        parse_prometheus_vector({"status": "success", "data": {"resultType": "matrix", "result": []}})
+
+
+class _FakePrometheus(BaseHTTPRequestHandler):
+    """Answers /api/v1/query with the recorded answer for whichever of our queries it receives."""
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlparse(self.path).query)["query"][0]
+        self.server.queries.append(query)  # type: ignore[attr-defined]
+        key = next(k for k, q in prometheus_queries("conversion-xgboost", 600).items() if q == query)
+        body = json.dumps(json.loads(RECORDED.read_text())[key]).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_evidence_from_prometheus_over_http(spec) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePrometheus)
+    server.queries = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        found = evidence_from_prometheus(f"http://127.0.0.1:{server.server_address[1]}", spec.name, 600)
+    finally:
+        server.shutdown()
+    assert len(server.queries) == 3  # type: ignore[attr-defined]
+    assert (found.canary.requests, found.canary.errors, found.canary.p95_latency_s) == (201.0, 4.0, None)
+    assert found.canary.error_rate == pytest.approx(4 / 201)
+    assert (found.stable.requests, found.stable.errors, found.stable.p95_latency_s) == (803.2, 0.0, 0.0042)
+    assert decide(spec, found).reasons == ["canary error rate 0.020 > 0.01 (4 of 201)"]
+    with pytest.raises(EvidenceError, match="requests query failed"):
+        evidence_from_prometheus("http://127.0.0.1:9", spec.name, 600, timeout_s=1)
+
+
+def test_router_metrics_text_gives_counts_errors_and_p95_per_role() -> None:
+    metrics = RouterMetrics()
+    for _ in range(90):
+        metrics.observe("m", "1", "stable", 200, 0.003)
+    for _ in range(10):
+        metrics.observe("m", "1", "stable", 200, 0.02)
+    for code in (200,) * 17 + (502, 503, 400):
+        metrics.observe("m", "2", "canary", code, 0.004)
+    metrics.observe("other", "9", "canary", 502, 1.0)  # another model's series is ignored
+    found = evidence_from_metrics_text(metrics.exposition().decode(), "m")
+    assert (found.stable.requests, found.stable.errors) == (100, 0)
+    assert (found.canary.requests, found.canary.errors) == (20, 2)  # 4xx is the client's, not counted
+    assert found.stable.p95_latency_s == pytest.approx(0.01 + 0.015 * (95 - 90) / 10)
+    assert 0.0025 < found.canary.p95_latency_s <= 0.005
+    assert evidence_from_metrics_text(metrics.exposition().decode(), "absent").canary.requests == 0
+    with pytest.raises(EvidenceError, match="cannot parse"):
+        evidence_from_metrics_text("mlops_inference_requests_total{model=", "m")

@@ -1,0 +1,161 @@
+"""The local canary rollout end to end: two registered versions of a tiny ONNX model in a tmp MLflow
+store, served by a real Triton behind the router, judged from the router's metrics and promoted (good
+challenger) or rolled back (`--bad-canary error`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from components.register.registry import (
+    CHALLENGER,
+    CHAMPION,
+    configure_tracking,
+    get_alias_version,
+    set_alias,
+)
+from inference.deploy.apply import FileApplier
+from inference.local_rollout import EVIDENCE_ARTIFACT, NAMESPACE, run_local_rollout
+from tests.inference.test_router import N_FEATURES, export_local_model, served_test
+
+MODEL = "demo"  # export_local_model names its Triton model "demo"
+SPECS = Path(__file__).resolve().parents[2] / "pipelines" / "models"
+REQUESTS = 400
+
+
+def _fit(seed: int, c: float):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(300, N_FEATURES))
+    label = (features @ np.array([1.0, -0.5, 0.8, 0.0, 0.3]) + rng.normal(size=300) > 0).astype(int)
+    return LogisticRegression(C=c).fit(features, label)
+
+
+def _write_spec(folder: Path) -> None:
+    spec = yaml.safe_load((SPECS / "conversion-sklearn.yaml").read_text())
+    spec["name"] = MODEL
+    spec["serving"]["instances"] = 1
+    # Half the traffic on the canary keeps the test short while both samples stay large enough for PSI.
+    spec["canary"] = {
+        "traffic_percent": 50,
+        "analysis_window_s": 60,
+        "min_requests": 100,
+        # Loose latency and shift bounds: a shared 2-core machine jitters; the bad canaries break them anyway.
+        "success": {"max_error_rate": 0.01, "max_p95_latency_ratio": 3.0, "max_prediction_shift": 0.3},
+    }
+    (folder / f"{MODEL}.yaml").write_text(yaml.safe_dump(spec))
+
+
+def _register(client: mlflow.MlflowClient, experiment: str, model, folder: Path) -> None:
+    export_local_model(model, folder / "local" / MODEL)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.log_artifacts(str(folder), artifact_path="triton")
+    uri = f"{run.info.artifact_uri}/triton"
+    client.create_model_version(MODEL, uri, run.info.run_id, tags={"triton_uri": uri})
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory):
+    """v1 (champion), v2 (a close retrain: a good challenger), v3 (another one, for the bad canary)."""
+    home = tmp_path_factory.mktemp("mlops_home")
+    (home / "specs").mkdir()
+    _write_spec(home / "specs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_HOME", str(home))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        configure_tracking()
+        client = mlflow.MlflowClient()
+        client.create_registered_model(MODEL)
+        experiment = client.create_experiment(MODEL, artifact_location=str(home / "artifacts"))
+        for number, model in enumerate((_fit(0, 1.0), _fit(0, 0.7), _fit(0, 0.8)), start=1):
+            _register(client, experiment, model, home / f"export-{number}")
+        yield home
+        mlflow.set_tracking_uri(None)
+
+
+def _rows(*_: object) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    return pd.DataFrame(rng.normal(size=(300, N_FEATURES)), columns=[f"f{i}" for i in range(N_FEATURES)])
+
+
+def _encoder(model: str, version: str):
+    return lambda frame: {"input__0": frame.to_numpy(dtype=np.float32)}
+
+
+def _rollout(home: Path, bad_canary: str | None = None):
+    lines: list[str] = []
+    [outcome] = run_local_rollout(
+        [MODEL], REQUESTS, bad_canary, home / "specs", _rows, _encoder, seed=1, say=lines.append
+    )
+    return outcome, lines
+
+
+def _aliases() -> tuple[str | None, str | None]:
+    found = [get_alias_version(MODEL, alias) for alias in (CHAMPION, CHALLENGER)]
+    return tuple(str(v.version) if v else None for v in found)
+
+
+def _served(home: Path) -> dict:
+    return FileApplier(home / "serving" / "isvc").get("InferenceService", MODEL, NAMESPACE)
+
+
+def _evidence(version: str) -> dict:
+    run_id = mlflow.MlflowClient().get_model_version(MODEL, version).run_id
+    return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{EVIDENCE_ARTIFACT}"))
+
+
+@served_test
+def test_a_good_challenger_is_promoted_without_a_failed_request(home: Path) -> None:
+    set_alias(MODEL, CHAMPION, 1)
+    set_alias(MODEL, CHALLENGER, 2)
+    outcome, lines = _rollout(home)
+    assert outcome.decision is not None and outcome.decision.promote, lines
+    assert outcome.traffic.failed == 0 and outcome.traffic.sent == REQUESTS
+    assert 0.4 < outcome.traffic.codes[("canary", 200)] / REQUESTS < 0.6  # the ISVC's 50%
+    assert _aliases() == ("2", None)
+    predictor = _served(home)["spec"]["predictor"]
+    assert "canaryTrafficPercent" not in predictor
+    tags = mlflow.MlflowClient().get_model_version(MODEL, "2").tags
+    assert (tags["canary_decision"], tags["rollout_state"]) == ("promote", "promoted")
+    evidence = _evidence("2")
+    assert evidence["canary"]["requests"] == outcome.traffic.codes[("canary", 200)]
+    assert evidence["source"] == "router-metrics" and evidence["prediction_shift"] < 0.3
+    assert lines == [outcome.line()] and lines[0].startswith("demo: promote v2 (champion v1)")
+
+
+@served_test
+def test_a_failing_canary_is_rolled_back_and_the_champion_stays(home: Path) -> None:
+    set_alias(MODEL, CHAMPION, 1)
+    set_alias(MODEL, CHALLENGER, 3)
+    outcome, lines = _rollout(home, bad_canary="error")
+    assert outcome.decision is not None and not outcome.decision.promote, lines
+    assert any(r.startswith("canary error rate") for r in outcome.decision.reasons)
+    assert outcome.traffic.codes[("stable", 200)] > 0 and outcome.traffic.codes[("canary", 502)] > 0
+    assert {role for (role, code) in outcome.traffic.codes if code != 200} == {"canary"}
+    assert _aliases() == ("1", None)
+    served = _served(home)
+    assert served["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert served["metadata"]["annotations"]["serving.mlops-loop.io/stable-version"] == "1"
+    tags = mlflow.MlflowClient().get_model_version(MODEL, "3").tags
+    assert (tags["canary_decision"], tags["rollout_state"]) == ("rollback", "rolled_back")
+    assert tags["rollback_reason"].startswith("canary error rate")
+    assert 0.3 < _evidence("3")["canary"]["error_rate"] < 0.7  # the injected 50%
+
+
+@served_test
+def test_a_slow_canary_is_rolled_back_on_latency(home: Path) -> None:
+    set_alias(MODEL, CHAMPION, 1)
+    set_alias(MODEL, CHALLENGER, 3)
+    outcome, lines = _rollout(home, bad_canary="slow")
+    assert outcome.decision is not None and not outcome.decision.promote, lines
+    assert outcome.traffic.failed == 0  # slow, not broken
+    assert [r.split(" latency")[0] for r in outcome.decision.reasons] == ["canary p95"]
+    assert outcome.decision.evidence["p95_latency_ratio"] > 3.0
+    assert _aliases() == ("1", None)
