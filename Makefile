@@ -20,7 +20,7 @@ SERVING_PY := .venv-serving/bin/python
 DEB_PACKAGES := prometheus prometheus-alertmanager
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve monitor rules-test manifests deb-packages
+.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve monitor rules-test manifests images deb-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,6 +98,18 @@ $(UV):
 manifests/schemas/node_modules/.installed: manifests/schemas/package-lock.json manifests/schemas/package.json
 	npm ci --prefix manifests/schemas --no-audit --no-fund
 	touch $@
+
+# CUDA build of torch for the training image (a tag of the PyTorch wheel index, e.g. cu128).
+TORCH_CUDA ?= cu128
+IMAGE_NAMES = $$($(PY) -c 'from components.common.images import PLATFORM_IMAGE as p, TRAINING_IMAGE as t, SERVING_IMAGE as s; print(p, t, s)')
+
+images: .venv/.synced ## Build the platform, training and serving images (tags: components/common/images.py); PUSH=1 pushes
+	@set -- $(IMAGE_NAMES); \
+	if ! docker info >/dev/null 2>&1; then echo "no container engine here: skipped building $$*"; exit 0; fi; \
+	docker build -f components/Dockerfile --target platform -t "$$1" .; \
+	docker build -f components/Dockerfile --target training --build-arg TORCH_CUDA=$(TORCH_CUDA) -t "$$2" .; \
+	docker build -f inference/Dockerfile --target serving -t "$$3" .; \
+	if [ "$(PUSH)" = 1 ]; then for name in "$$@"; do docker push "$$name"; done; fi
 
 manifests: ## Render every overlay into build/manifests/<env>.yaml
 	mkdir -p build/manifests

@@ -19,7 +19,7 @@ REQUIRED_LABELS = tuple(
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # Kinds kubernetes-validate has no schema for (CRDs); they are checked against manifests/schemas/.
 CUSTOM_KINDS = {"PrometheusRule", "ServiceMonitor", "PodMonitor", "Application", "ApplicationSet"}
-CUSTOM_KINDS |= {"Pipeline", "PipelineVersion", "ServingRuntime", "InferenceService"}
+CUSTOM_KINDS |= {"Pipeline", "PipelineVersion", "ServingRuntime", "InferenceService", "Trigger"}
 KUBERNETES_VERSION = "1.32.0"
 
 
@@ -81,7 +81,10 @@ def container_violations(obj: dict, spec: dict, container: dict) -> Iterator[str
         if not {"cpu", "memory"} <= set(resources.get(part, {})):
             yield f"{where}: resources.{part} needs cpu and memory"
     yield from image_violations(where, container.get("image", ""))
-    if obj["kind"] != "CronJob" and obj["kind"] != "Job":
+    # Probes belong to long-running containers: not Jobs, and not plain init containers (the API server
+    # refuses probes on an init container unless it is a restartable sidecar).
+    is_init = container in spec.get("initContainers", []) and container.get("restartPolicy") != "Always"
+    if obj["kind"] not in ("CronJob", "Job") and not is_init:
         for probe in ("livenessProbe", "readinessProbe"):
             if probe not in container:
                 yield f"{where}: {probe} missing"

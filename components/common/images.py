@@ -1,7 +1,8 @@
 """Container images the pipeline steps run in: the one place pipelines take image names from.
 
-Each family is built from `images/<family>/Dockerfile` with the lock file of its environment and contains
-this repository's code, so a component's body can import it. Tags are pinned; never `latest`.
+`make images` builds them: `components/Dockerfile` (targets `platform` and `training`, the latter with the
+CUDA build of torch) and `inference/Dockerfile` (target `serving`), each from its environment's lock file
+and with this repository's code, so a component's body can import it. Tags are pinned; never `latest`.
 """
 
 REGISTRY = "ghcr.io/mlops-loop"
