@@ -24,7 +24,7 @@ from monitoring.detectors.base import (
     save_detector_bundle,
     seeded,
 )
-from monitoring.detectors.tabular import TabularEncoding, _is_numeric
+from monitoring.detectors.tabular import TabularDetectorBase, TabularEncoding, _is_numeric
 
 MAX_WINDOW = 50  # rows: short windows react within tens of requests; longer ones cost simulation time
 # Per-row history alibi appends forever; the detector only ever reads the newest window of it.
@@ -41,18 +41,11 @@ def bootstraps_for(ert: int, n_features: int) -> int:
     return max(1000, math.ceil(2 / beta))
 
 
-class OnlineTabularDetector:
+class OnlineTabularDetector(TabularDetectorBase):
     online = True
 
     def __init__(self, manifest: dict[str, Any], alibi_detector: Any, reference: pd.DataFrame | None = None):
-        self.manifest = manifest
-        self.kind: str = manifest["kind"]
-        self.model: str = manifest["model"]
-        self.version: str = manifest["version"]
-        self.encoding = TabularEncoding.from_dict(manifest["encoding"])
-        self.features: list[str] = self.encoding.columns
-        self._alibi = alibi_detector
-        self._reference = reference
+        super().__init__(manifest, alibi_detector, reference)
         self._max_ws = max(manifest["window_sizes"])
 
     @classmethod

@@ -78,10 +78,8 @@ class TabularEncoding:
         return cls(**data)
 
 
-class BatchTabularDetector:
-    """Tests each full window against the reference, feature by feature, with a multiple-test correction."""
-
-    online = False
+class TabularDetectorBase:
+    """What every tabular detector keeps: its manifest, the encoding it scores with, alibi's detector."""
 
     def __init__(self, manifest: dict[str, Any], alibi_detector: Any, reference: pd.DataFrame | None = None):
         self.manifest = manifest
@@ -92,6 +90,12 @@ class BatchTabularDetector:
         self.features: list[str] = self.encoding.columns
         self._alibi = alibi_detector
         self._reference = reference
+
+
+class BatchTabularDetector(TabularDetectorBase):
+    """Tests each full window against the reference, feature by feature, with a multiple-test correction."""
+
+    online = False
 
     @classmethod
     def fit(
