@@ -7,38 +7,25 @@ reference median. The encoding is stored in detector.json so scoring repeats it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from components.common.encoding import FeatureEncoder
 from monitoring.detectors.base import DetectorError, DriftResult, load_alibi, save_detector_bundle
 
 
 @dataclass(frozen=True)
-class TabularEncoding:
-    numeric: list[str]
-    categorical: dict[str, list[str]]
-    medians: dict[str, float]
-    means: dict[str, float] = field(default_factory=dict)
-    scales: dict[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def fit(cls, frame: pd.DataFrame, columns: list[str], standardize: bool = False) -> TabularEncoding:
-        numeric = [c for c in columns if _is_numeric(frame[c])]
-        categorical = {c: sorted({str(v) for v in frame[c].dropna()}) for c in columns if c not in numeric}
-        filled = frame[numeric].astype("float64")
-        medians = {c: _finite(filled[c].median()) for c in numeric}
-        filled = filled.fillna(medians)
-        means = {c: float(filled[c].mean()) for c in numeric} if standardize else {}
-        scales = {c: float(filled[c].std(ddof=0)) or 1.0 for c in numeric} if standardize else {}
-        return cls(numeric, categorical, medians, means, scales)
+class TabularEncoding(FeatureEncoder):
+    """The training side's `FeatureEncoder` (same fit: medians, optional standardisation, categories seen in
+    the reference), but categories become ordinal codes, as alibi-detect's chi-square tests expect."""
 
     @property
     def columns(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
+        return self.input_columns
 
     def reserved_code(self, column: str) -> int:
         """The code of unseen and missing values of a categorical column."""
@@ -63,19 +50,6 @@ class TabularEncoding:
             codes = [reserved if pd.isna(v) else lookup.get(str(v), reserved) for v in frame[column]]
             blocks.append(np.asarray(codes, dtype=np.float64)[:, None])
         return np.concatenate(blocks, axis=1).astype(np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "numeric": self.numeric,
-            "categorical": self.categorical,
-            "medians": self.medians,
-            "means": self.means,
-            "scales": self.scales,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TabularEncoding:
-        return cls(**data)
 
 
 class TabularDetectorBase:
@@ -188,7 +162,3 @@ def _build_alibi(kind: str, x_ref: np.ndarray, encoding: TabularEncoding, p_valu
 
 def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-def _finite(value: float) -> float:
-    return float(value) if pd.notna(value) else 0.0
