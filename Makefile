@@ -20,7 +20,7 @@ SERVING_PY := .venv-serving/bin/python
 DEB_PACKAGES := prometheus prometheus-alertmanager
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve monitor rules-test manifests images deb-packages
+.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve rollout monitor rules-test manifests images deb-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,7 +59,10 @@ features: .venv/.synced ## feast apply + materialize the online store (skipped w
 pipeline: .venv/.synced ## Run only the training pipeline locally (data and features must exist)
 	$(PY) -m pipelines.local_run
 
-serve: .venv/.synced ## Serve the registered models locally (Triton + canary router), analyse, promote or roll back
+serve: .venv/.synced ## Serve the registered models locally (Triton + canary router on :8081) until Ctrl-C
+	$(PY) -m inference.serve
+
+rollout: .venv/.synced ## Canary the challengers locally: traffic, analysis, promote or roll back
 	$(PY) -m inference.local_rollout
 
 monitor: install ## Run Prometheus, Alertmanager, the drift service and the retrain trigger locally (Ctrl-C stops)

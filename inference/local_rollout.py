@@ -123,14 +123,14 @@ def run_local_rollout(
     configure_tracking()
     serving = state_root() / "serving"
     rollout = Rollout(FileApplier(serving / "isvc"), NAMESPACE, logger_url)
-    plans = [p for spec in load_specs(spec_dir, names=models) if (p := _plan(spec, rollout, say))]
+    plans = [p for spec in load_specs(spec_dir, names=models) if (p := plan_model(spec, rollout, say))]
     if not plans:
         raise LookupError("local rollout: no model has a 'champion' version; run the training pipeline first")
-    repository = _stage(plans, serving / "repository", bad_canary)
-    _stage_detectors(plans, state_root() / "detectors", say)
+    repository = stage_repository(plans, serving / "repository", bad_canary)
+    stage_detectors(plans, state_root() / "detectors", say)
     outcomes = []
     triton = TritonLocal(log_path=logs_dir() / "triton-rollout.log")
-    with triton.start(repository), _router(plans, triton.http_url, logger_url, seed) as (url, settings):
+    with triton.start(repository), serve_router(plans, triton.http_url, logger_url, seed) as (url, settings):
         for plan in plans:
             outcome = _serve_and_decide(plan, url, settings, rollout, requests, seed, rows_for, encoder_for)
             say(outcome.line())
@@ -139,7 +139,7 @@ def run_local_rollout(
 
 
 # ------------------------------------------------------------------------------------------- planning
-def _plan(spec: ModelSpec, rollout: Rollout, say: Callable[[str], None]) -> Plan | None:
+def plan_model(spec: ModelSpec, rollout: Rollout, say: Callable[[str], None]) -> Plan | None:
     champion = resolve_alias(spec.name, CHAMPION)
     if champion is None:
         say(f"{spec.name}: no champion in the registry: skipped")
@@ -152,7 +152,7 @@ def _plan(spec: ModelSpec, rollout: Rollout, say: Callable[[str], None]) -> Plan
     return Plan(spec, champion, challenger, isvc)
 
 
-def _stage(plans: Sequence[Plan], repository: Path, bad_canary: str | None) -> Path:
+def stage_repository(plans: Sequence[Plan], repository: Path, bad_canary: str | None) -> Path:
     """A fresh repository with every served version; the canary made bad on request."""
     if repository.exists():
         shutil.rmtree(repository)
@@ -169,7 +169,7 @@ def _stage(plans: Sequence[Plan], repository: Path, bad_canary: str | None) -> P
     return repository
 
 
-def _stage_detectors(plans: Sequence[Plan], root: Path, say: Callable[[str], None]) -> None:
+def stage_detectors(plans: Sequence[Plan], root: Path, say: Callable[[str], None]) -> None:
     """Each served version's drift detector, where `make monitor` (the local drift service) loads them:
     `<root>/<model>/<version>/`. A version registered without one is reported, not fatal."""
     for plan in plans:
@@ -191,10 +191,11 @@ def _stage_detectors(plans: Sequence[Plan], root: Path, say: Callable[[str], Non
 
 
 @contextmanager
-def _router(
-    plans: Sequence[Plan], triton_url: str, logger_url: str | None, seed: int
+def serve_router(
+    plans: Sequence[Plan], triton_url: str, logger_url: str | None, seed: int, port: int | None = None
 ) -> Iterator[tuple[str, RouterSettings]]:
-    """The router app (uvicorn in a thread) over the plans' InferenceService files."""
+    """The router app (uvicorn in a thread) over the plans' InferenceService files, on `port` (default:
+    a free one); stopped when the block exits."""
     paths = [plan.isvc for plan in plans]
     table = RouteTable([load_isvc_file(p) for p in paths], seed=seed)
     metrics = RouterMetrics()
@@ -207,7 +208,7 @@ def _router(
         event_logger=EventLogger(logger_url, metrics) if logger_url else None,
         watcher=watcher,
     )
-    port = Ports.free().http
+    port = port or Ports.free().http
     server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="local-router", daemon=True)
     thread.start()

@@ -138,7 +138,7 @@ class KfpSubmitter:
         self.package = Path(package)
         self.poll_s = poll_s
         self.experiment = experiment
-        self._client_factory = client_factory or _kfp_client
+        self._client_factory = client_factory or kfp_client
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -162,7 +162,7 @@ class KfpSubmitter:
                 )
         except Exception as exc:  # any failure means no run: the caller answers 5xx so the alert is resent
             raise SubmitError(
-                f"KFP at {self.host}: cannot create run {self.run_name(run)}: {_one_line(exc)}"
+                f"KFP at {self.host}: cannot create run {self.run_name(run)}: {one_line(exc)}"
             ) from exc
         return str(result.run_id)
 
@@ -188,7 +188,7 @@ class KfpSubmitter:
         try:
             return str(self.client().get_run(run_id).state)
         except Exception as exc:  # the API server may be briefly away; the run goes on without us
-            log.warning("KFP at %s: cannot read run %s: %s", self.host, run_id, _one_line(exc))
+            log.warning("KFP at %s: cannot read run %s: %s", self.host, run_id, one_line(exc))
             return None
 
 
@@ -209,7 +209,7 @@ def without_caching(package: Path, out_dir: Path) -> Path:
     return copy
 
 
-def _kfp_client(host: str) -> Any:
+def kfp_client(host: str) -> Any:
     import kfp
     from kfp.client import ServiceAccountTokenVolumeCredentials
 
@@ -248,5 +248,5 @@ def _read_exit_code(path: Path) -> int | None:
         return None
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]

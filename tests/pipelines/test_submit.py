@@ -1,0 +1,117 @@
+"""`python -m pipelines.submit` against the tiny fake KFP v2beta1 API of the retrain-trigger tests: the
+run it creates (name, experiment, arguments, caching off everywhere) and its one-line failures."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from monitoring.retrain_trigger.submitters import DEFAULT_PIPELINE_PACKAGE
+from pipelines.submit import main
+from tests.monitoring.test_retrain_trigger import _tasks, fake_kfp, serve
+
+pytestmark = pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
+
+
+def submitted(argv: list[str], capsys, refuse: bool = False) -> tuple[int, list[dict], str, str]:
+    runs: list[dict] = []
+    api = fake_kfp(runs, [])
+    if refuse:
+        refuse_runs(api)
+    with serve(api) as url:
+        code = main(["--host", url, *argv])
+    out, err = capsys.readouterr()
+    return code, runs, out, err
+
+
+def test_submits_every_model_with_caching_off_and_prints_the_run_id(capsys):
+    code, runs, out, err = submitted(["--reason", "schedule"], capsys)
+    assert code == 0, err
+    assert out.strip() == "kfp-run-1" and len(runs) == 1
+    body = runs[0]
+    assert re.fullmatch(r"scheduled-\d{8}T\d{6}Z", body["display_name"])
+    assert body["experiment_id"] == "exp-1"
+    # No models argument: the compiled default (every spec) applies.
+    assert body["runtime_config"]["parameters"] == {"reason": "schedule"}
+    assert body["pipeline_spec"]["pipelineInfo"]["name"] == "training-pipeline"
+    tasks = _tasks(body)
+    assert len(tasks) > 3
+    assert {task.get("cachingOptions", {}).get("enableCache", False) for task in tasks} == {False}
+
+
+def test_models_and_experiment_are_passed_through(capsys):
+    argv = ["--models", "conversion-mlp, conversion-sklearn", "--reason", "manual backfill"]
+    argv += ["--experiment", "weekly", "--package", str(DEFAULT_PIPELINE_PACKAGE)]
+    runs: list[dict] = []
+    experiments: list[dict] = []
+    api = fake_kfp(runs, [])
+    record_experiment_names(api, experiments)
+    with serve(api) as url:
+        assert main(["--host", url, *argv]) == 0, capsys.readouterr().err
+    parameters = runs[0]["runtime_config"]["parameters"]
+    assert parameters == {"reason": "manual backfill", "models": ["conversion-mlp", "conversion-sklearn"]}
+    assert [e["display_name"] for e in experiments] == ["weekly"]
+
+
+def record_experiment_names(api: FastAPI, seen: list[dict]) -> None:
+    """Wraps the fake's create-experiment route so the test sees the experiment's name."""
+
+    @api.middleware("http")
+    async def remember(request: Request, call_next):
+        if request.method == "POST" and request.url.path == "/apis/v2beta1/experiments":
+            seen.append(await request.json())
+        return await call_next(request)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_host_exits_2_with_one_line(capsys):
+    host = f"http://127.0.0.1:{free_port()}"
+    assert main(["--host", host]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--host {host}: KFP API unreachable" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--models", "no-such-model"], "--models:"),
+        (["--models", " , "], "--models: no model names given"),
+        (["--package", "missing/pipeline.yaml"], "--package missing/pipeline.yaml: not found"),
+    ],
+)
+def test_bad_flags_exit_2_before_anything_is_submitted(argv, expected, capsys):
+    code, runs, _, err = submitted(argv, capsys)
+    assert code == 2 and runs == []
+    assert err.count("\n") == 1 and expected in err
+
+
+def test_missing_host_flag_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--reason", "x"])
+    assert exit_info.value.code == 2 and "--host" in capsys.readouterr().err
+
+
+def refuse_runs(api: FastAPI) -> None:
+    """The API server answers 500 to every create-run, as KFP does when its database is away."""
+
+    @api.middleware("http")
+    async def refuse(request: Request, call_next):
+        if request.method == "POST" and request.url.path == "/apis/v2beta1/runs":
+            return JSONResponse({"error": "database unavailable", "code": 13}, status_code=500)
+        return await call_next(request)
+
+
+def test_a_refused_run_exits_1(capsys):
+    code, runs, _, err = submitted([], capsys, refuse=True)
+    assert code == 1 and runs == []
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: KFP at http://127.0.0.1:") and "cannot create run scheduled-" in last
