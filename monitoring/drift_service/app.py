@@ -2,6 +2,10 @@
 
 POST /            a KServe logger CloudEvent (binary or structured mode); 200 with what was queued,
                   400 {"error": one line} for unusable events
+POST /v1/outcomes delayed ground truth {"outcomes": [{"request_id", "label", "observed_at"?}]}; 202 with
+                  joined/unmatched counts, 400 {"error": one line} for a malformed body (monitoring/quality)
+GET  /v1/recent   recent logged rows of a model (?model=&version=&since=&limit=) with predictions and
+                  joined outcomes, for the scheduled monitoring reports; 404 without --state-dir
 GET  /healthz     the process is alive
 GET  /readyz      detectors are loaded and the flusher runs
 GET  /metrics     Prometheus text format
@@ -9,22 +13,27 @@ GET  /metrics     Prometheus text format
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from monitoring.drift_service.errors import DriftServiceError, EventError, status_for
+from monitoring.drift_service.errors import DriftServiceError, EventError, NotEnabledError, status_for
 from monitoring.drift_service.metrics import CONTENT_TYPE_LATEST
 from monitoring.drift_service.service import DriftService, Flusher
+from monitoring.quality.outcomes import OutcomeError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 8 << 20
+DEFAULT_RECENT_S = 86_400.0
+MAX_RECENT_ROWS = 100_000
 
 
 def create_app(
@@ -59,6 +68,36 @@ def create_app(
             raise
         return JSONResponse(asdict(accepted))
 
+    @app.post("/v1/outcomes", status_code=202)
+    async def receive_outcomes(request: Request) -> JSONResponse:
+        quality = _quality_or_404(service)
+        body = await request.body()
+        try:
+            if len(body) > max_body_bytes:
+                raise OutcomeError(
+                    "too_large", f"body: {len(body)} bytes is over the {max_body_bytes}-byte limit"
+                )
+            report = await run_in_threadpool(quality.ingest_outcomes, body)
+        except OutcomeError as exc:
+            quality.metrics.rejected.labels(reason=exc.reason).inc()
+            log.warning("rejected outcomes: %s", exc)
+            raise
+        return JSONResponse(asdict(report), status_code=202)
+
+    @app.get("/v1/recent")
+    async def recent(
+        model: str,
+        version: str | None = None,
+        since: float | None = Query(None, description="Unix seconds; default: the last day"),
+        limit: int = Query(10_000, ge=1, le=MAX_RECENT_ROWS),
+    ) -> Response:
+        quality = _quality_or_404(service)
+        start = since if since is not None else time.time() - DEFAULT_RECENT_S
+        rows = await run_in_threadpool(quality.store.recent, model, version, start, limit)
+        # json.dumps, not JSONResponse: a logged input may be NaN and must still come back.
+        body = json.dumps({"model": model, "version": version, "rows": rows})
+        return Response(body, media_type="application/json")
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -74,3 +113,9 @@ def create_app(
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _quality_or_404(service: DriftService):  # -> QualityTracker
+    if service.quality is None:
+        raise NotEnabledError("quality tracking is off: start the drift service with --state-dir DIR")
+    return service.quality

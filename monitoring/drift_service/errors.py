@@ -25,6 +25,12 @@ class EventError(DriftServiceError, ValueError):
         self.reason = reason
 
 
+class NotEnabledError(DriftServiceError):
+    """An endpoint of a feature this service was built without (e.g. quality tracking in a test)."""
+
+    status_code = 404
+
+
 class ConfigError(DriftServiceError):
     """The detectors folder or a checkpoint cannot be used (raised at start, never per request)."""
 

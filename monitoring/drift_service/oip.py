@@ -17,6 +17,7 @@ import pandas as pd
 from monitoring.drift_service.errors import EventError
 
 TENSOR_INPUT = "input__0"
+PROBABILITY_OUTPUT = "output__0"  # every exported model's class probabilities (components/README.md)
 NUMERIC_DTYPES = {
     "BOOL": np.bool_,
     "INT8": np.int64,
@@ -142,3 +143,24 @@ def _tensor_rows(item: dict[str, Any], features: Sequence[str] | None) -> pd.Dat
             f"OIP input {item['name']!r}: {width} columns, the detector expects {len(features)}",
         )
     return pd.DataFrame(_typed(item).reshape(rows, width), columns=list(features))
+
+
+def response_probabilities(payload: Any, output: str = PROBABILITY_OUTPUT) -> np.ndarray:
+    """Class probabilities per row from a v2 response: the `output` tensor (else the only output), shape
+    [n, k], or [n] / [n, 1] read as P(class 1) of a binary model."""
+    outputs = payload.get("outputs") if isinstance(payload, dict) else None
+    if not isinstance(outputs, list) or not outputs:
+        raise EventError("bad_payload", "OIP response: 'outputs' must be a non-empty list")
+    checked = [_checked_input(position, item) for position, item in enumerate(outputs)]
+    chosen = [item for item in checked if item["name"] == output] or (checked if len(checked) == 1 else [])
+    if not chosen:
+        raise EventError("bad_payload", f"OIP response: no output {output!r} among {len(checked)} outputs")
+    item = chosen[0]
+    if item["datatype"] == "BYTES":
+        raise EventError("bad_payload", f"OIP output {item['name']!r}: probabilities must be numeric")
+    values = _typed(item).astype(np.float64)
+    shape = item["shape"]
+    if len(shape) == 1 or shape[1] == 1:
+        positive = values.reshape(shape[0])
+        return np.column_stack([1.0 - positive, positive])
+    return values.reshape(shape[0], shape[1])

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -29,6 +29,9 @@ from monitoring.drift_service.cloudevents import CloudEvent, event_json, parse_h
 from monitoring.drift_service.errors import ConfigError, EventError
 from monitoring.drift_service.metrics import DriftMetrics, RunResult
 from monitoring.drift_service.oip import payload_field, request_rows, row_count
+
+if TYPE_CHECKING:
+    from monitoring.quality.tracker import QualityTracker
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +115,10 @@ class DriftService:
         max_pending: int = DEFAULT_MAX_PENDING,
         checkpoints: CheckpointStore | None = None,
         clock: Callable[[], float] = time.time,
+        quality: QualityTracker | None = None,
     ) -> None:
         self.detectors = dict(detectors)
+        self.quality = quality  # logs predictions and joins delayed outcomes (monitoring/quality)
         self.metrics = metrics or DriftMetrics()
         self.buffers = Buffers(buffer_size, max_age_s, max_pending, clock)
         self.max_age_s = max_age_s
@@ -125,6 +130,8 @@ class DriftService:
             self._versions.setdefault(model, []).append(version)
             self.metrics.register_detector(model, version)
         self._restore_checkpoints()
+        if quality is not None:
+            quality.start(self.detectors)
         self.ready = True
 
     def _restore_checkpoints(self) -> None:
@@ -152,6 +159,8 @@ class DriftService:
         version = self._version_of(model, event, payload)
         if event.kind == "response":
             self.metrics.count_received(model, version or "unknown", "response")
+            if self.quality is not None:
+                self.quality.observe_response(event.id, model, version or "unknown", payload)
             return Accepted(model, version or "unknown", "response", 0, 0)
         detector = self.detectors.get((model, version)) if version else None
         if detector is None:
@@ -160,8 +169,13 @@ class DriftService:
             version = version or "unknown"
             self.metrics.count_received(model, version, "request")
             self.metrics.count_dropped(model, version, reason, rows)
+            if self.quality is not None:
+                self.quality.observe_request(event.id, model, version, payload, _rows_or_none(payload), rows)
             return Accepted(model, version, "request", 0, rows)
-        rows = _detector_columns(request_rows(payload, detector.features), detector)
+        decoded = request_rows(payload, detector.features)
+        rows = _detector_columns(decoded, detector)
+        if self.quality is not None:
+            self.quality.observe_request(event.id, model, version, payload, decoded, len(decoded))
         self.metrics.count_received(model, version, "request")
         dropped = self.buffers.add((model, version), rows)
         self.metrics.count_dropped(model, version, "buffer_full", dropped)
@@ -223,6 +237,14 @@ def _detector_columns(rows: pd.DataFrame, detector: DriftDetector) -> pd.DataFra
             f"OIP inputs: missing column {missing[0]!r} for {detector.model} {detector.version}",
         )
     return rows[list(detector.features)]
+
+
+def _rows_or_none(payload: Any) -> pd.DataFrame | None:
+    # Without a detector a single [n, k] tensor has no column names; its rows are logged without inputs.
+    try:
+        return request_rows(payload)
+    except EventError:
+        return None
 
 
 def _metadata_version(metadata: str | None) -> str | None:

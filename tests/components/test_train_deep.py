@@ -20,7 +20,7 @@ import torch
 from components.common.bundle import BundleInfo, load_predictor
 from components.common.model_spec import ModelSpec, load_spec
 from components.evaluate.metrics import classification_metrics
-from components.train import pytorch_model, transformers_model
+from components.train import pytorch_model, torch_common, transformers_model
 from components.train.splits import Splits, time_split
 from feature_repo.demo_data import INTENTS
 
@@ -255,3 +255,32 @@ def test_transformer_is_deterministic_for_a_seed(intent_spec, intent_splits, tmp
     first, _ = transformers_model.fit(intent_spec, intent_splits.train, valid, params, tmp_path / "a")
     again, _ = transformers_model.fit(intent_spec, intent_splits.train, valid, params, tmp_path / "b")
     np.testing.assert_array_equal(first.predict_proba(test), again.predict_proba(test))
+
+
+# ---------------------------------------------------------------------------------------------- device
+def test_training_device_follows_the_environment(monkeypatch):
+    monkeypatch.setenv(torch_common.DEVICE_ENV, "cpu")
+    assert torch_common.training_device() == torch.device("cpu")
+    monkeypatch.setenv(torch_common.DEVICE_ENV, "auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert torch_common.training_device().type == expected
+
+
+@pytest.mark.parametrize("value", ["tpu", "gpu0", "mps"])
+def test_training_device_rejects_unknown_devices(monkeypatch, value):
+    monkeypatch.setenv(torch_common.DEVICE_ENV, value)
+    with pytest.raises(ValueError, match=f"{torch_common.DEVICE_ENV} must be auto, cpu, cuda or cuda:N"):
+        torch_common.training_device()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asserts the error where there is no GPU")
+def test_asking_for_cuda_without_a_gpu_is_an_error_not_a_cpu_run(monkeypatch):
+    monkeypatch.setenv(torch_common.DEVICE_ENV, "cuda")
+    with pytest.raises(ValueError, match="torch sees no CUDA device"):
+        torch_common.training_device()
+
+
+def test_the_bundle_records_where_it_trained(mlp_bundle):
+    assert BundleInfo.load(mlp_bundle[0]).training["device"] == torch_common.describe_device(
+        torch_common.training_device()
+    )

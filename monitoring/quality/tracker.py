@@ -1,0 +1,209 @@
+"""Model quality from delayed outcomes: log each served prediction, join outcomes to it by request id, and
+keep rolling accuracy / ROC AUC / log loss per (model, version) exported with the spec's floors.
+
+The drift service calls `observe_request` / `observe_response` for every routed KServe logger event and
+`ingest_outcomes` for `POST /v1/outcomes`. How ids and labels map onto rows: `outcomes.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from monitoring.quality.metrics import QualityMetrics, window_metrics
+from monitoring.quality.outcomes import Outcome, class_index, parse_outcomes
+from monitoring.quality.store import PredictionStore, StoredRow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW_SIZE = 1000
+DEFAULT_WINDOW_MAX_AGE_S = 7 * 86_400.0
+UNMATCHED_PRIORITY = ("bad_label", "no_prediction", "ambiguous", "duplicate")
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ModelLabels:
+    """What the tracker needs from a model spec: class names (multiclass) and the evaluation floors."""
+
+    classes: tuple[str, ...] | None = None
+    floors: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutcomeReport:
+    outcomes: int
+    joined: int  # outcomes that labeled at least one logged prediction row
+    rows_labeled: int
+    unmatched: dict[str, int]
+
+
+def labels_from_specs(models: Iterable[str], spec_dir: str | Path | None = None) -> dict[str, ModelLabels]:
+    """Classes and floors per model from `pipelines/models` (or `spec_dir`); a model without a spec gets
+    none (binary 0/1 labels, no floors) and a warning, so quality is still measured."""
+    from components.common.errors import SpecError
+    from components.common.model_spec import load_specs
+
+    found: dict[str, ModelLabels] = {}
+    for model in sorted(set(models)):
+        try:
+            (spec,) = load_specs(spec_dir, names=[model])
+        except SpecError as exc:
+            log.warning("quality: %s; %s is scored without floors or class names", exc, model)
+            continue
+        found[model] = ModelLabels(
+            spec.label.classes and tuple(spec.label.classes), dict(spec.evaluation.floors)
+        )
+    return found
+
+
+class QualityTracker:
+    def __init__(
+        self,
+        store: PredictionStore,
+        metrics: QualityMetrics,
+        models: Mapping[str, ModelLabels],
+        window_size: int = DEFAULT_WINDOW_SIZE,
+        window_max_age_s: float = DEFAULT_WINDOW_MAX_AGE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if window_size < 1 or window_max_age_s <= 0:
+            raise ValueError(
+                f"quality window: need size >= 1 and max age > 0, got {window_size}, {window_max_age_s}"
+            )
+        self.store = store
+        self.metrics = metrics
+        self.models = dict(models)
+        self.window_size = window_size
+        self.window_max_age_s = window_max_age_s
+        self.clock = clock
+        self._lock = threading.Lock()  # one outcome batch at a time: a second label of a row is a duplicate
+        self._known: set[Key] = set()
+
+    def start(self, versions: Iterable[Key]) -> None:
+        """Export floors, restore the labeled counts, and score the windows the store already holds."""
+        for model, labels in self.models.items():
+            self.metrics.set_floors(model, labels.floors)
+        counts = self.store.labeled_counts()
+        for key in sorted({*versions, *counts}):
+            self._register(key, counts.get(key, 0))
+            self.refresh(*key)
+
+    def _register(self, key: Key, labeled: int = 0) -> None:
+        if key not in self._known:
+            self._known.add(key)
+            self.metrics.register_version(*key, labeled=labeled)
+
+    # --------------------------------------------------------------------------------- predictions
+    def observe_request(
+        self, ce_id: str, model: str, version: str, payload: Any, rows: pd.DataFrame | None, n_rows: int
+    ) -> None:
+        """Log a request's rows (`rows` None: inputs not decodable without a detector, logged empty)."""
+        self._register((model, version))
+        records = _records(rows) if rows is not None else [None] * n_rows
+        self.store.log_request(ce_id, _request_id(ce_id, payload), model, version, records, self.clock())
+
+    def observe_response(self, ce_id: str, model: str, version: str, payload: Any) -> None:
+        from monitoring.drift_service.errors import EventError
+        from monitoring.drift_service.oip import response_probabilities
+
+        self._register((model, version))
+        try:
+            proba = response_probabilities(payload)
+        except EventError as exc:  # the drift side still counts the event; quality loses this prediction
+            log.warning("quality: response %s of %s %s not logged: %s", ce_id, model, version, exc)
+            self.metrics.unlogged.labels(model=model, version=version, reason="bad_response").inc()
+            return
+        self.store.log_response(
+            ce_id, _request_id(ce_id, payload), model, version, proba.tolist(), self.clock()
+        )
+
+    # ------------------------------------------------------------------------------------ outcomes
+    def ingest_outcomes(self, body: bytes) -> OutcomeReport:
+        outcomes = parse_outcomes(body)  # OutcomeError (400) before anything is applied
+        now = self.clock()
+        unmatched: Tally[str] = Tally()
+        touched: Tally[Key] = Tally()
+        with self._lock:
+            for outcome in outcomes:
+                labeled, reason = self._join(outcome, now)
+                touched.update(labeled)
+                if not labeled:
+                    unmatched[reason] += 1
+                    self.metrics.unmatched.labels(reason=reason).inc()
+            for key, rows in touched.items():
+                self._register(key)
+                self.metrics.labeled.labels(model=key[0], version=key[1]).inc(rows)
+                self.refresh(*key)
+        joined = len(outcomes) - sum(unmatched.values())
+        return OutcomeReport(len(outcomes), joined, sum(touched.values()), dict(unmatched))
+
+    def _join(self, outcome: Outcome, at: float) -> tuple[list[Key], str]:
+        """Label the rows the outcome names; returns their keys, or none and why."""
+        found = self.store.matching(outcome.request_id)
+        if not found:
+            return [], "unknown_request"
+        candidates, problems = _candidates(found, outcome.row), Tally[str]()
+        if outcome.row is None and not candidates:
+            problems["ambiguous"] += 1
+        updates, keys = [], []
+        for row in candidates:
+            problem = self._problem(row, outcome.label)
+            if problem:
+                problems[problem] += 1
+                continue
+            labels = self.models.get(row.model, ModelLabels())
+            index = class_index(outcome.label, labels.classes, len(row.proba or ()))
+            updates.append((row.ce_id, row.row, index, at, outcome.observed_at))
+            keys.append((row.model, row.version))
+        if updates:
+            self.store.set_labels(updates)
+            return keys, ""
+        return [], next((r for r in UNMATCHED_PRIORITY if problems[r]), "unknown_request")
+
+    def _problem(self, row: StoredRow, label: int | str) -> str | None:
+        if row.label is not None:
+            return "duplicate"
+        if row.proba is None:
+            return "no_prediction"
+        labels = self.models.get(row.model, ModelLabels())
+        if class_index(label, labels.classes, len(row.proba)) is None:
+            return "bad_label"
+        return None
+
+    def refresh(self, model: str, version: str) -> dict[str, float]:
+        """Score the rolling window of (model, version) and export it."""
+        since = self.clock() - self.window_max_age_s
+        labels, proba = self.store.labeled_window(model, version, self.window_size, since)
+        scores = window_metrics(labels, proba)
+        self.metrics.set_window(model, version, len(labels), scores)
+        return scores
+
+
+def _candidates(found: list[StoredRow], row: int | None) -> list[StoredRow]:
+    """The rows an outcome labels: `row` of each matching request, or with a bare id the only row of
+    each single-row request (a bare id for a batched request is ambiguous and labels nothing)."""
+    if row is not None:
+        return [r for r in found if r.row == row]
+    sizes = Tally(r.ce_id for r in found)
+    return [r for r in found if (r.rows_in_request or sizes[r.ce_id]) == 1]
+
+
+def _request_id(ce_id: str, payload: Any) -> str:
+    value = payload.get("id") if isinstance(payload, dict) else None
+    return str(value) if value not in (None, "") else ce_id
+
+
+def _records(rows: pd.DataFrame) -> list[dict]:
+    # Through pandas' JSON writer: numpy scalars become plain numbers and NaN becomes null.
+    return json.loads(rows.to_json(orient="records", date_format="iso"))

@@ -1,0 +1,267 @@
+"""Model quality from delayed outcomes through the drift service's real app on a real socket: the router's
+own EventLogger posts request/response CloudEvents, outcomes (from the demo's conversion labels) come
+later over `POST /v1/outcomes`, and the exported gauges must equal scikit-learn on the joined rows.
+
+The drift detector is the deterministic double of test_drift_service.py (alibi-detect lives in the
+serving env; tests/serving_env/test_quality_real.py runs this over a real detector)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from feature_repo.demo_data import GeneratorConfig, generate
+from inference.router.logger import EventLogger
+from inference.router.metrics import RouterMetrics
+from inference.router.routing import Target
+from monitoring.drift_service.app import create_app
+from monitoring.drift_service.metrics import DriftMetrics
+from monitoring.drift_service.service import DriftService
+from monitoring.quality.demo import outcome_records
+from monitoring.quality.metrics import QualityMetrics, window_metrics
+from monitoring.quality.store import PredictionStore
+from monitoring.quality.tracker import QualityTracker, labels_from_specs
+from tests.monitoring.test_drift_service import FEATURES, MODEL, MeanBoundDetector, metric, wait_for
+
+VERSION = "3"
+FLOOR_ROC_AUC = 0.70  # pipelines/models/conversion-xgboost.yaml evaluation.floors
+
+
+@pytest.fixture(scope="module")
+def served() -> pd.DataFrame:
+    """Demo sessions with a deterministic 'model' score that tracks the true label (AUC well above 0.7)."""
+    tables = generate(GeneratorConfig(customers=40))
+    sessions = tables["conversions"].head(240).reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    p1 = np.clip(0.25 + 0.5 * sessions["converted"] + rng.normal(0, 0.2, len(sessions)), 0.01, 0.99)
+    return sessions.assign(p1=p1, request_id=[f"req-{i}" for i in range(len(sessions))])
+
+
+def build_service(state: Path | None) -> DriftService:
+    metrics = DriftMetrics()
+    store = PredictionStore.in_folder(state) if state else PredictionStore()
+    tracker = QualityTracker(
+        store, QualityMetrics(metrics.registry), labels_from_specs([MODEL]), window_size=500
+    )
+    detector = MeanBoundDetector(VERSION)
+    return DriftService({(MODEL, VERSION): detector}, metrics=metrics, buffer_size=1000, quality=tracker)
+
+
+@contextmanager
+def running(service: DriftService) -> Iterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(service, tick_s=0.05), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        service.quality.store.close()
+
+
+def request_body(rows: pd.DataFrame, request_id: str) -> bytes:
+    n = len(rows)
+    inputs = [
+        {"name": "plan_tier", "shape": [n], "datatype": "BYTES", "data": ["pro"] * n},
+        {"name": "company_size", "shape": [n], "datatype": "INT64", "data": [10] * n},
+        {"name": "lifetime_value", "shape": [n], "datatype": "FP64", "data": [1.0] * n},
+        {"name": "sessions_7d", "shape": [n], "datatype": "INT64", "data": rows["session_id"].tolist()},
+    ]
+    return json.dumps({"id": request_id, "inputs": inputs}).encode()
+
+
+def response_body(rows: pd.DataFrame, request_id: str) -> bytes:
+    proba = np.column_stack([1 - rows["p1"], rows["p1"]]).astype(np.float32)
+    output = {
+        "name": "output__0",
+        "shape": list(proba.shape),
+        "datatype": "FP32",
+        "data": proba.ravel().tolist(),
+    }
+    return json.dumps({"id": request_id, "model_name": MODEL, "outputs": [output]}).encode()
+
+
+def log_served(base: str, served: pd.DataFrame) -> None:
+    """The router's EventLogger posts one request/response pair per served row (as in `make serve`)."""
+    logger = EventLogger(base + "/", RouterMetrics()).start()
+    target = Target(MODEL, VERSION, "stable")
+    for i in range(len(served)):
+        row = served.iloc[[i]]
+        rid = row["request_id"].iloc[0]
+        logger.log_pair(target, request_body(row, rid), response_body(row, rid))
+    logger.stop(timeout_s=30)
+
+
+def post_outcomes(base: str, outcomes: list[dict]) -> httpx.Response:
+    return httpx.post(f"{base}/v1/outcomes", json={"outcomes": outcomes}, timeout=30)
+
+
+def gauge(base: str, name: str, **labels: str) -> float | None:
+    return metric(httpx.get(f"{base}/metrics", timeout=10).text, name, **labels)
+
+
+def test_quality_matches_sklearn_and_concept_drift_falls_below_the_floor(served, tmp_path):
+    tables = generate(GeneratorConfig(customers=40))
+    with running(build_service(tmp_path)) as base:
+        log_served(base, served)
+        wait_for(
+            lambda: (
+                gauge(
+                    base, "mlops_drift_events_received_total", model=MODEL, version=VERSION, kind="response"
+                )
+                == len(served)
+            )
+        )
+        clean = served.iloc[:200]
+        reply = post_outcomes(base, outcome_records(clean, tables["conversions"]))
+        assert reply.status_code == 202
+        assert reply.json() == {"outcomes": 200, "joined": 200, "rows_labeled": 200, "unmatched": {}}
+        y, p1 = clean["converted"].to_numpy(), clean["p1"].astype(np.float32).to_numpy()
+        proba = np.column_stack([1 - p1, p1])
+        labels = {"model": MODEL, "version": VERSION}
+        assert gauge(base, "mlops_model_quality_roc_auc", **labels) == pytest.approx(
+            roc_auc_score(y, p1), abs=1e-9
+        )
+        assert gauge(base, "mlops_model_quality_accuracy", **labels) == pytest.approx(
+            accuracy_score(y, p1 > 0.5)
+        )
+        assert gauge(base, "mlops_model_quality_log_loss", **labels) == pytest.approx(
+            log_loss(y, proba), rel=1e-6
+        )
+        assert gauge(base, "mlops_model_quality_labeled_total", **labels) == 200
+        assert gauge(base, "mlops_model_quality_floor", model=MODEL, metric="roc_auc") == FLOOR_ROC_AUC
+        assert gauge(base, "mlops_model_quality_roc_auc", **labels) > FLOOR_ROC_AUC
+
+    # Concept drift: the same inputs, half the labels flipped; a fresh service on a fresh store.
+    with running(build_service(tmp_path / "drift")) as base:
+        log_served(base, served)
+        wait_for(
+            lambda: (
+                gauge(
+                    base, "mlops_drift_events_received_total", model=MODEL, version=VERSION, kind="response"
+                )
+                == len(served)
+            )
+        )
+        flipped = outcome_records(served, tables["conversions"], flip_fraction=0.5, seed=1)
+        assert post_outcomes(base, flipped).json()["joined"] == len(served)
+        auc = gauge(base, "mlops_model_quality_roc_auc", model=MODEL, version=VERSION)
+        assert auc < FLOOR_ROC_AUC
+        y = np.array([o["label"] for o in flipped])
+        assert auc == pytest.approx(roc_auc_score(y, served["p1"].astype(np.float32)), abs=1e-9)
+
+
+def test_unmatched_and_malformed_outcomes_are_counted_never_silent(served):
+    with running(build_service(None)) as base:
+        log_served(base, served.iloc[:3])
+        batched = served.iloc[3:6]
+        logger = EventLogger(base + "/", RouterMetrics()).start()
+        logger.log_pair(
+            Target(MODEL, VERSION, "stable"), request_body(batched, "batch"), response_body(batched, "batch")
+        )
+        logger.stop(timeout_s=10)
+        wait_for(
+            lambda: (
+                gauge(
+                    base, "mlops_drift_events_received_total", model=MODEL, version=VERSION, kind="response"
+                )
+                == 4
+            )
+        )
+
+        reply = post_outcomes(
+            base,
+            [
+                {"request_id": "req-0", "label": 1},
+                {"request_id": "req-0", "label": 0},  # second label of the same row
+                {"request_id": "nobody", "label": 1},
+                {"request_id": "req-1", "label": "maybe"},  # not a class of a binary model
+                {"request_id": "batch", "label": 1},  # which of its 3 rows?
+                {"request_id": "batch#2", "label": True},
+                {"request_id": "batch#7", "label": 1},
+            ],
+        )
+        assert reply.status_code == 202
+        unmatched = {"duplicate": 1, "unknown_request": 2, "bad_label": 1, "ambiguous": 1}
+        assert reply.json() == {"outcomes": 7, "joined": 2, "rows_labeled": 2, "unmatched": unmatched}
+        for reason, count in unmatched.items():
+            assert gauge(base, "mlops_model_quality_outcomes_unmatched_total", reason=reason) == count
+
+        for body in (
+            b"{",
+            b'{"outcomes": []}',
+            b'{"outcomes": [{"label": 1}]}',
+            b'{"outcomes": [{"request_id": "req-2", "label": -1}]}',
+        ):
+            reply = httpx.post(f"{base}/v1/outcomes", content=body, timeout=10)
+            assert reply.status_code == 400 and "\n" not in reply.json()["error"]
+        assert gauge(base, "mlops_model_quality_outcomes_rejected_total", reason="bad_json") == 1
+        assert gauge(base, "mlops_model_quality_outcomes_rejected_total", reason="bad_payload") == 3
+        # A rejected body applies nothing: req-2 is still waiting for its label.
+        assert post_outcomes(base, [{"request_id": "req-2", "label": 0}]).json()["joined"] == 1
+
+        recent = httpx.get(f"{base}/v1/recent", params={"model": MODEL, "since": 0}, timeout=10).json()[
+            "rows"
+        ]
+        assert len(recent) == 6
+        batch_row = next(r for r in recent if r["request_id"] == "batch" and r["row"] == 2)
+        assert batch_row["label"] == 1 and batch_row["features"]["sessions_7d"] == int(
+            served["session_id"].iloc[5]
+        )
+        assert batch_row["proba"][1] == pytest.approx(served["p1"].iloc[5], abs=1e-6)
+
+
+def test_a_restart_keeps_pending_predictions_and_the_labeled_count(served, tmp_path):
+    with running(build_service(tmp_path)) as base:
+        log_served(base, served.iloc[:20])
+        wait_for(
+            lambda: (
+                gauge(
+                    base, "mlops_drift_events_received_total", model=MODEL, version=VERSION, kind="response"
+                )
+                == 20
+            )
+        )
+        post_outcomes(
+            base, [{"request_id": f"req-{i}", "label": int(served["converted"].iloc[i])} for i in range(10)]
+        )
+    with running(build_service(tmp_path)) as base:
+        assert gauge(base, "mlops_model_quality_labeled_total", model=MODEL, version=VERSION) == 10
+        later = [{"request_id": f"req-{i}", "label": int(served["converted"].iloc[i])} for i in range(10, 20)]
+        assert post_outcomes(base, later).json()["joined"] == 10
+        assert gauge(base, "mlops_model_quality_labeled_total", model=MODEL, version=VERSION) == 20
+        assert gauge(base, "mlops_model_quality_window_rows", model=MODEL, version=VERSION) == 20
+
+
+def test_store_is_bounded_by_count_and_age(tmp_path):
+    store = PredictionStore.in_folder(tmp_path, max_rows=5, max_age_s=100)
+    for i in range(8):
+        store.log_request(f"ce-{i}", f"r-{i}", MODEL, VERSION, [{"x": i}], now=1000.0 + i * 10)
+    store.prune(now=1070.0)
+    assert [r["request_id"] for r in store.recent(MODEL)] == ["r-7", "r-6", "r-5", "r-4", "r-3"]
+    store.prune(now=1150.0)  # older than 100 s: r-3 (1030) and r-4 (1040); r-5 (1050) is at the limit
+    assert [r["request_id"] for r in store.recent(MODEL)] == ["r-7", "r-6", "r-5"]
+
+
+def test_window_metrics_multiclass_and_undefined_auc():
+    proba = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]]
+    scores = window_metrics([0, 1, 2, 1], proba)
+    assert scores["accuracy"] == 0.75
+    assert scores["roc_auc"] == pytest.approx(roc_auc_score([0, 1, 2, 1], proba, multi_class="ovr"))
+    assert np.isnan(window_metrics([1, 1], [[0.2, 0.8], [0.4, 0.6]])["roc_auc"])  # one class only
+    assert FEATURES  # the request body above sends the double's features
