@@ -35,6 +35,9 @@ EXPORT_FILE = "export.json"
 # ~1e-7. 1e-5 leaves room for that rounding and still catches a wrong feature order or a lost transform.
 DEFAULT_TOLERANCE = 1e-5
 LOCAL_ARTIFACTS = python_backend_model.KNOWN_ARTIFACTS
+# What the KServe transformer downloads (inference/deploy/render.py points its STORAGE_URI here).
+TRANSFORMER_FOLDER = "transformer"
+TRANSFORMER_FILES = ("bundle.json", "encoder.json")
 
 
 class ParityError(ValueError):
@@ -80,6 +83,7 @@ def export_repository(
     artifact = _write_artifact(bundle_dir, info, cluster_version)
     _write_cluster_model(cluster_version.parent, info, spec, artifact)
     _write_local_model(_fresh_model_dir(dest, "local", spec.name), cluster_version / artifact, info, spec)
+    _write_transformer_files(bundle_dir, dest / TRANSFORMER_FOLDER)
 
     max_diff, rows = None, 0
     if test_frame is not None:
@@ -97,6 +101,18 @@ def export_repository(
     )
     (dest / EXPORT_FILE).write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
     return result
+
+
+def _write_transformer_files(bundle_dir: Path, dest: Path) -> None:
+    """The feature encoding the transformer applies before Triton; tabular bundles only (the text model
+    takes token ids and has no encoder)."""
+    if not (bundle_dir / "encoder.json").is_file():
+        return
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in TRANSFORMER_FILES:
+        shutil.copy2(bundle_dir / name, dest / name)
 
 
 def check_parity(

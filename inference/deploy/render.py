@@ -15,6 +15,14 @@ What the fields mean over a rollout (the storageUri is always the newest revisio
 
 The spec alone does not say which version the other revision runs (Knative remembers it), so the
 annotations name both versions and their local repositories: local mode's router splits traffic from them.
+
+Transformer (models whose spec names a Feast feature service): the platform image running
+`python -m inference.transformer`, with the **stable** version's bundle files (`bundle.json`,
+`encoder.json` under `<triton>/transformer`, downloaded by KServe's storage initializer from STORAGE_URI)
+and no canary of its own. Knative splits the transformer's and the predictor's revisions independently, so
+a canary transformer could not be paired with the canary predictor; one stable transformer in front of
+both predictor revisions is the smaller error (the canary gets the stable encoder: same tensor width when
+the feature service is the same, medians and categories of the stable fit). Promote moves it on.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from components.common.images import PLATFORM_IMAGE
 from components.common.model_spec import ModelSpec
 from components.common.paths import REPO_ROOT
 from inference.deploy.registry_refs import ModelVersionRef
@@ -40,6 +49,9 @@ STABLE_VERSION_KEY = ANNOTATION_PREFIX + "stable-version"
 STABLE_LOCAL_REPOSITORY_KEY = ANNOTATION_PREFIX + "stable-local-repository"
 CANARY_VERSION_KEY = ANNOTATION_PREFIX + "canary-version"
 GPU_RESOURCE = "nvidia.com/gpu"
+TRANSFORMER_FOLDER = "transformer"
+"""Beside `cluster/` and `local/` in a version's Triton artifacts: the bundle files the transformer reads."""
+STORAGE_URI_ENV = "STORAGE_URI"  # KServe runs its storage initializer for a custom container with this env
 # Knative names revisions `<isvc>-predictor-00001`, and a revision name is a 63-character DNS label.
 MAX_NAME_LENGTH = 63 - len("-predictor-00001")
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -78,7 +90,18 @@ def render_inference_service(
         predictor["canaryTrafficPercent"] = percent
     if spec.serving.gpu:
         _request_gpu(predictor)
+    _configure_transformer(service["spec"], spec, stable)
     return service
+
+
+def transformer_storage_uri(version: ModelVersionRef) -> str:
+    """Where a version's transformer files are: `<triton>/transformer`, beside `<triton>/cluster`."""
+    base, _, leaf = version.storage_uri.rstrip("/").rpartition("/")
+    if leaf != "cluster" or not base:
+        raise ValueError(
+            f"deploy: {version.name} v{version.version}: storage URI {version.storage_uri} is not .../cluster"
+        )
+    return f"{base}/{TRANSFORMER_FOLDER}"
 
 
 def check_name(name: str) -> None:
@@ -146,6 +169,19 @@ def _annotations(
     if canary is not None:
         annotations[CANARY_VERSION_KEY] = canary.version
     return annotations
+
+
+def _configure_transformer(service_spec: dict[str, Any], spec: ModelSpec, stable: ModelVersionRef) -> None:
+    """The Feast transformer for feature-service models (pinned to `stable`); none for the others."""
+    transformer = service_spec.pop("transformer", None)
+    if transformer is None or not spec.inputs.feature_service:
+        return
+    container = transformer["containers"][0]
+    container["image"] = PLATFORM_IMAGE
+    container["args"] = [*container.get("args", []), f"--model-version={stable.version}"]
+    storage = {"name": STORAGE_URI_ENV, "value": transformer_storage_uri(stable)}
+    container["env"] = [*container.get("env", []), storage]
+    service_spec["transformer"] = transformer
 
 
 def _request_gpu(predictor: dict[str, Any]) -> None:

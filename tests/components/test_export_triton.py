@@ -24,7 +24,13 @@ from components.common.encoding import FeatureEncoder
 from components.common.model_spec import ModelSpec, load_spec
 from components.export_triton import python_backend_model
 from components.export_triton.config_pbtxt import render_config
-from components.export_triton.core import EXPORT_FILE, ParityError, export_repository
+from components.export_triton.core import (
+    EXPORT_FILE,
+    TRANSFORMER_FILES,
+    TRANSFORMER_FOLDER,
+    ParityError,
+    export_repository,
+)
 from components.export_triton.python_backend_model import TritonPythonModel, load_artifact
 
 SPECS = Path(__file__).resolve().parents[2] / "pipelines" / "models"
@@ -257,6 +263,9 @@ def test_export_writes_both_repositories_and_records_parity(
     assert (cluster / "1" / artifact).read_bytes() == (local / "1" / artifact).read_bytes()
     assert f'backend: "{cluster_backend}"' in (cluster / "config.pbtxt").read_text()
     assert 'backend: "python"' in (local / "config.pbtxt").read_text()
+    transformer = dest / TRANSFORMER_FOLDER  # what the KServe transformer downloads
+    assert sorted(p.name for p in transformer.iterdir()) == sorted(TRANSFORMER_FILES)
+    assert (transformer / "encoder.json").read_bytes() == (bundle / "encoder.json").read_bytes()
     report = json.loads((dest / EXPORT_FILE).read_text())
     assert report["model_name"] == spec_name and report["artifact"] == artifact
     assert report["backends"] == {"cluster": cluster_backend, "local": "python"}

@@ -12,6 +12,7 @@ import mlflow
 import pytest
 import yaml
 
+from components.common.images import PLATFORM_IMAGE
 from components.common.model_spec import ModelSpec, load_specs
 from components.register.registry import (
     CHALLENGER,
@@ -307,3 +308,56 @@ def test_cli_renders_and_canaries(canary_state: Path, tmp_path: Path, capsys) ->
     assert _served(tmp_path)["spec"]["predictor"]["canaryTrafficPercent"] == 20
     assert main(["promote", "--model", MODEL]) == 1
     assert "pass --out DIR or --kubernetes" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ transformer
+@pytest.mark.parametrize(
+    "name", ["conversion-mlp", "conversion-sklearn", "conversion-xgboost", "intent-transformer"]
+)
+def test_feature_service_models_get_the_feast_transformer_pinned_to_stable(specs, name: str) -> None:
+    spec = specs[name]
+    service = render_inference_service(spec, _ref(name, "3"), _ref(name, "4"), NAMESPACE, logger_url=LOGGER)
+    assert sdk_problems(service) == []
+    transformer = service["spec"].get("transformer")
+    if not spec.inputs.feature_service:
+        assert transformer is None, f"{name} takes request fields: nothing to look up in Feast"
+        return
+    [container] = transformer["containers"]
+    assert container["image"] == PLATFORM_IMAGE
+    assert container["command"] == ["python", "-m", "inference.transformer"]
+    assert "--model-version=3" in container["args"], "the stable version's encoder, not the canary's"
+    env = {item["name"]: item for item in container["env"]}
+    assert env["STORAGE_URI"]["value"] == "s3://models/" + name + "/3/artifacts/triton/transformer"
+    secrets = {item["valueFrom"]["secretKeyRef"]["name"] for item in env.values() if "valueFrom" in item}
+    assert secrets == {"feast-registry", "feast-online-store"}
+    assert "canaryTrafficPercent" not in transformer
+    assert service["spec"]["predictor"]["canaryTrafficPercent"] == spec.canary.traffic_percent
+    assert transformer["automountServiceAccountToken"] is False
+    assert list(container_violations(service, transformer, container)) == []
+    assert "nvidia.com/gpu" not in str(transformer), "the GPU is the predictor's"
+
+
+def test_transformer_args_parse_with_what_kserve_appends(specs) -> None:
+    from inference.transformer.__main__ import build_parser
+
+    service = render_inference_service(specs[MODEL], _ref(MODEL, "5"), None, NAMESPACE)
+    [container] = service["spec"]["transformer"]["containers"]
+    # KServe's controller appends these (snake_case) to a custom transformer's args.
+    appended = [
+        "--model_name",
+        MODEL,
+        "--predictor_host",
+        f"{MODEL}-predictor.{NAMESPACE}",
+        "--http_port",
+        "8080",
+    ]
+    args = build_parser().parse_args([*container["args"], *appended])
+    assert (args.model_name, args.protocol, args.model_version, args.http_port) == (MODEL, "v2", "5", 8080)
+    assert str(args.bundle) == "/mnt/models"
+    assert str(args.feature_store_yaml).endswith("feature_repo/cluster/feature_store.yaml")
+
+
+def test_transformer_needs_a_cluster_repository_uri(spec) -> None:
+    odd = ModelVersionRef(MODEL, "1", "s3://models/x/1/artifacts/triton/elsewhere", "s3://l")
+    with pytest.raises(ValueError, match=r"is not \.\.\./cluster"):
+        render_inference_service(spec, odd, None, NAMESPACE)

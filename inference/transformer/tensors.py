@@ -1,0 +1,119 @@
+"""Open Inference Protocol tensors in and out of the transformer.
+
+Client request: one 1-D tensor per entity key (`session_id`, `customer_id`: INT64, any integer type, or
+BYTES holding the decimal id), `[n]` or `[n, 1]`, plus one per request-time field the feature service's
+on-demand views take (none for this repository's services). Row i of every tensor is one prediction.
+
+Predictor request: the bundle's Triton input (`input__0` FP32 `[n, n_features]`, the FeatureEncoder
+output). Client response: `probabilities` FP32 `[n, n_classes]` (columns in the bundle's `classes`
+order) and `predicted_class` BYTES `[n]` (the most probable class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from kserve import InferInput, InferOutput, InferRequest, InferResponse
+from kserve.errors import InvalidInput
+
+INTEGER_TYPES = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
+PROBABILITIES = "probabilities"
+PREDICTED_CLASS = "predicted_class"
+
+
+def entity_rows(
+    request: InferRequest, entity_keys: Sequence[str], request_fields: Sequence[str], max_rows: int
+) -> list[dict[str, Any]]:
+    """The request's rows as Feast entity rows (`{key: id, ..., field: value}`); InvalidInput otherwise."""
+    tensors = {tensor.name: tensor for tensor in request.inputs}
+    expected = [*entity_keys, *request_fields]
+    missing = [name for name in expected if name not in tensors]
+    unknown = sorted(set(tensors) - set(expected))
+    if missing or unknown:
+        raise InvalidInput(
+            f"inputs must be exactly {', '.join(expected)}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(unknown)}" if unknown else "")
+        )
+    columns = {key: _entity_ids(tensors[key]) for key in entity_keys}
+    columns |= {field: _values(tensors[field]) for field in request_fields}
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise InvalidInput(f"every input needs the same number of rows (got {lengths})")
+    rows = next(iter(lengths.values()))
+    if not 1 <= rows <= max_rows:
+        raise InvalidInput(f"a request holds 1 to {max_rows} rows (got {rows})")
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def _entity_ids(tensor: InferInput) -> list[int]:
+    if tensor.datatype == "BYTES":
+        texts = [_text(value) for value in _values(tensor)]
+        bad = [text for text in texts if not text.lstrip("-").isdigit()]
+        if bad:
+            raise InvalidInput(f"input {tensor.name}: BYTES ids must be decimal integers (got {bad[0]!r})")
+        return [int(text) for text in texts]
+    if tensor.datatype not in INTEGER_TYPES:
+        raise InvalidInput(
+            f"input {tensor.name}: datatype must be INT64 (or another integer type, or BYTES), "
+            f"got {tensor.datatype}"
+        )
+    return [int(value) for value in _values(tensor)]
+
+
+def _values(tensor: InferInput) -> list[Any]:
+    shape = [int(dim) for dim in tensor.shape]
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+        raise InvalidInput(f"input {tensor.name}: shape must be [n] or [n, 1] (got {shape})")
+    try:
+        array = np.asarray(tensor.as_numpy())
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(
+            f"input {tensor.name}: data does not fit shape {shape} and {tensor.datatype}: {error}"
+        ) from None
+    if array.size != shape[0]:
+        raise InvalidInput(f"input {tensor.name}: shape {shape} needs {shape[0]} values, got {array.size}")
+    return [_text(value) if isinstance(value, bytes) else value for value in array.reshape(-1).tolist()]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def triton_request(
+    model_name: str, input_name: str, matrix: np.ndarray, request_id: str | None
+) -> InferRequest:
+    """The predictor's request: the encoded rows as the Triton model's one FP32 input."""
+    tensor = InferInput(input_name, list(matrix.shape), "FP32")
+    tensor.set_data_from_numpy(np.ascontiguousarray(matrix, dtype=np.float32), binary_data=True)
+    return InferRequest(model_name=model_name, infer_inputs=[tensor], request_id=request_id)
+
+
+def prediction_response(
+    predictor_response: InferResponse,
+    output_name: str,
+    classes: Sequence[str],
+    model_name: str,
+    model_version: str | None,
+) -> InferResponse:
+    """The client's response: probabilities per class and the predicted class, under the public name."""
+    outputs = {output.name: output for output in predictor_response.outputs}
+    if output_name not in outputs:
+        raise RuntimeError(f"predictor answered without {output_name!r} (got {', '.join(outputs)})")
+    probabilities = np.asarray(outputs[output_name].as_numpy(), dtype=np.float32)
+    probabilities = probabilities.reshape(len(probabilities), len(classes))
+    predicted = np.array([classes[i] for i in probabilities.argmax(axis=1)], dtype=np.object_)
+    result = [
+        InferOutput(PROBABILITIES, list(probabilities.shape), "FP32"),
+        InferOutput(PREDICTED_CLASS, [len(predicted)], "BYTES"),
+    ]
+    result[0].set_data_from_numpy(probabilities, binary_data=False)
+    result[1].set_data_from_numpy(predicted, binary_data=False)
+    return InferResponse(
+        response_id=predictor_response.id,
+        model_name=model_name,
+        model_version=model_version,
+        infer_outputs=result,
+    )
