@@ -18,9 +18,10 @@ UV := .tools/bin/uv
 PY := .venv/bin/python
 SERVING_PY := .venv-serving/bin/python
 DEB_PACKAGES := prometheus prometheus-alertmanager
+BENCH_DEB_PACKAGES := wrk
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve rollout monitor rules-test manifests images deb-packages
+.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve rollout monitor rules-test manifests images deb-packages bench bench-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,7 +33,7 @@ run: install data features ## The local loop: demo data -> Feast -> training pip
 	$(PY) -m inference.local_rollout
 	@echo "local state: $(MLOPS_HOME)"
 
-test: install lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites
+test: install .venv-bench/.synced bench-packages lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites (bench harness smoke tests included)
 	$(SERVING_PY) -m pytest -q tests/serving_env
 	$(PY) -m pytest -q --ignore=tests/serving_env
 
@@ -72,12 +73,13 @@ clean: ## Remove all local state (keeps the environments)
 	rm -rf "$(MLOPS_HOME)"
 
 distclean: clean ## Also remove the environments and build outputs
-	rm -rf .venv .venv-serving .venv-tools .tools build
+	rm -rf .venv .venv-serving .venv-tools .venv-bench .tools build
 
-lock: $(UV) ## Regenerate both lock files from *.requirements.in
+lock: $(UV) ## Regenerate the lock files from *.requirements.in
 	$(UV) pip compile -q platform.requirements.in -o platform.lock --python-version $(PYTHON_VERSION) $(FIND_LINKS)
 	$(UV) pip compile -q serving.requirements.in -o serving.lock --python-version $(PYTHON_VERSION) $(FIND_LINKS)
 	$(UV) pip compile -q tools.requirements.in -o tools.lock --python-version $(PYTHON_VERSION)
+	$(UV) pip compile -q bench.requirements.in -o bench.lock --python-version $(PYTHON_VERSION)
 
 $(UV):
 	python3 -m venv .tools
@@ -91,6 +93,12 @@ $(UV):
 .venv-serving/.synced: serving.lock | $(UV)
 	[ -x .venv-serving/bin/python ] || $(UV) venv -q .venv-serving --python $(PYTHON_VERSION)
 	VIRTUAL_ENV=.venv-serving $(UV) pip sync -q serving.lock $(FIND_LINKS)
+	touch $@
+
+# MLServer (the peer OIP server `make bench` compares Triton with) pins its own web and gRPC stack.
+.venv-bench/.synced: bench.lock | $(UV)
+	[ -x .venv-bench/bin/python ] || $(UV) venv -q .venv-bench --python $(PYTHON_VERSION)
+	VIRTUAL_ENV=.venv-bench $(UV) pip sync -q bench.lock
 	touch $@
 
 .venv-tools/.synced: tools.lock | $(UV)
@@ -125,4 +133,17 @@ deb-packages: ## Install prometheus (promtool) and alertmanager (amtool) from De
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES); \
+	fi
+
+bench: install .venv-bench/.synced bench-packages ## Benchmarks: serving (Triton, router, MLServer) and monitoring (detectors); tables in build/bench/
+	$(PY) -m inference.bench --out build/bench
+	$(SERVING_PY) -m monitoring.bench --out build/bench
+
+bench-packages: ## Install wrk (HTTP load generator for make bench) from Debian when missing
+	@if command -v wrk >/dev/null; then \
+	  echo "debian packages: present ($(BENCH_DEB_PACKAGES))"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(BENCH_DEB_PACKAGES); \
 	fi

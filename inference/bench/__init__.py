@@ -1,0 +1,1 @@
+"""Serving benchmark (`python -m inference.bench`): Triton, the canary router and MLServer on one model."""

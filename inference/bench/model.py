@@ -1,0 +1,126 @@
+"""The one model every path serves: a small XGBoost conversion model, trained on demo data and exported with
+the project's own export step, staged for Triton (two versions, for the router's canary), MLServer and the
+in-process runner, plus the single-row OIP request body every load generator sends.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+MODEL = "conversion-xgboost"
+STABLE, CANARY = "1", "2"
+CANARY_PERCENT = 20
+DEMO_CUSTOMERS = 200  # ~4,000 sessions: enough for a realistic tree ensemble, trained in about a second
+MAX_ROUNDS = 100  # small on purpose: the benchmark measures serving overhead, not tree depth
+INPUT = "input__0"
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    export_dir: Path  # export_repository's output (cluster/ and local/)
+    triton_repository: Path  # <model>__v1 and <model>__v2, as the router expects
+    mlserver_repository: Path  # <model>/model-settings.json + xgboost.json
+    isvc_file: Path  # InferenceService with the canary split
+    body_file: Path  # one-row OIP JSON request
+    row: np.ndarray  # the same row, float32 (1, features)
+    artifact: Path  # xgboost.json
+
+    @property
+    def triton_model(self) -> str:
+        from inference.router.routing import triton_model_name
+
+        return triton_model_name(MODEL, STABLE)
+
+
+def demo_frame(customers: int = DEMO_CUSTOMERS) -> pd.DataFrame:
+    """Training-set shaped demo rows (features + label), oldest first."""
+    from feature_repo.demo_data import GeneratorConfig, generate
+    from feature_repo.demo_data.labels import point_in_time_features
+
+    tables = generate(GeneratorConfig(customers=customers))
+    features = point_in_time_features(
+        tables["session_stats"], tables["customer_activity"], tables["customer_profile"]
+    )
+    labels = tables["conversions"][["session_id", "converted"]]
+    return features.merge(labels, on="session_id").sort_values("event_timestamp", ignore_index=True)
+
+
+def build(work: Path) -> BenchModel:
+    """Train, export (with the export step's parity check) and stage the model under `work`."""
+    from components.common.model_spec import DEFAULT_SPEC_DIR, load_spec
+    from components.export_triton.core import export_repository
+    from components.train import xgboost_model
+
+    spec = load_spec(DEFAULT_SPEC_DIR / f"{MODEL}.yaml")
+    frame = demo_frame()
+    cut = int(len(frame) * 0.8)
+    train, valid = frame.iloc[:cut], frame.iloc[cut:]
+    params = {**spec.training.hyperparameters, "n_estimators": MAX_ROUNDS}
+    predictor, _ = xgboost_model.fit(spec, train, valid, params, work / "bundle")
+    export = export_repository(work / "bundle", spec, work / "export", valid.tail(50))
+    local_model = export.model_dir("local")
+    row = predictor.encode(valid.head(1))[INPUT].astype(np.float32)
+    artifact = local_model / "1" / export.artifact
+    return BenchModel(
+        export_dir=work / "export",
+        triton_repository=_stage_triton(local_model, work / "triton"),
+        mlserver_repository=_stage_mlserver(artifact, work / "mlserver"),
+        isvc_file=_write_isvc(work / "isvc.yaml"),
+        body_file=_write_body(row, work / "request.json"),
+        row=row,
+        artifact=artifact,
+    )
+
+
+def request_body(row: np.ndarray) -> dict:
+    return {
+        "inputs": [
+            {"name": INPUT, "shape": list(row.shape), "datatype": "FP32", "data": row.ravel().tolist()}
+        ]
+    }
+
+
+def _write_body(row: np.ndarray, path: Path) -> Path:
+    path.write_text(json.dumps(request_body(row)))
+    return path
+
+
+def _stage_triton(local_model: Path, repository: Path) -> Path:
+    from inference.router.routing import stage_model_version
+
+    for version in (STABLE, CANARY):  # the canary is a copy: the split costs the same as a real one
+        stage_model_version(local_model, repository, MODEL, version)
+    return repository
+
+
+def _stage_mlserver(artifact: Path, repository: Path) -> Path:
+    """MLServer's model folder: its XGBoost runtime loads the very JSON file Triton serves."""
+    model_dir = repository / MODEL
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "xgboost.json").write_bytes(artifact.read_bytes())
+    settings = {
+        "name": MODEL,
+        "implementation": "mlserver_xgboost.XGBoostModel",
+        "parameters": {"uri": "./xgboost.json", "version": STABLE},
+    }
+    (model_dir / "model-settings.json").write_text(json.dumps(settings, indent=2))
+    return repository
+
+
+def _write_isvc(path: Path) -> Path:
+    from inference.router.routing import CANARY_ANNOTATION, STABLE_ANNOTATION
+
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": MODEL, "annotations": {STABLE_ANNOTATION: STABLE, CANARY_ANNOTATION: CANARY}},
+        "spec": {"predictor": {"canaryTrafficPercent": CANARY_PERCENT}},
+    }
+    path.write_text(yaml.safe_dump(isvc, sort_keys=False))
+    return path

@@ -1,0 +1,1 @@
+"""Monitoring benchmark (`python -m monitoring.bench`): drift detector throughput, false alarms, delay."""

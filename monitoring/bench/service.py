@@ -1,0 +1,119 @@
+"""The drift service end to end: `python -m monitoring.drift_service` on loopback, fed KServe-logger-style
+request CloudEvents (binary mode, one row each) by `wrk`, with the detector running on full windows.
+
+Per-core throughput is events over the CPU time the service process used while under load (read from
+/proc), so the load generator's own CPU on the shared cores is not counted against the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from inference.bench import wrk
+from inference.bench.servers import HOST, free_ports
+from monitoring.bench.stats import Throughput
+
+READY_TIMEOUT_S = 120.0
+
+
+def event_body(row: pd.Series) -> dict:
+    """An OIP request with one input per raw feature column, as the tabular transformer sends them."""
+    inputs = []
+    for name, value in row.items():
+        if isinstance(value, str):
+            inputs.append({"name": name, "shape": [1], "datatype": "BYTES", "data": [value]})
+        else:
+            inputs.append({"name": name, "shape": [1], "datatype": "FP64", "data": [float(value)]})
+    return {"inputs": inputs}
+
+
+def event_headers(model: str, version: str) -> dict[str, str]:
+    return {
+        "ce-specversion": "1.0",
+        "ce-id": "bench",
+        "ce-type": "org.kubeflow.serving.inference.request",
+        "ce-source": f"http://localhost/{model}",
+        "ce-inferenceservicename": model,
+        "ce-modelversion": version,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its reaped children, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def drift_service(detectors: Path, buffer_size: int, log: Path) -> Iterator[tuple[str, int]]:
+    port = free_ports(1)[0]
+    command = [
+        sys.executable, "-m", "monitoring.drift_service", "--port", str(port), "--detectors", str(detectors),
+        "--buffer-size", str(buffer_size), "--max-pending", str(max(10_000, buffer_size)),
+        "--log-level", "warning",  # uvicorn's access log is at info: off
+    ]  # fmt: skip
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://{HOST}:{port}"
+    try:
+        _wait_ready(process, f"{url}/readyz", log)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"drift service exited with code {process.returncode} while starting (log {log})"
+            )
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1.0) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"drift service not ready at {url} after {READY_TIMEOUT_S:.0f} s (log {log})")
+
+
+def received_requests(url: str) -> float:
+    """`mlops_drift_events_received` for requests, summed over models and versions."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    lines = [line for line in text.splitlines() if line.startswith("mlops_drift_events_received")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if 'kind="request"' in line)
+
+
+def measure_service(
+    detector_dir: Path, row: pd.Series, model: str, version: str, window: int, work: Path, args
+) -> tuple[Throughput, dict]:
+    """Events per second (wall and per core of the service) at `args.service_concurrency` connections."""
+    body = work / "event.json"
+    body.write_text(json.dumps(event_body(row)))
+    script = wrk.write_script(body, work / "event.lua", event_headers(model, version))
+    with drift_service(detector_dir.parent, window, work / "drift-service.log") as (url, pid):
+        wrk.run_wrk(url + "/", script, args.service_concurrency, 1)  # warm-up
+        before_cpu, before_count = cpu_seconds(pid), received_requests(url)
+        summary = wrk.run_wrk(url + "/", script, args.service_concurrency, args.duration_s)
+        time.sleep(0.5)  # the flusher thread scores the last full window
+        used_cpu, counted = cpu_seconds(pid) - before_cpu, received_requests(url) - before_count
+    accepted = int(summary["requests"])
+    extra = {"wrk": summary, "events_counted_by_service": counted, "service_cpu_s": used_cpu}
+    return Throughput(accepted, float(summary["duration_s"]), used_cpu), extra

@@ -1,0 +1,128 @@
+"""Pure bookkeeping of the monitoring benchmark: alarm streams -> false alarms and detection delays, and the
+markdown report. No detector or numpy here, so the tests exercise it without alibi-detect.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+PER_REQUESTS = 10_000  # false alarms are reported per this many unshifted requests (issue #5)
+THROUGHPUT_TARGET = 5_000.0  # events/s per core
+DELAY_TARGET = 500  # requests after the shift starts
+FALSE_ALARM_TARGET = 1.0  # per PER_REQUESTS
+
+
+@dataclass(frozen=True)
+class Throughput:
+    events: int
+    wall_s: float
+    cpu_s: float  # CPU time of the process doing the work: events / cpu_s is the per-core rate
+
+    @property
+    def per_s(self) -> float:
+        return self.events / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def per_core_s(self) -> float:
+        return self.events / self.cpu_s if self.cpu_s > 0 else 0.0
+
+
+@dataclass
+class DetectorReport:
+    model: str
+    kind: str
+    setting: str  # the spec's false-alarm setting, e.g. "p_value 0.01 bonferroni, window 500"
+    alone: Throughput | None = None
+    service: Throughput | None = None
+    clean_requests: int = 0
+    false_alarms: int = 0
+    delays: list[int | None] = field(default_factory=list)  # per seed; None: not detected within the cap
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def false_alarms_per_10k(self) -> float:
+        return self.false_alarms / self.clean_requests * PER_REQUESTS if self.clean_requests else float("nan")
+
+    def to_json(self) -> dict:
+        body = asdict(self)
+        body["false_alarms_per_10k"] = self.false_alarms_per_10k
+        body["delay_median"], body["delay_max"] = delay_summary(self.delays)
+        return body
+
+
+def batch_alarm_positions(verdicts: Sequence[bool], window: int) -> list[int]:
+    """Requests seen when each alarming window completed (window i covers requests i*w+1 .. (i+1)*w)."""
+    return [(index + 1) * window for index, drift in enumerate(verdicts) if drift]
+
+
+def detection_delay(alarm_positions: Sequence[int], shift_start: int) -> int | None:
+    """Requests from the first shifted one (number `shift_start + 1`) to the first alarm at or after it."""
+    after = [position for position in alarm_positions if position > shift_start]
+    return min(after) - shift_start if after else None
+
+
+def delay_summary(delays: Sequence[int | None]) -> tuple[float | None, int | None]:
+    """Median and max over seeds; a missed detection makes both None (it is worse than any number)."""
+    if not delays or any(d is None for d in delays):
+        return None, None
+    found = [d for d in delays if d is not None]
+    return float(statistics.median(found)), max(found)
+
+
+def _rate(value: Throughput | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value.per_core_s:,.0f} ({value.per_s:,.0f} wall)"
+
+
+def markdown(reports: Sequence[DetectorReport]) -> str:
+    header = (
+        "| model | detector | false-alarm setting | events/s per core, alone | events/s per core, "
+        "service over HTTP | clean requests | false alarms per 10k | delay median | delay max |"
+    )
+    lines = [header, "|" + "---|" * 9]
+    for r in reports:
+        median, worst = delay_summary(r.delays)
+        cells = [
+            r.model,
+            r.kind,
+            r.setting,
+            _rate(r.alone),
+            _rate(r.service),
+            f"{r.clean_requests:,}",
+            f"{r.false_alarms_per_10k:.2f} ({r.false_alarms})",
+            "missed" if median is None else f"{median:g}",
+            "missed" if worst is None else str(worst),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdict_lines(reports: Sequence[DetectorReport]) -> list[str]:
+    """Issue #5's three targets, per detector, with the numbers behind each."""
+    lines = []
+    for r in reports:
+        rate = r.alone.per_core_s if r.alone else 0.0
+        _, worst = delay_summary(r.delays)
+        checks = [
+            (
+                f"alone >= {THROUGHPUT_TARGET:,.0f} events/s per core",
+                rate >= THROUGHPUT_TARGET,
+                f"{rate:,.0f}",
+            ),
+            (
+                f"detects within {DELAY_TARGET} requests",
+                worst is not None and worst <= DELAY_TARGET,
+                f"max {worst}",
+            ),
+            (
+                f"<= {FALSE_ALARM_TARGET:g} false alarm per {PER_REQUESTS:,}",
+                r.false_alarms_per_10k <= FALSE_ALARM_TARGET,
+                f"{r.false_alarms_per_10k:.2f}",
+            ),
+        ]
+        for name, met, evidence in checks:
+            lines.append(f"- {r.model} ({r.kind}): {name}: **{'met' if met else 'NOT met'}** ({evidence})")
+    return lines
