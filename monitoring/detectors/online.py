@@ -95,9 +95,13 @@ class OnlineTabularDetector(TabularDetectorBase):
         if len(rows) == 0:
             raise DetectorError(f"{self.model} {self.version}: no rows to score")
         x = _as_input(self.kind, self.encoding.transform(rows))
+        alarm = None
         for row in x:
             out = self._alibi.predict(row, return_test_stat=True)["data"]
             self._trim_history()
+            if alarm is None and out["is_drift"]:
+                alarm = out  # an alarm on any row of the batch counts, not only on its last row
+        out = alarm if alarm is not None else out
         stats = np.nanmax(np.atleast_2d(out["test_stat"]), axis=0) if self._alibi.t >= self._max_ws else None
         return DriftResult(
             drift=bool(out["is_drift"]),

@@ -108,6 +108,19 @@ def test_cvm_online_quiet_on_clean_rows_and_fast_on_shift(cvm_folder, sessions):
     assert max(result.statistics, key=result.statistics.get) == SHIFTED
 
 
+def test_cvm_online_reports_an_alarm_raised_inside_a_batch(cvm_folder, sessions):
+    """The drift service scores a buffer of rows at once: an alarm on any row must survive to the result,
+    even when the rows after it (here clean ones) no longer alarm."""
+    detector = load_detector(cvm_folder)
+    initial = detector.state()
+    found = first_detection(detector, sessions["drifted"].iloc[:150])
+    assert found is not None
+    detector.restore(initial)
+    batch = pd.concat([sessions["drifted"].iloc[:found], sessions["clean"].iloc[:80]])
+    result = detector.score(batch)
+    assert result.drift and result.rows == found + 80
+
+
 def test_cvm_online_state_survives_a_restart(cvm_folder, sessions):
     first = load_detector(cvm_folder)
     first.score(sessions["clean"].iloc[:70])
