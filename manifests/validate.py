@@ -18,13 +18,22 @@ REQUIRED_LABELS = tuple(
 )
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # Kinds kubernetes-validate has no schema for (CRDs); they are checked against manifests/schemas/.
-CUSTOM_KINDS = {"PrometheusRule", "ServiceMonitor", "PodMonitor", "Application", "ApplicationSet"}
+CUSTOM_KINDS = {"PrometheusRule", "ServiceMonitor", "PodMonitor", "AlertmanagerConfig", "Application"}
+CUSTOM_KINDS |= {"ApplicationSet"}
 CUSTOM_KINDS |= {"Pipeline", "PipelineVersion", "ServingRuntime", "InferenceService", "Trigger"}
 KUBERNETES_VERSION = "1.32.0"
 
 
 class MissingDependencyError(RuntimeError):
     """A validator package is not installed in the platform environment."""
+
+
+class _KubectlLoader(yaml.SafeLoader):
+    """PyYAML reads a bare `=` (kubectl prints AlertmanagerConfig's `matchType: =` unquoted) as YAML 1.1's
+    `value` tag and cannot build it; every other YAML reader (kubectl, Go) sees the string "="."""
+
+
+_KubectlLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
 
 
 def render(target: Path) -> list[dict]:
@@ -34,7 +43,7 @@ def render(target: Path) -> list[dict]:
     )
     if result.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {target} failed: {result.stderr.strip()}")
-    return [obj for obj in yaml.safe_load_all(result.stdout) if obj]
+    return [obj for obj in yaml.load_all(result.stdout, Loader=_KubectlLoader) if obj]
 
 
 def describe(obj: dict) -> str:
@@ -120,6 +129,8 @@ def referenced_secrets(objects: Iterable[dict]) -> set[str]:
     """Names of Secrets the workloads read: env secretKeyRef, envFrom secretRef, secret/projected volumes."""
     names: set[str] = set()
     for obj in objects:
+        if obj["kind"] == "AlertmanagerConfig":
+            names.update(alertmanager_config_secrets(obj))
         spec = pod_spec(obj)
         if spec is None:
             continue
@@ -137,6 +148,17 @@ def referenced_secrets(objects: Iterable[dict]) -> set[str]:
             for source in volume.get("projected", {}).get("sources", []):
                 if "secret" in source:
                     names.add(source["secret"]["name"])
+    return names
+
+
+def alertmanager_config_secrets(obj: dict) -> set[str]:
+    """Secrets an AlertmanagerConfig's receivers name (the Operator reads them from its namespace)."""
+    names = set()
+    for receiver in obj["spec"].get("receivers", []):
+        for webhook in receiver.get("webhookConfigs", []):
+            authorization = webhook.get("httpConfig", {}).get("authorization", {})
+            if "credentials" in authorization:
+                names.add(authorization["credentials"]["name"])
     return names
 
 

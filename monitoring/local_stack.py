@@ -17,126 +17,43 @@ configuration keep their real durations; promtool tests (`monitoring/rules/tests
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import re
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import yaml
 
 from components.common import paths
+from monitoring.local_stack_config import (
+    RESEND_DELAY_S,
+    SCRAPE_INTERVAL_S,
+    duration_s,
+    prometheus_config,
+    scaled,
+    time_scaled_alertmanager,
+    time_scaled_rules,
+)
+from monitoring.local_stack_processes import Process, free_port, http_ok, signal_group, spawn
 from monitoring.rules.alertmanager_config import render
 from monitoring.rules.extract import DEFAULT_SOURCE, extract
+
+__all__ = ["LocalMonitoringStack", "StackError", "duration_s", "scaled"]  # duration_s, scaled: re-exported
 
 PROMETHEUS_BIN = "/usr/bin/prometheus"
 ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
 PLATFORM_PYTHON = paths.REPO_ROOT / ".venv" / "bin" / "python"
 SERVING_PYTHON = paths.REPO_ROOT / ".venv-serving" / "bin" / "python"
-# Prometheus' own defaults, which the committed rules were written against.
-SCRAPE_INTERVAL_S, RESEND_DELAY_S = 15.0, 60.0
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_ROUTE_TIMERS = ("group_wait", "group_interval", "repeat_interval")
-_RULE_TIMERS = ("for", "keep_firing_for")
 
 
 class StackError(RuntimeError):
     """A process of the local stack did not start or become ready; the message names it and its log."""
-
-
-def duration_s(text: str) -> float:
-    """Seconds in a Prometheus duration such as `1h30m` (`ValueError` naming the text otherwise)."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"{text!r}: not a Prometheus duration")
-    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
-
-
-def scaled(text: str, time_scale: float) -> str:
-    """`text` divided by `time_scale`, in whole seconds and never below 1 s."""
-    return f"{max(1, round(duration_s(text) / time_scale))}s"
-
-
-def time_scaled_rules(rules_text: str, time_scale: float) -> str:
-    """A rule file with every `for:`/`keep_firing_for:` divided by `time_scale`."""
-    document = yaml.safe_load(rules_text)
-    for group in document["groups"]:
-        for rule in group["rules"]:
-            for key in _RULE_TIMERS:
-                if key in rule:
-                    rule[key] = scaled(str(rule[key]), time_scale)
-    return yaml.safe_dump(document, sort_keys=False, width=1000)
-
-
-def time_scaled_alertmanager(config_text: str, time_scale: float) -> str:
-    """An Alertmanager configuration with every route's notification timers divided by `time_scale`."""
-    config = yaml.safe_load(config_text)
-    pending = [config["route"]]
-    while pending:
-        route = pending.pop()
-        for key in _ROUTE_TIMERS:
-            if key in route:
-                route[key] = scaled(str(route[key]), time_scale)
-        pending.extend(route.get("routes") or [])
-    return yaml.safe_dump(config, sort_keys=False, width=1000)
-
-
-def prometheus_config(
-    drift_target: str,
-    trigger_target: str,
-    alertmanager_target: str,
-    rule_files: Sequence[Path],
-    interval: str = "15s",
-    router_target: str | None = None,
-) -> dict[str, Any]:
-    """The local `prometheus.yml`: one static scrape job per service (job names as in the cluster)."""
-    jobs = {"drift-detector": drift_target, "retrain-trigger": trigger_target}
-    if router_target:
-        jobs["router"] = router_target
-    return {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "rule_files": [str(path) for path in rule_files],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_target]}]}]},
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in jobs.items()
-        ],
-    }
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now (another process could still take it before we bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def http_ok(url: str, timeout_s: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return 200 <= response.status < 300
-    except OSError:
-        return False
-
-
-@dataclass
-class _Process:
-    name: str
-    argv: list[str]
-    log_path: Path
-    ready_url: str
-    popen: subprocess.Popen[bytes] | None = None
 
 
 class LocalMonitoringStack:
@@ -168,7 +85,7 @@ class LocalMonitoringStack:
         self.buffer_size, self.max_age_s = buffer_size, max_age_s
         self.ready_timeout_s, self.rules_source = ready_timeout_s, rules_source
         self.ports = {name: free_port() for name in ("prometheus", "alertmanager", "drift", "trigger")}
-        self._processes: list[_Process] = []
+        self._processes: list[Process] = []
 
     def url(self, name: str) -> str:
         """`http://127.0.0.1:<port>` of `prometheus`, `alertmanager`, `drift` or `trigger`."""
@@ -217,6 +134,9 @@ class LocalMonitoringStack:
             str(self.detectors_dir),
             "--checkpoint-dir",
             str(self.home / "drift-checkpoints"),
+            # logged predictions awaiting outcomes; `python -m monitoring.reports --source` reads it
+            "--state-dir",
+            str(self.home / "drift-state"),
         ]
         argv += ["--buffer-size", str(self.buffer_size)] if self.buffer_size is not None else []
         return argv + (["--max-age-s", str(self.max_age_s)] if self.max_age_s is not None else [])
@@ -248,7 +168,7 @@ class LocalMonitoringStack:
             "--cluster.listen-address=",  # a single instance: no HA gossip port
         ]
 
-    def _plan(self, prometheus_yml: Path, alertmanager_yml: Path) -> list[_Process]:
+    def _plan(self, prometheus_yml: Path, alertmanager_yml: Path) -> list[Process]:
         # Python services first: their imports take longest, so they start while the binaries come up.
         plan = (
             ("drift-service", self._drift_argv(), f"{self.url('drift')}/readyz"),
@@ -260,7 +180,7 @@ class LocalMonitoringStack:
             ),
             ("prometheus", self._prometheus_argv(prometheus_yml), f"{self.url('prometheus')}/-/ready"),
         )
-        return [_Process(name, argv, self.logs_dir / f"{name}.log", ready) for name, argv, ready in plan]
+        return [Process(name, argv, self.logs_dir / f"{name}.log", ready) for name, argv, ready in plan]
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -276,7 +196,7 @@ class LocalMonitoringStack:
         for process in self._plan(*files):
             self._processes.append(process)
             try:
-                process.popen = _spawn(process, env)
+                process.popen = spawn(process, env)
             except OSError as error:
                 raise StackError(
                     f"{process.name}: cannot start {process.argv[0]}: {error.strerror}"
@@ -296,20 +216,20 @@ class LocalMonitoringStack:
             if waiting:
                 time.sleep(0.5)
 
-    def exited(self) -> list[_Process]:
+    def exited(self) -> list[Process]:
         return [p for p in self._processes if p.popen is not None and p.popen.poll() is not None]
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM every process group (last started first), then SIGKILL what is still alive."""
         running = [p.popen for p in reversed(self._processes) if p.popen and p.popen.poll() is None]
         for popen in running:
-            _signal_group(popen, signal.SIGTERM)
+            signal_group(popen, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for popen in running:
             try:
                 popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(popen, signal.SIGKILL)
+                signal_group(popen, signal.SIGKILL)
                 popen.wait(5)
         self._processes.clear()
 
@@ -325,25 +245,6 @@ class LocalMonitoringStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def _spawn(process: _Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with process.log_path.open("ab") as log_file:
-        # Own session: stop() signals the whole group, so nothing a process forks outlives it.
-        return subprocess.Popen(
-            process.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=paths.REPO_ROOT,
-            env=env,
-            start_new_session=True,
-        )
-
-
-def _signal_group(popen: subprocess.Popen[bytes], signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the group id is the pid: each leads its own session
-        os.killpg(popen.pid, signum)
 
 
 def wait_for_exit(stack: LocalMonitoringStack) -> str:

@@ -60,7 +60,12 @@ def run(
         with quiet_mlflow(), mlflow.start_run(run_id=mlflow_run_id), tempfile.TemporaryDirectory() as scratch:
             mlflow.log_artifact(training_set_path, artifact_path=TRAINING_SET_ARTIFACT)
             # The detector was fitted before the version existed: stamp the registry version into it.
-            stamped = stamp_version(Path(detector_dir), Path(scratch) / "detector", str(result.version))
+            stamped = stamp_version(
+                Path(detector_dir),
+                Path(scratch) / "detector",
+                str(result.version),
+                model_encoder=Path(bundle_dir) / "encoder.json",
+            )
             mlflow.log_artifacts(str(stamped), artifact_path=DETECTOR_ARTIFACT)
             mlflow.set_tags(
                 {"registered_version": str(result.version), "registered_alias": result.alias or ""}

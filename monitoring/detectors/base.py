@@ -23,6 +23,10 @@ MANIFEST = "detector.json"
 ALIBI_DIR = "alibi"
 REFERENCE = "reference.parquet"
 REFERENCE_FALLBACK = "reference.jsonl"  # while the serving env's pyarrow is unusable (needs numpy 2)
+# The model version's own FeatureEncoder (register copies the bundle's encoder.json here): the payload
+# logger records the model's encoded tensor, and only this encoder turns it back into raw features
+# exactly (standardised numerics included).
+MODEL_ENCODER = "model_encoder.json"
 FORMAT_VERSION = 1
 
 
@@ -146,7 +150,22 @@ def load_detector(detector_dir: Path) -> DriftDetector:
         from monitoring.detectors.text import TextDriftDetector as cls
     else:
         raise DetectorError(f"{Path(detector_dir) / MANIFEST}: unknown detector kind {kind!r}")
-    return cls.from_bundle(Path(detector_dir), manifest)
+    detector = cls.from_bundle(Path(detector_dir), manifest)
+    detector.model_encoding = load_model_encoding(Path(detector_dir))
+    return detector
+
+
+def load_model_encoding(detector_dir: Path) -> Any:
+    """The model's FeatureEncoder stored with the detector, or None (text models, older bundles)."""
+    path = Path(detector_dir) / MODEL_ENCODER
+    if not path.is_file():
+        return None
+    from components.common.encoding import FeatureEncoder
+
+    try:
+        return FeatureEncoder.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DetectorError(f"{path}: not a FeatureEncoder: {exc}") from exc
 
 
 @contextlib.contextmanager

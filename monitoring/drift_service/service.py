@@ -172,7 +172,7 @@ class DriftService:
             if self.quality is not None:
                 self.quality.observe_request(event.id, model, version, payload, _rows_or_none(payload), rows)
             return Accepted(model, version, "request", 0, rows)
-        decoded = request_rows(payload, detector.features)
+        decoded = request_rows(payload, detector.features, _tensor_encoding(detector))
         rows = _detector_columns(decoded, detector)
         if self.quality is not None:
             self.quality.observe_request(event.id, model, version, payload, decoded, len(decoded))
@@ -293,3 +293,8 @@ class Flusher:
                 self.service.run_due()
             except Exception:  # e.g. a checkpoint write failing: log it, keep flushing
                 log.exception("drift flush failed")
+
+
+def _tensor_encoding(detector: Any) -> Any:
+    """What decodes a logged model tensor: the model's own encoder when the detector bundle carries it."""
+    return getattr(detector, "model_encoding", None) or getattr(detector, "encoding", None)

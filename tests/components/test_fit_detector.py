@@ -12,6 +12,7 @@ import yaml
 from kfp import compiler, dsl, local
 from kfp.dsl import Artifact, Dataset
 
+from components.common.encoding import FeatureEncoder
 from components.common.images import SERVING_IMAGE
 from components.common.paths import REPO_ROOT
 from components.fit_detector.component import fit_detector
@@ -48,6 +49,7 @@ print(json.dumps({
     "model": detector.model, "version": detector.version, "features": detector.features,
     "online": detector.online, "clean": [clean.drift, clean.rows, clean.p_values],
     "shifted": [shifted.drift, shifted.rows, shifted.p_values], "threshold": shifted.threshold,
+    "model_encoding": None if detector.model_encoding is None else detector.model_encoding.to_dict(),
 }))
 """
 
@@ -114,7 +116,10 @@ def test_serving_env_loads_the_stamped_bundle_and_flags_only_a_shifted_window(
     fitted, conversion_training_set, tmp_path
 ):
     _, detector_dir = fitted
-    stamped = stamp_version(detector_dir, tmp_path / "registered", "7")
+    encoder = FeatureEncoder.fit(conversion_training_set, CONVERSION_FEATURES, standardize=True)
+    encoder_file = tmp_path / "encoder.json"
+    encoder_file.write_text(json.dumps(encoder.to_dict()))
+    stamped = stamp_version(detector_dir, tmp_path / "registered", "7", model_encoder=encoder_file)
     window = tmp_path / "window.parquet"
     conversion_training_set.tail(WINDOW).to_parquet(window, index=False)
 
@@ -126,6 +131,8 @@ def test_serving_env_loads_the_stamped_bundle_and_flags_only_a_shifted_window(
     assert not clean_drift and clean_rows == WINDOW
     shifted_drift, _, p_values = result["shifted"]
     assert shifted_drift and min(p_values, key=p_values.get) == SHIFTED
+    # The model's encoder travels with the detector: the drift service decodes logged tensors with it.
+    assert result["model_encoding"] == json.loads(json.dumps(encoder.to_dict()))
     # Stamping copies: the pipeline's own artifact keeps its placeholder.
     assert json.loads((detector_dir / "detector.json").read_text())["version"] == CANDIDATE_VERSION
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import copy
 from pathlib import Path
 
@@ -29,7 +28,8 @@ EXTERNAL_SECRETS = {
     "feast-online-store": "Feast online store (Redis) host and password",
     "feast-offline-store": "Parquet location (FEATURE_DATA_URI) and object-storage credentials",
 }
-GENERATED_SECRETS = {"alertmanager-mlops-config"}
+# None: the Alertmanager route is an AlertmanagerConfig object (tests/manifests/test_alerting.py).
+GENERATED_SECRETS: set[str] = set()
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,8 @@ def test_overlay_builds_every_app_into_the_namespace(overlays, env):
         ("Deployment", "retrain-trigger"),
         ("Deployment", "mlflow"),
         ("CronJob", "feast-materialize"),
+        ("Deployment", "feast-feature-server"),
+        ("AlertmanagerConfig", "mlops-retrain"),
         ("PipelineVersion", "training-pipeline-v0-1-0"),
         ("PrometheusRule", "mlops-alerts"),
         ("NetworkPolicy", "default-deny-all"),
@@ -122,15 +124,6 @@ def test_every_referenced_secret_is_generated_or_documented_external(overlays, e
     assert EXTERNAL_SECRETS.keys() <= referenced, "a documented external Secret is no longer used"
 
 
-def test_generated_alertmanager_secret_is_the_committed_config_and_holds_no_credential(overlays):
-    secret = find(overlays["prod"], "Secret", "alertmanager-mlops-config")
-    text = base64.b64decode(secret["data"]["alertmanager.yaml"]).decode()
-    assert text == (ROOT / "manifests" / "monitoring" / "alertmanager.yaml").read_text()
-    config = yaml.safe_load(text)
-    http_config = config["receivers"][1]["webhook_configs"][0]["http_config"]
-    assert set(http_config["authorization"]) == {"type", "credentials_file"}
-
-
 @pytest.mark.parametrize("env", ENVS)
 def test_retrain_trigger_has_no_rbac_and_a_kfp_audience_token(overlays, env):
     objects = overlays[env]
@@ -146,14 +139,24 @@ def test_retrain_trigger_has_no_rbac_and_a_kfp_audience_token(overlays, env):
     assert "PodDisruptionBudget" not in {o["kind"] for o in objects if "retrain" in o["metadata"]["name"]}
 
 
-def test_only_prod_runs_mlflow_redundantly(overlays):
-    prod = find(overlays["prod"], "Deployment", "mlflow")["spec"]
+@pytest.mark.parametrize("name", ["mlflow", "feast-feature-server"])
+def test_only_prod_runs_the_stateless_services_redundantly(overlays, name):
+    prod = find(overlays["prod"], "Deployment", name)["spec"]
     assert prod["replicas"] == 2
     assert "podAntiAffinity" in prod["template"]["spec"]["affinity"]
-    assert find(overlays["prod"], "PodDisruptionBudget", "mlflow")["spec"]["minAvailable"] == 1
+    budget = find(overlays["prod"], "PodDisruptionBudget", name)["spec"]
+    assert budget["minAvailable"] == 1 and budget["selector"] == prod["selector"]
     for env in ("dev", "staging"):
-        assert find(overlays[env], "Deployment", "mlflow")["spec"]["replicas"] == 1
+        assert find(overlays[env], "Deployment", name)["spec"]["replicas"] == 1
         assert "PodDisruptionBudget" not in kinds(overlays[env])
+
+
+def test_single_writers_get_no_disruption_budget(overlays):
+    # A PDB with minAvailable 1 over a one-replica Deployment would block every node drain.
+    budgets = {o["metadata"]["name"] for o in overlays["prod"] if o["kind"] == "PodDisruptionBudget"}
+    assert budgets == {"mlflow", "feast-feature-server"}
+    for name in ("retrain-trigger", "drift-detector"):
+        assert find(overlays["prod"], "Deployment", name)["spec"]["replicas"] == 1
 
 
 def memory_limit_mib(objects: list[dict], name: str) -> float:
@@ -162,7 +165,7 @@ def memory_limit_mib(objects: list[dict], name: str) -> float:
     return float(quantity[:-2]) * (1024 if quantity.endswith("Gi") else 1)
 
 
-@pytest.mark.parametrize("name", ["mlflow", "retrain-trigger"])
+@pytest.mark.parametrize("name", ["mlflow", "retrain-trigger", "feast-feature-server"])
 def test_sizes_grow_from_dev_to_prod(overlays, name):
     sizes = [memory_limit_mib(overlays[env], name) for env in ENVS]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]

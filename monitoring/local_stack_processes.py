@@ -1,0 +1,58 @@
+"""Child processes of the local monitoring stack (monitoring/local_stack.py): free loopback ports,
+readiness checks, and spawning/stopping each process as the leader of its own session."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.common import paths
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (another process could still take it before we bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_ok(url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return 200 <= response.status < 300
+    except OSError:
+        return False
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    log_path: Path
+    ready_url: str
+    popen: subprocess.Popen[bytes] | None = None
+
+
+def spawn(process: Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with process.log_path.open("ab") as log_file:
+        # Own session: stop() signals the whole group, so nothing a process forks outlives it.
+        return subprocess.Popen(
+            process.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=paths.REPO_ROOT,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def signal_group(popen: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group id is the pid: each leads its own session
+        os.killpg(popen.pid, signum)
