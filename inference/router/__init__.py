@@ -1,2 +1,2 @@
-"""Local serving router: the KServe canary split, OIP REST, metrics and payload CloudEvents in front of a
-real Triton (see app.py; `python -m inference.router --help`)."""
+"""Local serving router: the KServe canary split, OIP REST (app.py) and OIP gRPC (grpc_app.py), metrics
+and payload CloudEvents in front of a real Triton (`python -m inference.router --help`)."""

@@ -1,16 +1,23 @@
-"""`python -m inference.router --isvc FILE --triton-url URL [--port 8081] [--logger-url URL] [--seed N]`
+"""The local router: OIP REST and (with --grpc-port) OIP gRPC in front of Triton, with the canary split.
 
-Serves OIP REST for the models of the InferenceService files (one route each; `--isvc` repeats), reloading
-them when they change. Triton must already serve each version as `<model>__v<version>`
-(`routing.stage_model_version`). gRPC is not routed: gRPC clients talk to Triton's gRPC endpoint directly.
+    python -m inference.router --isvc FILE --triton-url URL [--port 8081] [--logger-url URL] [--seed N]
+        [--grpc-port 8082 --triton-grpc HOST:PORT]
+
+Serves the models of the InferenceService files (one route each; `--isvc` repeats), reloading them when
+they change. Both protocols share one route table, one canary draw sequence, one set of metrics and one
+CloudEvent logger. Triton must already serve each version as `<model>__v<version>`
+(`routing.stage_model_version`). SIGINT/SIGTERM stop both servers cleanly (exit 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -18,6 +25,9 @@ from inference.router.app import DEFAULT_MAX_BODY_BYTES, RouterSettings, create_
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteError, RouteTable, load_isvc_file
+
+if TYPE_CHECKING:
+    from inference.router.grpc_app import GrpcRouter
 
 
 def build_settings(args: argparse.Namespace) -> RouterSettings:
@@ -47,24 +57,69 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--grpc-port", type=int, default=0, help="OIP gRPC port (default 0: no gRPC)")
+    parser.add_argument(
+        "--triton-grpc", help="Triton's gRPC endpoint, e.g. 127.0.0.1:8001 (required with --grpc-port)"
+    )
     parser.add_argument("--logger-url", help="where request/response CloudEvents go (the drift detector)")
     parser.add_argument("--namespace", default="default", help="ce-namespace of the CloudEvents")
     parser.add_argument("--seed", type=int, help="seed of the stable/canary draw (default: random)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--reload-interval-s", type=float, default=0.5)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.grpc_port and not args.triton_grpc:
+        parser.error("--grpc-port needs --triton-grpc (Triton's gRPC endpoint, e.g. 127.0.0.1:8001)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per readiness probe otherwise
     try:
         settings = build_settings(args)
     except RouteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    # uvicorn re-raises the signal that stopped it once it is done; exiting through SystemExit instead of
+    # the default handler lets the gRPC router drain and stop too
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: sys.exit(0))
+    try:
+        grpc_router = start_grpc(settings, args)
+    except RuntimeError as exc:  # GrpcRouterError: the port is taken or not bindable
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        uvicorn.run(create_app(settings), **uvicorn_options(args.host, args.port))
+    finally:
+        if grpc_router is not None:
+            grpc_router.stop()
     return 0
+
+
+def start_grpc(settings: RouterSettings, args: argparse.Namespace) -> GrpcRouter | None:
+    if not args.grpc_port:
+        return None
+    # imported here: kserve's protobuf modules take a second to load and REST-only runs need none of it
+    from inference.router.grpc_app import GrpcRouter
+
+    router = GrpcRouter(settings, args.triton_grpc, host=args.host, port=args.grpc_port)
+    router.start()
+    logging.getLogger(__name__).info("OIP gRPC on %s -> triton %s", router.address, args.triton_grpc)
+    return router
+
+
+def uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    """No access log and the fastest event loop and HTTP parser installed (uvloop, httptools)."""
+    return {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+        "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+    }
 
 
 if __name__ == "__main__":

@@ -203,7 +203,12 @@ class IsvcWatcher:
         self.last_error = None
         return True
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def start(self) -> IsvcWatcher:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="isvc-watcher", daemon=True)
         self._thread.start()
         return self
@@ -212,6 +217,7 @@ class IsvcWatcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            self._thread = None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

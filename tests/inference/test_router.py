@@ -27,7 +27,7 @@ from scipy.stats import binom
 
 from components.export_triton import python_backend_model
 from components.export_triton.config_pbtxt import render_config
-from inference.router.__main__ import build_settings, main, parse_args
+from inference.router.__main__ import build_settings, main, parse_args, uvicorn_options
 from inference.router.app import create_app
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
@@ -42,6 +42,7 @@ from inference.router.routing import (
     route_from_isvc,
     stage_model_version,
 )
+from inference.router.upstream import RouterFailure, public_names
 from inference.triton_local import SERVING_VENV, Ports, TritonLocal
 from tests.components.test_export_triton import sklearn_to_onnx, spec_named
 
@@ -126,6 +127,71 @@ def test_logger_counts_drops_when_its_queue_is_full_and_never_blocks() -> None:
     assert time.perf_counter() - began < 0.1
     assert logger.pending == 3
     assert metrics.logger_dropped.labels("queue_full")._value.get() == 3
+
+
+class _SilentCloser(BaseHTTPRequestHandler):
+    """Answers like HTTP/1.1 keep-alive, then drops the connection unannounced (an idle-timeout receiver)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.server.bodies.append(self.rfile.read(int(self.headers["content-length"])))  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+        self.close_connection = True
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_logger_reopens_a_connection_the_receiver_dropped_and_loses_no_event() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SilentCloser)
+    server.bodies = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    metrics = RouterMetrics()
+    logger = EventLogger(f"http://127.0.0.1:{server.server_address[1]}/events", metrics).start()
+    try:
+        for i in range(3):
+            logger.log_pair(Target("demo", "1", "stable"), f"q{i}".encode(), lambda i=i: f"a{i}".encode())
+            time.sleep(0.05)  # lets the receiver drop the connection between events
+    finally:
+        logger.stop()
+        server.shutdown()
+    assert sorted(server.bodies) == [b"a0", b"a1", b"a2", b"q0", b"q1", b"q2"]  # type: ignore[attr-defined]
+    assert metrics.logger_sent._value.get() == 6
+
+
+def test_triton_answers_get_public_names_without_touching_the_tensors() -> None:
+    target = Target("demo", "2", "canary")
+    plain = b'{"model_name":"demo__v2","model_version":"1","outputs":[{"data":[0.25]}]}'
+    assert (
+        public_names(plain, target)
+        == b'{"model_name":"demo","model_version":"2","outputs":[{"data":[0.25]}]}'
+    )
+    with_id = b'{"id":"a\\"b","model_name":"demo__v2","model_version":"1","outputs":[]}'
+    assert json.loads(public_names(with_id, target)) == {
+        "id": 'a"b',
+        "model_name": "demo",
+        "model_version": "2",
+        "outputs": [],
+    }
+    reordered = b'{"outputs":[],"model_name":"demo__v2"}'  # not Triton's layout: re-encoded whole
+    assert json.loads(public_names(reordered, target)) == {
+        "outputs": [],
+        "model_name": "demo",
+        "model_version": "2",
+    }
+    with pytest.raises(RouterFailure, match="invalid JSON"):
+        public_names(b"<html>", target)
+
+
+def test_cli_serves_without_access_log_on_the_fastest_loop_installed() -> None:
+    options = uvicorn_options("127.0.0.1", 8081)
+    assert options["access_log"] is False
+    assert options["loop"] == "uvloop" and options["http"] == "httptools"  # both in platform.lock
+    with pytest.raises(SystemExit):
+        parse_args(["--isvc", "f.yaml", "--triton-url", "http://t", "--grpc-port", "8082"])
 
 
 def test_cli_refuses_an_invalid_isvc_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
