@@ -28,9 +28,9 @@ help: ## List the targets
 
 install: .venv/.synced .venv-serving/.synced .venv-tools/.synced manifests/schemas/node_modules/.installed deb-packages ## Create the environments and install Debian packages (idempotent)
 
-run: install data features ## The local loop: demo data -> Feast -> training pipeline -> registry -> Triton canary
+run: install data features ## The local loop: data -> Feast -> pipeline (train ... register -> canary) -> drift -> alert -> retrain
 	$(PY) -m pipelines.local_run
-	$(PY) -m inference.local_rollout
+	$(PY) -m monitoring.loop_demo --model conversion-xgboost --time-scale 30
 	@echo "local state: $(MLOPS_HOME)"
 
 test: install .venv-bench/.synced bench-packages lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites (bench harness smoke tests included)
@@ -63,7 +63,7 @@ pipeline: .venv/.synced ## Run only the training pipeline locally (data and feat
 serve: .venv/.synced ## Serve the registered models locally (Triton + canary router on :8081) until Ctrl-C
 	$(PY) -m inference.serve
 
-rollout: .venv/.synced ## Canary the challengers locally: traffic, analysis, promote or roll back
+rollout: .venv/.synced ## Canary the registry's challengers by hand (the pipeline already does it for what it registers)
 	$(PY) -m inference.local_rollout
 
 monitor: install ## Run Prometheus, Alertmanager, the drift service and the retrain trigger locally (Ctrl-C stops)

@@ -2,11 +2,12 @@
 
     python -m inference.serve [--models a,b] [--port 8081] [--logger-url URL]
 
-The same stack the local rollout runs (see inference/local_rollout.py): each model's InferenceService
-(a canary when a `challenger` exists) rendered under `$MLOPS_HOME/serving/isvc/`, the served versions
-staged into one Triton repository, Triton behind the router. Here the router listens on a fixed port and
-nothing is decided: the stack serves until a signal, then stops the router first (no new requests reach
-a stopping Triton) and Triton second, and the command exits 0.
+Starts the local serving runtime (inference/local_runtime.py: Triton with explicit model control, the
+REST router on `--port`, the gRPC router) and deploys each model's registry state with the pipeline's
+deploy step: the champion alone, or the champion with its `challenger` as a canary at the spec's share.
+Nothing is decided here. While it runs, `$MLOPS_HOME/serving/runtime.json` lets other commands attach
+(a pipeline run releases into this runtime). A signal stops the routers first (no new requests reach a
+stopping Triton) and Triton second, and the command exits 0.
 """
 
 from __future__ import annotations
@@ -21,21 +22,13 @@ from pathlib import Path
 from types import FrameType
 
 from components.common.errors import SpecError
-from components.common.model_spec import load_specs
-from components.common.paths import logs_dir, state_root
-from components.register.registry import configure_tracking
-from inference.deploy.apply import FileApplier
-from inference.deploy.rollout import Rollout
-from inference.local_rollout import (
-    NAMESPACE,
-    Plan,
-    plan_model,
-    serve_router,
-    stage_detectors,
-    stage_repository,
-)
+from components.common.model_spec import ModelSpec, load_specs
+from components.deploy_canary.core import deploy_canary
+from components.register.registry import CHALLENGER, CHAMPION, configure_tracking
+from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
+from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach
 from inference.router.routing import RouteTable
-from inference.triton_local import HOST, TritonLocal
+from inference.triton_local import HOST
 
 DEFAULT_PORT = 8081
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -56,37 +49,54 @@ def serve(
 ) -> None:
     """Serve until `stop` is set (default: never; the CLI ends it with a signal via `Stop`)."""
     _require_free_port(port)
+    live = attach()
+    if live is not None:
+        raise RuntimeError(
+            f"serve: a local serving runtime is already live (pid {live.pid}, router {live.router_http_url})"
+        )
     configure_tracking()
-    serving = state_root() / "serving"
-    rollout = Rollout(FileApplier(serving / "isvc"), NAMESPACE, logger_url)
-    plans = [p for spec in load_specs(spec_dir, names=models) if (p := plan_model(spec, rollout, say))]
+    plans = [plan for spec in load_specs(spec_dir, names=models) if (plan := _plan(spec, say))]
     if not plans:
         raise LookupError("serve: no model has a 'champion' version; run the training pipeline first")
-    repository = stage_repository(plans, serving / "repository", None)
-    stage_detectors(plans, state_root() / "detectors", say)
-    triton = TritonLocal(log_path=logs_dir() / "triton-serve.log")
-    with triton.start(repository), serve_router(plans, triton.http_url, logger_url, seed, port) as (url, s):
-        for line in describe(url, triton, s.table, plans, logger_url):
+    with LocalServingRuntime(logger_url=logger_url, router_port=port, seed=seed) as runtime:
+        assert runtime.info is not None
+        for spec, champion, challenger in plans:
+            ref, alias = (challenger, CHALLENGER) if challenger else (champion, CHAMPION)
+            deploy_canary(spec.name, ref.version, alias, "local", lambda _: None, spec_dir)
+        for line in describe(runtime.info, runtime.table, [spec.name for spec, _, _ in plans]):
             say(line)
         (stop or threading.Event()).wait()
     say("serve: router and Triton stopped")
 
 
-def describe(
-    url: str, triton: TritonLocal, table: RouteTable, plans: Sequence[Plan], logger_url: str | None
-) -> list[str]:
+def _plan(
+    spec: ModelSpec, say: Callable[[str], None]
+) -> tuple[ModelSpec, ModelVersionRef, ModelVersionRef | None] | None:
+    champion = resolve_alias(spec.name, CHAMPION)
+    if champion is None:
+        say(f"{spec.name}: no champion in the registry: skipped")
+        return None
+    challenger = resolve_alias(spec.name, CHALLENGER)
+    if challenger is not None and challenger.version == champion.version:
+        challenger = None
+    return spec, champion, challenger
+
+
+def describe(info: RuntimeInfo, table: RouteTable, models: Sequence[str]) -> list[str]:
     """The lines a user needs: where to send requests, where Triton and its metrics are, what is routed."""
+    url = info.router_http_url
     lines = [
         f"router (OIP REST):  {url}/v2/models/<model>/infer   metrics: {url}/metrics",
-        f"triton HTTP:        {triton.http_url}",
-        f"triton gRPC:        {triton.grpc_url}",
-        f"triton metrics:     {triton.metrics_url}",
-        f"inference logger:   {logger_url or 'off (--logger-url)'}",
+        f"router (OIP gRPC):  {info.router_grpc_address or 'off (no inference.router.grpc_app)'}",
+        f"triton HTTP:        {info.triton_http_url}",
+        f"triton gRPC:        {info.triton_grpc_address}",
+        f"triton metrics:     {info.triton_metrics_url}",
+        f"inference logger:   {info.logger_url or 'off (--logger-url)'}",
     ]
-    for plan in plans:
-        route = table.get(plan.spec.name)
+    for model in models:
+        route = table.get(model)
         if route is None:
-            lines.append(f"{plan.spec.name}: no route (see the router's log)")
+            lines.append(f"{model}: no route (see the router's log)")
         elif route.canary_version is None:
             lines.append(f"{route.model}: stable v{route.stable_version} (100%)")
         else:
@@ -95,7 +105,7 @@ def describe(
                 f"{route.model}: stable v{route.stable_version} ({stable_share}%), "
                 f"canary v{route.canary_version} ({route.canary_percent}%)"
             )
-    lines.append("serving; Ctrl-C (SIGINT) or SIGTERM stops the router, then Triton")
+    lines.append("serving; Ctrl-C (SIGINT) or SIGTERM stops the routers, then Triton")
     return lines
 
 

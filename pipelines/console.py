@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 _PROGRESS = re.compile(
-    r"^\s*(\[(load_features|validate_data|train|fit_detector|evaluate|gate|export_triton|register)\] "
+    r"^\s*(\[(load_features|validate_data|train|fit_detector|evaluate|gate|export_triton|register"
+    r"|deploy_canary|analyze_canary|promote_or_rollback)\] "
     r"|\[train [a-z0-9-]+\] |training set for |validation passed |trained |gate (PASSED|FAILED) |exported "
     r"|registered |validate_data: |[A-Za-z]*Error: |.*Task '[a-z0-9-]+' finished with status FAILURE)"
 )

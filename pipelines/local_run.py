@@ -1,10 +1,15 @@
 """Run the training pipeline on this machine with `kfp.local`, then print what happened per model.
 
     python -m pipelines.local_run [--models a,b] [--start ISO] [--end ISO] [--reason TEXT]
+        [--logger-url URL] [--bad-canary error|slow|model=mode,...]
 
 The pipeline definition is the one compiled for the cluster; `kfp.local.SubprocessRunner` runs each
 component function in a subprocess of the platform environment. The data window defaults to the demo
 data's range (from its manifest), since a rolling window from today may not overlap fixed demo data.
+
+Its release steps run with `serving_mode="local"` against the local serving runtime (Triton + router,
+inference/local_runtime.py): a live one (`python -m inference.serve`) is attached to, else one is started
+for the run's duration. The steps find it through `$MLOPS_SERVING_RUNTIME` (its runtime.json).
 """
 
 from __future__ import annotations
@@ -14,14 +19,23 @@ import json
 import os
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.common import paths
 from components.common.timing import TIMINGS_ENV, read_timings
 from pipelines.console import progress_only
-from pipelines.run_summary import ModelOutcome, collect_outcomes, format_table, format_timings
+from pipelines.run_summary import (
+    ModelOutcome,
+    collect_outcomes,
+    format_releases,
+    format_table,
+    format_timings,
+)
+
+BAD_CANARY_ENV = "MLOPS_BAD_CANARY"  # read by the deploy step (inference/canary/release.py)
 
 
 @dataclass
@@ -84,10 +98,41 @@ def _newest_run_dir(before: set[Path]) -> Path:
     return max(candidates, key=lambda p: p.stat().st_mtime)
 
 
+@contextmanager
+def serving_runtime(serving_mode: str, logger_url: str | None = None) -> Iterator[str]:
+    """The local serving runtime for the run's release steps: the live one, else one started until the
+    block exits; yields how it was found ("attached", "started", or "none" in cluster mode)."""
+    if serving_mode != "local":
+        yield "none"
+        return
+    from inference.local_runtime import RUNTIME_ENV, LocalServingRuntime, attach, runtime_file
+
+    previous = os.environ.get(RUNTIME_ENV)
+    os.environ[RUNTIME_ENV] = str(runtime_file())  # the steps' subprocesses inherit it
+    try:
+        if attach() is not None:
+            yield "attached"
+            return
+        with LocalServingRuntime(logger_url=logger_url):
+            yield "started"
+    finally:
+        if previous is None:
+            os.environ.pop(RUNTIME_ENV, None)
+        else:
+            os.environ[RUNTIME_ENV] = previous
+
+
 def run_training(
-    models: list[str], start: str = "", end: str = "", reason: str = "manual", log_path: Path | None = None
+    models: list[str],
+    start: str = "",
+    end: str = "",
+    reason: str = "manual",
+    log_path: Path | None = None,
+    serving_mode: str = "local",
+    logger_url: str | None = None,
 ) -> LocalRun:
-    """Run the pipeline; with `log_path`, the full kfp.local output goes there and only progress shows."""
+    """Run the pipeline; with `log_path`, the full kfp.local output goes there and only progress shows.
+    `serving_mode="local"` releases into the local serving runtime (attached or started here)."""
     from kfp import local
 
     from pipelines.training import PIPELINE_NAME, training_pipeline
@@ -102,14 +147,18 @@ def run_training(
     timings_file = paths.logs_dir() / f"timings-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     os.environ[TIMINGS_ENV] = str(timings_file)
     started = time.perf_counter()
-    try:
-        with progress_only(log_path) if log_path else nullcontext():
-            training_pipeline(models=models, start=start, end=end, reason=reason)
-        succeeded = True
-    except RuntimeError:
-        succeeded = False
-    finally:
-        os.environ.pop(TIMINGS_ENV, None)
+    # The runtime starts outside the `try`: a Triton that cannot start is the user's error to see.
+    with serving_runtime(serving_mode, logger_url):
+        try:
+            with progress_only(log_path) if log_path else nullcontext():
+                training_pipeline(
+                    models=models, start=start, end=end, reason=reason, serving_mode=serving_mode
+                )
+            succeeded = True
+        except RuntimeError:
+            succeeded = False
+        finally:
+            os.environ.pop(TIMINGS_ENV, None)
     seconds = time.perf_counter() - started
     run_dir = _newest_run_dir(before)
     run = LocalRun(run_dir.name, run_dir, succeeded, seconds, timings=read_timings(timings_file))
@@ -129,14 +178,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", default=None, help="ISO start of the data window (default: demo data)")
     parser.add_argument("--end", default=None, help="ISO end of the data window (default: demo data)")
     parser.add_argument("--reason", default="manual", help="why this run exists")
+    parser.add_argument("--logger-url", help="where the router posts CloudEvents (the drift detector)")
+    parser.add_argument(
+        "--bad-canary", help="demo: make canaries fail: error|slow (every model) or model=mode,..."
+    )
     args = parser.parse_args(argv)
+    if args.bad_canary:
+        os.environ[BAD_CANARY_ENV] = args.bad_canary
     default_start, default_end = demo_data_window()
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     log_path = paths.logs_dir() / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}.log"
     print(f"training pipeline (kfp.local): {', '.join(models)}; full log: {log_path}", flush=True)
-    run = run_training(models, args.start or default_start, args.end or default_end, args.reason, log_path)
+    window = args.start or default_start, args.end or default_end
+    run = run_training(models, *window, args.reason, log_path, logger_url=args.logger_url)
     print()
     print(format_table(run.outcomes))
+    print()
+    print(format_releases(run.outcomes))
     print()
     print(format_timings(run.timings, run.seconds))
     print()

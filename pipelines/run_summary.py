@@ -21,7 +21,15 @@ STEP_ORDER = (
     "gate",
     "export_triton",
     "register",
+    "deploy_canary",
+    "analyze_canary",
+    "promote_or_rollback",
 )
+# Version tags the release steps write (inference/canary/release.py, inference/deploy/rollout.py).
+ROLLOUT_STATE_TAG = "rollout_state"
+DECISION_TAG = "canary_decision"
+REASONS_TAG = "canary_reasons"
+SUMMARY_TAG = "canary_summary"
 
 
 @dataclass
@@ -34,6 +42,11 @@ class ModelOutcome:
     version: str = ""
     alias: str = ""
     mlflow_run_id: str = ""
+    rollout_state: str = ""
+    """The registered version's `rollout_state` after the release steps (serving, promoted, ...)."""
+    canary_decision: str = ""
+    canary_reasons: str = ""
+    canary_summary: str = ""
 
 
 def _mlflow_runs(run_name: str):
@@ -83,8 +96,23 @@ def _validation_failures(run_dir: Path) -> dict[str, str]:
     return failures
 
 
+def _add_release(outcome: ModelOutcome) -> ModelOutcome:
+    """The release steps' tags on the registered version (none when they did not run)."""
+    if not outcome.version:
+        return outcome
+    import mlflow
+
+    tags = mlflow.MlflowClient().get_model_version(outcome.model, outcome.version).tags or {}
+    outcome.rollout_state = tags.get(ROLLOUT_STATE_TAG, "")
+    outcome.canary_decision = tags.get(DECISION_TAG, "")
+    outcome.canary_reasons = "" if tags.get(REASONS_TAG) == "-" else tags.get(REASONS_TAG, "")
+    outcome.canary_summary = tags.get(SUMMARY_TAG, "")
+    return outcome
+
+
 def collect_outcomes(run_name: str, run_dir: Path, models: list[str]) -> list[ModelOutcome]:
-    by_model = {outcome.model: outcome for outcome in map(_outcome_from_mlflow, _mlflow_runs(run_name))}
+    outcomes_from_mlflow = map(_outcome_from_mlflow, _mlflow_runs(run_name))
+    by_model = {outcome.model: _add_release(outcome) for outcome in outcomes_from_mlflow}
     validation = _validation_failures(run_dir)
     outcomes = []
     for model in models:
@@ -111,6 +139,27 @@ def format_table(outcomes: list[ModelOutcome]) -> str:
     return "\n".join(lines)
 
 
+def release_line(outcome: ModelOutcome) -> str:
+    """What the release steps did with the registered version, with the canary's evidence."""
+    if not outcome.version:
+        return f"{outcome.model}: nothing registered, nothing released"
+    version, state = f"v{outcome.version}", outcome.rollout_state
+    if outcome.canary_decision:
+        why = outcome.canary_reasons or "all criteria met"
+        done = f" -> {state}" if state not in ("", "canary") else " (not finished: see the run log)"
+        return f"{outcome.model}: {outcome.canary_decision} {version}{done}: {why} [{outcome.canary_summary}]"
+    if state == "serving":
+        return f"{outcome.model}: {version} serves alone (first champion: no canary)"
+    return f"{outcome.model}: {version} not released (state {state or 'none'}: see the run log)"
+
+
+def format_releases(outcomes: list[ModelOutcome]) -> str:
+    return "\n".join(
+        ["release (deploy -> canary analysis -> promote or roll back):"]
+        + ["  " + release_line(outcome) for outcome in outcomes]
+    )
+
+
 def format_timings(timings: list[dict], total_seconds: float) -> str:
     per_model: dict[str, dict[str, float]] = defaultdict(dict)
     for entry in timings:
@@ -118,9 +167,11 @@ def format_timings(timings: list[dict], total_seconds: float) -> str:
             per_model[entry["model"]].get(entry["step"], 0) + entry["seconds"]
         )
     steps = [step for step in STEP_ORDER if any(step in row for row in per_model.values())]
-    header = f"{'wall time (s)':<20}" + "".join(f"{step:>15}" for step in steps)
+    widths = [max(15, len(step) + 2) for step in steps]
+    header = f"{'wall time (s)':<20}" + "".join(f"{s:>{w}}" for s, w in zip(steps, widths, strict=True))
     lines = [header]
     for model, row in sorted(per_model.items()):
-        lines.append(f"{model:<20}" + "".join(f"{row.get(step, float('nan')):>15.1f}" for step in steps))
+        cells = (f"{row.get(s, float('nan')):>{w}.1f}" for s, w in zip(steps, widths, strict=True))
+        lines.append(f"{model:<20}" + "".join(cells))
     lines.append(f"whole run: {total_seconds:.0f} s (models run two at a time locally)")
     return "\n".join(lines)

@@ -1,6 +1,11 @@
 """The training pipeline: features -> validate -> train -> evaluate (+ fit the drift detector) -> gate ->
-export -> register, in parallel per model. The same definition is compiled for Kubeflow Pipelines and
-run by `kfp.local`.
+export -> register -> deploy as canary -> canary analysis -> promote or roll back, in parallel per model.
+The same definition is compiled for Kubeflow Pipelines and run by `kfp.local`.
+
+Release steps: `serving_mode` "cluster" (the compiled default) applies KServe InferenceServices and reads
+Prometheus; "local" (pipelines.local_run) uses the live local serving runtime. A first champion has no
+canary: deploy returns "no-canary" and the two later steps pass it on doing nothing (a condition on it
+would be nested in the gate's branch, which kfp.local cannot run).
 
 Deep-learning models train on a GPU on the cluster: each iteration's `resolve_spec` validates the spec
 and returns the number of GPUs its training asks for ("1" or "0"), which feeds the train task's
@@ -10,11 +15,14 @@ kfp 2.17's local runner resolves neither OneOf nor a condition nested in a branc
 
 from kfp import dsl
 
+from components.analyze_canary.component import analyze_canary
+from components.deploy_canary.component import deploy_canary
 from components.evaluate.component import evaluate
 from components.export_triton.component import export_triton
 from components.fit_detector.component import fit_detector
 from components.gate.component import gate
 from components.load_features.component import load_features
+from components.promote_or_rollback.component import promote_or_rollback
 from components.register.component import register
 from components.resolve_spec.component import resolve_spec
 from components.train.component import train
@@ -31,7 +39,7 @@ def _retry_io(task: dsl.PipelineTask) -> dsl.PipelineTask:
     )
 
 
-def _train_and_release(model, start, end, reason, gpus) -> None:
+def _train_and_release(model, start, end, reason, gpus, serving_mode) -> None:
     features = _retry_io(load_features(model=model, start=start, end=end)).set_caching_options(False)
     training_set = features.outputs["training_set"]
     validation = validate_data(model=model, training_set=training_set).set_caching_options(False)
@@ -75,17 +83,38 @@ def _train_and_release(model, start, end, reason, gpus) -> None:
             training_set=training_set,
         )
         _retry_io(registration).set_caching_options(False)
+        _release(model, registration, serving_mode)
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate, gate and register each listed model.")
+def _release(model, registration: dsl.PipelineTask, serving_mode) -> None:
+    """Canary the registered version (or serve a first champion alone), analyse, promote or roll back.
+    No retries: a repeated analysis would send its traffic again; each step fails with a one-line cause."""
+    version = registration.outputs["version"]
+    deployed = deploy_canary(
+        model=model, version=version, alias=registration.outputs["alias"], serving_mode=serving_mode
+    ).set_caching_options(False)
+    analysis = analyze_canary(
+        model=model, version=version, deployment=deployed.output, serving_mode=serving_mode
+    ).set_caching_options(False)
+    promote_or_rollback(
+        model=model, version=version, decision=analysis.output, serving_mode=serving_mode
+    ).set_caching_options(False)
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Train, evaluate, gate and register each listed model, then canary, analyse and release it.",
+)
 def training_pipeline(
     models: list = DEFAULT_MODELS,
     start: str = "",
     end: str = "",
     reason: str = "manual",
+    serving_mode: str = "cluster",
 ) -> None:
     """`models`: model spec names; `start`/`end`: ISO data window (empty: each spec's window);
-    `reason`: why this run exists (manual, schedule, or the alert that asked for it)."""
+    `reason`: why this run exists (manual, schedule, or the alert that asked for it); `serving_mode`:
+    where the release steps deploy ("cluster": KServe; "local": the local serving runtime)."""
     with dsl.ParallelFor(models, parallelism=4) as model:
         resolved = resolve_spec(model=model).set_caching_options(False)
-        _train_and_release(model, start, end, reason, gpus=resolved)
+        _train_and_release(model, start, end, reason, gpus=resolved, serving_mode=serving_mode)

@@ -2,15 +2,17 @@
 
 Both read the router's metric contract, which the cluster's KServe/Knative metrics are exposed under too:
 `mlops_inference_requests_total{model,version,role,code}` and the histogram
-`mlops_inference_request_duration_seconds{model,version,role}`. Errors are the 5xx answers (a 4xx is the
-client's fault, not the version's). Prediction scores are not metrics: the caller adds them
-(`CanaryEvidence.with_scores`) from the answers it collected.
+`mlops_inference_request_duration_seconds{model,version,role}`. Errors are the server-side failures: HTTP
+5xx, and for the gRPC router the status names that mean the same (INTERNAL, UNAVAILABLE, ...); a 4xx or
+INVALID_ARGUMENT is the client's fault, not the version's. Prediction scores are not metrics: the caller
+adds them (`CanaryEvidence.with_scores`) from the answers it collected.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -20,7 +22,9 @@ from inference.canary.analysis import CanaryEvidence, RoleEvidence, histogram_qu
 
 REQUESTS_METRIC = "mlops_inference_requests_total"
 DURATION_METRIC = "mlops_inference_request_duration_seconds"
+# The cluster's metrics carry HTTP codes only; the gRPC status names come from the local gRPC router.
 ERROR_CODES = '"5.."'
+GRPC_SERVER_ERRORS = ("INTERNAL", "UNAVAILABLE", "UNKNOWN", "DEADLINE_EXCEEDED", "DATA_LOSS", "UNIMPLEMENTED")
 P95 = 0.95
 ROLES = ("stable", "canary")
 
@@ -87,36 +91,62 @@ def evidence_from_prometheus(
 
 
 # -------------------------------------------------------------------------------------- router /metrics
-def evidence_from_metrics_text(text: str, model: str) -> CanaryEvidence:
-    """Evidence for `model` from a Prometheus text exposition (the router's /metrics), counted since the
-    router started: the local run starts a fresh router, so that is its analysis window."""
-    requests: dict[str, float] = defaultdict(float)
-    errors: dict[str, float] = defaultdict(float)
-    buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+def evidence_from_metrics_text(
+    text: str,
+    model: str,
+    since: str | None = None,
+    versions: Mapping[str, str] | None = None,
+) -> CanaryEvidence:
+    """Evidence for `model` from a Prometheus text exposition (the router's /metrics). The window is the
+    router's lifetime, or what changed after the exposition `since` (read before the traffic was sent).
+    `versions` (role -> version) keeps only those series: a long-lived router also counts earlier
+    canaries under the same roles."""
+    after = _role_counts(text, model, versions)
+    before = _role_counts(since, model, versions) if since is not None else _RoleCounts()
+    roles = {
+        role: RoleEvidence(
+            requests=after.requests[role] - before.requests[role],
+            errors=after.errors[role] - before.errors[role],
+            p95_latency_s=histogram_quantile(
+                P95,
+                [(le, n - before.buckets[role].get(le, 0.0)) for le, n in after.buckets[role].items()],
+            ),
+        )
+        for role in ROLES
+    }
+    return CanaryEvidence(roles["stable"], roles["canary"], source="router-metrics")
+
+
+class _RoleCounts:
+    def __init__(self) -> None:
+        self.requests: dict[str, float] = defaultdict(float)
+        self.errors: dict[str, float] = defaultdict(float)
+        self.buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+
+
+def _role_counts(text: str, model: str, versions: Mapping[str, str] | None) -> _RoleCounts:
+    counts = _RoleCounts()
     try:
         samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
     except ValueError as exc:
         raise EvidenceError(f"metrics text: cannot parse: {exc}") from exc
     for sample in samples:
         labels = sample.labels
-        if labels.get("model") != model:
-            continue
         role = labels.get("role", "")
+        if labels.get("model") != model or (versions and versions.get(role) != labels.get("version")):
+            continue
         if sample.name == REQUESTS_METRIC:
-            requests[role] += sample.value
-            if labels.get("code", "").startswith("5"):
-                errors[role] += sample.value
+            counts.requests[role] += sample.value
+            if is_server_error(labels.get("code", "")):
+                counts.errors[role] += sample.value
         elif sample.name == f"{DURATION_METRIC}_bucket":
-            buckets[role][float(labels["le"])] += sample.value  # summed over versions, as `sum by (le)`
-    roles = {
-        role: RoleEvidence(
-            requests=requests[role],
-            errors=errors[role],
-            p95_latency_s=histogram_quantile(P95, list(buckets[role].items())),
-        )
-        for role in ROLES
-    }
-    return CanaryEvidence(roles["stable"], roles["canary"], source="router-metrics")
+            counts.buckets[role][float(labels["le"])] += sample.value  # summed over versions: `sum by (le)`
+    return counts
+
+
+def is_server_error(code: str) -> bool:
+    """Whether a `code` label (HTTP status or gRPC status name) is the serving version's failure."""
+    return code.startswith("5") or code in GRPC_SERVER_ERRORS
 
 
 def _escape(value: str) -> str:

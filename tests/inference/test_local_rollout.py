@@ -1,12 +1,15 @@
-"""The local canary rollout end to end: two registered versions of a tiny ONNX model in a tmp MLflow
-store, served by a real Triton behind the router, judged from the router's metrics and promoted (good
-challenger) or rolled back (`--bad-canary error`)."""
+"""The local canary rollout end to end: registered versions of a tiny ONNX model in a tmp MLflow store,
+served by the local serving runtime (real Triton behind the REST and gRPC routers), demo traffic with
+tritonclient over both protocols, judged from the router's metrics and promoted (good challenger) or
+rolled back (`--bad-canary error|slow`), with the versions no longer served unloaded from Triton."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -22,6 +25,7 @@ from components.register.registry import (
 )
 from inference.deploy.apply import FileApplier
 from inference.local_rollout import EVIDENCE_ARTIFACT, NAMESPACE, run_local_rollout
+from inference.local_runtime import attach
 from tests.inference.test_router import N_FEATURES, export_local_model, served_test
 
 MODEL = "demo"  # export_local_model names its Triton model "demo"
@@ -106,6 +110,15 @@ def _served(home: Path) -> dict:
     return FileApplier(home / "serving" / "isvc").get("InferenceService", MODEL, NAMESPACE)
 
 
+def _staged(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / "serving" / "repository").iterdir())
+
+
+def _ok(outcome, role: str) -> int:
+    """Answers that succeeded for `role`, over HTTP (200) and gRPC ("OK")."""
+    return outcome.traffic.codes[(role, 200)] + outcome.traffic.codes[(role, "OK")]
+
+
 def _evidence(version: str) -> dict:
     run_id = mlflow.MlflowClient().get_model_version(MODEL, version).run_id
     return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{EVIDENCE_ARTIFACT}"))
@@ -118,18 +131,24 @@ def test_a_good_challenger_is_promoted_without_a_failed_request(home: Path) -> N
     outcome, lines = _rollout(home)
     assert outcome.decision is not None and outcome.decision.promote, lines
     assert outcome.traffic.failed == 0 and outcome.traffic.sent == REQUESTS
-    assert 0.4 < outcome.traffic.codes[("canary", 200)] / REQUESTS < 0.6  # the ISVC's 50%
+    assert outcome.traffic.grpc_sent == REQUESTS // 4 and outcome.traffic.codes[("canary", "OK")] > 0
+    assert 0.4 < _ok(outcome, "canary") / REQUESTS < 0.6  # the ISVC's 50%
     assert _aliases() == ("2", None)
+    assert _staged(home) == ["demo__v2"]  # v1 unloaded and removed once the router served v2 alone
+    assert attach() is None, "the rollout stops the runtime it started"
     predictor = _served(home)["spec"]["predictor"]
     assert "canaryTrafficPercent" not in predictor
     tags = mlflow.MlflowClient().get_model_version(MODEL, "2").tags
     assert (tags["canary_decision"], tags["rollout_state"]) == ("promote", "promoted")
     evidence = _evidence("2")
-    assert evidence["canary"]["requests"] == outcome.traffic.codes[("canary", 200)]
+    # Both protocols go through the routers, so the router counted every canary answer.
+    assert evidence["canary"]["requests"] == _ok(outcome, "canary")
     assert evidence["source"] == "router-metrics" and evidence["prediction_shift"] < 0.3
-    # The tiny test versions carry no drift detector: the rollout says so for each, then reports.
-    assert lines[:2] == [f"demo v{v}: no drift detector to stage (MlflowException)" for v in (1, 2)]
-    assert lines[2:] == [outcome.line()] and lines[2].startswith("demo: promote v2 (champion v1)")
+    assert evidence["traffic"]["sent"] == REQUESTS and evidence["traffic"]["grpc"] == REQUESTS // 4
+    assert tags["canary_summary"].startswith("canary ")
+    # The tiny test versions carry no drift detector: the rollout says so, then reports.
+    assert "demo v2: no drift detector to stage (MlflowException)" in lines
+    assert lines[-1] == outcome.line() and lines[-1].startswith("demo: promote v2 (champion v1)")
 
 
 @served_test
@@ -139,9 +158,10 @@ def test_a_failing_canary_is_rolled_back_and_the_champion_stays(home: Path) -> N
     outcome, lines = _rollout(home, bad_canary="error")
     assert outcome.decision is not None and not outcome.decision.promote, lines
     assert any(r.startswith("canary error rate") for r in outcome.decision.reasons)
-    assert outcome.traffic.codes[("stable", 200)] > 0 and outcome.traffic.codes[("canary", 502)] > 0
-    assert {role for (role, code) in outcome.traffic.codes if code != 200} == {"canary"}
+    assert _ok(outcome, "stable") > 0 and outcome.traffic.codes[("canary", 502)] > 0
+    assert {role for (role, code) in outcome.traffic.codes if code not in (200, "OK")} == {"canary"}
     assert _aliases() == ("1", None)
+    assert _staged(home) == ["demo__v1"]  # the bad canary is unloaded and removed
     served = _served(home)
     assert served["spec"]["predictor"]["canaryTrafficPercent"] == 0
     assert served["metadata"]["annotations"]["serving.mlops-loop.io/stable-version"] == "1"
@@ -161,3 +181,43 @@ def test_a_slow_canary_is_rolled_back_on_latency(home: Path) -> None:
     assert [r.split(" latency")[0] for r in outcome.decision.reasons] == ["canary p95"]
     assert outcome.decision.evidence["p95_latency_ratio"] > 3.0
     assert _aliases() == ("1", None)
+
+
+@served_test
+def test_the_runtime_serves_files_written_after_its_start_and_announces_itself(home: Path, tmp_path) -> None:
+    from inference.local_runtime import LocalServingRuntime, retire_version, stage_version, staged_versions
+    from tests.inference.test_router import export_local_model, fit_model, isvc, write_isvc
+    from tests.inference.test_triton_local import grpc_infer
+
+    with LocalServingRuntime() as runtime:
+        info = runtime.info
+        assert info is not None and attach() == info
+        source = export_local_model(fit_model(0), tmp_path / "export" / "local" / "demo")
+        assert stage_version(info, source, "other", "7") == "other__v7"  # loaded through Triton's API
+        (Path(info.isvc_dir) / "elsewhere").mkdir(exist_ok=True)
+        write_isvc(Path(info.isvc_dir) / "elsewhere" / "other.yaml", isvc("7", name="other"))
+        deadline = time.monotonic() + 10
+        while runtime.table.get("other") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rows = np.zeros((2, N_FEATURES), dtype=np.float32)
+        body = {
+            "inputs": [
+                {
+                    "name": "input__0",
+                    "shape": [2, N_FEATURES],
+                    "datatype": "FP32",
+                    "data": rows.ravel().tolist(),
+                }
+            ]
+        }
+        answer = httpx.post(f"{info.router_http_url}/v2/models/other/infer", json=body, timeout=30)
+        assert answer.status_code == 200 and answer.json()["model_version"] == "7", answer.text
+        assert info.router_grpc_address is not None
+        over_grpc = grpc_infer(info.router_grpc_address, "other", rows, tmp_path)
+        np.testing.assert_allclose(over_grpc.ravel(), answer.json()["outputs"][0]["data"], atol=1e-6)
+        retire_version(info, "other", "7")
+        assert "7" not in staged_versions(info, "other")
+        ready = httpx.get(f"{info.triton_http_url}/v2/models/other__v7/ready", timeout=5)
+        assert ready.status_code != 200  # unloaded, not just deleted from disk
+    assert attach() is None and not (home / "serving" / "runtime.json").exists()
+    (Path(info.isvc_dir) / "elsewhere" / "other.yaml").unlink()

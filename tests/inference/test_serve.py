@@ -89,9 +89,13 @@ def served(home: tuple[Path, str], tmp_path: Path) -> Iterator[Served]:
 
 
 def _wait_ready(served: Served) -> None:
+    """Until the models are deployed (serve prints "serving;") and the router answers ready."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         assert served.process.poll() is None, f"serve exited early: {served.text()}"
+        if "serving;" not in served.text():
+            time.sleep(0.2)
+            continue
         try:
             if httpx.get(f"{served.url}/v2/health/ready", timeout=1).status_code == 200:
                 return
@@ -132,6 +136,9 @@ def test_serve_answers_through_the_router_and_stops_cleanly_on_sigterm(served: S
     assert f"{MODEL}: stable v1 (50%), canary v2 (50%)" in text
     triton_url = re.search(r"triton HTTP:\s+(\S+)", text)
     assert triton_url and "triton gRPC:" in text and "triton metrics:" in text
+    assert re.search(r"router \(OIP gRPC\):\s+127\.0\.0\.1:\d+", text), text
+    runtime_json = served.repository.parent / "runtime.json"
+    assert runtime_json.is_file(), "a running serve announces itself for attach()"
     assert _processes_on(served.repository), "no tritonserver found on the staged repository"
 
     began = time.monotonic()
@@ -141,6 +148,7 @@ def test_serve_answers_through_the_router_and_stops_cleanly_on_sigterm(served: S
     assert "serve: stopped on SIGTERM" in served.text()
     assert not _port_open(served.url) and not _port_open(triton_url.group(1))
     assert _processes_on(served.repository) == [], "tritonserver outlived serve"
+    assert not runtime_json.exists(), "runtime.json outlived serve"
     print(f"stopped in {stop_s:.1f} s")
 
 

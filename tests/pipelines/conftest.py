@@ -26,6 +26,14 @@ FAST_OVERRIDES = {
     },
 }
 MIN_TEST_ROWS = 100
+# Half the traffic on the canary and a small minimum keep each analysis at the 400-request floor (a few
+# seconds); loose latency and shift bounds, since a shared 2-core machine jitters (bad canaries break them).
+FAST_CANARY = {
+    "traffic_percent": 50,
+    "analysis_window_s": 60,
+    "min_requests": 60,
+    "success": {"max_error_rate": 0.01, "max_p95_latency_ratio": 3.0, "max_prediction_shift": 0.3},
+}
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -47,6 +55,7 @@ def fast_specs(spec_dir: Path) -> None:
     for path in DEFAULT_SPEC_DIR.glob("*.yaml"):
         data = _merge(yaml.safe_load(path.read_text()), FAST_OVERRIDES.get(path.stem, {}))
         data["evaluation"]["min_test_rows"] = MIN_TEST_ROWS
+        data["canary"] = FAST_CANARY
         write_spec(spec_dir, path.stem, data)
 
 
@@ -78,7 +87,8 @@ def restore_data(local_platform):
 
 @pytest.fixture(scope="session")
 def first_run(local_platform):
-    """The pipeline over all four demo models on fresh stores: every model becomes a first champion."""
+    """The pipeline over all four demo models on fresh stores: every model becomes a first champion,
+    served alone by the local serving runtime the run starts (and stops) for its release steps."""
     from pipelines.local_run import demo_data_window, run_training
     from pipelines.training import DEFAULT_MODELS
 

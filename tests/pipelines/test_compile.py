@@ -28,8 +28,9 @@ def test_the_pipeline_compiles_and_loads_back_with_the_sdk(tmp_path):
     written = _compiled(tmp_path)
     loaded = components.load_component_from_file(str(written[f"{PIPELINE_NAME}.yaml"]))
     assert loaded.name == PIPELINE_NAME
-    assert set(loaded.component_spec.inputs) == {"models", "start", "end", "reason"}
+    assert set(loaded.component_spec.inputs) == {"models", "start", "end", "reason", "serving_mode"}
     assert loaded.component_spec.inputs["models"].default == DEFAULT_MODELS
+    assert loaded.component_spec.inputs["serving_mode"].default == "cluster"  # local_run passes "local"
 
 
 def test_kubernetes_form_is_a_pipeline_and_a_pipeline_version(tmp_path):
@@ -61,7 +62,30 @@ def test_gate_guards_export_and_register(tmp_path):
     conditions = [task for task in tasks.values() if "triggerPolicy" in task]
     (gated,) = [task for task in conditions if "gate" in task["triggerPolicy"]["condition"]]
     guarded = spec["components"][gated["componentRef"]["name"]]["dag"]["tasks"]
-    assert set(guarded) == {"export-triton", "register"}
+    release = {"deploy-canary", "analyze-canary", "promote-or-rollback"}
+    assert set(guarded) == {"export-triton", "register"} | release
+
+
+def _producer(task: dict, parameter: str) -> tuple[str, str]:
+    source = task["inputs"]["parameters"][parameter]["taskOutputParameter"]
+    return source["producerTask"], source["outputParameterKey"]
+
+
+def test_release_steps_follow_register_in_order_without_nested_conditions(tmp_path):
+    spec = yaml.safe_load(_compiled(tmp_path)[f"{PIPELINE_NAME}.yaml"].read_text())
+    tasks = _tasks(spec)
+    deploy, analysis, finish = (tasks[n] for n in ("deploy-canary", "analyze-canary", "promote-or-rollback"))
+    assert _producer(deploy, "version") == ("register", "version")
+    assert _producer(deploy, "alias") == ("register", "alias")
+    assert _producer(analysis, "deployment") == ("deploy-canary", "Output")
+    assert _producer(finish, "decision") == ("analyze-canary", "Output")
+    for task in (deploy, analysis, finish):
+        # kfp.local cannot run a condition nested in the gate's branch: "no-canary" flows through instead
+        assert "triggerPolicy" not in task
+        assert task["cachingOptions"].get("enableCache", False) is False
+        assert "retryPolicy" not in task  # a retried analysis would send its traffic again
+        mode = task["inputs"]["parameters"]["serving_mode"]["componentInputParameter"]
+        assert mode.startswith("pipelinechannel--serving_mode")
 
 
 def test_committed_compiled_pipelines_are_current():

@@ -1,0 +1,15 @@
+from kfp import dsl
+
+from components.common.images import PLATFORM_IMAGE
+
+
+@dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
+def analyze_canary(model: str, version: str, deployment: str, serving_mode: str) -> str:
+    """Compare the canary with the stable version over the spec's window (error rate, p95 latency, and
+    locally the prediction shift of demo traffic sent with tritonclient over HTTP and gRPC), decide with
+    the spec's criteria and record decision and evidence on the MLflow version. Returns the verdict
+    ("promote", "rollback", "inconclusive"), or "no-canary" when `deployment` started none.
+    """
+    from components.analyze_canary.core import analyze_canary as run
+
+    return run(model=model, version=version, deployment=deployment, serving_mode=serving_mode)

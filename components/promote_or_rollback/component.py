@@ -1,0 +1,14 @@
+from kfp import dsl
+
+from components.common.images import PLATFORM_IMAGE
+
+
+@dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
+def promote_or_rollback(model: str, version: str, decision: str, serving_mode: str) -> str:
+    """Promote the canary `version` (`decision` "promote") or roll it back (any other verdict), keeping
+    registry aliases and the InferenceService consistent; locally, versions no longer served are unloaded.
+    Returns the rollout state ("promoted", "rolled_back"), or "no-canary" when there was none.
+    """
+    from components.promote_or_rollback.core import finish_rollout
+
+    return finish_rollout(model=model, version=version, decision=decision, serving_mode=serving_mode)

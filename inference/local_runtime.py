@@ -1,0 +1,296 @@
+"""The local serving runtime: one Triton and the canary router, shared by every local serving step.
+
+    with LocalServingRuntime() as runtime:          # or runtime.start() ... runtime.stop()
+        info = runtime.info                         # RuntimeInfo: the addresses below
+    info = attach()                                 # from another process: the live runtime, or None
+
+What runs (all on loopback, free ports):
+- Triton (`inference.triton_local`) with `--model-control-mode=explicit` over
+  `$MLOPS_HOME/serving/repository/`: it loads what is staged there at start; later versions are staged
+  with `stage_version` (copy + Triton's repository API `load`) and dropped with `retire_version`.
+- the REST router (`inference.router`) over every `$MLOPS_HOME/serving/isvc/**/*.yaml` (FileApplier's
+  layout); its watcher also picks up files created after the start;
+- the router's OIP gRPC server when `inference.router.grpc_app.GrpcRouter` exists (else None: gRPC
+  clients use Triton's gRPC port with Triton's `<model>__v<version>` names);
+- with `logger_url`, KServe-logger CloudEvents to that URL (the drift service).
+
+`$MLOPS_HOME/serving/runtime.json` (`RuntimeInfo`, or the file `$MLOPS_SERVING_RUNTIME` names) says where
+it all listens while it runs; `stop()` removes it. `attach()` trusts it only while its pid is alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import uvicorn
+
+from components.common.paths import logs_dir, state_root
+from inference.router.app import RouterSettings, create_app, triton_readiness
+from inference.router.logger import EventLogger
+from inference.router.metrics import RouterMetrics
+from inference.router.routing import (
+    VERSION_SEPARATOR,
+    IsvcWatcher,
+    RouteTable,
+    stage_model_version,
+    triton_model_name,
+)
+from inference.triton_local import HOST, Ports, TritonLocal
+
+RUNTIME_ENV = "MLOPS_SERVING_RUNTIME"
+ROUTER_START_TIMEOUT_S = 30.0
+LOAD_TIMEOUT_S = 120.0  # a Python-backend model imports onnxruntime/xgboost in a fresh stub process
+WATCH_INTERVAL_S = 0.2
+
+
+class ServingRuntimeError(RuntimeError):
+    """The runtime could not start, or Triton refused a load/unload (the message names what and where)."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """Where a live runtime listens (the content of runtime.json)."""
+
+    router_http_url: str
+    router_grpc_address: str | None
+    triton_http_url: str
+    triton_grpc_address: str
+    triton_metrics_url: str
+    repository: str
+    isvc_dir: str
+    pid: int
+    logger_url: str | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> RuntimeInfo:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def serving_dir() -> Path:
+    return state_root() / "serving"
+
+
+def runtime_file() -> Path:
+    return Path(os.environ.get(RUNTIME_ENV) or serving_dir() / "runtime.json")
+
+
+def attach(path: Path | None = None) -> RuntimeInfo | None:
+    """The live runtime that `path` (default: `runtime_file()`) describes; None when there is none or
+    the process that wrote it is gone."""
+    path = Path(path or runtime_file())
+    try:
+        info = RuntimeInfo.read(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    return info if _pid_alive(info.pid) else None
+
+
+def require_runtime() -> RuntimeInfo:
+    info = attach()
+    if info is None:
+        raise LookupError(
+            f"serving: no live local runtime at {runtime_file()}; start one (python -m inference.serve) "
+            "or run through python -m pipelines.local_run"
+        )
+    return info
+
+
+class LocalServingRuntime:
+    """Triton (explicit model control) + router (+ gRPC router) over `$MLOPS_HOME/serving/`."""
+
+    def __init__(
+        self, logger_url: str | None = None, router_port: int | None = None, seed: int | None = 0
+    ) -> None:
+        self.logger_url = logger_url
+        self.router_port = router_port
+        self.seed = seed
+        self.root = serving_dir()
+        self.repository = self.root / "repository"
+        self.isvc_dir = self.root / "isvc"
+        self.triton = TritonLocal(log_path=logs_dir() / "triton-runtime.log", model_control_mode="explicit")
+        self.table = RouteTable(seed=seed)
+        self.settings: RouterSettings | None = None
+        self.info: RuntimeInfo | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._grpc: Any = None
+
+    def start(self) -> RuntimeInfo:
+        """Start everything and write runtime.json; on any failure what started is stopped again."""
+        for folder in (self.repository, self.isvc_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.triton.start(self.repository)
+            self.settings = self._router_settings()
+            router_url = self._start_router(self.settings)
+            grpc_address = self._start_grpc_router(self.settings)
+            self.info = RuntimeInfo(
+                router_http_url=router_url,
+                router_grpc_address=grpc_address,
+                triton_http_url=self.triton.http_url,
+                triton_grpc_address=self.triton.grpc_address,
+                triton_metrics_url=self.triton.metrics_url,
+                repository=str(self.repository),
+                isvc_dir=str(self.isvc_dir),
+                pid=os.getpid(),
+                logger_url=self.logger_url,
+            )
+            _write_atomically(runtime_file(), json.dumps(asdict(self.info), indent=2))
+        except BaseException:
+            self.stop()
+            raise
+        return self.info
+
+    def stop(self) -> None:
+        """Routers first (no new request reaches a stopping Triton), then Triton; runtime.json goes."""
+        if self.info is not None and attach() == self.info:
+            runtime_file().unlink(missing_ok=True)
+        self.info = None
+        if self._grpc is not None:
+            with contextlib.suppress(Exception):
+                self._grpc.stop()
+            self._grpc = None
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+        self.triton.stop()
+
+    def __enter__(self) -> LocalServingRuntime:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -------------------------------------------------------------------------------------- internals
+    def _router_settings(self) -> RouterSettings:
+        metrics = RouterMetrics()
+        watcher = FolderIsvcWatcher(
+            self.isvc_dir, self.table, triton_readiness(self.triton.http_url), WATCH_INTERVAL_S
+        )
+        watcher.check_once()
+        return RouterSettings(
+            table=self.table,
+            triton_url=self.triton.http_url,
+            metrics=metrics,
+            event_logger=EventLogger(self.logger_url, metrics) if self.logger_url else None,
+            watcher=watcher,
+        )
+
+    def _start_router(self, settings: RouterSettings) -> str:
+        port = self.router_port or Ports.free().http
+        config = uvicorn.Config(create_app(settings), host=HOST, port=port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="runtime-router", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + ROUTER_START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ServingRuntimeError(f"serving runtime: the router did not start on {HOST}:{port}")
+            time.sleep(0.05)
+        return f"http://{HOST}:{port}"
+
+    def _start_grpc_router(self, settings: RouterSettings) -> str | None:
+        try:
+            grpc_app = importlib.import_module("inference.router.grpc_app")
+        except ImportError:  # the gRPC router is optional: clients then use Triton's gRPC port
+            return None
+        self._grpc = grpc_app.GrpcRouter(settings, self.triton.grpc_address, host=HOST, port=0)
+        self._grpc.start()
+        return str(self._grpc.address)
+
+
+class FolderIsvcWatcher(IsvcWatcher):
+    """The router's watcher over every InferenceService file under a folder, new files included.
+
+    Each file is checked on its own, so one file naming a version Triton does not serve (yet) does not
+    hold back the other models' routes.
+    """
+
+    def __init__(self, folder: Path, table: RouteTable, is_servable: Any, interval_s: float) -> None:
+        super().__init__([], table, is_servable, interval_s)
+        self.folder = Path(folder)
+
+    def check_once(self) -> bool:
+        swapped = False
+        for path in sorted(self.folder.rglob("*.yaml")):
+            if path.name.startswith("."):  # FileApplier's partial writes
+                continue
+            self.paths = [path]
+            swapped = super().check_once() or swapped
+        return swapped
+
+
+# ------------------------------------------------------------------ Triton's repository (any process)
+def stage_version(
+    info: RuntimeInfo,
+    model_dir: Path,
+    model: str,
+    version: str,
+    before_load: Callable[[Path], object] | None = None,
+) -> str:
+    """Copy an exported `local/<model>/` folder into the runtime's repository as `<model>__v<version>`
+    (`before_load` may change the copy, e.g. make a demo canary bad) and have Triton load it; returns
+    Triton's model name. Loading a loaded model reloads it."""
+    staged = stage_model_version(model_dir, Path(info.repository), model, version)
+    if before_load is not None:
+        before_load(staged)
+    _repository_call(info, "load", staged.name)
+    return staged.name
+
+
+def retire_version(info: RuntimeInfo, model: str, version: str) -> None:
+    """Unload `<model>__v<version>` from Triton and remove it from the repository (gone already: fine)."""
+    name = triton_model_name(model, version)
+    _repository_call(info, "unload", name)
+    shutil.rmtree(Path(info.repository) / name, ignore_errors=True)
+
+
+def staged_versions(info: RuntimeInfo, model: str) -> list[str]:
+    """The versions of `model` staged in the runtime's repository."""
+    prefix = f"{model}{VERSION_SEPARATOR}"
+    return sorted(p.name.removeprefix(prefix) for p in Path(info.repository).glob(f"{prefix}*"))
+
+
+def _repository_call(info: RuntimeInfo, action: str, name: str) -> None:
+    url = f"{info.triton_http_url}/v2/repository/models/{name}/{action}"
+    try:
+        answer = httpx.post(url, json={}, timeout=LOAD_TIMEOUT_S)
+    except httpx.HTTPError as error:
+        raise ServingRuntimeError(f"serving: triton {action} of {name} at {url} failed: {error}") from None
+    if answer.status_code != 200:
+        raise ServingRuntimeError(
+            f"serving: triton {action} of {name} answered {answer.status_code}: {answer.text}"
+        )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
