@@ -2,7 +2,7 @@
 record the decision and its evidence on the challenger's MLflow version.
 
 Cluster: wait `canary.analysis_window_s` of live traffic, then read requests, 5xx and p95 per role from
-Prometheus (`$PROMETHEUS_URL`); no prediction scores there, so the shift is not checked. Local: send the
+Prometheus (`$PROMETHEUS_URL`), prediction shift from the drift service's score histograms. Local: send the
 demo traffic (the newest rows of the champion's training set) through the live runtime's router with
 `tritonclient` over HTTP and gRPC, then read the router's /metrics for what changed during the traffic
 (only the two versions under analysis) and add the collected scores for the PSI.
@@ -67,7 +67,7 @@ def analyze_canary(
         if challenger.version != version:
             raise ValueError(f"{STEP} {model}: the challenger is v{challenger.version}, not v{version}")
         if release.check_mode(serving_mode) == "cluster":
-            decision, extra = analyze_in_cluster(spec), {}
+            decision, extra = analyze_in_cluster(spec, champion.version, challenger.version), {}
         else:
             decision, traffic = analyze_locally(spec, require_runtime(), champion, challenger)
             extra = {"traffic": traffic_summary(traffic)}
@@ -78,10 +78,17 @@ def analyze_canary(
         return decision.verdict
 
 
-def analyze_in_cluster(spec: ModelSpec, sleep: Callable[[float], None] = time.sleep) -> CanaryDecision:
+def analyze_in_cluster(
+    spec: ModelSpec,
+    stable_version: str,
+    canary_version: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CanaryDecision:
     sleep(spec.canary.analysis_window_s)
     prometheus = os.environ.get(PROMETHEUS_URL_ENV, DEFAULT_PROMETHEUS_URL)
-    return decide(spec, evidence_from_prometheus(prometheus, spec.name, spec.canary.analysis_window_s))
+    versions = {"stable": stable_version, "canary": canary_version}
+    window = spec.canary.analysis_window_s
+    return decide(spec, evidence_from_prometheus(prometheus, spec.name, window, versions))
 
 
 def analyze_locally(

@@ -8,8 +8,10 @@ The checks, in the spec's terms (`canary.min_requests`, `canary.success.*`):
   rollout rolls an inconclusive canary back, since nothing proved it is safe);
 - its error rate (HTTP 5xx share) is at most `max_error_rate`;
 - its p95 latency over the stable version's p95 is at most `max_p95_latency_ratio`;
-- the PSI between its prediction scores and the stable version's is at most `max_prediction_shift`.
-Without scores for either role (Prometheus alone carries none) the shift is not checked and says so.
+- the PSI between its prediction scores and the stable version's is at most `max_prediction_shift`:
+  from the scores themselves (local traffic), or from the per-bin counts of the score histogram the drift
+  service exports (`mlops_prediction_score`, on a cluster through Prometheus). Without either the shift is
+  not checked and the evidence says so (`prediction_shift: null`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class RoleEvidence:
     errors: float = 0.0
     p95_latency_s: float | None = None
     scores: tuple[float, ...] = ()
+    score_counts: tuple[float, ...] = ()
+    """Observations per bin of a fixed score histogram (same bins for both roles)."""
 
     @property
     def error_rate(self) -> float:
@@ -46,7 +50,7 @@ class RoleEvidence:
             "errors": self.errors,
             "error_rate": self.error_rate,
             "p95_latency_s": self.p95_latency_s,
-            "scores": len(self.scores),
+            "scores": len(self.scores) or sum(self.score_counts),
         }
 
 
@@ -107,12 +111,17 @@ def evidence_summary(evidence: CanaryEvidence) -> dict[str, Any]:
         "stable": evidence.stable.to_dict(),
         "canary": evidence.canary.to_dict(),
         "p95_latency_ratio": latency_ratio(evidence.canary.p95_latency_s, evidence.stable.p95_latency_s),
-        "prediction_shift": (
-            psi(evidence.stable.scores, evidence.canary.scores)
-            if evidence.stable.scores and evidence.canary.scores
-            else None
-        ),
+        "prediction_shift": prediction_shift(evidence.stable, evidence.canary),
     }
+
+
+def prediction_shift(stable: RoleEvidence, canary: RoleEvidence) -> float | None:
+    """PSI of the canary's scores against the stable version's, from scores or histogram counts."""
+    if stable.scores and canary.scores:
+        return psi(stable.scores, canary.scores)
+    if sum(stable.score_counts) > 0 and sum(canary.score_counts) > 0:
+        return psi_from_counts(stable.score_counts, canary.score_counts)
+    return None
 
 
 def latency_ratio(canary_s: float | None, stable_s: float | None) -> float | None:
@@ -135,6 +144,16 @@ def psi(expected: Sequence[float], actual: Sequence[float], bins: int = PSI_BINS
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1))[1:-1])
     ref_share = _bin_shares(reference, edges)
     cur_share = _bin_shares(current, edges)
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+
+
+def psi_from_counts(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """PSI over fixed bins given as observation counts per bin (both in the same bins)."""
+    reference, current = np.asarray(expected, dtype=float), np.asarray(actual, dtype=float)
+    if reference.shape != current.shape or reference.sum() <= 0 or current.sum() <= 0:
+        raise ValueError("psi_from_counts: both need the same bins and at least one observation")
+    ref_share = np.maximum(reference / reference.sum(), PSI_EPSILON)
+    cur_share = np.maximum(current / current.sum(), PSI_EPSILON)
     return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
 
 

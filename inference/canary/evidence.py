@@ -4,8 +4,9 @@ Both read the router's metric contract, which the cluster's KServe/Knative metri
 `mlops_inference_requests_total{model,version,role,code}` and the histogram
 `mlops_inference_request_duration_seconds{model,version,role}`. Errors are the server-side failures: HTTP
 5xx, and for the gRPC router the status names that mean the same (INTERNAL, UNAVAILABLE, ...); a 4xx or
-INVALID_ARGUMENT is the client's fault, not the version's. Prediction scores are not metrics: the caller
-adds them (`CanaryEvidence.with_scores`) from the answers it collected.
+INVALID_ARGUMENT is the client's fault, not the version's. Prediction scores: locally the caller adds the
+answers it collected (`CanaryEvidence.with_scores`); on a cluster they come from the drift service's score
+histogram `mlops_prediction_score{model,version}` (fed by the payload logger's response events), per version.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from inference.canary.analysis import CanaryEvidence, RoleEvidence, histogram_qu
 
 REQUESTS_METRIC = "mlops_inference_requests_total"
 DURATION_METRIC = "mlops_inference_request_duration_seconds"
+SCORE_METRIC = "mlops_prediction_score"
 # The cluster's metrics carry HTTP codes only; the gRPC status names come from the local gRPC router.
 ERROR_CODES = '"5.."'
 GRPC_SERVER_ERRORS = ("INTERNAL", "UNAVAILABLE", "UNKNOWN", "DEADLINE_EXCEEDED", "DATA_LOSS", "UNIMPLEMENTED")
@@ -74,20 +77,58 @@ def evidence_from_prometheus_results(results: dict[str, dict[str, float]]) -> Ca
     return CanaryEvidence(roles["stable"], roles["canary"], source="prometheus")
 
 
+def score_query(model: str, window_s: int) -> str:
+    """Per version and bucket: how many scores fell at or below each bound over the last `window_s`."""
+    selector = f'model="{_escape(model)}"'
+    return f"sum by (version, le) (increase({SCORE_METRIC}_bucket{{{selector}}}[{int(window_s)}s]))"
+
+
+def parse_score_buckets(body: dict[str, Any], version: str) -> tuple[float, ...]:
+    """Per-bin counts of `version` from the `score_query` answer (cumulative buckets differenced);
+    empty when the version has no scores in the window."""
+    if body.get("status") != "success":
+        raise EvidenceError(f"prometheus: scores: {body.get('errorType', 'error')}: {body.get('error')}")
+    cumulative = sorted(
+        (float(sample["metric"]["le"]), float(sample["value"][1]))
+        for sample in (body.get("data") or {}).get("result") or []
+        if sample["metric"].get("version") == version
+    )
+    if not cumulative or cumulative[-1][1] <= 0:
+        return ()
+    totals = [n for _, n in cumulative]
+    return tuple(max(n - below, 0.0) for n, below in zip(totals, [0.0, *totals[:-1]], strict=True))
+
+
 def evidence_from_prometheus(
-    prom_url: str, model: str, window_s: int, timeout_s: float = 10.0
+    prom_url: str,
+    model: str,
+    window_s: int,
+    versions: Mapping[str, str] | None = None,
+    timeout_s: float = 10.0,
 ) -> CanaryEvidence:
-    """Query Prometheus (`prom_url`, e.g. http://prometheus:9090) for `model` over the last `window_s`."""
+    """Query Prometheus (`prom_url`, e.g. http://prometheus:9090) for `model` over the last `window_s`;
+    with `versions` (role -> registry version) also the score histograms behind the prediction shift."""
     results = {}
     with httpx.Client(base_url=prom_url.rstrip("/"), timeout=timeout_s) as client:
         for key, query in prometheus_queries(model, window_s).items():
-            try:
-                answer = client.get("/api/v1/query", params={"query": query})
-                body = answer.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise EvidenceError(f"prometheus {prom_url}: {key} query failed: {exc}") from exc
-            results[key] = parse_prometheus_vector(body, key)
-    return evidence_from_prometheus_results(results)
+            results[key] = parse_prometheus_vector(_query(client, prom_url, key, query), key)
+        scores = _query(client, prom_url, "scores", score_query(model, window_s)) if versions else None
+    evidence = evidence_from_prometheus_results(results)
+    if scores is None:
+        return evidence
+    stable, canary = (parse_score_buckets(scores, versions.get(role, "")) for role in ROLES)
+    return replace(
+        evidence,
+        stable=replace(evidence.stable, score_counts=stable),
+        canary=replace(evidence.canary, score_counts=canary),
+    )
+
+
+def _query(client: httpx.Client, prom_url: str, key: str, query: str) -> dict[str, Any]:
+    try:
+        return client.get("/api/v1/query", params={"query": query}).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise EvidenceError(f"prometheus {prom_url}: {key} query failed: {exc}") from exc
 
 
 # -------------------------------------------------------------------------------------- router /metrics

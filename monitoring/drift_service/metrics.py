@@ -5,7 +5,7 @@ Each `DriftMetrics` owns a registry, so several services (tests) can live in one
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -16,6 +16,8 @@ from monitoring.drift_service.errors import REJECT_REASONS
 EVENT_KINDS = ("request", "response")
 DROP_REASONS = ("buffer_full", "detector_error", "no_detector", "unknown_version")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Twenty equal bins of [0, 1]: the canary analysis computes the PSI between versions from these counts.
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 __all__ = ["CONTENT_TYPE_LATEST", "DROP_REASONS", "EVENT_KINDS", "DriftMetrics"]
 
@@ -88,6 +90,13 @@ class DriftMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.scores = Histogram(
+            "mlops_prediction_score",
+            "Scores the model answered with (P(positive class), or the top class's probability).",
+            labels,
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
         for reason in REJECT_REASONS:
             self.rejected.labels(reason=reason)
 
@@ -102,6 +111,11 @@ class DriftMetrics:
 
     def count_received(self, model: str, version: str, kind: str) -> None:
         self.received.labels(model=model, version=version, kind=kind).inc()
+
+    def observe_scores(self, model: str, version: str, scores: Iterable[float]) -> None:
+        histogram = self.scores.labels(model=model, version=version)
+        for score in scores:
+            histogram.observe(score)
 
     def count_rejected(self, reason: str) -> None:
         self.rejected.labels(reason=reason).inc()

@@ -28,7 +28,7 @@ from monitoring.drift_service.checkpoint import CheckpointStore
 from monitoring.drift_service.cloudevents import CloudEvent, event_json, parse_http_event
 from monitoring.drift_service.errors import ConfigError, EventError
 from monitoring.drift_service.metrics import DriftMetrics, RunResult
-from monitoring.drift_service.oip import payload_field, request_rows, row_count
+from monitoring.drift_service.oip import payload_field, request_rows, response_probabilities, row_count
 
 if TYPE_CHECKING:
     from monitoring.quality.tracker import QualityTracker
@@ -159,6 +159,7 @@ class DriftService:
         version = self._version_of(model, event, payload)
         if event.kind == "response":
             self.metrics.count_received(model, version or "unknown", "response")
+            self.metrics.observe_scores(model, version or "unknown", _scores_or_nothing(payload))
             if self.quality is not None:
                 self.quality.observe_response(event.id, model, version or "unknown", payload)
             return Accepted(model, version or "unknown", "response", 0, 0)
@@ -298,3 +299,15 @@ class Flusher:
 def _tensor_encoding(detector: Any) -> Any:
     """What decodes a logged model tensor: the model's own encoder when the detector bundle carries it."""
     return getattr(detector, "model_encoding", None) or getattr(detector, "encoding", None)
+
+
+def _scores_or_nothing(payload: Any) -> list[float]:
+    """The prediction scores of a response for the score histogram; a response without a probability
+    output (e.g. a transformer's class names only) has none, and is still accepted."""
+    try:
+        probabilities = response_probabilities(payload)
+    except EventError:
+        return []
+    if probabilities.shape[1] == 2:
+        return probabilities[:, 1].tolist()
+    return probabilities.max(axis=1).tolist()

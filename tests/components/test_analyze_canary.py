@@ -20,7 +20,7 @@ from components.analyze_canary.core import (
     default_requests,
 )
 from components.common.model_spec import load_specs
-from inference.canary.evidence import prometheus_queries
+from inference.canary.evidence import prometheus_queries, score_query
 
 RECORDED = Path(__file__).resolve().parents[1] / "inference" / "data" / "prometheus_canary_query.json"
 
@@ -51,8 +51,13 @@ class _RecordedPrometheus(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         query = parse_qs(urlparse(self.path).query)["query"][0]
         window = self.server.window  # type: ignore[attr-defined]
-        key = next(k for k, q in prometheus_queries("conversion-xgboost", window).items() if q == query)
-        body = json.dumps(json.loads(RECORDED.read_text())[key]).encode()
+        queries = prometheus_queries("conversion-xgboost", window)
+        queries["scores"] = score_query("conversion-xgboost", window)
+        key = next(k for k, q in queries.items() if q == query)
+        recorded = json.loads(RECORDED.read_text())
+        # The recorded answers predate the score histogram: an empty vector, i.e. no scores in the window.
+        empty = {"status": "success", "data": {"resultType": "vector", "result": []}}
+        body = json.dumps(recorded.get(key, empty)).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.end_headers()
@@ -69,7 +74,7 @@ def test_cluster_analysis_waits_the_window_then_decides_on_prometheus(spec, monk
     monkeypatch.setenv(PROMETHEUS_URL_ENV, f"http://127.0.0.1:{server.server_address[1]}")
     waited: list[float] = []
     try:
-        decision = analyze_in_cluster(spec, sleep=waited.append)
+        decision = analyze_in_cluster(spec, "1", "2", sleep=waited.append)
     finally:
         server.shutdown()
     assert waited == [spec.canary.analysis_window_s]

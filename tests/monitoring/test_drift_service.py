@@ -176,6 +176,26 @@ def test_kserve_binary_pair_is_accepted_and_counted_by_kind(client_for):
     assert service.buffers.pending((MODEL, "3")) == 2
 
 
+def test_response_scores_feed_the_prediction_score_histogram(client_for):
+    """The canary analysis reads the PSI between versions from this histogram on a cluster."""
+    client = client_for(make_service())
+    probabilities = [0.2, 0.8, 0.9, 0.1, 0.5, 0.5]
+    outputs = [{"name": "output__0", "datatype": "FP32", "shape": [3, 2], "data": probabilities}]
+    headers = binary_headers(RESPONSE_TYPE, modelversion="3")
+    assert client.post("/", headers=headers, content=json.dumps({"outputs": outputs})).status_code == 200
+    # A response without probabilities is still accepted; it adds no scores.
+    names = [{"name": "predicted_class", "datatype": "BYTES", "shape": [1], "data": ["1"]}]
+    assert client.post("/", headers=headers, content=json.dumps({"outputs": names})).status_code == 200
+    text = client.get("/metrics").text
+    histogram = "mlops_prediction_score_bucket"
+    assert metric(text, "mlops_prediction_score_count", model=MODEL, version="3") == 3
+    # FP32 scores: 0.1 and 0.8 are a hair above their decimal bounds, 0.5 is exact.
+    assert metric(text, histogram, model=MODEL, version="3", le="0.15") == 1
+    assert metric(text, histogram, model=MODEL, version="3", le="0.5") == 2
+    assert metric(text, histogram, model=MODEL, version="3", le="0.8") == 2
+    assert metric(text, histogram, model=MODEL, version="3", le="0.85") == 3
+
+
 def test_structured_mode_with_data_and_data_base64(client_for):
     service = make_service()
     client = client_for(service)
