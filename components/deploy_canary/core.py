@@ -51,7 +51,7 @@ def deploy_canary(
                 release.wait_for_route(info, model, [champion.version])
                 for stale in set(staged_versions(info, model)) - {champion.version}:
                     retire_version(info, model, stale)
-            say(f"[{STEP}] {model}: v{champion.version} serves alone (first champion: no canary)")
+            say(f"[{STEP}] {model}: champion v{champion.version} serves alone (no challenger to canary)")
             return release.NO_CANARY
         challenger = _require(model, CHALLENGER)
         if alias != CHALLENGER or challenger.version != version:
