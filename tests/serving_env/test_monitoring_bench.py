@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from components.common.model_spec import load_specs
 from monitoring.bench.service import cpu_seconds, event_body, event_headers
 from monitoring.bench.stats import (
     DetectorReport,
@@ -94,7 +95,10 @@ def test_short_real_run_of_a_batch_detector(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     (report,) = json.loads((tmp_path / "monitoring.json").read_text())["reports"]
     assert report["model"] == "conversion-xgboost" and report["kind"] == "tabular"
-    assert report["clean_requests"] == 2 * (1000 + 500)  # clean streams + the clean part before each shift
+    (spec,) = load_specs(names=["conversion-xgboost"])
+    window = spec.monitoring.window.size
+    # the clean streams, plus the clean window before each shift
+    assert report["clean_requests"] == 2 * (1000 + window)
     assert report["alone"]["events"] == 2000 and report["alone"]["cpu_s"] > 0
     assert report["service"]["events"] > 0 and report["service"]["cpu_s"] > 0
     assert len(report["delays"]) == 2 and all(d is not None and 0 < d <= 2000 for d in report["delays"])
