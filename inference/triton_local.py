@@ -331,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     triton = TritonLocal(log_path=args.log_file, model_control_mode=args.model_control_mode)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() runs in the finally below
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler: Ctrl-C (or a supervisor's SIGINT) would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         triton.start(args.model_repository, Ports(args.http_port, args.grpc_port, args.metrics_port))
         print(
