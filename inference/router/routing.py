@@ -116,8 +116,17 @@ def load_isvc_file(path: str | Path) -> Route:
     """The route of the InferenceService in a YAML file (the first document of that kind)."""
     path = Path(path)
     try:
-        documents = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text()
+    except OSError as exc:
+        raise RouteError(f"{path}: cannot read InferenceService: {exc}".replace("\n", " ")) from exc
+    return parse_isvc(text, path)
+
+
+def parse_isvc(text: str, path: str | Path) -> Route:
+    """The route of the InferenceService in YAML `text` read from `path` (named in errors)."""
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    except yaml.YAMLError as exc:
         raise RouteError(f"{path}: cannot read InferenceService: {exc}".replace("\n", " ")) from exc
     for document in documents:
         if document.get("kind", "InferenceService") == "InferenceService":
@@ -184,20 +193,25 @@ class IsvcWatcher:
         self._thread: threading.Thread | None = None
 
     def check_once(self) -> bool:
-        """Reload changed files; True when the table was swapped."""
-        changed = [p for p in self.paths if self._digests.get(p) != _digest(p)]
+        """Reload changed files; True when the table was swapped.
+
+        Each file is read once: the digest remembered is the digest of the very bytes that were parsed. (A
+        second read could see a newer file, whose digest would then mark a never-loaded render as loaded;
+        a rollback writes two renders back to back, and that left the canary routed.)"""
+        snapshots = {path: _read(path) for path in self.paths}
+        changed = {p: text for p, text in snapshots.items() if self._digests.get(p) != _digest(text)}
         if not changed:
             return False
         try:
-            routes = [load_isvc_file(p) for p in changed]
+            routes = [parse_isvc(_existing(text, path), path) for path, text in changed.items()]
             self._require_servable(routes)
         except RouteError as exc:
             if str(exc) != self.last_error:
                 log.error("route table unchanged: %s", exc)
             self.last_error = str(exc)
             return False
-        for path in changed:
-            self._digests[path] = _digest(path)
+        for path, text in changed.items():
+            self._digests[path] = _digest(text)
         for route in routes:
             self.table.update(route)
         self.last_error = None
@@ -221,7 +235,10 @@ class IsvcWatcher:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.check_once()
+            try:
+                self.check_once()
+            except Exception:  # a watcher that dies leaves the routes frozen: log and keep polling
+                log.exception("isvc watcher: check failed; retrying")
 
     def _require_servable(self, routes: list[Route]) -> None:
         if self.is_servable is None:
@@ -272,8 +289,18 @@ def _version(value: Any, where: str, annotation: str, required: bool) -> str | N
     return str(value)
 
 
-def _digest(path: Path) -> str:
+def _read(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return path.read_text()
     except OSError:
-        return "missing"
+        return None
+
+
+def _existing(text: str | None, path: Path) -> str:
+    if text is None:
+        raise RouteError(f"{path}: cannot read InferenceService (missing or unreadable)")
+    return text
+
+
+def _digest(text: str | None) -> str:
+    return "missing" if text is None else hashlib.sha256(text.encode()).hexdigest()

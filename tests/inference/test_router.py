@@ -35,6 +35,7 @@ from inference.router.routing import (
     CANARY_ANNOTATION,
     STABLE_ANNOTATION,
     STABLE_VERSION_ANNOTATION,
+    IsvcWatcher,
     Route,
     RouteError,
     RouteTable,
@@ -78,6 +79,24 @@ def write_isvc(path: Path, document: dict) -> None:
 
 
 # ------------------------------------------------------------------------------ unit: routes and logger
+def test_a_render_landing_during_a_check_is_loaded_by_the_next_one(tmp_path: Path) -> None:
+    """A rollback writes two renders back to back (canary at 0, then the champion alone). If the second
+    lands while the watcher checks the first, the next check must still load it."""
+    path = tmp_path / "demo.yaml"
+    write_isvc(path, isvc("1", "3", 0))
+    table = RouteTable([Route("demo", "1", "3", 20)])
+
+    def servable_while_the_next_render_lands(_target: Target) -> bool:
+        write_isvc(path, isvc("1"))
+        return True
+
+    watcher = IsvcWatcher([path], table, is_servable=servable_while_the_next_render_lands)
+    assert watcher.check_once() and table.get("demo") == Route("demo", "1", "3", 0)
+    watcher.is_servable = None
+    assert watcher.check_once() and table.get("demo") == Route("demo", "1")
+    assert not watcher.check_once()  # nothing new
+
+
 def test_isvc_fields_become_routes_with_knative_promotion_semantics() -> None:
     assert route_from_isvc(isvc("1", "2", 20)) == Route("demo", "1", "2", 20)
     assert route_from_isvc(isvc("1", "2", 0)).pick(0.0).role == "stable"  # rolled back
