@@ -56,7 +56,7 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        http, grpc, metrics = _free_ports(3)
+        http, grpc, metrics = free_ports(3)
         return cls(http=http, grpc=grpc, metrics=metrics)
 
 
@@ -216,10 +216,10 @@ class TritonLocal:
         return f"http://{HOST}:{self._ports().metrics}/metrics"
 
     def is_ready(self) -> bool:
-        return _http_ok(f"{self.http_url}/v2/health/ready")
+        return http_ok(f"{self.http_url}/v2/health/ready")
 
     def is_model_ready(self, model: str) -> bool:
-        return _http_ok(f"{self.http_url}/v2/models/{model}/ready")
+        return http_ok(f"{self.http_url}/v2/models/{model}/ready")
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The log's last error lines (else its last lines), joined into one line for error messages."""
@@ -300,7 +300,7 @@ def _is_error(line: str) -> bool:
     return flagged and not any(benign in line for benign in _BENIGN_ERRORS)
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1.0) as response:
             return response.status == 200
@@ -308,7 +308,7 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """Ports the kernel hands out as free; held open together so the three differ."""
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket()) for _ in range(count)]

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common.paths import REPO_ROOT
+from inference.triton_local import free_ports, http_ok
 
 HOST = "127.0.0.1"
 BENCH_VENV = REPO_ROOT / ".venv-bench"
@@ -35,28 +35,12 @@ class ServerError(RuntimeError):
     """A server under test did not start; the message names it and its log."""
 
 
-def free_ports(count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _wait_ready(name: str, process: subprocess.Popen, url: str, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServerError(f"{name} exited with code {process.returncode} while starting (log {log})")
-        if _http_ok(url):
+        if http_ok(url):
             return
         time.sleep(0.2)
     raise ServerError(f"{name} not ready at {url} after {READY_TIMEOUT_S:.0f} s (log {log})")

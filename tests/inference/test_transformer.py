@@ -8,9 +8,7 @@ cannot share this process with kserve).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +30,7 @@ from components.train import xgboost_model
 from feature_repo import store
 from feature_repo.demo_data import GeneratorConfig, generate, write_tables
 from inference.transformer import model as transformer_model
-from inference.triton_local import HOST, SERVING_VENV, Ports, TritonLocal
+from inference.triton_local import HOST, SERVING_VENV, Ports, TritonLocal, free_ports
 
 pytestmark = [
     pytest.mark.slow,
@@ -85,15 +83,6 @@ def _train_and_export(fs, spec: ModelSpec, home: Path, root: Path) -> Path:
     xgboost_model.fit(spec, frame.iloc[:cut], frame.iloc[cut:], params, bundle)
     export_repository(bundle, spec, root / "repo", frame.tail(30))
     return bundle
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct free ports, all taken at once (sockets held open together) so none repeats."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def _start_transformer(
@@ -156,7 +145,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         bundle = _train_and_export(fs, spec, home, root)
         known = pd.read_parquet(home / "data" / "session_stats.parquet").tail(6)[KEYS].reset_index(drop=True)
         # Transformers and Triton start together (known ports): the start-ups overlap on this small machine.
-        free = _free_ports(7)
+        free = free_ports(7)
         ports = Ports(http=free[0], grpc=free[1], metrics=free[2])
         servers = [
             _start_transformer(f"{HOST}:{ports.http}", "v2", free[3:5], bundle, home, root / "rest.log"),
