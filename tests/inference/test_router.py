@@ -293,15 +293,22 @@ def fit_model(seed: int) -> Any:
     return LogisticRegression().fit(features, label)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("router")
+def stage_two_versions(root: Path) -> tuple[dict[str, Any], Path]:
+    """`demo` v1 and v2 (two real models) staged under `root/repo`, and an InferenceService file that
+    canaries v2 at 20%."""
     models = {"1": fit_model(0), "2": fit_model(1)}
     for version, model in models.items():
         source = export_local_model(model, root / f"export-v{version}" / "local" / "demo")
         stage_model_version(source, root / "repo", "demo", version)
     path = root / "isvc.yaml"
     write_isvc(path, isvc("1", "2", 20))
+    return models, path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("router")
+    models, path = stage_two_versions(root)
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     with TritonLocal(log_path=root / "triton.log").start(root / "repo") as triton:

@@ -29,16 +29,14 @@ from scipy.stats import binom
 from inference.router.__main__ import build_settings, parse_args
 from inference.router.grpc_app import GrpcRouter, GrpcRouterError
 from inference.router.oip_proto import request_json, response_json
-from inference.router.routing import stage_model_version
 from inference.triton_local import Ports, TritonLocal
 from monitoring.drift_service.oip import request_rows
 from tests.inference.test_router import (
     N_FEATURES,
     Receiver,
-    export_local_model,
-    fit_model,
     isvc,
     served_test,
+    stage_two_versions,
     wait_for,
     write_isvc,
 )
@@ -138,12 +136,7 @@ class GrpcStack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcStack]:
     root = tmp_path_factory.mktemp("grpc-router")
-    models = {"1": fit_model(0), "2": fit_model(1)}
-    for version, model in models.items():
-        source = export_local_model(model, root / f"export-v{version}" / "local" / "demo")
-        stage_model_version(source, root / "repo", "demo", version)
-    path = root / "isvc.yaml"
-    write_isvc(path, isvc("1", "2", 20))
+    models, path = stage_two_versions(root)
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     with TritonLocal(log_path=root / "triton.log").start(root / "repo") as triton:
