@@ -233,24 +233,30 @@ class _Servicer:
 
         return await self._guarded(context, metadata())
 
+    def _observe(self, target: Target, code: grpc.StatusCode, started: float) -> None:
+        self.settings.metrics.observe(
+            target.model, target.version, target.role, code.name, time.perf_counter() - started
+        )
+
     async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         target = await self._guarded(context, self._resolve_async(request))
-        started, code = time.perf_counter(), grpc.StatusCode.INTERNAL  # until Triton has answered
+        started = time.perf_counter()
+        # Observed before the client hears the outcome: `context.abort` sends the status at once, so
+        # metrics recorded after it could be read without this request.
         try:
             request.model_name, request.model_version = target.triton_name, ""
             answer = await self._call("ModelInfer", request, passthrough=True)
             answer.model_name, answer.model_version = target.model, target.version
-            code = grpc.StatusCode.OK
         except _Abort as exc:
-            code = exc.code
+            self._observe(target, exc.code, started)
             await context.abort(exc.code, str(exc))
         except asyncio.CancelledError:  # the client went away or its deadline passed
-            code = grpc.StatusCode.CANCELLED
+            self._observe(target, grpc.StatusCode.CANCELLED, started)
             raise
-        finally:
-            self.settings.metrics.observe(
-                target.model, target.version, target.role, code.name, time.perf_counter() - started
-            )
+        except BaseException:
+            self._observe(target, grpc.StatusCode.INTERNAL, started)
+            raise
+        self._observe(target, grpc.StatusCode.OK, started)
         if self.settings.event_logger is not None:
             # deferred: the protobuf -> JSON conversion happens in the logger's thread
             self.settings.event_logger.log_pair(
