@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from manifests.kfp_objects import kfp_object_problems
+
 REQUIRED_LABELS = tuple(
     f"app.kubernetes.io/{key}" for key in ("name", "instance", "component", "part-of", "version")
 )
@@ -186,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("targets", nargs="+", type=Path, help="kustomize directories (overlays)")
     parser.add_argument(
-        "--schemas", action="store_true", help="also validate core kinds (kubernetes-validate)"
+        "--schemas",
+        action="store_true",
+        help="also validate core kinds (kubernetes-validate) and KFP objects (kfp protobuf schemas)",
     )
     args = parser.parse_args(argv)
     failures = []
@@ -195,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         failures += [f"{target}: {line}" for line in policy_violations(objects)]
         if args.schemas:
             failures += [f"{target}: {line}" for line in schema_violations(objects)]
+            failures += [f"{target}: {line}" for line in kfp_object_problems(objects)]
     print("\n".join(failures) or "ok")
     return 1 if failures else 0
 
