@@ -118,6 +118,9 @@ class CanarySuccess(SpecModel):
     """Share of canary requests that fail (HTTP 5xx or inference errors)."""
     max_p95_latency_ratio: float = Field(ge=1.0)
     """Canary p95 latency divided by the stable version's p95 latency."""
+    min_p95_latency_increase_ms: float = Field(default=0.0, ge=0)
+    """A ratio over the bound counts only when the canary's p95 is also at least this much higher: at
+    millisecond latencies a little scheduling noise makes a large ratio (1.5 ms against 1 ms is 1.5x)."""
     max_prediction_shift: float = Field(ge=0, le=1)
     """Bound on the population stability index (PSI) between the canary's and the stable version's
     prediction-score distributions over the same window (0.1 = small shift, 0.25 = large)."""

@@ -7,7 +7,8 @@ The checks, in the spec's terms (`canary.min_requests`, `canary.success.*`):
 - the canary served at least `min_requests`, else the decision is *inconclusive* (not promoted; the local
   rollout rolls an inconclusive canary back, since nothing proved it is safe);
 - its error rate (HTTP 5xx share) is at most `max_error_rate`;
-- its p95 latency over the stable version's p95 is at most `max_p95_latency_ratio`;
+- its p95 latency over the stable version's p95 is at most `max_p95_latency_ratio`, or the canary's p95
+  is less than `min_p95_latency_increase_ms` above the stable one's (a ratio of small numbers is noise);
 - the PSI between its prediction scores and the stable version's is at most `max_prediction_shift`:
   from the scores themselves (local traffic), or from the per-bin counts of the score histogram the drift
   service exports (`mlops_prediction_score`, on a cluster through Prometheus). Without either the shift is
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from components.common.model_spec import ModelSpec
+from components.common.model_spec import CanarySuccess, ModelSpec
 
 PSI_BINS = 10
 PSI_EPSILON = 1e-4  # share given to an empty bin, so one empty bin does not make the PSI infinite
@@ -95,13 +96,24 @@ def decide(spec: ModelSpec, evidence: CanaryEvidence) -> CanaryDecision:
             f"canary error rate {evidence.canary.error_rate:.3f} > {success.max_error_rate:g} "
             f"({evidence.canary.errors:g} of {evidence.canary.requests:g})"
         )
-    ratio = summary["p95_latency_ratio"]
-    if ratio is not None and ratio > success.max_p95_latency_ratio:
-        reasons.append(f"canary p95 latency {ratio:.2f}x stable > {success.max_p95_latency_ratio:g}x")
+    latency = _latency_reason(summary, success)
+    if latency:
+        reasons.append(latency)
     shift = summary["prediction_shift"]
     if shift is not None and shift > success.max_prediction_shift:
         reasons.append(f"prediction shift PSI {shift:.3f} > {success.max_prediction_shift:g}")
     return CanaryDecision(not reasons, reasons, summary)
+
+
+def _latency_reason(summary: dict[str, Any], success: CanarySuccess) -> str | None:
+    ratio, increase_ms = summary["p95_latency_ratio"], summary["p95_latency_increase_ms"]
+    if ratio is None or ratio <= success.max_p95_latency_ratio:
+        return None
+    if increase_ms < success.min_p95_latency_increase_ms:
+        return None  # a large ratio of small latencies: within the spec's noise allowance
+    return (
+        f"canary p95 latency {ratio:.2f}x stable > {success.max_p95_latency_ratio:g}x (+{increase_ms:.1f} ms)"
+    )
 
 
 def evidence_summary(evidence: CanaryEvidence) -> dict[str, Any]:
@@ -111,6 +123,9 @@ def evidence_summary(evidence: CanaryEvidence) -> dict[str, Any]:
         "stable": evidence.stable.to_dict(),
         "canary": evidence.canary.to_dict(),
         "p95_latency_ratio": latency_ratio(evidence.canary.p95_latency_s, evidence.stable.p95_latency_s),
+        "p95_latency_increase_ms": latency_increase_ms(
+            evidence.canary.p95_latency_s, evidence.stable.p95_latency_s
+        ),
         "prediction_shift": prediction_shift(evidence.stable, evidence.canary),
     }
 
@@ -131,6 +146,13 @@ def latency_ratio(canary_s: float | None, stable_s: float | None) -> float | Non
     if stable_s <= 0:
         return math.inf if canary_s > 0 else 1.0
     return canary_s / stable_s
+
+
+def latency_increase_ms(canary_s: float | None, stable_s: float | None) -> float | None:
+    """How much higher the canary's p95 is, in ms (negative when lower); None when either is unknown."""
+    if canary_s is None or stable_s is None or math.isnan(canary_s) or math.isnan(stable_s):
+        return None
+    return (canary_s - stable_s) * 1000
 
 
 def psi(expected: Sequence[float], actual: Sequence[float], bins: int = PSI_BINS) -> float:

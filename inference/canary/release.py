@@ -144,7 +144,8 @@ def evidence_line(decision: CanaryDecision, extra: dict | None = None) -> str:
     evidence, canary = decision.evidence, decision.evidence["canary"]
     line = (
         f"canary {canary['requests']:g} req, error rate {canary['error_rate']:.3f}, "
-        f"p95 ratio {_fmt(evidence['p95_latency_ratio'])}, PSI {_fmt(evidence['prediction_shift'])}"
+        f"p95 ratio {_fmt(evidence['p95_latency_ratio'])} ({_fmt_ms(evidence['p95_latency_increase_ms'])}), "
+        f"PSI {_fmt(evidence['prediction_shift'])}"
     )
     traffic = (extra or {}).get("traffic")
     if traffic:
@@ -164,3 +165,7 @@ def recorded_reasons(model: str, version: str) -> str:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f} ms"

@@ -64,6 +64,18 @@ def test_decision_table(spec, case, promote, inconclusive, reason) -> None:
     json.dumps(decision.evidence)  # recorded as an MLflow artifact
 
 
+def test_a_large_ratio_of_small_latencies_is_noise_not_a_regression(spec) -> None:
+    assert spec.canary.success.min_p95_latency_increase_ms == 5
+    fast = RoleEvidence(1200, 0, 0.002, tuple(SAME))
+    twice_as_slow = RoleEvidence(300, 0, 0.004, tuple(SAME))
+    decision = decide(spec, CanaryEvidence(fast, twice_as_slow, "test"))
+    assert decision.promote and decision.evidence["p95_latency_ratio"] == pytest.approx(2.0)
+    assert decision.evidence["p95_latency_increase_ms"] == pytest.approx(2.0)
+    much_slower = RoleEvidence(300, 0, 0.0071, tuple(SAME))
+    (reason,) = decide(spec, CanaryEvidence(fast, much_slower, "test")).reasons
+    assert reason == "canary p95 latency 3.55x stable > 1.5x (+5.1 ms)"
+
+
 def test_every_failed_criterion_is_a_reason_and_missing_scores_skip_the_shift(spec) -> None:
     bad = evidence(errors=30, p95=0.05, scores=RNG.beta(5, 2, 400))
     assert len(decide(spec, bad).reasons) == 3
