@@ -59,6 +59,7 @@ def render_config(
     lines += _instance_group(serving, target)
     lines += _dynamic_batching(serving)
     lines += _parameters(_backend_parameters(backend, artifact))
+    lines += _model_warmup(inputs)
     return "\n".join(lines) + "\n"
 
 
@@ -117,6 +118,24 @@ def _backend_parameters(backend: str, artifact: str | None) -> dict[str, str]:
     if backend == "python" and artifact:
         return {"artifact": artifact}
     return {}
+
+
+def _model_warmup(inputs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One zero-filled, one-row request Triton runs at load, before the model reports ready.
+
+    A new revision's first requests otherwise pay lazy initialisation (CUDA kernels and allocator pools on
+    GPU, imports and session set-up on CPU) while a canary is being judged on its latency. A variable
+    axis (-1) gets length 1.
+    """
+    entries = []
+    for tensor in inputs:
+        datatype = _DATATYPES[str(tensor["datatype"]).upper().removeprefix("TYPE_")]
+        dims = ", ".join(str(max(int(d), 1)) for d in tensor["dims"])
+        entries.append(
+            f'    inputs {{ key: "{tensor["name"]}" value: {{ data_type: {datatype} dims: [ {dims} ] '
+            "zero_data: true } }"
+        )
+    return ["model_warmup [", '  {\n    name: "zero_row"\n    batch_size: 1', *entries, "  }", "]"]
 
 
 def _parameters(parameters: Mapping[str, str]) -> list[str]:

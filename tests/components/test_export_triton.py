@@ -223,6 +223,18 @@ def test_text_model_inputs_render_as_int64_variable_length() -> None:
     text = render_config("intent-transformer", inputs, outputs, serving, "cluster", "model.onnx")
     assert 'name: "attention_mask"\n    data_type: TYPE_INT64\n    dims: [ -1 ]' in text
     assert "dims: [ 6 ]" in text
+    # warm-up needs concrete shapes: the variable axis gets one token
+    assert 'key: "attention_mask" value: { data_type: TYPE_INT64 dims: [ 1 ] zero_data: true }' in text
+
+
+@pytest.mark.parametrize("target", ["cluster", "local"])
+def test_every_config_warms_the_model_up_before_it_is_ready(target) -> None:
+    serving = spec_named("conversion-xgboost").serving
+    text = render_config("conversion-xgboost", INPUTS, OUTPUTS, serving, target, "xgboost.json")
+    warmup = text[text.index("model_warmup [") :]
+    assert "batch_size: 1" in warmup
+    assert 'inputs { key: "input__0" value: { data_type: TYPE_FP32 dims: [ 7 ] zero_data: true } }' in warmup
+    assert warmup.count("inputs {") == len(INPUTS)
 
 
 def test_render_rejects_unknown_targets_and_datatypes() -> None:
