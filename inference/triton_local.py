@@ -12,6 +12,9 @@ imported; only its files are used:
 Two traps this module handles: the Python backend stub links `libpython3.11.so.1.0`, so the serving
 interpreter's LIBDIR goes on LD_LIBRARY_PATH; and the stub imports numpy from the first `python` on PATH,
 which must be the numpy<2 serving env (else every output fails "output tensor shape does not match").
+
+`TritonDist` (the wheel's files) lives in `triton_dist.py`, `Ports` and the free-port/readiness helpers in
+`triton_network.py`; their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,96 +24,24 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from components.common.paths import REPO_ROOT, logs_dir
+from components.common.paths import logs_dir
+from inference.triton_dist import SERVING_VENV, TritonDist, TritonError
+from inference.triton_network import HOST, Ports, http_ok
+from inference.triton_network import free_ports as free_ports  # re-exported: inference/bench, tests
 
-SERVING_VENV = REPO_ROOT / ".venv-serving"
-HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 LOG_TAIL_LINES = 5
 # Logged on every start without a GPU; not the reason anything failed.
 _BENIGN_ERRORS = ("CudaDriverHelper has not been initialized",)
-
-
-class TritonError(RuntimeError):
-    """Triton could not be found, started or stopped."""
-
-
-@dataclass(frozen=True)
-class Ports:
-    http: int
-    grpc: int
-    metrics: int
-
-    @classmethod
-    def free(cls) -> Ports:
-        http, grpc, metrics = free_ports(3)
-        return cls(http=http, grpc=grpc, metrics=metrics)
-
-
-@dataclass(frozen=True)
-class TritonDist:
-    """The files of the Triton build inside the serving environment."""
-
-    root: Path  # site-packages/pytriton/tritonserver
-    python: Path  # the serving interpreter
-
-    @classmethod
-    def find(cls, serving_venv: Path = SERVING_VENV) -> TritonDist:
-        python = serving_venv / "bin" / "python"
-        roots = sorted(serving_venv.glob("lib/python3*/site-packages/pytriton/tritonserver"))
-        if not python.exists() or not roots or not (roots[0] / "bin" / "tritonserver").exists():
-            raise TritonError(
-                f"{serving_venv}: no tritonserver (install nvidia-pytriton there: make install)"
-            )
-        return cls(root=roots[0], python=python)
-
-    @property
-    def binary(self) -> Path:
-        return self.root / "bin" / "tritonserver"
-
-    @property
-    def python_version(self) -> str:
-        return self.root.parents[2].name.removeprefix("python")  # lib/python3.11/site-packages
-
-    @property
-    def stub(self) -> Path:
-        return self.root / "python_backend_stubs" / self.python_version / "triton_python_backend_stub"
-
-    def library_dirs(self) -> list[Path]:
-        """The wheel's bundled libraries and the serving interpreter's libpython (for the stub)."""
-        libdir = subprocess.run(
-            [str(self.python), "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return [Path(libdir), self.root.parents[1] / "nvidia_pytriton.libs"]
-
-    def make_backend_dir(self, where: Path) -> Path:
-        """A backend directory whose python/ holds the backend, its utils and the stub for this Python.
-
-        The wheel keeps the stubs per Python version outside the backend folder (pytriton copies one in at
-        run time); links in a private folder leave the installed wheel untouched.
-        """
-        python_dir = where / "backends" / "python"
-        python_dir.mkdir(parents=True)
-        for source in (self.root / "backends" / "python").iterdir():
-            (python_dir / source.name).symlink_to(source)
-        (python_dir / "triton_python_backend_stub").symlink_to(self.stub)
-        return python_dir.parent
 
 
 class TritonLocal:
@@ -298,23 +229,6 @@ def _is_error(line: str) -> bool:
     """Triton's error lines: glog severity E (`E1122 23:44:44.47 ...`) or the final `error: ...`."""
     flagged = line.startswith("error:") or (line[:1] == "E" and line[1:5].isdigit())
     return flagged and not any(benign in line for benign in _BENIGN_ERRORS)
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel hands out as free; held open together so the three differ."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 # ------------------------------------------------------------------------------------------------- CLI

@@ -7,22 +7,19 @@ once, then passed around as an immutable `ModelSpec`.
     specs = load_specs(names=["conversion-xgboost"])  # from DEFAULT_SPEC_DIR, sorted by name
 
 Anything wrong raises `SpecError` with a one-line message `<file>: <dotted.field>: <problem>`. The sections
-live in `spec_training.py`, `spec_release.py` and `spec_monitoring.py`; import them from here.
+live in `spec_training.py`, `spec_release.py` and `spec_monitoring.py`; import them from here. Strict YAML
+reading is in `spec_yaml.py`, the one-line validation messages in `spec_messages.py`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Self, Union, get_args, get_origin
+from typing import Any, Self
 
-import yaml
-from pydantic import BaseModel, ValidationError, model_validator
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError, model_validator
 
 from components.common.errors import SpecError
 from components.common.paths import REPO_ROOT
@@ -37,6 +34,7 @@ from components.common.spec_base import (
     SpecModel,
     higher_is_better,
 )
+from components.common.spec_messages import spec_error
 from components.common.spec_monitoring import (
     BATCH_DETECTORS,
     ONLINE_DETECTORS,
@@ -64,6 +62,7 @@ from components.common.spec_training import (
     Training,
     TrainingWindow,
 )
+from components.common.spec_yaml import read_yaml
 
 __all__ = [
     "ALLOWED_BACKENDS",
@@ -159,7 +158,7 @@ class ModelSpec(SpecModel):
 def load_spec(path: str | PathLike[str]) -> ModelSpec:
     """Read and validate one spec file; its `name` must equal the file name without `.yaml`."""
     path = Path(path)
-    spec = parse_spec(_read_yaml(path), source=path)
+    spec = parse_spec(read_yaml(path), source=path)
     if spec.name != path.stem:
         raise SpecError(
             path,
@@ -213,115 +212,4 @@ def parse_spec(data: Any, source: str | PathLike[str] = "<spec>") -> ModelSpec:
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(exc, source) from exc
-
-
-# ------------------------------------------------------------------------------------------------ YAML
-class _SpecLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and reads `1e-3` as a float, as YAML 1.2 does."""
-
-
-def _construct_mapping(loader: _SpecLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, str | int | float | bool) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first set on line {seen[key] + 1})", key_node.start_mark
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=True)
-
-
-_SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, f"cannot read the file: {exc}") from exc
-    try:
-        return yaml.load(text, Loader=_SpecLoader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SpecError(path, f"invalid YAML: {where}{exc.problem or exc.context}") from exc
-    except (yaml.YAMLError, ValueError) as exc:  # e.g. a date like 2024-02-30
-        raise SpecError(path, f"invalid YAML: {exc}") from exc
-
-
-# -------------------------------------------------------------------------------------- error messages
-_NO_GOT = {"missing", "extra_forbidden", "value_error", "assertion_error"}
-
-
-def _spec_error(exc: ValidationError, source: str | PathLike[str]) -> SpecError:
-    """The first pydantic error as `<source>: <dotted.path>: <problem>`, plus how many more there were."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    loc: list[str | int] = list(first["loc"])
-    problem = _describe(first, loc)
-    if len(errors) > 1:
-        problem += f" (+{len(errors) - 1} more)"
-    return SpecError(source, problem, field=".".join(map(str, loc)) or None)
-
-
-def _describe(error: ErrorDetails, loc: list[str | int]) -> str:
-    """A readable problem for one pydantic error; may extend `loc` (sub-field blamed by a validator)."""
-    kind, message, value = error["type"], error["msg"], error.get("input")
-    cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, FieldProblem):
-        loc.extend(cause.loc)
-        return str(cause)
-    if loc and loc[-1] == "[key]":
-        loc.pop()
-        return f"invalid key: {message}"
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        allowed = _fields_at(loc[:-1])
-        return "unknown field" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
-    message = message.removeprefix("Value error, ")
-    if kind not in _NO_GOT and isinstance(value, str | int | float | bool):
-        shown = repr(value)
-        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
-    return message
-
-
-def _fields_at(loc: Sequence[str | int]) -> list[str]:
-    """Field names of the model found at `loc` inside ModelSpec (empty when it is not a model)."""
-    tp: Any = ModelSpec
-    for part in loc:
-        tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = tp.model_fields.get(str(part))
-            tp = field.annotation if field else None
-        elif get_origin(tp) is not None and get_args(tp):
-            tp = get_args(tp)[-1] if isinstance(part, str) else get_args(tp)[0]  # mapping value / item
-        else:
-            return []
-    tp = _unwrap(tp)
-    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
-
-
-def _unwrap(tp: Any) -> Any:
-    """Strip Annotated[...] and `X | None` down to X."""
-    while True:
-        origin = get_origin(tp)
-        if origin is Annotated:
-            tp = get_args(tp)[0]
-        elif origin in (Union, UnionType):
-            members = [a for a in get_args(tp) if a is not type(None)]
-            if len(members) != 1:
-                return tp
-            tp = members[0]
-        else:
-            return tp
+        raise spec_error(exc, source, ModelSpec) from exc

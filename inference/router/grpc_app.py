@@ -11,6 +11,8 @@ datatype) passes through; a message over `max_body_bytes` -> RESOURCE_EXHAUSTED 
 any handler runs, so it is not in the per-model metrics); Triton unreachable, or not serving a routed
 version -> UNAVAILABLE. Repository load/unload is not offered (UNIMPLEMENTED).
 
+This module is the server's lifecycle; the OIP methods themselves are in `grpc_servicer.py`.
+
     router = GrpcRouter(settings, triton.grpc_address)
     port = router.start()          # own event loop in a daemon thread
     ...
@@ -21,50 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
-from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from inference.router.app import (
-    RouterSettings,
-    resolve_target,
-    start_background_workers,
-    stop_background_workers,
-)
-from inference.router.oip_proto import request_json, response_json
-from inference.router.routing import Target
-from inference.router.upstream import RouterFailure
+from inference.router.app import RouterSettings, start_background_workers, stop_background_workers
+from inference.router.grpc_servicer import SERVICE as SERVICE
+from inference.router.grpc_servicer import Servicer, service_handler
 
-SERVICE = "inference.GRPCInferenceService"
 STARTUP_TIMEOUT_S = 30.0
 _UNLIMITED = -1
-# Triton codes that mean "this routed version is not there": the router's fault, not the client's
-_NOT_SERVED = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE)
-
-
-_METHODS = {  # repository load/unload are left out: clients get UNIMPLEMENTED
-    "ServerLive": (pb.ServerLiveRequest, pb.ServerLiveResponse),
-    "ServerReady": (pb.ServerReadyRequest, pb.ServerReadyResponse),
-    "ServerMetadata": (pb.ServerMetadataRequest, pb.ServerMetadataResponse),
-    "ModelReady": (pb.ModelReadyRequest, pb.ModelReadyResponse),
-    "ModelMetadata": (pb.ModelMetadataRequest, pb.ModelMetadataResponse),
-    "ModelInfer": (pb.ModelInferRequest, pb.ModelInferResponse),
-}
 
 
 class GrpcRouterError(RuntimeError):
     """The gRPC router could not start (the message names the address and the reason)."""
-
-
-class _Abort(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class GrpcRouter:
@@ -143,8 +116,8 @@ class GrpcRouter:
                 ("grpc.max_send_message_length", _UNLIMITED),
             ],
         )
-        servicer = _Servicer(self.settings, pb_grpc.GRPCInferenceServiceStub(channel))
-        self._server.add_generic_rpc_handlers((_service_handler(servicer),))
+        servicer = Servicer(self.settings, pb_grpc.GRPCInferenceServiceStub(channel))
+        self._server.add_generic_rpc_handlers((service_handler(servicer),))
         bound = self._server.add_insecure_port(f"{self.host}:{self.port}")
         if bound == 0:  # older grpc releases report a failed bind this way instead of raising
             raise GrpcRouterError("the port is not free")
@@ -161,159 +134,3 @@ class GrpcRouter:
         assert self._server is not None and self._stopped is not None
         await self._server.stop(grace_s)
         self._stopped.set()
-
-
-class _Malformed:
-    """A request whose bytes are not its message: answered INVALID_ARGUMENT (gRPC's own would be INTERNAL)."""
-
-    def __init__(self, error: str) -> None:
-        self.error = error
-
-
-def _lenient(message: Any) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            return message.FromString(data)
-        except DecodeError as exc:
-            return _Malformed(f"request is not a valid {message.DESCRIPTOR.name}: {exc}")
-
-    return parse
-
-
-def _service_handler(servicer: _Servicer) -> grpc.GenericRpcHandler:
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, name),
-            request_deserializer=_lenient(request),
-            response_serializer=response.SerializeToString,
-        )
-        for name, (request, response) in _METHODS.items()
-    }
-    return grpc.method_handlers_generic_handler(SERVICE, handlers)
-
-
-class _Servicer:
-    def __init__(self, settings: RouterSettings, triton: pb_grpc.GRPCInferenceServiceStub) -> None:
-        self.settings = settings
-        self.triton = triton
-        self.timeout_s = settings.upstream_timeout_s
-
-    async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return pb.ServerLiveResponse(live=True)
-
-    async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        targets = [t for route in self.settings.table.routes.values() for t in route.targets]
-        try:
-            ready = (await self._call("ServerReady", pb.ServerReadyRequest())).ready
-            ready = ready and all([await self._target_ready(t) for t in targets])
-        except _Abort:
-            ready = False
-        return pb.ServerReadyResponse(ready=ready)
-
-    async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._guarded(context, self._call("ServerMetadata", pb.ServerMetadataRequest()))
-
-    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async def ready() -> Any:
-            _require_parsed(request)
-            targets = self._targets(request.name, request.version)
-            return pb.ModelReadyResponse(ready=all([await self._target_ready(t) for t in targets]))
-
-        return await self._guarded(context, ready())
-
-    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async def metadata() -> Any:
-            _require_parsed(request)
-            target = self._resolve(request.name, request.version, draw=False)
-            answer = await self._call("ModelMetadata", pb.ModelMetadataRequest(name=target.triton_name))
-            answer.name = request.name
-            del answer.versions[:]
-            answer.versions.extend(t.version for t in self._targets(request.name, request.version))
-            return answer
-
-        return await self._guarded(context, metadata())
-
-    def _observe(self, target: Target, code: grpc.StatusCode, started: float) -> None:
-        self.settings.metrics.observe(
-            target.model, target.version, target.role, code.name, time.perf_counter() - started
-        )
-
-    async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        target = await self._guarded(context, self._resolve_async(request))
-        started = time.perf_counter()
-        # Observed before the client hears the outcome: `context.abort` sends the status at once, so
-        # metrics recorded after it could be read without this request.
-        try:
-            request.model_name, request.model_version = target.triton_name, ""
-            answer = await self._call("ModelInfer", request, passthrough=True)
-            answer.model_name, answer.model_version = target.model, target.version
-        except _Abort as exc:
-            self._observe(target, exc.code, started)
-            await context.abort(exc.code, str(exc))
-        except asyncio.CancelledError:  # the client went away or its deadline passed
-            self._observe(target, grpc.StatusCode.CANCELLED, started)
-            raise
-        except BaseException:
-            self._observe(target, grpc.StatusCode.INTERNAL, started)
-            raise
-        self._observe(target, grpc.StatusCode.OK, started)
-        if self.settings.event_logger is not None:
-            # deferred: the protobuf -> JSON conversion happens in the logger's thread
-            self.settings.event_logger.log_pair(
-                target, lambda: request_json(request), lambda: response_json(answer)
-            )
-        return answer
-
-    # ---------------------------------------------------------------------------------------- internals
-    async def _resolve_async(self, request: Any) -> Target:
-        _require_parsed(request)
-        return self._resolve(request.model_name, request.model_version, draw=True)
-
-    def _resolve(self, name: str, version: str, draw: bool) -> Target:
-        try:
-            return resolve_target(self.settings, name, version or None, draw)
-        except RouterFailure as exc:
-            raise _Abort(grpc.StatusCode.NOT_FOUND, str(exc)) from exc
-
-    def _targets(self, name: str, version: str) -> list[Target]:
-        route = self.settings.table.get(name)
-        if route is None or version:
-            return [self._resolve(name, version, draw=False)]
-        return route.targets
-
-    async def _target_ready(self, target: Target) -> bool:
-        try:
-            return (await self._call("ModelReady", pb.ModelReadyRequest(name=target.triton_name))).ready
-        except _Abort:
-            return False
-
-    async def _call(self, method: str, request: Any, passthrough: bool = False) -> Any:
-        """One call to Triton; its failures become the router's status (client errors pass through)."""
-        try:
-            return await getattr(self.triton, method)(request, timeout=self.timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise _upstream_abort(method, request, exc, passthrough) from exc
-
-    @staticmethod
-    async def _guarded(context: grpc.aio.ServicerContext, call: Any) -> Any:
-        try:
-            return await call
-        except _Abort as exc:
-            await context.abort(exc.code, str(exc))
-
-
-def _require_parsed(request: Any) -> None:
-    if isinstance(request, _Malformed):
-        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
-
-
-def _upstream_abort(method: str, request: Any, exc: grpc.aio.AioRpcError, passthrough: bool) -> _Abort:
-    code, details = exc.code(), exc.details() or ""
-    name = getattr(request, "model_name", "") or getattr(request, "name", "")
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return _Abort(code, f"triton unreachable at {method}: {details}")
-    if code in _NOT_SERVED and "unknown model" in details.lower():
-        return _Abort(grpc.StatusCode.UNAVAILABLE, f"triton does not serve {name}: {details}")
-    if passthrough or code != grpc.StatusCode.INTERNAL:
-        return _Abort(code, details)
-    return _Abort(grpc.StatusCode.UNAVAILABLE, f"triton failed {method}: {details}")

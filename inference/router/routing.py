@@ -16,6 +16,9 @@ revision (the canary) takes all traffic, i.e. it has been promoted; `0` rolls ba
 its folder name, so each version lives in the router's repository as `<model>__v<version>/`
 (`stage_model_version`). The `RouteTable` is swapped as a whole, so a request sees either the old or the
 new routes, never a mix; `IsvcWatcher` reloads it when an InferenceService file changes.
+
+The annotations, `Route`/`Target` and the InferenceService parsers live in `isvc.py`; their names are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -25,113 +28,43 @@ import logging
 import random
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
 
-import yaml
+from inference.router.isvc import (
+    CANARY_ANNOTATION,
+    STABLE_ANNOTATION,
+    STABLE_VERSION_ANNOTATION,
+    VERSION_SEPARATOR,
+    Role,
+    Route,
+    RouteError,
+    Target,
+    load_isvc_file,
+    parse_isvc,
+    route_from_isvc,
+    triton_model_name,
+)
 
-STABLE_ANNOTATION = "serving.mlops-loop.io/model-version"
-# inference/deploy's render sets model-version to the storageUri's (newest) version and names the stable
-# one here; when present it wins, so both renders route the same way.
-STABLE_VERSION_ANNOTATION = "serving.mlops-loop.io/stable-version"
-CANARY_ANNOTATION = "serving.mlops-loop.io/canary-version"
-VERSION_SEPARATOR = "__v"
-Role = Literal["stable", "canary"]
+__all__ = [  # everything imported from isvc.py is re-exported
+    "CANARY_ANNOTATION",
+    "STABLE_ANNOTATION",
+    "STABLE_VERSION_ANNOTATION",
+    "VERSION_SEPARATOR",
+    "IsvcWatcher",
+    "Role",
+    "Route",
+    "RouteError",
+    "RouteTable",
+    "Target",
+    "load_isvc_file",
+    "parse_isvc",
+    "route_from_isvc",
+    "stage_model_version",
+    "triton_model_name",
+]
+
 log = logging.getLogger(__name__)
-
-
-class RouteError(ValueError):
-    """An InferenceService that cannot be turned into a route (the message names file and field)."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where one request goes: the public model, its registry version and Triton's name for it."""
-
-    model: str
-    version: str
-    role: Role
-
-    @property
-    def triton_name(self) -> str:
-        return triton_model_name(self.model, self.version)
-
-
-@dataclass(frozen=True)
-class Route:
-    model: str
-    stable_version: str
-    canary_version: str | None = None
-    canary_percent: int = 0
-
-    @property
-    def targets(self) -> list[Target]:
-        targets = [Target(self.model, self.stable_version, "stable")]
-        if self.canary_version is not None:
-            targets.append(Target(self.model, self.canary_version, "canary"))
-        return targets
-
-    def pick(self, draw: float) -> Target:
-        """The target for a uniform `draw` in [0, 1): the canary when it falls in the canary's share."""
-        if self.canary_version is not None and draw * 100 < self.canary_percent:
-            return Target(self.model, self.canary_version, "canary")
-        return Target(self.model, self.stable_version, "stable")
-
-    def target_for_version(self, version: str) -> Target | None:
-        return next((t for t in self.targets if t.version == version), None)
-
-
-def triton_model_name(model: str, version: str) -> str:
-    return f"{model}{VERSION_SEPARATOR}{version}"
-
-
-def route_from_isvc(isvc: Mapping[str, Any], where: str = "InferenceService") -> Route:
-    """The route an InferenceService dict describes; `where` (a file name) prefixes every error."""
-    metadata = _mapping(isvc.get("metadata"), where, "metadata")
-    name = metadata.get("name")
-    if not isinstance(name, str) or not name:
-        raise RouteError(f"{where}: metadata.name is missing")
-    annotations = _mapping(metadata.get("annotations"), where, "metadata.annotations")
-    stable_key = (
-        STABLE_VERSION_ANNOTATION if annotations.get(STABLE_VERSION_ANNOTATION) else STABLE_ANNOTATION
-    )
-    stable = _version(annotations.get(stable_key), where, stable_key, required=True)
-    canary = _version(annotations.get(CANARY_ANNOTATION), where, CANARY_ANNOTATION, required=False)
-    predictor = _mapping(_mapping(isvc.get("spec"), where, "spec").get("predictor"), where, "spec.predictor")
-    percent = predictor.get("canaryTrafficPercent")
-    if percent is not None and (isinstance(percent, bool) or not isinstance(percent, int)):
-        raise RouteError(f"{where}: spec.predictor.canaryTrafficPercent must be an integer, got {percent!r}")
-    if percent is not None and not 0 <= percent <= 100:
-        raise RouteError(f"{where}: spec.predictor.canaryTrafficPercent must be in 0..100, got {percent}")
-    if canary is None or canary == stable:
-        return Route(name, stable)
-    if percent is None:  # Knative: without the field the newest revision takes all traffic (promoted)
-        return Route(name, canary)
-    return Route(name, stable, canary, percent)
-
-
-def load_isvc_file(path: str | Path) -> Route:
-    """The route of the InferenceService in a YAML file (the first document of that kind)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise RouteError(f"{path}: cannot read InferenceService: {exc}".replace("\n", " ")) from exc
-    return parse_isvc(text, path)
-
-
-def parse_isvc(text: str, path: str | Path) -> Route:
-    """The route of the InferenceService in YAML `text` read from `path` (named in errors)."""
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-    except yaml.YAMLError as exc:
-        raise RouteError(f"{path}: cannot read InferenceService: {exc}".replace("\n", " ")) from exc
-    for document in documents:
-        if document.get("kind", "InferenceService") == "InferenceService":
-            return route_from_isvc(document, str(path))
-    raise RouteError(f"{path}: no InferenceService document")
 
 
 class RouteTable:
@@ -271,22 +204,6 @@ def stage_model_version(
     shutil.copytree(source, dest)
     (dest / "config.pbtxt").write_text(text.replace(original, f'name: "{name}"', 1))
     return dest
-
-
-def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise RouteError(f"{where}: {field} must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _version(value: Any, where: str, annotation: str, required: bool) -> str | None:
-    if value is None or value == "":
-        if required:
-            raise RouteError(f"{where}: metadata.annotations[{annotation!r}] is missing")
-        return None
-    return str(value)
 
 
 def _read(path: Path) -> str | None:

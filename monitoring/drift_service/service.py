@@ -8,6 +8,9 @@ logged in the `metadata` extension, the payload's `model_version` when a detecto
 loaded version, else the payload's `model_version`. Triton answers with its repository version ("1"),
 not the registry's, which is why it ranks below the explicit sources. A request for a version without a
 detector is accepted and its rows counted as dropped (`no_detector`); responses are counted, not scored.
+
+The detector protocol and bundle loading live in `detectors.py`, the background `Flusher` in `flusher.py`;
+their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from monitoring.drift_service.buffers import Buffers, Key
 from monitoring.drift_service.checkpoint import CheckpointStore
 from monitoring.drift_service.cloudevents import CloudEvent, event_json, parse_http_event
-from monitoring.drift_service.errors import ConfigError, EventError
+from monitoring.drift_service.detectors import DetectorLoader as DetectorLoader
+from monitoring.drift_service.detectors import DriftDetector
+from monitoring.drift_service.detectors import load_bundle_detector as load_bundle_detector
+from monitoring.drift_service.detectors import load_detectors as load_detectors
+from monitoring.drift_service.errors import EventError
+from monitoring.drift_service.flusher import Flusher as Flusher
 from monitoring.drift_service.metrics import DriftMetrics, RunResult
 from monitoring.drift_service.oip import payload_field, request_rows, response_probabilities, row_count
 
@@ -39,52 +46,6 @@ DEFAULT_BUFFER_SIZE = 200
 DEFAULT_MAX_AGE_S = 60.0
 DEFAULT_MAX_PENDING = 10_000
 VERSION_HEADER = "x-model-version"
-
-
-class DriftDetector(Protocol):
-    """The detector contract of `monitoring/detectors/base.py`, as far as this service uses it."""
-
-    model: str
-    version: str
-    features: list[str]
-    online: bool
-
-    def score(self, rows: pd.DataFrame) -> RunResult: ...
-    def state(self) -> dict: ...
-    def restore(self, state: dict) -> None: ...
-
-
-DetectorLoader = Callable[[Path], DriftDetector]
-
-
-def load_bundle_detector(folder: Path) -> DriftDetector:
-    # Imported on use: alibi-detect is heavy and lives only in the serving environment.
-    from monitoring.detectors.base import load_detector
-
-    return load_detector(folder)
-
-
-def load_detectors(
-    root: str | Path, loader: DetectorLoader = load_bundle_detector
-) -> dict[Key, DriftDetector]:
-    """Every detector bundle (a folder with `detector.json`) under `root`, keyed by (model, version)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ConfigError(f"--detectors {root}: not a folder")
-    folders = sorted(path.parent for path in root.rglob("detector.json"))
-    if not folders:
-        raise ConfigError(f"--detectors {root}: no detector.json found")
-    detectors: dict[Key, DriftDetector] = {}
-    for folder in folders:
-        try:
-            detector = loader(folder)
-        except Exception as exc:  # whatever the bundle's loader raises, name the bundle at start-up
-            raise ConfigError(f"detector bundle {folder}: {type(exc).__name__}: {exc}") from exc
-        key = (detector.model, str(detector.version))
-        if key in detectors:
-            raise ConfigError(f"--detectors {root}: two bundles for model {key[0]} version {key[1]}")
-        detectors[key] = detector
-    return detectors
 
 
 @dataclass(frozen=True)
@@ -262,38 +223,6 @@ def _metadata_version(metadata: str | None) -> str | None:
         if str(name).lower() == VERSION_HEADER and values:
             return str(values[0] if isinstance(values, list) else values)
     return None
-
-
-class Flusher:
-    """Background thread that runs `run_due` when a buffer fills and at least every `tick_s` (for age)."""
-
-    def __init__(self, service: DriftService, tick_s: float | None = None) -> None:
-        self.service = service
-        self.tick_s = tick_s if tick_s is not None else min(1.0, service.max_age_s / 4)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="drift-flusher", daemon=True)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        self._stop.set()
-        self.service.buffers.wakeup.set()
-        self._thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        wakeup = self.service.buffers.wakeup
-        while not self._stop.is_set():
-            wakeup.wait(self.tick_s)
-            wakeup.clear()
-            try:
-                self.service.run_due()
-            except Exception:  # e.g. a checkpoint write failing: log it, keep flushing
-                log.exception("drift flush failed")
 
 
 def _tensor_encoding(detector: Any) -> Any:
