@@ -189,12 +189,18 @@ def _checked_shift(options: DemoOptions) -> tuple[str, ...]:
 
 def _fresh_monitoring_state(model: str) -> Path:
     """A clean slate for this demo: Prometheus' and Alertmanager's stores (a restored alert state or a
-    notification log would skip steps), the detector checkpoints and the trigger's run history (its
-    cool-down would refuse the run). Returns the drift service's detectors folder (this model only)."""
+    notification log would skip steps), the detector checkpoints, and the trigger's run history (its
+    cool-down would refuse the run) with the runs' logs (run ids restart at 1, and a log is appended to).
+    Returns the drift service's detectors folder (this model only)."""
     home = paths.state_root()
     for name in ("prometheus-data", "alertmanager-data", "drift-checkpoints", "drift-state", "loop-demo"):
         shutil.rmtree(home / name, ignore_errors=True)
-    (home / "monitoring" / "retrain-trigger.sqlite").unlink(missing_ok=True)
+    for stale in [
+        *(home / "monitoring").glob("retrain-trigger.sqlite*"),  # with its -wal and -shm files
+        *(home / "logs").glob("retrain-[0-9]*.log"),
+        *(home / "logs").glob("retrain-[0-9]*.exit"),
+    ]:
+        stale.unlink(missing_ok=True)
     detectors = home / "loop-demo" / "detectors"
     (detectors / model).mkdir(parents=True)
     return detectors

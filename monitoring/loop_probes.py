@@ -115,7 +115,7 @@ class LoopProbes:
         from inference.deploy.registry_refs import resolve_alias
 
         text = run.log_path.read_text(errors="replace") if run.log_path.exists() else ""
-        _, marker, release = text.partition("release (")
+        _, marker, release = text.rpartition("release (")  # the last run's, should the log hold more
         found = [line.strip() for line in release.splitlines() if line.strip().startswith(f"{self.model}: ")]
         if marker and found:
             return found[0]

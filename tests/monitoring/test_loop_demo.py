@@ -111,6 +111,10 @@ def test_drifted_traffic_starts_one_retraining_run_and_everything_stops(platform
     # Up to "run start": the retraining run itself (~2 min here) and its canary are covered by the
     # pipeline tests; the whole demo was measured by hand (README / report).
     home, env = platform_home
+    # An earlier demo's run logs: the trigger's ids restart at 1 and its logs are appended to.
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    (home / "logs" / "retrain-1.log").write_text(f"release (earlier run):\n  {MODEL}: rollback v1 (stale)\n")
+    (home / "logs" / "retrain-2.exit").write_text("0\n")
     argv = ["-m", "monitoring.loop_demo", "--model", MODEL, "--time-scale", "30", "--window-size", "200"]
     done = _run([*argv, "--stop-after", "run-start"], env, DEMO_TIMEOUT_S)
     output = done.stdout + done.stderr
@@ -140,6 +144,8 @@ def test_drifted_traffic_starts_one_retraining_run_and_everything_stops(platform
         p.name for p in (home / "logs").glob("retrain-*.log") if re.fullmatch(r"retrain-\d+\.log", p.name)
     ]
     assert runs == ["retrain-1.log"]
+    assert "(stale)" not in (home / "logs" / "retrain-1.log").read_text()
+    assert not (home / "logs" / "retrain-2.exit").exists()
 
     # Everything stopped: the services, Triton, and the retraining run the demo left unfinished.
     pid = int(re.search(r"stopping the retraining run \(pid (\d+)\)", output)[1])
