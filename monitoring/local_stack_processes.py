@@ -6,28 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from components.common import paths
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now (another process could still take it before we bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def http_ok(url: str, timeout_s: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return 200 <= response.status < 300
-    except OSError:
-        return False
+from components.common.ports import free_port as free_port  # re-exported: local stack, tests
+from components.common.ports import http_ok as http_ok
 
 
 @dataclass

@@ -17,13 +17,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from components.common.ports import free_port
 from inference.bench.results import summarize
 
 HOST = "127.0.0.1"
@@ -116,12 +116,6 @@ async def serve_echo(port: int) -> None:
     await server.start()
     print("ready", flush=True)
     await server.wait_for_termination()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

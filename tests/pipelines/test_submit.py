@@ -4,12 +4,12 @@ run it creates (name, experiment, arguments, caching off everywhere) and its one
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from components.common.ports import free_port
 from monitoring.retrain_trigger.submitters import DEFAULT_PIPELINE_PACKAGE
 from pipelines.submit import main
 from tests.monitoring.test_retrain_trigger import _tasks, fake_kfp, serve
@@ -65,12 +65,6 @@ def record_experiment_names(api: FastAPI, seen: list[dict]) -> None:
         if request.method == "POST" and request.url.path == "/apis/v2beta1/experiments":
             seen.append(await request.json())
         return await call_next(request)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_unreachable_host_exits_2_with_one_line(capsys):

@@ -6,7 +6,6 @@ process is restarted in between, and the quality gauges equal scikit-learn on th
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,13 @@ from sklearn.metrics import roc_auc_score
 
 pytest.importorskip("alibi_detect")
 
+from components.common.ports import free_port
 from monitoring.detectors.fit import fit_detector
 from tests.serving_env.test_detectors import spec
 
 pytestmark = pytest.mark.serving
 MODEL, VERSION = "conversion-xgboost", "7"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(detectors: Path, state: Path) -> tuple[subprocess.Popen, str]:
