@@ -51,8 +51,14 @@ def _write_spec(folder: Path) -> None:
         "traffic_percent": 50,
         "analysis_window_s": 60,
         "min_requests": 100,
-        # Loose latency and shift bounds: a shared 2-core machine jitters; the bad canaries break them anyway.
-        "success": {"max_error_rate": 0.01, "max_p95_latency_ratio": 3.0, "max_prediction_shift": 0.3},
+        # Loose latency and shift bounds: a shared 2-core machine jitters; the bad canaries break them anyway
+        # (the slow one adds 50 ms, well over the 10 ms floor).
+        "success": {
+            "max_error_rate": 0.01,
+            "max_p95_latency_ratio": 3.0,
+            "min_p95_latency_increase_ms": 10,
+            "max_prediction_shift": 0.3,
+        },
     }
     (folder / f"{MODEL}.yaml").write_text(yaml.safe_dump(spec))
 
@@ -180,6 +186,7 @@ def test_a_slow_canary_is_rolled_back_on_latency(home: Path) -> None:
     assert outcome.traffic.failed == 0  # slow, not broken
     assert [r.split(" latency")[0] for r in outcome.decision.reasons] == ["canary p95"]
     assert outcome.decision.evidence["p95_latency_ratio"] > 3.0
+    assert outcome.decision.evidence["p95_latency_increase_ms"] > 10
     assert _aliases() == ("1", None)
 
 
