@@ -21,7 +21,7 @@ DEB_PACKAGES := prometheus prometheus-alertmanager
 BENCH_DEB_PACKAGES := wrk
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve rollout monitor rules-test manifests images deb-packages bench bench-packages
+.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve rollout monitor rules-test check-manifests manifests images deb-packages bench bench-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -121,6 +121,9 @@ images: .venv/.synced ## Build the platform, training and serving images (tags: 
 	docker build -f components/Dockerfile --target training --build-arg TORCH_CUDA=$(TORCH_CUDA) -t "$$2" .; \
 	docker build -f inference/Dockerfile --target serving -t "$$3" .; \
 	if [ "$(PUSH)" = 1 ]; then for name in "$$@"; do docker push "$$name"; done; fi
+
+check-manifests: .venv/.synced .venv-tools/.synced manifests/schemas/node_modules/.installed ## Pre-merge check of a manifest change (~40 s): overlays build, schemas, policies, checkov, compiled pipeline current
+	$(PY) -m pytest -q tests/manifests tests/pipelines/test_compile.py
 
 manifests: ## Render every overlay into build/manifests/<env>.yaml
 	mkdir -p build/manifests
