@@ -4,6 +4,11 @@ The encoder turns raw feature rows into the float32 matrix every tabular model (
 takes: numeric columns with missing values filled by the training median, optionally standardised;
 categorical columns one-hot encoded over the categories seen in training (unseen and missing -> all
 zeros). It is plain data (`to_dict`/`from_dict`), so the KServe transformer can apply it without pickles.
+
+Where the standardisation runs is part of the encoder (`scale_in_model`). New bundles scale inside the
+model (`scale` in process, the same arithmetic in the exported ONNX graph), so the tensor on the wire holds
+no fitted means or scales: the KServe transformer, which is pinned to the stable version, then feeds a canary
+predictor inputs it scales with its own fit. Bundles from before keep scaling in `transform`.
 """
 
 from __future__ import annotations
@@ -21,9 +26,14 @@ class FeatureEncoder:
     medians: dict[str, float]
     means: dict[str, float] = field(default_factory=dict)
     scales: dict[str, float] = field(default_factory=dict)
+    scale_in_model: bool = False
+    """True: `transform` leaves numeric columns unscaled and the model applies `scale`; False: `transform`
+    standardises (bundles saved before the model-side scaling)."""
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, columns: list[str], standardize: bool = False) -> FeatureEncoder:
+    def fit(
+        cls, frame: pd.DataFrame, columns: list[str], standardize: bool = False, scale_in_model: bool = False
+    ) -> FeatureEncoder:
         numeric = [
             c
             for c in columns
@@ -38,7 +48,14 @@ class FeatureEncoder:
             filled = frame[numeric].astype("float64").fillna(medians)
             means = {c: float(filled[c].mean()) for c in numeric}
             scales = {c: float(filled[c].std(ddof=0)) or 1.0 for c in numeric}
-        return cls(numeric=numeric, categorical=categorical, medians=medians, means=means, scales=scales)
+        return cls(
+            numeric=numeric,
+            categorical=categorical,
+            medians=medians,
+            means=means,
+            scales=scales,
+            scale_in_model=standardize and scale_in_model,
+        )
 
     @property
     def output_names(self) -> list[str]:
@@ -58,7 +75,7 @@ class FeatureEncoder:
         numeric = frame[self.numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
         numeric = numeric.fillna(self.medians)
         values = numeric.to_numpy(dtype=np.float64)
-        if self.means:
+        if self.means and not self.scale_in_model:
             # Arrays in `numeric` order: pandas would align by name and could reorder the columns.
             values = (values - np.array([self.means[c] for c in self.numeric])) / np.array(
                 [self.scales[c] for c in self.numeric]
@@ -76,6 +93,25 @@ class FeatureEncoder:
             blocks.append(np.stack([(values == c).to_numpy() for c in categories], axis=1).astype(np.float64))
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
+    def scale(self, matrix: np.ndarray) -> np.ndarray:
+        """Model-side standardisation of a `transform` output; the identity unless `scale_in_model`."""
+        if not (self.means and self.scale_in_model):
+            return matrix
+        offsets, factors = self.scaling_vectors()
+        # float32 subtract, then multiply by the reciprocal: the arithmetic of ONNX's Scaler and of the
+        # exported torch head, so a tree split sees the same value in process and in Triton
+        inverse = (1.0 / factors).astype(np.float32)
+        return (np.asarray(matrix, dtype=np.float32) - offsets.astype(np.float32)) * inverse
+
+    def scaling_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per output column, the mean to subtract and the scale to divide by (0 and 1 off the numeric
+        columns): what `scale` applies and the exported graphs hold."""
+        width, count = len(self.output_names), len(self.numeric)
+        offsets, factors = np.zeros(width), np.ones(width)
+        offsets[:count] = [self.means[c] for c in self.numeric]
+        factors[:count] = [self.scales[c] for c in self.numeric]
+        return offsets, factors
+
     def to_dict(self) -> dict:
         return {
             "numeric": self.numeric,
@@ -83,6 +119,7 @@ class FeatureEncoder:
             "medians": self.medians,
             "means": self.means,
             "scales": self.scales,
+            "scale_in_model": self.scale_in_model,
         }
 
     @classmethod

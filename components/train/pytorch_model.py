@@ -84,14 +84,26 @@ class MLP(nn.Module):
 
 
 class ProbabilityHead(nn.Module):
-    """Network logits -> class probabilities (rows x classes): what predict_proba runs and ONNX holds."""
+    """Wire tensor -> class probabilities (rows x classes): what predict_proba runs and ONNX holds.
 
-    def __init__(self, network: nn.Module, binary: bool):
+    With `scaling` (the encoder's model-side standardisation) the head scales its input first. The vectors
+    are non-persistent buffers: they come from `encoder.json`, not from the saved weights.
+    """
+
+    def __init__(self, network: nn.Module, binary: bool, scaling: FeatureEncoder | None = None):
         super().__init__()
         self.network = network
         self.binary = binary
+        self.scaled = scaling is not None and bool(scaling.means) and scaling.scale_in_model
+        if self.scaled:
+            offsets, factors = scaling.scaling_vectors()
+            self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.float32), persistent=False)
+            inverse = torch.tensor(1.0 / factors, dtype=torch.float32)
+            self.register_buffer("inverse", inverse, persistent=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.scaled:
+            features = (features - self.offsets) * self.inverse  # as FeatureEncoder.scale
         logits = self.network(features)
         if self.binary:
             logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
@@ -123,7 +135,9 @@ Data = tuple[torch.Tensor, torch.Tensor]
 
 
 def _tensors(encoder: FeatureEncoder, spec: ModelSpec, frame: pd.DataFrame) -> Data:
-    return torch.from_numpy(encoder.transform(frame)), torch.from_numpy(label_codes(spec, frame))
+    """Scaled features (what the network trains on) and label codes."""
+    scaled = encoder.scale(encoder.transform(frame))
+    return torch.from_numpy(scaled), torch.from_numpy(label_codes(spec, frame))
 
 
 def _on(device: torch.device, data: Data) -> Data:
@@ -184,7 +198,7 @@ def fit(
     started = time.perf_counter()
     hp = resolve_params(spec, params, DEFAULTS)
     columns = input_columns(spec, train)
-    encoder = FeatureEncoder.fit(train, columns, standardize=True)
+    encoder = FeatureEncoder.fit(train, columns, standardize=True, scale_in_model=True)
     data = (_tensors(encoder, spec, train), _tensors(encoder, spec, valid))
     classes = class_names(spec)
     architecture = {
@@ -197,8 +211,8 @@ def fit(
     max_epochs, patience = epoch_budget(spec, params)
     device = training_device()
     net, stopper = _train(spec, hp, architecture, data, (max_epochs, patience), device)
-    model = ProbabilityHead(net, binary=net.binary)
-    score = validation_score(spec, valid, _probabilities(model, data[1][0]))
+    model = ProbabilityHead(net, binary=net.binary, scaling=encoder).eval()
+    score = validation_score(spec, valid, _probabilities(model, torch.from_numpy(encoder.transform(valid))))
     record = {
         "architecture": architecture,
         "train_rows": len(train),
@@ -223,7 +237,7 @@ def load(folder: Path, info: BundleInfo) -> MlpPredictor:
     encoder = load_encoder(folder)
     net = MLP(**architecture)
     net.load_state_dict(torch.load(folder / WEIGHTS_FILE, weights_only=True))
-    model = ProbabilityHead(net, binary=net.binary).eval()
+    model = ProbabilityHead(net, binary=net.binary, scaling=encoder).eval()
     return MlpPredictor(info, encoder, model)
 
 

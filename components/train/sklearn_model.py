@@ -49,7 +49,7 @@ class SklearnPredictor(TabularPredictor):
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=training_threads()):
-            return self.estimator.predict_proba(matrix)
+            return self.estimator.predict_proba(self.encoder.scale(matrix))
 
 
 def fit(
@@ -60,12 +60,13 @@ def fit(
     from threadpoolctl import threadpool_limits
 
     inputs = input_columns(spec, train)
-    encoder = FeatureEncoder.fit(train, inputs, standardize=True)
+    encoder = FeatureEncoder.fit(train, inputs, standardize=True, scale_in_model=True)
     estimator = _estimator(spec, params)
-    x_train, y_train = encoder.transform(train), label_codes(spec, train)
+    x_train, y_train = encoder.scale(encoder.transform(train)), label_codes(spec, train)
     with threadpool_limits(limits=training_threads()):
         if getattr(estimator, "early_stopping", False):
-            estimator.fit(x_train, y_train, X_val=encoder.transform(valid), y_val=label_codes(spec, valid))
+            x_valid = encoder.scale(encoder.transform(valid))
+            estimator.fit(x_train, y_train, X_val=x_valid, y_val=label_codes(spec, valid))
         else:
             estimator.fit(x_train, y_train)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,21 @@ def fit(
     info.save(out_dir)
     predictor = load(out_dir, info)  # predict from the saved files, as every later step will
     return predictor, validation_score(spec, valid, predictor.predict_proba(valid))
+
+
+def _with_scaling(encoder: FeatureEncoder, estimator: Any) -> Any:
+    """The estimator behind a fixed StandardScaler holding the encoder's model-side scaling, so the ONNX
+    graph takes the unscaled wire tensor; the estimator alone when the wire is already scaled."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not (encoder.means and encoder.scale_in_model):
+        return estimator
+    offsets, factors = encoder.scaling_vectors()
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = offsets, factors, factors**2
+    scaler.n_features_in_, scaler.n_samples_seen_ = offsets.size, 1
+    return Pipeline([("scale", scaler), ("model", estimator)])
 
 
 def load(folder: Path, info: BundleInfo) -> SklearnPredictor:
@@ -94,10 +110,11 @@ def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> st
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
-    estimator = load(folder, info).estimator
+    predictor = load(folder, info)
+    estimator = predictor.estimator
     n_features = int(info.triton_inputs[0]["dims"][0])
     model = convert_sklearn(
-        estimator,
+        _with_scaling(predictor.encoder, estimator),
         initial_types=[(TABULAR_INPUT, FloatTensorType([None, n_features]))],
         options={id(estimator): {"zipmap": False}},
         target_opset=ONNX_OPSETS,

@@ -22,8 +22,8 @@ Transformer (models whose spec names a Feast feature service): the platform imag
 and no canary of its own. Knative splits the transformer's and the predictor's revisions independently, so
 a canary transformer could not be paired with the canary predictor; one stable transformer in front of
 both predictor revisions is the smaller error (the canary gets the stable encoder: same tensor width when
-the feature service and categories are the same, but the stable fit's medians and, for standardized models,
-means and scales; README "Known limits"). Promote moves it on.
+the feature service and categories are the same, and the stable fit's medians for missing values; standardised
+models scale inside the model with their own fit; README "Known limits"). Promote moves it on.
 """
 
 from __future__ import annotations

@@ -260,10 +260,12 @@ def test_bundle_round_trips_to_the_same_predictions(framework, conversion_traini
     loaded = load_predictor(tmp_path)
     assert np.array_equal(loaded.predict_proba(splits.test), predictor.predict_proba(splits.test))
     # The encoder read back from encoder.json encodes exactly as the one fitted in memory.
+    standardized = framework == "sklearn"
     fresh = FeatureEncoder.fit(
-        splits.train, input_columns(spec, splits.train), standardize=framework == "sklearn"
+        splits.train, input_columns(spec, splits.train), standardize=standardized, scale_in_model=True
     )
     assert np.array_equal(loaded.encode(splits.test)["input__0"], fresh.transform(splits.test))
+    assert loaded.encoder.scale_in_model is standardized  # the wire tensor carries no fitted scaling
     info = json.loads((tmp_path / "bundle.json").read_text())
     assert info["inputs"] == input_columns(spec, conversion_training_set) and len(info["inputs"]) == FEATURES
     assert info["classes"] == ["0", "1"] and info["triton_outputs"][0]["dims"] == [2]

@@ -21,9 +21,13 @@ RAW = pd.DataFrame(
 COLUMNS = list(RAW.columns)
 
 
-@pytest.mark.parametrize("standardize", [False, True])
-def test_decoding_inverts_the_encoder(standardize):
-    encoder = FeatureEncoder.fit(RAW, COLUMNS, standardize=standardize)
+@pytest.mark.parametrize(
+    ("standardize", "scale_in_model"),
+    [(False, False), (True, False), (True, True)],
+    ids=["unscaled", "scaled-on-the-wire", "scaled-in-the-model"],
+)
+def test_decoding_inverts_the_encoder(standardize, scale_in_model):
+    encoder = FeatureEncoder.fit(RAW, COLUMNS, standardize=standardize, scale_in_model=scale_in_model)
     decoded = decode_model_tensor(encoder.transform(RAW), encoder)
     pd.testing.assert_frame_equal(decoded[COLUMNS], RAW.astype({"sessions_7d": "float64"}), atol=1e-4)
 
