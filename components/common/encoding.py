@@ -76,10 +76,8 @@ class FeatureEncoder:
         numeric = numeric.fillna(self.medians)
         values = numeric.to_numpy(dtype=np.float64)
         if self.means and not self.scale_in_model:
-            # Arrays in `numeric` order: pandas would align by name and could reorder the columns.
-            values = (values - np.array([self.means[c] for c in self.numeric])) / np.array(
-                [self.scales[c] for c in self.numeric]
-            )
+            means, scales = self.numeric_scaling()
+            values = (values - means) / scales
         blocks = [values]
         for column, categories in self.categorical.items():
             if not categories:
@@ -93,9 +91,22 @@ class FeatureEncoder:
             blocks.append(np.stack([(values == c).to_numpy() for c in categories], axis=1).astype(np.float64))
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
+    @property
+    def scales_in_model(self) -> bool:
+        """The model standardises its input (`scale`); the wire tensor is unscaled."""
+        return bool(self.means) and self.scale_in_model
+
+    def numeric_scaling(self) -> tuple[np.ndarray, np.ndarray]:
+        """Means and scales of the numeric columns, in `numeric` order (pandas would align by name and
+        could reorder the columns)."""
+        return (
+            np.array([self.means[c] for c in self.numeric], dtype=np.float64),
+            np.array([self.scales[c] for c in self.numeric], dtype=np.float64),
+        )
+
     def scale(self, matrix: np.ndarray) -> np.ndarray:
-        """Model-side standardisation of a `transform` output; the identity unless `scale_in_model`."""
-        if not (self.means and self.scale_in_model):
+        """Model-side standardisation of a `transform` output; the identity unless `scales_in_model`."""
+        if not self.scales_in_model:
             return matrix
         offsets, factors = self.scaling_vectors()
         # float32 subtract, then multiply by the reciprocal: the arithmetic of ONNX's Scaler and of the
@@ -108,8 +119,7 @@ class FeatureEncoder:
         columns): what `scale` applies and the exported graphs hold."""
         width, count = len(self.output_names), len(self.numeric)
         offsets, factors = np.zeros(width), np.ones(width)
-        offsets[:count] = [self.means[c] for c in self.numeric]
-        factors[:count] = [self.scales[c] for c in self.numeric]
+        offsets[:count], factors[:count] = self.numeric_scaling()
         return offsets, factors
 
     def to_dict(self) -> dict:

@@ -76,16 +76,21 @@ def _tensor_block(kind: str, tensors: Sequence[Mapping[str, Any]]) -> list[str]:
         raise ValueError(f"config.pbtxt: the model declares no {kind} tensors")
     entries = []
     for tensor in tensors:
-        datatype = str(tensor["datatype"]).upper().removeprefix("TYPE_")
-        if datatype not in _DATATYPES:
-            raise ValueError(
-                f"config.pbtxt: {kind} {tensor['name']!r} has datatype {tensor['datatype']!r}; "
-                f"expected one of {', '.join(_DATATYPES)}"
-            )
         dims = ", ".join(str(int(d)) for d in tensor["dims"])
-        body = f'name: "{tensor["name"]}"\n    data_type: {_DATATYPES[datatype]}\n    dims: [ {dims} ]'
+        body = f'name: "{tensor["name"]}"\n    data_type: {_triton_type(kind, tensor)}\n    dims: [ {dims} ]'
         entries.append(f"  {{\n    {body}\n  }}")
     return [f"{kind} [", ",\n".join(entries), "]"]
+
+
+def _triton_type(kind: str, tensor: Mapping[str, Any]) -> str:
+    """`FP32` or `TYPE_FP32` -> `TYPE_FP32`; an unsupported datatype names the tensor."""
+    datatype = str(tensor["datatype"]).upper().removeprefix("TYPE_")
+    if datatype not in _DATATYPES:
+        raise ValueError(
+            f"config.pbtxt: {kind} {tensor['name']!r} has datatype {tensor['datatype']!r}; "
+            f"expected one of {', '.join(_DATATYPES)}"
+        )
+    return _DATATYPES[datatype]
 
 
 def _instance_group(serving: Serving, target: Target) -> list[str]:
@@ -129,12 +134,9 @@ def _model_warmup(inputs: Sequence[Mapping[str, Any]]) -> list[str]:
     """
     entries = []
     for tensor in inputs:
-        datatype = _DATATYPES[str(tensor["datatype"]).upper().removeprefix("TYPE_")]
         dims = ", ".join(str(max(int(d), 1)) for d in tensor["dims"])
-        entries.append(
-            f'    inputs {{ key: "{tensor["name"]}" value: {{ data_type: {datatype} dims: [ {dims} ] '
-            "zero_data: true } }"
-        )
+        value = f"data_type: {_triton_type('input', tensor)} dims: [ {dims} ] zero_data: true"
+        entries.append(f'    inputs {{ key: "{tensor["name"]}" value: {{ {value} }} }}')
     return ["model_warmup [", '  {\n    name: "zero_row"\n    batch_size: 1', *entries, "  }", "]"]
 
 

@@ -94,7 +94,7 @@ class ProbabilityHead(nn.Module):
         super().__init__()
         self.network = network
         self.binary = binary
-        self.scaled = scaling is not None and bool(scaling.means) and scaling.scale_in_model
+        self.scaled = scaling is not None and scaling.scales_in_model
         if self.scaled:
             offsets, factors = scaling.scaling_vectors()
             self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.float32), persistent=False)

@@ -86,7 +86,7 @@ def _with_scaling(encoder: FeatureEncoder, estimator: Any) -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if not (encoder.means and encoder.scale_in_model):
+    if not encoder.scales_in_model:
         return estimator
     offsets, factors = encoder.scaling_vectors()
     scaler = StandardScaler()

@@ -139,9 +139,13 @@ def prediction_shift(stable: RoleEvidence, canary: RoleEvidence) -> float | None
     return None
 
 
+def _unknown(*values: float | None) -> bool:
+    return any(value is None or math.isnan(value) for value in values)
+
+
 def latency_ratio(canary_s: float | None, stable_s: float | None) -> float | None:
     """canary / stable p95; None when either is unknown (no traffic), inf when the stable one is 0."""
-    if canary_s is None or stable_s is None or math.isnan(canary_s) or math.isnan(stable_s):
+    if _unknown(canary_s, stable_s):
         return None
     if stable_s <= 0:
         return math.inf if canary_s > 0 else 1.0
@@ -150,7 +154,7 @@ def latency_ratio(canary_s: float | None, stable_s: float | None) -> float | Non
 
 def latency_increase_ms(canary_s: float | None, stable_s: float | None) -> float | None:
     """How much higher the canary's p95 is, in ms (negative when lower); None when either is unknown."""
-    if canary_s is None or stable_s is None or math.isnan(canary_s) or math.isnan(stable_s):
+    if _unknown(canary_s, stable_s):
         return None
     return (canary_s - stable_s) * 1000
 

@@ -40,9 +40,8 @@ class TabularEncoding(FeatureEncoder):
             values = frame[self.numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
             values = values.fillna(self.medians).to_numpy()
             if self.means:
-                values = (values - [self.means[c] for c in self.numeric]) / [
-                    self.scales[c] for c in self.numeric
-                ]
+                means, scales = self.numeric_scaling()
+                values = (values - means) / scales
             blocks.append(values)
         for column, categories in self.categorical.items():
             lookup = {category: code for code, category in enumerate(categories)}

@@ -137,9 +137,9 @@ def decode_model_tensor(matrix: np.ndarray, encoding: Any) -> pd.DataFrame:
     back to raw columns; an all-zero block (unseen or missing category) becomes None."""
     count = len(encoding.numeric)
     numeric = matrix[:, :count].astype("float64")
-    if encoding.means and not getattr(encoding, "scale_in_model", False):  # else the wire is unscaled
-        scales = [encoding.scales[c] for c in encoding.numeric]
-        numeric = numeric * scales + [encoding.means[c] for c in encoding.numeric]
+    if encoding.means and not encoding.scales_in_model:  # standardised on the wire: undo it
+        means, scales = encoding.numeric_scaling()
+        numeric = numeric * scales + means
     frame = pd.DataFrame(numeric, columns=list(encoding.numeric))
     for column, categories in encoding.categorical.items():
         block = matrix[:, count : count + len(categories)]
