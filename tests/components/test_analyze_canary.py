@@ -3,13 +3,6 @@ reaches the spec's minimum, and the cluster path (the spec's window, then Promet
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlparse
-
 import pytest
 
 from components.analyze_canary.core import (
@@ -20,9 +13,7 @@ from components.analyze_canary.core import (
     default_requests,
 )
 from components.common.model_spec import load_specs
-from inference.canary.evidence import prometheus_queries, score_query
-
-RECORDED = Path(__file__).resolve().parents[1] / "inference" / "data" / "prometheus_canary_query.json"
+from tests.inference.recorded_prometheus import recorded_prometheus
 
 
 @pytest.fixture
@@ -47,36 +38,11 @@ def test_default_requests_reach_min_requests_on_the_share_the_router_counts(spec
     assert default_requests(spec, 1.0 - GRPC_SHARE) > default_requests(spec, 1.0)
 
 
-class _RecordedPrometheus(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        query = parse_qs(urlparse(self.path).query)["query"][0]
-        window = self.server.window  # type: ignore[attr-defined]
-        queries = prometheus_queries("conversion-xgboost", window)
-        queries["scores"] = score_query("conversion-xgboost", window)
-        key = next(k for k, q in queries.items() if q == query)
-        recorded = json.loads(RECORDED.read_text())
-        # The recorded answers predate the score histogram: an empty vector, i.e. no scores in the window.
-        empty = {"status": "success", "data": {"resultType": "vector", "result": []}}
-        body = json.dumps(recorded.get(key, empty)).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
 def test_cluster_analysis_waits_the_window_then_decides_on_prometheus(spec, monkeypatch) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordedPrometheus)
-    server.window = spec.canary.analysis_window_s  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv(PROMETHEUS_URL_ENV, f"http://127.0.0.1:{server.server_address[1]}")
     waited: list[float] = []
-    try:
+    with recorded_prometheus("conversion-xgboost", spec.canary.analysis_window_s) as (url, _):
+        monkeypatch.setenv(PROMETHEUS_URL_ENV, url)
         decision = analyze_in_cluster(spec, "1", "2", sleep=waited.append)
-    finally:
-        server.shutdown()
     assert waited == [spec.canary.analysis_window_s]
     assert decision.verdict == "rollback"
     assert decision.reasons == ["canary error rate 0.020 > 0.01 (4 of 201)"]

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
@@ -23,8 +18,8 @@ from inference.canary.evidence import (
     prometheus_queries,
 )
 from inference.router.metrics import RouterMetrics
+from tests.inference.recorded_prometheus import RECORDED, recorded_prometheus
 
-RECORDED = Path(__file__).parent / "data" / "prometheus_canary_query.json"
 RNG = np.random.default_rng(0)
 SAME = RNG.beta(2, 5, 400)
 
@@ -135,32 +130,10 @@ def test_recorded_prometheus_answers_parse() -> None:
         parse_prometheus_vector({"status": "success", "data": {"resultType": "matrix", "result": []}})
 
 
-class _FakePrometheus(BaseHTTPRequestHandler):
-    """Answers /api/v1/query with the recorded answer for whichever of our queries it receives."""
-
-    def do_GET(self) -> None:
-        query = parse_qs(urlparse(self.path).query)["query"][0]
-        self.server.queries.append(query)  # type: ignore[attr-defined]
-        key = next(k for k, q in prometheus_queries("conversion-xgboost", 600).items() if q == query)
-        body = json.dumps(json.loads(RECORDED.read_text())[key]).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
 def test_evidence_from_prometheus_over_http(spec) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePrometheus)
-    server.queries = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        found = evidence_from_prometheus(f"http://127.0.0.1:{server.server_address[1]}", spec.name, 600)
-    finally:
-        server.shutdown()
-    assert len(server.queries) == 3  # type: ignore[attr-defined]
+    with recorded_prometheus("conversion-xgboost", 600) as (url, queries):
+        found = evidence_from_prometheus(url, spec.name, 600)
+    assert len(queries) == 3
     assert (found.canary.requests, found.canary.errors, found.canary.p95_latency_s) == (201.0, 4.0, None)
     assert found.canary.error_rate == pytest.approx(4 / 201)
     assert (found.stable.requests, found.stable.errors, found.stable.p95_latency_s) == (803.2, 0.0, 0.0042)

@@ -334,6 +334,32 @@ def wait_for(condition: Any, timeout_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+Event = tuple[dict[str, str], dict]
+
+
+def logged_pairs(receiver: Receiver, ids: dict[str, str]) -> dict[str, tuple[Event, Event]]:
+    """Per role, the (request, response) CloudEvents logged for the request with that id (waits for them)."""
+
+    def events_for(request_id: str) -> list[Event]:
+        return [e for e in list(receiver.events) if e[1].get("id") == request_id]
+
+    wait_for(lambda: all(len(events_for(i)) == 2 for i in ids.values()))
+    return {role: tuple(events_for(request_id)) for role, request_id in ids.items()}  # type: ignore[misc]
+
+
+def assert_kserve_logger_headers(pair: tuple[Event, Event], endpoint: str, version: str) -> None:
+    """The binary-mode headers KServe's logger sets, on both events of one inference."""
+    (req_headers, _), (resp_headers, _) = pair
+    assert req_headers["ce-id"] == resp_headers["ce-id"]
+    assert req_headers["ce-type"] == "org.kubeflow.serving.inference.request"
+    assert resp_headers["ce-type"] == "org.kubeflow.serving.inference.response"
+    for headers in (req_headers, resp_headers):
+        assert headers["ce-specversion"] == "1.0" and headers["ce-endpoint"] == endpoint
+        assert headers["ce-modelversion"] == version and headers["ce-inferenceservicename"] == "demo"
+        assert headers["ce-source"] == "http://localhost/demo" and headers["ce-component"] == "predictor"
+        assert headers["content-type"] == "application/json" and headers["ce-time"].endswith("Z")
+
+
 def outputs(response: httpx.Response) -> np.ndarray:
     out = response.json()["outputs"][0]
     return np.asarray(out["data"], dtype=np.float64).reshape(out["shape"])
@@ -470,21 +496,10 @@ def test_each_inference_is_logged_as_a_cloudevent_pair(stack: Stack) -> None:
     ids = {role: f"{role}-{uuid.uuid4()}" for role in ("stable", "canary")}
     stack.infer("/v2/models/demo/versions/1/infer", id=ids["stable"])
     stack.infer("/v2/models/demo/versions/2/infer", id=ids["canary"])
-
-    def events_for(request_id: str) -> list[tuple[dict[str, str], dict]]:
-        return [e for e in list(stack.receiver.events) if e[1].get("id") == request_id]
-
-    wait_for(lambda: all(len(events_for(i)) == 2 for i in ids.values()))
+    pairs = logged_pairs(stack.receiver, ids)
     for role, endpoint, version in [("stable", "default", "1"), ("canary", "canary", "2")]:
-        (req_headers, req_body), (resp_headers, resp_body) = events_for(ids[role])
-        assert req_headers["ce-id"] == resp_headers["ce-id"]
-        assert req_headers["ce-type"] == "org.kubeflow.serving.inference.request"
-        assert resp_headers["ce-type"] == "org.kubeflow.serving.inference.response"
-        for headers in (req_headers, resp_headers):
-            assert headers["ce-specversion"] == "1.0" and headers["ce-endpoint"] == endpoint
-            assert headers["ce-modelversion"] == version and headers["ce-inferenceservicename"] == "demo"
-            assert headers["ce-source"] == "http://localhost/demo" and headers["ce-component"] == "predictor"
-            assert headers["content-type"] == "application/json" and headers["ce-time"].endswith("Z")
+        assert_kserve_logger_headers(pairs[role], endpoint, version)
+        (_, req_body), (_, resp_body) = pairs[role]
         assert req_body["inputs"][0]["name"] == "input__0"
         assert resp_body["model_version"] == version and resp_body["outputs"][0]["name"] == "output__0"
 

@@ -34,7 +34,9 @@ from monitoring.drift_service.oip import request_rows
 from tests.inference.test_router import (
     N_FEATURES,
     Receiver,
+    assert_kserve_logger_headers,
     isvc,
+    logged_pairs,
     served_test,
     stage_two_versions,
     wait_for,
@@ -287,18 +289,10 @@ def test_each_inference_is_logged_as_a_cloudevent_pair_with_oip_json(stack: Grpc
     ids = {role: f"grpc-{role}-{uuid.uuid4()}" for role in ("stable", "canary")}
     stack.client.infer(stack.rows, version="1", id=ids["stable"])
     stack.client.infer(stack.rows, version="2", id=ids["canary"])
-
-    def events_for(request_id: str) -> list[tuple[dict[str, str], dict]]:
-        return [e for e in list(stack.receiver.events) if e[1].get("id") == request_id]
-
-    wait_for(lambda: all(len(events_for(i)) == 2 for i in ids.values()))
+    pairs = logged_pairs(stack.receiver, ids)
     for role, endpoint, version in [("stable", "default", "1"), ("canary", "canary", "2")]:
-        (req_headers, req_body), (resp_headers, resp_body) = events_for(ids[role])
-        assert req_headers["ce-id"] == resp_headers["ce-id"]
-        assert req_headers["ce-type"] == "org.kubeflow.serving.inference.request"
-        assert resp_headers["ce-type"] == "org.kubeflow.serving.inference.response"
-        assert {req_headers["ce-endpoint"], resp_headers["ce-endpoint"]} == {endpoint}
-        assert {req_headers["ce-modelversion"], resp_headers["ce-modelversion"]} == {version}
+        assert_kserve_logger_headers(pairs[role], endpoint, version)
+        (_, req_body), (_, resp_body) = pairs[role]
         features = [f"f{i}" for i in range(N_FEATURES)]
         read = request_rows(req_body, features).to_numpy()  # the drift service reads the raw bytes
         np.testing.assert_allclose(read, stack.rows)
