@@ -30,7 +30,7 @@ install: .venv/.synced .venv-serving/.synced .venv-tools/.synced manifests/schem
 
 run: install data features ## The local loop: data -> Feast -> pipeline (train ... register -> canary) -> drift -> alert -> retrain
 	$(PY) -m pipelines.local_run
-	$(PY) -m monitoring.loop_demo --model conversion-xgboost --time-scale 30
+	$(PY) -m pipelines.loop_demo --model conversion-xgboost --time-scale 30
 	@echo "local state: $(MLOPS_HOME)"
 
 test: install .venv-bench/.synced bench-packages lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites (bench harness smoke tests included)
@@ -112,9 +112,9 @@ manifests/schemas/node_modules/.installed: manifests/schemas/package-lock.json m
 
 # CUDA build of torch for the training image (a tag of the PyTorch wheel index, e.g. cu128).
 TORCH_CUDA ?= cu128
-IMAGE_NAMES = $$($(PY) -c 'from components.common.images import PLATFORM_IMAGE as p, TRAINING_IMAGE as t, SERVING_IMAGE as s; print(p, t, s)')
+IMAGE_NAMES = $$($(PY) -c 'from core.images import PLATFORM_IMAGE as p, TRAINING_IMAGE as t, SERVING_IMAGE as s; print(p, t, s)')
 
-images: .venv/.synced ## Build the platform, training and serving images (tags: components/common/images.py); PUSH=1 pushes
+images: .venv/.synced ## Build the platform, training and serving images (tags: core/images.py); PUSH=1 pushes
 	@set -- $(IMAGE_NAMES); \
 	if ! docker info >/dev/null 2>&1; then echo "no container engine here: skipped building $$*"; exit 0; fi; \
 	docker build -f components/Dockerfile --target platform -t "$$1" .; \

@@ -17,7 +17,7 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
-from components.common import paths
+from core import paths
 
 FEATURE_REPO = Path(__file__).resolve().parent
 LOCAL_CONFIG = FEATURE_REPO / "feature_store.yaml"

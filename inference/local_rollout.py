@@ -23,7 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.analyze_canary.core import (
+from core.errors import SpecError
+from core.registry import CHALLENGER, CHAMPION, configure_tracking
+from core.spec.model import ModelSpec, load_specs
+from inference.canary import release
+from inference.canary.analysis import CanaryDecision
+from inference.canary.analyze import (
     MIN_REQUESTS,
     EncoderFor,
     RowsFor,
@@ -32,14 +37,9 @@ from components.analyze_canary.core import (
     newest_training_rows,
     traffic_summary,
 )
-from components.common.errors import SpecError
-from components.common.model_spec import ModelSpec, load_specs
-from components.deploy_canary.core import deploy_canary
-from components.promote_or_rollback.core import finish_rollout
-from components.register.registry import CHALLENGER, CHAMPION, configure_tracking
-from inference.canary import release
-from inference.canary.analysis import CanaryDecision
 from inference.canary.bad_canary import MODES
+from inference.canary.deploy import deploy_canary
+from inference.canary.finish import finish_rollout
 from inference.canary.traffic import Endpoints, Traffic, send_traffic
 from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
 from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from components.common.paths import logs_dir, state_root
+from core.paths import logs_dir, state_root
 from inference.router.app import RouterSettings, create_app, triton_readiness
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics

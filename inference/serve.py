@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from components.common.errors import SpecError
-from components.common.model_spec import ModelSpec, load_specs
-from components.deploy_canary.core import deploy_canary
-from components.register.registry import CHALLENGER, CHAMPION, configure_tracking
+from core.errors import SpecError
+from core.registry import CHALLENGER, CHAMPION, configure_tracking
+from core.spec.model import ModelSpec, load_specs
+from inference.canary.deploy import deploy_canary
 from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
 from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach
 from inference.router.routing import RouteTable

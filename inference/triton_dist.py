@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 
 SERVING_VENV = REPO_ROOT / ".venv-serving"
 

@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from components.common.paths import logs_dir
+from core.paths import logs_dir
 from inference.triton_dist import SERVING_VENV, TritonDist, TritonError
 from inference.triton_network import HOST, Ports, http_ok
 from inference.triton_network import free_ports as free_ports  # re-exported: inference/bench, tests

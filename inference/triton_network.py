@@ -1,5 +1,5 @@
 """Where a local Triton listens: the loopback `HOST` and the `Ports` triple (HTTP, gRPC, metrics), with
-`free_ports` and `http_ok` from `components.common.ports`. Split out of `inference.triton_local` (which
+`free_ports` and `http_ok` from `core.ports`. Split out of `inference.triton_local` (which
 re-exports every name); standard library only, so it imports in the serving environment too.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.common.ports import HOST, free_ports, http_ok
+from core.ports import HOST, free_ports, http_ok
 
 __all__ = ["HOST", "Ports", "free_ports", "http_ok"]
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.common import paths
+from core import paths
 from monitoring.local_stack_config import duration_s, scaled
 from monitoring.local_stack_runner import (
     ALERTMANAGER_BIN,

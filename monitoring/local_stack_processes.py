@@ -10,9 +10,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.common import paths
-from components.common.ports import free_port as free_port  # re-exported: local stack, tests
-from components.common.ports import http_ok as http_ok
+from core import paths
+from core.ports import free_port as free_port  # re-exported: local stack, tests
+from core.ports import http_ok as http_ok
 
 
 @dataclass

@@ -19,7 +19,7 @@ from types import TracebackType
 
 import yaml
 
-from components.common import paths
+from core import paths
 from monitoring.local_stack_config import (
     RESEND_DELAY_S,
     SCRAPE_INTERVAL_S,

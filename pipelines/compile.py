@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from components.common.images import VERSION
-from components.common.paths import REPO_ROOT
+from core.images import VERSION
+from core.paths import REPO_ROOT
 
 COMPILED_DIR = REPO_ROOT / "pipelines" / "compiled"
 MANIFEST_DIR = REPO_ROOT / "manifests" / "pipelines"

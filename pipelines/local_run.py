@@ -24,8 +24,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.common import paths
-from components.common.timing import TIMINGS_ENV, read_timings
+from core import paths
+from core.timing import TIMINGS_ENV, read_timings
 from pipelines.console import progress_only
 from pipelines.run_summary import (
     ModelOutcome,
@@ -72,7 +72,7 @@ def _create_tracking_store() -> None:
     """Create the sqlite schema once, here: parallel steps would otherwise race on the migration."""
     import mlflow
 
-    from components.register.registry import configure_tracking, quiet_mlflow
+    from core.registry import configure_tracking, quiet_mlflow
 
     configure_tracking()
     with quiet_mlflow():

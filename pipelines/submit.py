@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.common.errors import SpecError
-from components.common.model_spec import load_specs
+from core.errors import SpecError
+from core.spec.model import load_specs
 from monitoring.retrain_trigger.submitters import (
     DEFAULT_PIPELINE_PACKAGE,
     kfp_client,

@@ -1,6 +1,6 @@
 from kfp import dsl
 
-from components.common.images import PLATFORM_IMAGE
+from core.images import PLATFORM_IMAGE
 
 
 @dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
@@ -10,6 +10,6 @@ def analyze_canary(model: str, version: str, deployment: str, serving_mode: str)
     the spec's criteria and record decision and evidence on the MLflow version. Returns the verdict
     ("promote", "rollback", "inconclusive"), or "no-canary" when `deployment` started none.
     """
-    from components.analyze_canary.core import analyze_canary as run
+    from inference.canary.analyze import analyze_canary as run
 
     return run(model=model, version=version, deployment=deployment, serving_mode=serving_mode)

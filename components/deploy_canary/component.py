@@ -1,6 +1,6 @@
 from kfp import dsl
 
-from components.common.images import PLATFORM_IMAGE
+from core.images import PLATFORM_IMAGE
 
 
 @dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
@@ -10,6 +10,6 @@ def deploy_canary(model: str, version: str, alias: str, serving_mode: str) -> st
     `serving_mode`: "cluster" (KServe InferenceService via the Kubernetes API) or "local" (the live
     local serving runtime: Triton + router).
     """
-    from components.deploy_canary.core import deploy_canary as run
+    from inference.canary.deploy import deploy_canary as run
 
     return run(model=model, version=version, alias=alias, serving_mode=serving_mode)

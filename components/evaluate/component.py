@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from components.common.images import TRAINING_IMAGE
+from core.images import TRAINING_IMAGE
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)

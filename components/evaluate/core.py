@@ -18,17 +18,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.bundle import Predictor
-from components.common.model_spec import ModelSpec
-from components.evaluate.metrics import (
+from components.evaluate.plots import plot_confusion, plot_precision_recall, plot_reliability, plot_roc
+from components.evaluate.report import cap_rows, write_report
+from core.bundle import Predictor
+from core.metrics import (
     classification_metrics,
     confusion,
     encode_labels,
     roc_points,
     slice_metrics,
 )
-from components.evaluate.plots import plot_confusion, plot_precision_recall, plot_reliability, plot_roc
-from components.evaluate.report import cap_rows, write_report
+from core.spec.model import ModelSpec
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "evidently_report.html"

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from components.evaluate.metrics import ECE_BINS
+from core.metrics import ECE_BINS
 
 _SIZE = (5.0, 4.5)
 _DPI = 100

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.evaluate.metrics import encode_labels
+from core.metrics import encode_labels
 
 MAX_REPORT_ROWS = 5_000
 PREDICTION_COLUMN = "prediction"

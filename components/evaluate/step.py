@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.common.bundle import load_predictor
-from components.common.model_spec import load_specs
-from components.common.timing import timed_step
 from components.evaluate.core import evaluate
 from components.evaluate.tracking import open_attempt
+from core.bundle import load_predictor
+from core.spec.model import load_specs
+from core.timing import timed_step
 
 
 def run(

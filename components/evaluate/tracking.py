@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from components.common.bundle import BundleInfo
-from components.common.model_spec import ModelSpec
-from components.register.registry import configure_tracking, ensure_experiment, quiet_mlflow
+from core.bundle import BundleInfo
+from core.registry import configure_tracking, ensure_experiment, quiet_mlflow
+from core.spec.model import ModelSpec
 
 
 def flatten_slices(slices: dict) -> dict[str, float]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from components.common.model_spec import Serving
+from core.spec.model import Serving
 
 Target = Literal["cluster", "local"]
 TARGETS: tuple[Target, ...] = ("cluster", "local")

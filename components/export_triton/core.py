@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.common.bundle import BundleInfo, framework_module
-from components.common.model_spec import ModelSpec
-from components.export_triton import python_backend_model
 from components.export_triton.config_pbtxt import Target, render_config
+from core.bundle import BundleInfo, framework_module
+from core.spec.model import ModelSpec
+from inference import python_backend_model
 
 VERSION = "1"  # one version per repository: MLflow versions the repository as a whole
 EXPORT_FILE = "export.json"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.common.model_spec import load_specs
-from components.common.timing import timed_step
 from components.export_triton.core import export_repository
+from core.spec.model import load_specs
+from core.timing import timed_step
 
 
 def run(model: str, bundle_dir: str, test_path: str, repository_dir: str) -> dict:

@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
 
-from components.common.images import SERVING_IMAGE
+from core.images import SERVING_IMAGE
 
 
 @dsl.component(base_image=SERVING_IMAGE, install_kfp_package=False)

@@ -24,9 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components.common.model_spec import spec_directory
-from components.common.paths import REPO_ROOT
-from components.common.timing import timed_step
+from core.paths import REPO_ROOT
+from core.spec.model import spec_directory
+from core.timing import timed_step
 from monitoring.detectors.base import MANIFEST, MODEL_ENCODER, read_manifest
 
 STEP = "fit_detector"
@@ -70,7 +70,7 @@ def serving_python() -> Path:
 
 
 def fit_in_process(model: str, training_set: Path, detector_dir: Path) -> Path:
-    from components.common.model_spec import load_specs
+    from core.spec.model import load_specs
     from monitoring.detectors.base import read_table
     from monitoring.detectors.fit import fit_detector
 

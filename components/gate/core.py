@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from components.common.bundle import Predictor
-from components.common.model_spec import ModelSpec, higher_is_better
-from components.evaluate.metrics import classification_metrics
+from core.bundle import Predictor
+from core.metrics import classification_metrics
+from core.spec.model import ModelSpec, higher_is_better
 
 NO_CHAMPION = "no champion yet: first version"
 

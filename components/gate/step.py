@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.common.model_spec import load_specs
-from components.common.timing import timed_step
 from components.evaluate.core import METRICS_FILE
 from components.gate.core import compare_with_champion, decide, to_markdown
-from components.register.registry import champion_predictor, configure_tracking
+from core.registry import champion_predictor, configure_tracking
+from core.spec.model import load_specs
+from core.timing import timed_step
 
 
 def run(model: str, mlflow_run_id: str, evaluation_dir: str, test_path: str, decision_path: str) -> bool:

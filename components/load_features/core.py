@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from components.common.model_spec import ModelSpec
-from components.common.paths import feature_data_dir
+from core.paths import feature_data_dir
+from core.spec.model import ModelSpec
 
 TIME_COLUMN = "event_timestamp"
 LINEAGE_METADATA_KEY = b"mlops.training_set.lineage"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.common.model_spec import load_specs
-from components.common.timing import timed_step
 from components.load_features.core import load_training_set, resolve_window, save_training_set
+from core.spec.model import load_specs
+from core.timing import timed_step
 
 
 def run(model: str, start: str, end: str, out_path: str) -> dict:

@@ -1,6 +1,6 @@
 from kfp import dsl
 
-from components.common.images import PLATFORM_IMAGE
+from core.images import PLATFORM_IMAGE
 
 
 @dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
@@ -9,6 +9,6 @@ def promote_or_rollback(model: str, version: str, decision: str, serving_mode: s
     registry aliases and the InferenceService consistent; locally, versions no longer served are unloaded.
     Returns the rollout state ("promoted", "rolled_back"), or "no-canary" when there was none.
     """
-    from components.promote_or_rollback.core import finish_rollout
+    from inference.canary.finish import finish_rollout
 
     return finish_rollout(model=model, version=version, decision=decision, serving_mode=serving_mode)

@@ -30,11 +30,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
 from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
 
-from components.common.bundle import BundleInfo
-from components.common.model_spec import ModelSpec
-from components.common.paths import REPO_ROOT
 from components.register.pyfunc_model import example_rows, log_bundle_model
-from components.register.registry import (
+from core.bundle import BundleInfo
+from core.paths import REPO_ROOT
+from core.registry import (
     CHALLENGER,
     CHAMPION,
     configure_tracking,
@@ -43,6 +42,7 @@ from components.register.registry import (
     quiet_mlflow,
     set_alias,
 )
+from core.spec.model import ModelSpec
 
 TRITON_ARTIFACT_PATH = "triton"
 REQUIRED_LINEAGE = ("start", "end", "content_sha256")

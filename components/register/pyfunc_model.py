@@ -20,8 +20,8 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from components.common.bundle import BundleInfo, Predictor, load_predictor
-from components.register.registry import BUNDLE_ARTIFACT, quiet_mlflow
+from core.bundle import BundleInfo, Predictor, load_predictor
+from core.registry import BUNDLE_ARTIFACT, quiet_mlflow
 
 MODEL_ARTIFACT_NAME = "model"
 EXAMPLE_ROWS = 5

@@ -7,15 +7,15 @@ import json
 import tempfile
 from pathlib import Path
 
-from components.common.bundle import BundleInfo
-from components.common.model_spec import load_specs
-from components.common.timing import timed_step
 from components.evaluate.core import METRICS_FILE, PLOTS_DIR, REPORT_FILE
 from components.fit_detector.step import stamp_version
 from components.load_features.core import load_training_set_file
 from components.register.core import register
 from components.register.pyfunc_model import example_rows
-from components.register.registry import configure_tracking, quiet_mlflow
+from core.bundle import BundleInfo
+from core.registry import configure_tracking, quiet_mlflow
+from core.spec.model import load_specs
+from core.timing import timed_step
 
 TRAINING_SET_ARTIFACT = "data"  # the champion's training set is the next run's skew reference
 DETECTOR_ARTIFACT = "detector"  # what the drift service loads for this version

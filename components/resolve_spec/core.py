@@ -1,7 +1,7 @@
 """Which accelerator a model trains on. Deep-learning frameworks get a GPU on the cluster; trees and
 linear models do not need one. Local runs ignore accelerator requests."""
 
-from components.common.model_spec import load_specs
+from core.spec.model import load_specs
 
 GPU_FRAMEWORKS = frozenset({"pytorch", "transformers"})
 

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.bundle import BundleInfo, framework_module
-from components.common.encoding import FeatureEncoder
-from components.common.model_spec import ModelSpec
 from components.train.search import SearchOutcome, run_search, score_metric, validation_metric
 from components.train.splits import TIME_COLUMN, Splits, time_split
+from core.bundle import BundleInfo, framework_module
+from core.encoding import FeatureEncoder
+from core.spec.model import ModelSpec
 
 BUNDLE_DIR = "bundle"
 TEST_FILE = "test.parquet"
@@ -177,7 +177,7 @@ def class_names(spec: ModelSpec) -> list[str]:
 
 def label_codes(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
     """The label column as int64 indices into `class_names(spec)` (1, 1.0, True and "1" all name "1")."""
-    from components.evaluate.metrics import encode_labels  # the evaluate step reads labels the same way
+    from core.metrics import encode_labels  # the evaluate step reads labels the same way
 
     column = spec.label.column
     _require_columns(frame, [column], "label")

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.bundle import Predictor
-from components.common.model_spec import METRIC_NAMES, ModelSpec, SearchParam, higher_is_better
+from core.bundle import Predictor
+from core.spec.model import METRIC_NAMES, ModelSpec, SearchParam, higher_is_better
 
 FitFunction = Callable[[ModelSpec, pd.DataFrame, pd.DataFrame, dict[str, Any], Path], tuple[Predictor, float]]
 
@@ -128,7 +128,7 @@ def validation_metric(name: str, y_true: np.ndarray, proba: np.ndarray, classes:
     Computed by the evaluate step's `classification_metrics`, so a validation score means exactly what
     the same metric on the test split means (binary AUCs on classes[1], multiclass one-vs-rest macro).
     """
-    from components.evaluate.metrics import classification_metrics
+    from core.metrics import classification_metrics
 
     if name not in METRIC_NAMES:
         raise ValueError(f"unknown validation metric {name!r}; known: {', '.join(METRIC_NAMES)}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from components.common.model_spec import Split
+from core.spec.model import Split
 
 TIME_COLUMN = "event_timestamp"
 SPLIT_NAMES = ("train", "valid", "test")

@@ -21,9 +21,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from components.common.model_spec import ModelSpec
 from components.validate_data.schema import Limits, build_schema, column_roles, dtype_kind
 from components.validate_data.skew import SkewResult, detect_skew
+from core.spec.model import ModelSpec
 
 _SAMPLE = 5  # failure cases kept per failure
 

@@ -25,7 +25,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandas.api import types as ptypes
 
-from components.common.model_spec import ModelSpec
+from core.spec.model import ModelSpec
 
 TIME_COLUMN = "event_timestamp"
 UTC_DATETIME = "datetime64[UTC]"

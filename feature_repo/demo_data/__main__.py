@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from components.common.paths import feature_data_dir
+from core.paths import feature_data_dir
 from feature_repo.demo_data.config import (
     DEFAULT_END,
     DEFAULT_START,

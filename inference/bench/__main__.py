@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from inference.bench import model as bench_model
 from inference.bench import servers, wrk
 from inference.bench.results import Measurement, measurement, write_report

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from components.common.ports import free_port
+from core.ports import free_port
 from inference.bench.results import summarize
 
 HOST = "127.0.0.1"

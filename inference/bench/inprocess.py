@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from components.export_triton.python_backend_model import load_artifact
 from inference.bench.model import INPUT
 from inference.bench.results import summarize
+from inference.python_backend_model import load_artifact
 
 
 def run_inprocess(artifact: Path, row: np.ndarray, concurrency: int, duration_s: float) -> dict[str, float]:

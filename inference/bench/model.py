@@ -53,9 +53,9 @@ def demo_frame(customers: int = DEMO_CUSTOMERS) -> pd.DataFrame:
 
 def build(work: Path) -> BenchModel:
     """Train, export (with the export step's parity check) and stage the model under `work`."""
-    from components.common.model_spec import DEFAULT_SPEC_DIR, load_spec
     from components.export_triton.core import export_repository
-    from components.train import xgboost_model
+    from core.frameworks import xgboost_model
+    from core.spec.model import DEFAULT_SPEC_DIR, load_spec
 
     spec = load_spec(DEFAULT_SPEC_DIR / f"{MODEL}.yaml")
     frame = demo_frame()

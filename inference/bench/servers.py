@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from inference.triton_local import free_ports, http_ok
 
 HOST = "127.0.0.1"

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import mlflow
 
-from components.common.paths import state_root
-from components.register.registry import quiet_mlflow
+from core.paths import state_root
+from core.registry import quiet_mlflow
 from inference.canary.analysis import CanaryDecision
 from inference.canary.bad_canary import MODES, sabotage
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier

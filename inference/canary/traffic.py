@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from inference.router.routing import Route, RouteTable, Target
 
 Encoder = Callable[[pd.DataFrame], Mapping[str, np.ndarray]]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from components.common.errors import SpecError
-from components.common.model_spec import load_specs
-from components.register.registry import CHAMPION, configure_tracking
+from core.errors import SpecError
+from core.registry import CHAMPION, configure_tracking
+from core.spec.model import load_specs
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
 from inference.deploy.registry_refs import resolve_alias
 from inference.deploy.render import render_inference_service

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from mlflow.entities.model_registry import ModelVersion
 
-from components.register.registry import get_alias_version
+from core.registry import get_alias_version
 
 TRITON_URI_TAG = "triton_uri"
 CLUSTER_REPOSITORY = "cluster"

@@ -35,9 +35,9 @@ from typing import Any
 
 import yaml
 
-from components.common.images import PLATFORM_IMAGE
-from components.common.model_spec import ModelSpec
-from components.common.paths import REPO_ROOT
+from core.images import PLATFORM_IMAGE
+from core.paths import REPO_ROOT
+from core.spec.model import ModelSpec
 from inference.deploy.registry_refs import ModelVersionRef
 
 TEMPLATE_PATH = REPO_ROOT / "manifests" / "serving" / "inferenceservice.template.yaml"

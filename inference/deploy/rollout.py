@@ -34,14 +34,14 @@ from typing import Any
 
 import mlflow
 
-from components.common.model_spec import ModelSpec
-from components.register.registry import (
+from core.registry import (
     CHALLENGER,
     CHAMPION,
     delete_alias,
     quiet_mlflow,
     set_alias,
 )
+from core.spec.model import ModelSpec
 from inference.deploy.apply import Applier
 from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
 from inference.deploy.render import render_inference_service

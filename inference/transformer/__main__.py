@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.common.errors import SpecError
-from components.common.model_spec import ModelSpec, load_spec, spec_directory
+from core.errors import SpecError
+from core.spec.model import ModelSpec, load_spec, spec_directory
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~10,000 entity rows as JSON, far above any batch we serve
 

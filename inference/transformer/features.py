@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from components.common import paths
+from core import paths
 
 
 class MissingEntities(LookupError):

@@ -19,8 +19,8 @@ from pathlib import Path
 from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
-from components.common.bundle import BundleInfo
-from components.common.encoding import FeatureEncoder
+from core.bundle import BundleInfo
+from core.encoding import FeatureEncoder
 from inference.transformer.features import MissingEntities, OnlineFeatures
 from inference.transformer.tensors import entity_rows, prediction_response, triton_request
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from monitoring.bench import stats
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from components.common.model_spec import DEFAULT_SPEC_DIR, load_spec
+    from core.spec.model import DEFAULT_SPEC_DIR, load_spec
     from monitoring.bench.streams import demo_streams
 
     try:

@@ -160,7 +160,7 @@ def load_model_encoding(detector_dir: Path) -> Any:
     path = Path(detector_dir) / MODEL_ENCODER
     if not path.is_file():
         return None
-    from components.common.encoding import FeatureEncoder
+    from core.encoding import FeatureEncoder
 
     try:
         return FeatureEncoder.from_dict(json.loads(path.read_text(encoding="utf-8")))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.common.model_spec import ModelSpec, load_specs, spec_directory
+from core.spec.model import ModelSpec, load_specs, spec_directory
 from monitoring.detectors.base import DetectorError, read_table
 
 TIMESTAMP = "event_timestamp"

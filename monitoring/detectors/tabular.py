@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.encoding import FeatureEncoder
+from core.encoding import FeatureEncoder
 from monitoring.detectors.base import DetectorError, DriftResult, load_alibi, save_detector_bundle
 
 

@@ -51,8 +51,8 @@ class OutcomeReport:
 def labels_from_specs(models: Iterable[str], spec_dir: str | Path | None = None) -> dict[str, ModelLabels]:
     """Classes and floors per model from `pipelines/models` (or `spec_dir`); a model without a spec gets
     none (binary 0/1 labels, no floors) and a warning, so quality is still measured."""
-    from components.common.errors import SpecError
-    from components.common.model_spec import load_specs
+    from core.errors import SpecError
+    from core.spec.model import load_specs
 
     found: dict[str, ModelLabels] = {}
     for model in sorted(set(models)):
@@ -115,7 +115,7 @@ class QualityTracker:
 
     def observe_response(self, ce_id: str, model: str, version: str, payload: Any) -> None:
         from monitoring.drift_service.errors import EventError
-        from monitoring.drift_service.oip import response_probabilities
+        from monitoring.payloads.oip import response_probabilities
 
         self._register((model, version))
         try:

@@ -38,7 +38,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def model_classes(model: str, spec_dir: str | None) -> list[str] | None:
-    from components.common.model_spec import SpecError, load_specs
+    from core.spec.model import SpecError, load_specs
 
     try:
         (spec,) = load_specs(spec_dir, names=[model])

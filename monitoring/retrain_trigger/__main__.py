@@ -9,8 +9,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from components.common.errors import SpecError
-from components.common.model_spec import load_specs
+from core.errors import SpecError
+from core.spec.model import load_specs
 from monitoring.retrain_trigger.app import (
     DEFAULT_COOLDOWN_S,
     DEFAULT_MAX_BODY_BYTES,

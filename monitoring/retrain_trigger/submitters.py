@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from components.common import paths
+from core import paths
 from monitoring.retrain_trigger.errors import SubmitError
 from monitoring.retrain_trigger.state import RunRecord
 

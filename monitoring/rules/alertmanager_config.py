@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 
 DEFAULT_CONFIG = REPO_ROOT / "manifests" / "monitoring" / "alertmanager.yaml"
 RETRAIN_RECEIVER = "retrain"

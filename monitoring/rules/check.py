@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from monitoring.rules.alertmanager_config import DEFAULT_CONFIG, AlertmanagerConfigError, render
 from monitoring.rules.extract import DEFAULT_SOURCE, ExtractError, extract
 

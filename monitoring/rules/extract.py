@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 
 DEFAULT_SOURCE = REPO_ROOT / "manifests" / "monitoring"
 RULE_FILE_SUFFIX = ".rules.yaml"

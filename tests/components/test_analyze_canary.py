@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from components.analyze_canary.core import (
+from core.spec.model import load_specs
+from inference.canary.analyze import (
     GRPC_SHARE,
     PROMETHEUS_URL_ENV,
     analyze_canary,
     analyze_in_cluster,
     default_requests,
 )
-from components.common.model_spec import load_specs
 from tests.inference.recorded_prometheus import recorded_prometheus
 
 

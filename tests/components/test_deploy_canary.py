@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.deploy_canary.core import deploy_canary
+from inference.canary.deploy import deploy_canary
 from inference.canary.release import BAD_CANARY_ENV, bad_canary_mode
 
 

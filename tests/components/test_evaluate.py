@@ -16,11 +16,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, log_loss, roc_auc_score, roc_curve
 
-from components.common.bundle import BundleInfo
-from components.common.encoding import FeatureEncoder
-from components.common.model_spec import DEFAULT_SPEC_DIR, ModelSpec, load_spec
 from components.evaluate.core import evaluate, json_safe
-from components.evaluate.metrics import (
+from components.evaluate.plots import plot_confusion, plot_precision_recall, plot_reliability, plot_roc
+from components.evaluate.report import cap_rows, write_report
+from core.bundle import BundleInfo
+from core.encoding import FeatureEncoder
+from core.metrics import (
     classification_metrics,
     confusion,
     encode_labels,
@@ -28,8 +29,7 @@ from components.evaluate.metrics import (
     roc_points,
     slice_metrics,
 )
-from components.evaluate.plots import plot_confusion, plot_precision_recall, plot_reliability, plot_roc
-from components.evaluate.report import cap_rows, write_report
+from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, load_spec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONVERSION_INPUTS = ["plan_tier", "company_size", "sessions_7d", "pricing_page_views_7d", "message_count"]

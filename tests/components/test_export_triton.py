@@ -18,11 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.common import bundle as bundle_module
-from components.common.bundle import BundleInfo
-from components.common.encoding import FeatureEncoder
-from components.common.model_spec import ModelSpec, load_spec
-from components.export_triton import python_backend_model
 from components.export_triton.config_pbtxt import render_config
 from components.export_triton.core import (
     EXPORT_FILE,
@@ -31,7 +26,12 @@ from components.export_triton.core import (
     ParityError,
     export_repository,
 )
-from components.export_triton.python_backend_model import TritonPythonModel, load_artifact
+from core import bundle as bundle_module
+from core.bundle import BundleInfo
+from core.encoding import FeatureEncoder
+from core.spec.model import ModelSpec, load_spec
+from inference import python_backend_model
+from inference.python_backend_model import TritonPythonModel, load_artifact
 
 SPECS = Path(__file__).resolve().parents[2] / "pipelines" / "models"
 INPUT_COLUMNS = ["sessions_7d", "duration_s", "sentiment_score", "plan_tier"]

@@ -12,9 +12,6 @@ import yaml
 from kfp import compiler, dsl, local
 from kfp.dsl import Artifact, Dataset
 
-from components.common.encoding import FeatureEncoder
-from components.common.images import SERVING_IMAGE
-from components.common.paths import REPO_ROOT
 from components.fit_detector.component import fit_detector
 from components.fit_detector.step import (
     CANDIDATE_VERSION,
@@ -26,6 +23,9 @@ from components.fit_detector.step import (
     stamp_version,
 )
 from components.load_features.core import content_sha256, save_training_set
+from core.encoding import FeatureEncoder
+from core.images import SERVING_IMAGE
+from core.paths import REPO_ROOT
 from tests.components.conftest import CONVERSION_FEATURES
 
 MODEL = "conversion-xgboost"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from components.evaluate.metrics import classification_metrics
 from components.gate.core import NO_CHAMPION, GateDecision, compare_with_champion, decide, to_markdown
+from core.metrics import classification_metrics
 from tests.components.test_evaluate import CONVERSION_INPUTS, TabularPredictor, spec_named, time_split
 
 # conversion-mlp gates on: min_test_rows 200; floors roc_auc >= 0.70 and log_loss <= 0.60;

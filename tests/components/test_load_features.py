@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from components.common.model_spec import load_spec
-from components.common.paths import REPO_ROOT
 from components.load_features.core import (
     LoadFeaturesError,
     load_training_set,
@@ -21,6 +19,8 @@ from components.load_features.core import (
     save_training_set,
 )
 from components.validate_data.core import validate
+from core.paths import REPO_ROOT
+from core.spec.model import load_spec
 from feature_repo import store as feature_store
 from feature_repo.demo_data import GeneratorConfig, generate
 from feature_repo.demo_data.writer import write_tables

@@ -7,8 +7,8 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from components.promote_or_rollback.core import finish_rollout
-from components.register.registry import configure_tracking
+from core.registry import configure_tracking
+from inference.canary.finish import finish_rollout
 
 
 def test_no_canary_is_passed_on_without_touching_anything(monkeypatch, tmp_path) -> None:

@@ -2,7 +2,7 @@
 in a fresh interpreter.
 
 The bundles are made here with a tiny framework ("tiny": FeatureEncoder + LogisticRegression) that this
-module itself provides (`load`), registered in `components.common.bundle`, so the test does not depend
+module itself provides (`load`), registered in `core.bundle`, so the test does not depend
 on the trainers.
 """
 
@@ -21,15 +21,14 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from components.common import bundle as bundle_module
-from components.common.bundle import BundleInfo, load_predictor
-from components.common.encoding import FeatureEncoder
-from components.common.model_spec import load_spec
-from components.common.paths import REPO_ROOT
 from components.register import core as register_core
 from components.register.core import RegistrationResult, flatten_metrics, register
 from components.register.pyfunc_model import pip_requirements
-from components.register.registry import (
+from core import bundle as bundle_module
+from core.bundle import BundleInfo, load_predictor
+from core.encoding import FeatureEncoder
+from core.paths import REPO_ROOT
+from core.registry import (
     CHALLENGER,
     CHAMPION,
     champion_predictor,
@@ -39,6 +38,7 @@ from components.register.registry import (
     local_tracking_uri,
     set_alias,
 )
+from core.spec.model import load_spec
 
 FRAMEWORK = "tiny"
 INPUTS = ["sessions_7d", "duration_s", "plan_tier"]
@@ -274,7 +274,7 @@ def test_pyfunc_in_a_fresh_process_predicts_like_the_predictor(
     frame.to_parquet(store / "frame.parquet")
     script = (
         "import sys, mlflow, pandas as pd\n"
-        "from components.common import bundle\n"
+        "from core import bundle\n"
         f"bundle._FRAMEWORK_MODULES[{FRAMEWORK!r}] = {__name__!r}\n"
         f"model = mlflow.pyfunc.load_model({result.model_uri!r})\n"
         f"model.predict(pd.read_parquet({str(store / 'frame.parquet')!r})).to_parquet(sys.argv[1])\n"

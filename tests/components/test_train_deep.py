@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 import torch
 
-from components.common.bundle import BundleInfo, load_predictor
-from components.common.model_spec import ModelSpec, load_spec
-from components.evaluate.metrics import classification_metrics
-from components.train import pytorch_model, torch_common, transformers_model
 from components.train.splits import Splits, time_split
+from core.bundle import BundleInfo, load_predictor
+from core.frameworks import pytorch_model, torch_common, transformers_model
+from core.metrics import classification_metrics
+from core.spec.model import ModelSpec, load_spec
 from feature_repo.demo_data import INTENTS
 
 SPECS = Path(__file__).resolve().parents[2] / "pipelines" / "models"

@@ -17,13 +17,13 @@ import pytest
 import xgboost
 import yaml
 
-from components.common.bundle import BundleInfo, load_predictor
-from components.common.encoding import FeatureEncoder
-from components.common.model_spec import DEFAULT_SPEC_DIR, ModelSpec, Split, load_spec, parse_spec
-from components.train import sklearn_model, xgboost_model
 from components.train.core import class_names, input_columns, label_codes, train
 from components.train.search import validation_metric
 from components.train.splits import time_split
+from core.bundle import BundleInfo, load_predictor
+from core.encoding import FeatureEncoder
+from core.frameworks import sklearn_model, xgboost_model
+from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, Split, load_spec, parse_spec
 
 FEATURES = 17  # the conversion_xgboost_v1 feature columns in the conftest training set
 

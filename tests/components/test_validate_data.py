@@ -12,8 +12,6 @@ import json
 import pandas as pd
 import pytest
 
-from components.common.model_spec import load_spec
-from components.common.paths import REPO_ROOT
 from components.validate_data.core import (
     ValidationError,
     raise_for_failures,
@@ -21,6 +19,8 @@ from components.validate_data.core import (
     validate,
 )
 from components.validate_data.schema import Limits, build_schema, min_rows
+from core.paths import REPO_ROOT
+from core.spec.model import load_spec
 from feature_repo.demo_data import GeneratorConfig, generate
 from feature_repo.demo_data.config import DEFAULT_END, DEFAULT_START, DriftSpec
 from feature_repo.demo_data.labels import point_in_time_features

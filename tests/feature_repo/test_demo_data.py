@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from feature_repo.demo_data import INTENTS, TABLES, DriftSpec, GeneratorConfig, generate, write_tables
 from feature_repo.demo_data.__main__ import main
 from feature_repo.demo_data.drift import apply_covariate_drift

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from components.common.model_spec import load_specs
+from core.spec.model import load_specs
 from feature_repo import store
 from feature_repo.demo_data import GeneratorConfig, generate, write_tables
 

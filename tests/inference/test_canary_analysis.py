@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from components.common.model_spec import load_specs
+from core.spec.model import load_specs
 from inference.canary.analysis import CanaryEvidence, RoleEvidence, decide, histogram_quantile, psi
 from inference.canary.evidence import (
     EvidenceError,

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.analyze_canary.core import PROMETHEUS_URL_ENV, analyze_in_cluster
-from components.common.model_spec import load_specs
+from core.spec.model import load_specs
 from inference.canary.analysis import evidence_summary
+from inference.canary.analyze import PROMETHEUS_URL_ENV, analyze_in_cluster
 from inference.canary.evidence import evidence_from_prometheus
 from inference.router.metrics import RouterMetrics
 from monitoring.drift_service.metrics import DriftMetrics

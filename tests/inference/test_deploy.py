@@ -12,15 +12,15 @@ import mlflow
 import pytest
 import yaml
 
-from components.common.images import PLATFORM_IMAGE
-from components.common.model_spec import ModelSpec, load_specs
-from components.register.registry import (
+from core.images import PLATFORM_IMAGE
+from core.registry import (
     CHALLENGER,
     CHAMPION,
     configure_tracking,
     get_alias_version,
     set_alias,
 )
+from core.spec.model import ModelSpec, load_specs
 from inference.deploy.__main__ import main
 from inference.deploy.apply import FileApplier
 from inference.deploy.kserve_schema import sdk_problems

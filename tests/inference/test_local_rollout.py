@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.register.registry import (
+from core.registry import (
     CHALLENGER,
     CHAMPION,
     configure_tracking,

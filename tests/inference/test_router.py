@@ -25,8 +25,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import binom
 
-from components.export_triton import python_backend_model
 from components.export_triton.config_pbtxt import render_config
+from inference import python_backend_model
 from inference.router.__main__ import build_settings, main, parse_args, uvicorn_options
 from inference.router.app import create_app
 from inference.router.logger import EventLogger

@@ -30,7 +30,7 @@ from inference.router.__main__ import build_settings, parse_args
 from inference.router.grpc_app import GrpcRouter, GrpcRouterError
 from inference.router.oip_proto import request_json, response_json
 from inference.triton_local import Ports, TritonLocal
-from monitoring.drift_service.oip import request_rows
+from monitoring.payloads.oip import request_rows
 from tests.inference.test_router import (
     N_FEATURES,
     Receiver,

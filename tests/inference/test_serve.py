@@ -20,8 +20,8 @@ import numpy as np
 import psutil
 import pytest
 
-from components.common.paths import REPO_ROOT
-from components.register.registry import CHALLENGER, CHAMPION, configure_tracking, set_alias
+from core.paths import REPO_ROOT
+from core.registry import CHALLENGER, CHAMPION, configure_tracking, set_alias
 from inference.triton_local import Ports
 from tests.inference.test_local_rollout import MODEL, _fit, _register, _write_spec
 from tests.inference.test_router import N_FEATURES, served_test, tensor

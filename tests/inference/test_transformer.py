@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.common.bundle import load_predictor
-from components.common.model_spec import ModelSpec, load_spec
 from components.export_triton.core import export_repository
 from components.train import core as train_core
 from components.train import xgboost_model
+from core.bundle import load_predictor
+from core.spec.model import ModelSpec, load_spec
 from feature_repo import store
 from feature_repo.demo_data import GeneratorConfig, generate, write_tables
 from inference.transformer import model as transformer_model

@@ -20,8 +20,8 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from components.common.bundle import load_predictor
 from components.export_triton.core import export_repository
+from core.bundle import load_predictor
 from inference.triton_local import SERVING_VENV, Ports, TritonDist, TritonError, TritonLocal
 from tests.components.test_export_triton import build_bundle, spec_named, tiny_frame, use_tiny_frameworks
 

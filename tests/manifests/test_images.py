@@ -2,7 +2,7 @@
 
 No container engine runs here, so the Dockerfiles are checked as text: pinned bases, multi-stage builds,
 a numeric non-root user matching the manifests, installs from the lock files, and image names that all
-come from components/common/images.py.
+come from core/images.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.common import images
+from core import images
 from manifests.validate import render
 
 ROOT = Path(__file__).resolve().parents[2]

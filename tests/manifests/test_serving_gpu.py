@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.common.model_spec import load_spec
+from core.spec.model import load_spec
 from inference.deploy.kserve_schema import sdk_problems
 from inference.deploy.registry_refs import ModelVersionRef
 from inference.deploy.render import GPU_RESOURCE, render_inference_service

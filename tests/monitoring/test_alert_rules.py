@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.common.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from monitoring.rules.alertmanager_config import DEFAULT_CONFIG, render
 from monitoring.rules.check import DEFAULT_TESTS
 from monitoring.rules.extract import DEFAULT_SOURCE, ExtractError, extract, find_prometheus_rules

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.common.encoding import FeatureEncoder
-from monitoring.drift_service.oip import decode_model_tensor, request_rows
+from core.encoding import FeatureEncoder
+from monitoring.payloads.oip import decode_model_tensor, request_rows
 
 RAW = pd.DataFrame(
     {

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from components.common.model_spec import load_specs
+from core.spec.model import load_specs
 from monitoring.retrain_trigger.__main__ import main as trigger_main
 from monitoring.retrain_trigger.alerts import parse_webhook
 from monitoring.retrain_trigger.app import TriggerService, create_app

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.common.model_spec import DEFAULT_SPEC_DIR
+from core.spec.model import DEFAULT_SPEC_DIR
 from feature_repo import store
 from feature_repo.demo_data import GeneratorConfig, generate, write_tables
 

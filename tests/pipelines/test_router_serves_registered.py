@@ -115,7 +115,7 @@ def _datatype(tensor: np.ndarray) -> str:
 def test_every_registered_model_answers_alike_over_http_and_grpc_through_the_router(first_run, tmp_path):
     import mlflow
 
-    from components.register.registry import champion_predictor
+    from core.registry import champion_predictor
 
     repository, isvc_dir = tmp_path / "repository", tmp_path / "isvc"
     isvc_dir.mkdir()

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from components.common.ports import free_port
+from core.ports import free_port
 from monitoring.retrain_trigger.submitters import DEFAULT_PIPELINE_PACKAGE
 from pipelines.submit import main
 from tests.monitoring.test_retrain_trigger import _tasks, fake_kfp, serve

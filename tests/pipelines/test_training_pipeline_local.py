@@ -58,7 +58,7 @@ def test_versions_carry_lineage_tags(first_run):
 def test_each_version_carries_its_drift_detector(first_run):
     import mlflow
 
-    from components.common.model_spec import load_specs
+    from core.spec.model import load_specs
 
     for spec in load_specs():
         version = _client().get_model_version(spec.name, "1")
@@ -92,7 +92,7 @@ def test_triton_serves_what_mlflow_registered(first_run, tmp_path):
     import mlflow
     import tritonclient.http as triton_http
 
-    from components.register.registry import champion_predictor
+    from core.registry import champion_predictor
     from inference.triton_local import TritonLocal
 
     repository = tmp_path / "repository"

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("alibi_detect")
 
-from components.common.model_spec import DEFAULT_SPEC_DIR, load_spec, parse_spec
+from core.spec.model import DEFAULT_SPEC_DIR, load_spec, parse_spec
 from monitoring.detectors import DetectorError, DriftResult, load_detector
 from monitoring.detectors.base import parquet_available
 from monitoring.detectors.fit import fit_detector, input_columns, main

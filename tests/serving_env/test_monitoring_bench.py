@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.common.model_spec import load_specs
+from core.spec.model import load_specs
 from monitoring.bench.service import cpu_seconds, event_body, event_headers
 from monitoring.bench.stats import (
     DetectorReport,

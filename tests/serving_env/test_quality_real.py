@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 pytest.importorskip("alibi_detect")
 
-from components.common.ports import free_port
+from core.ports import free_port
 from monitoring.detectors.fit import fit_detector
 from tests.serving_env.test_detectors import spec
 

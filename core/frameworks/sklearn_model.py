@@ -1,0 +1,167 @@
+"""scikit-learn trainer: standardised encoder matrix -> logistic regression or histogram gradient boosting.
+
+The hyperparameter `estimator` picks the model (`logistic_regression` | `hist_gradient_boosting`); every
+other hyperparameter is passed to that estimator's constructor. Gradient boosting stops early on the
+validation split (`training.early_stopping_rounds` -> `n_iter_no_change`). The bundle holds
+`encoder.json` and `model.joblib`; the Triton artifact is the estimator alone as ONNX (skl2onnx), which
+takes the encoded matrix `input__0` and returns `output__0` probabilities, so the encoder runs in front
+of the model exactly as it does for every tabular framework.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.train.core import (
+    OUTPUT,
+    TABULAR_INPUT,
+    TabularPredictor,
+    describe_bundle,
+    input_columns,
+    label_codes,
+    load_encoder,
+    save_encoder,
+    tabular_inputs,
+    training_threads,
+    validation_score,
+)
+from core.bundle import BundleInfo
+from core.encoding import FeatureEncoder
+from core.spec.model import ModelSpec
+
+MODEL_FILE = "model.joblib"
+ONNX_FILE = "model.onnx"
+ESTIMATORS = ("logistic_regression", "hist_gradient_boosting")
+# Opsets that Triton 2.51's ONNX Runtime (1.19) and newer all run.
+ONNX_OPSETS = {"": 17, "ai.onnx.ml": 3}
+
+
+class SklearnPredictor(TabularPredictor):
+    def __init__(self, info: BundleInfo, encoder: FeatureEncoder, estimator: Any) -> None:
+        super().__init__(info, encoder)
+        self.estimator = estimator
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=training_threads()):
+            return self.estimator.predict_proba(self.encoder.scale(matrix))
+
+
+def fit(
+    spec: ModelSpec, train: pd.DataFrame, valid: pd.DataFrame, params: dict[str, Any], out_dir: Path
+) -> tuple[SklearnPredictor, float]:
+    """Fit the chosen estimator on `train` (early stopping on `valid`); write the bundle into `out_dir`."""
+    import joblib
+    from threadpoolctl import threadpool_limits
+
+    inputs = input_columns(spec, train)
+    encoder = FeatureEncoder.fit(train, inputs, standardize=True, scale_in_model=True)
+    estimator = _estimator(spec, params)
+    x_train, y_train = encoder.scale(encoder.transform(train)), label_codes(spec, train)
+    with threadpool_limits(limits=training_threads()):
+        if getattr(estimator, "early_stopping", False):
+            x_valid = encoder.scale(encoder.transform(valid))
+            estimator.fit(x_train, y_train, X_val=x_valid, y_val=label_codes(spec, valid))
+        else:
+            estimator.fit(x_train, y_train)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    joblib.dump(estimator, out_dir / MODEL_FILE)
+    record = {"iterations": int(np.max(estimator.n_iter_))}
+    info = describe_bundle(
+        spec, inputs, [save_encoder(encoder, out_dir), MODEL_FILE], tabular_inputs(encoder), params, record
+    )
+    info.save(out_dir)
+    predictor = load(out_dir, info)  # predict from the saved files, as every later step will
+    return predictor, validation_score(spec, valid, predictor.predict_proba(valid))
+
+
+def _with_scaling(encoder: FeatureEncoder, estimator: Any) -> Any:
+    """The estimator behind a fixed StandardScaler holding the encoder's model-side scaling, so the ONNX
+    graph takes the unscaled wire tensor; the estimator alone when the wire is already scaled."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not encoder.scales_in_model:
+        return estimator
+    offsets, factors = encoder.scaling_vectors()
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = offsets, factors, factors**2
+    scaler.n_features_in_, scaler.n_samples_seen_ = offsets.size, 1
+    return Pipeline([("scale", scaler), ("model", estimator)])
+
+
+def load(folder: Path, info: BundleInfo) -> SklearnPredictor:
+    import joblib
+
+    path = Path(folder) / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{folder}: sklearn bundle has no {MODEL_FILE}")
+    return SklearnPredictor(info, load_encoder(folder), joblib.load(path))
+
+
+def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> str:
+    """Write the estimator as `model.onnx` into `dest_dir` (input__0 FP32 -> output__0 FP32 probabilities)."""
+    import onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    predictor = load(folder, info)
+    estimator = predictor.estimator
+    n_features = int(info.triton_inputs[0]["dims"][0])
+    model = convert_sklearn(
+        _with_scaling(predictor.encoder, estimator),
+        initial_types=[(TABULAR_INPUT, FloatTensorType([None, n_features]))],
+        options={id(estimator): {"zipmap": False}},
+        target_opset=ONNX_OPSETS,
+    )
+    _keep_only_probabilities(model.graph)
+    onnx.checker.check_model(model)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, dest_dir / ONNX_FILE)
+    return ONNX_FILE
+
+
+def _keep_only_probabilities(graph: Any) -> None:
+    """Rename skl2onnx's `probabilities` output to `output__0` and drop the `label` output."""
+    (probabilities,) = [o for o in graph.output if o.name == "probabilities"]
+    for node in graph.node:
+        node.output[:] = [OUTPUT if name == probabilities.name else name for name in node.output]
+    probabilities.name = OUTPUT
+    for extra in [o for o in graph.output if o.name != OUTPUT]:
+        graph.output.remove(extra)
+
+
+def _estimator(spec: ModelSpec, params: dict[str, Any]) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    kind = params.get("estimator")
+    if kind not in ESTIMATORS:
+        raise ValueError(
+            f"{spec.name}: training.hyperparameters.estimator must be one of {', '.join(ESTIMATORS)} "
+            f"(got {kind!r})"
+        )
+    settings = {k: v for k, v in params.items() if k != "estimator"}
+    if kind == "logistic_regression":
+        cls, defaults = LogisticRegression, {"random_state": spec.training.seed}
+    else:
+        rounds = spec.training.early_stopping_rounds
+        cls = HistGradientBoostingClassifier
+        defaults = {
+            "random_state": spec.training.seed,
+            "early_stopping": rounds is not None,
+            "n_iter_no_change": rounds or 10,
+            "scoring": "loss",
+        }
+    unknown = sorted(set(settings) - set(cls().get_params()))
+    if unknown:
+        raise ValueError(
+            f"{spec.name}: {kind} takes no hyperparameter(s) {', '.join(unknown)} "
+            "(training.hyperparameters / training.search.space)"
+        )
+    return cls(**{**defaults, **settings})

@@ -1,0 +1,122 @@
+"""XGBoost trainer: gradient-boosted trees on the encoder's float32 matrix, served by Triton's FIL backend.
+
+The bundle holds `encoder.json` and `model.json` (XGBoost's own JSON, which FIL loads as
+`model_type: xgboost_json`). Early stopping watches the validation split's log loss; the saved model is
+cut to the best iteration, because FIL (and `Booster.inplace_predict`) use every round in the file.
+`predict_proba` runs the saved booster's `inplace_predict` on the encoded rows, i.e. exactly what a
+Triton server computes from the same `input__0` tensor.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.train.core import (
+    TabularPredictor,
+    describe_bundle,
+    input_columns,
+    label_codes,
+    load_encoder,
+    save_encoder,
+    tabular_inputs,
+    training_threads,
+    validation_score,
+)
+from core.bundle import BundleInfo
+from core.encoding import FeatureEncoder
+from core.spec.model import ModelSpec
+
+MODEL_FILE = "model.json"
+TRITON_FILE = "xgboost.json"  # the FIL backend's default file name for model_type xgboost_json
+
+
+class XGBoostPredictor(TabularPredictor):
+    def __init__(self, info: BundleInfo, encoder: FeatureEncoder, booster: Any) -> None:
+        super().__init__(info, encoder)
+        self.booster = booster
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        raw = np.asarray(self.booster.inplace_predict(matrix))
+        if raw.ndim == 1:  # binary:logistic gives P(class 1) only
+            return np.stack([1.0 - raw, raw], axis=1)
+        return raw
+
+
+def fit(
+    spec: ModelSpec, train: pd.DataFrame, valid: pd.DataFrame, params: dict[str, Any], out_dir: Path
+) -> tuple[XGBoostPredictor, float]:
+    """Fit on `train` with early stopping on `valid`; write the bundle files into `out_dir`."""
+    inputs = input_columns(spec, train)
+    encoder = FeatureEncoder.fit(train, inputs)  # trees need no standardisation
+    model = _classifier(spec, params)
+    model.fit(
+        encoder.transform(train),
+        label_codes(spec, train),
+        eval_set=[(encoder.transform(valid), label_codes(spec, valid))],
+        verbose=False,
+    )
+    rounds = _rounds_to_keep(model)
+    booster = model.get_booster()[:rounds]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    booster.save_model(out_dir / MODEL_FILE)
+    record = {"boosting_rounds": rounds, "max_rounds": int(model.get_booster().num_boosted_rounds())}
+    info = describe_bundle(
+        spec, inputs, [save_encoder(encoder, out_dir), MODEL_FILE], tabular_inputs(encoder), params, record
+    )
+    info.save(out_dir)
+    predictor = load(out_dir, info)  # predict from the saved file: what serving will load
+    return predictor, validation_score(spec, valid, predictor.predict_proba(valid))
+
+
+def load(folder: Path, info: BundleInfo) -> XGBoostPredictor:
+    import xgboost
+
+    path = Path(folder) / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{folder}: xgboost bundle has no {MODEL_FILE}")
+    booster = xgboost.Booster(model_file=str(path))
+    booster.set_param({"nthread": training_threads()})
+    return XGBoostPredictor(info, load_encoder(folder), booster)
+
+
+def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> str:
+    """Copy the model as `xgboost.json` into `dest_dir` (a Triton model version folder); returns the name."""
+    source = Path(folder) / MODEL_FILE
+    if not source.exists():
+        raise FileNotFoundError(f"{folder}: xgboost bundle has no {MODEL_FILE}")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest_dir / TRITON_FILE)
+    return TRITON_FILE
+
+
+def _classifier(spec: ModelSpec, params: dict[str, Any]) -> Any:
+    import xgboost
+
+    allowed = set(xgboost.XGBClassifier().get_params())
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValueError(
+            f"{spec.name}: XGBClassifier takes no hyperparameter(s) {', '.join(unknown)} "
+            "(training.hyperparameters / training.search.space)"
+        )
+    multiclass = spec.label.task == "multiclass"
+    defaults = {
+        "objective": "multi:softprob" if multiclass else "binary:logistic",
+        "eval_metric": "mlogloss" if multiclass else "logloss",
+        "early_stopping_rounds": spec.training.early_stopping_rounds,
+        "random_state": spec.training.seed,
+        "n_jobs": training_threads(),
+    }
+    return xgboost.XGBClassifier(**{**defaults, **params})
+
+
+def _rounds_to_keep(model: Any) -> int:
+    """Boosting rounds up to and including the best validation round (all of them without early stopping)."""
+    if model.get_params().get("early_stopping_rounds"):
+        return int(model.best_iteration) + 1
+    return int(model.get_booster().num_boosted_rounds())

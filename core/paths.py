@@ -1,0 +1,35 @@
+"""Where local state lives. Everything mutable sits under one folder so `make clean` removes it all."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STATE_ENV = "MLOPS_HOME"
+
+
+def state_root() -> Path:
+    """The local state folder: `$MLOPS_HOME`, else `.local/` in the repository."""
+    return Path(os.environ.get(STATE_ENV) or REPO_ROOT / ".local").resolve()
+
+
+def feature_data_dir() -> Path:
+    """The feature repository's data folder (Parquet written by the demo generator)."""
+    return state_root() / "data"
+
+
+def feast_dir() -> Path:
+    return state_root() / "feast"
+
+
+def mlflow_dir() -> Path:
+    return state_root() / "mlflow"
+
+
+def pipeline_root() -> Path:
+    return state_root() / "pipeline_root"
+
+
+def logs_dir() -> Path:
+    return state_root() / "logs"

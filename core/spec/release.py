@@ -1,0 +1,136 @@
+"""Model-spec sections for releasing a model: the `evaluation` gate, `serving` on Triton and the `canary`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from core.spec.base import (
+    UNIT_INTERVAL_METRICS,
+    ColumnName,
+    FieldProblem,
+    FrozenDict,
+    FrozenMap,
+    MetricName,
+    PositiveInt,
+    SpecModel,
+    UniqueList,
+    higher_is_better,
+)
+
+Framework = Literal["sklearn", "xgboost", "pytorch", "transformers"]
+TritonBackend = Literal["fil", "onnxruntime", "pytorch_libtorch", "python"]
+
+# Which Triton backend can serve each framework's exported artifact. `python` always works: it runs the
+# same artifact in a Python model (what local mode does for every model).
+ALLOWED_BACKENDS: Mapping[Framework, frozenset[TritonBackend]] = MappingProxyType(
+    {
+        "xgboost": frozenset({"fil", "python"}),
+        "sklearn": frozenset({"onnxruntime", "python"}),
+        "pytorch": frozenset({"onnxruntime", "pytorch_libtorch", "python"}),
+        "transformers": frozenset({"onnxruntime", "python"}),
+    }
+)
+
+
+class Evaluation(SpecModel):
+    """The promotion gate, applied to metrics on the held-out test split."""
+
+    primary_metric: MetricName
+    """The metric reported first and used to rank versions."""
+    floors: FrozenDict[MetricName, float] = Field(default_factory=FrozenMap)
+    """Absolute bars: a minimum for higher-is-better metrics, a maximum for lower-is-better ones."""
+    champion_tolerance: FrozenDict[MetricName, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=FrozenMap
+    )
+    """The candidate may be worse than the current champion by at most this much, in the metric's own
+    units (0.01 roc_auc = one AUC point). Metrics not listed are not compared; no champion = pass."""
+    slices: UniqueList[ColumnName] = ()
+    """Feature columns to report per-slice metrics for (reported, not gated)."""
+    min_test_rows: PositiveInt = 100
+    """Fewer test rows than this fails the gate: the metrics would be noise."""
+
+    @model_validator(mode="after")
+    def _values_in_range(self) -> Self:
+        for section in ("floors", "champion_tolerance"):
+            for metric, value in getattr(self, section).items():
+                if metric in UNIT_INTERVAL_METRICS and not 0.0 <= value <= 1.0:
+                    raise FieldProblem((section, metric), f"{metric} lies in [0, 1]; got {value!r}")
+                if value < 0:
+                    raise FieldProblem((section, metric), f"must be >= 0 (got {value!r})")
+        return self
+
+    def meets_floor(self, metric: MetricName, value: float) -> bool:
+        """Whether `value` clears the floor for `metric` (True when the metric has no floor)."""
+        floor = self.floors.get(metric)
+        if floor is None:
+            return True
+        return value >= floor if higher_is_better(metric) else value <= floor
+
+    def within_tolerance(self, metric: MetricName, candidate: float, champion: float) -> bool:
+        """Whether `candidate` is no worse than `champion` by more than the tolerance for `metric`."""
+        tolerance = self.champion_tolerance.get(metric)
+        if tolerance is None:
+            return True
+        if higher_is_better(metric):
+            return candidate >= champion - tolerance
+        return candidate <= champion + tolerance
+
+
+class DynamicBatching(SpecModel):
+    """Triton's dynamic batcher: groups single requests into batches server-side."""
+
+    preferred_batch_sizes: UniqueList[PositiveInt] = ()
+    max_queue_delay_us: int = Field(default=0, ge=0)
+    """How long a request may wait for a batch to fill, in microseconds."""
+
+
+class Serving(SpecModel):
+    """How Triton serves the model (the InferenceService and config.pbtxt are rendered from this)."""
+
+    triton_backend: TritonBackend
+    max_batch_size: int = Field(ge=1, le=4096)
+    instances: int = Field(default=1, ge=1, le=64)
+    """Triton model instances (instance_group count) per server replica."""
+    gpu: bool = False
+    """Request a GPU and place instances on it (KIND_GPU); local mode always serves on CPU."""
+    dynamic_batching: DynamicBatching | None = None
+
+    @model_validator(mode="after")
+    def _batches_fit(self) -> Self:
+        if self.dynamic_batching is not None:
+            too_big = [b for b in self.dynamic_batching.preferred_batch_sizes if b > self.max_batch_size]
+            if too_big:
+                raise FieldProblem(
+                    ("dynamic_batching", "preferred_batch_sizes"),
+                    f"must be <= max_batch_size {self.max_batch_size} (got {', '.join(map(str, too_big))})",
+                )
+        return self
+
+
+class CanarySuccess(SpecModel):
+    """What the canary must show over the analysis window to be promoted (otherwise it is rolled back)."""
+
+    max_error_rate: float = Field(ge=0, le=1)
+    """Share of canary requests that fail (HTTP 5xx or inference errors)."""
+    max_p95_latency_ratio: float = Field(ge=1.0)
+    """Canary p95 latency divided by the stable version's p95 latency."""
+    min_p95_latency_increase_ms: float = Field(default=0.0, ge=0)
+    """A ratio over the bound counts only when the canary's p95 is also at least this much higher: at
+    millisecond latencies a little scheduling noise makes a large ratio (1.5 ms against 1 ms is 1.5x)."""
+    max_prediction_shift: float = Field(ge=0, le=1)
+    """Bound on the population stability index (PSI) between the canary's and the stable version's
+    prediction-score distributions over the same window (0.1 = small shift, 0.25 = large)."""
+
+
+class Canary(SpecModel):
+    """Progressive rollout: KServe `canaryTrafficPercent` on the newest revision."""
+
+    traffic_percent: int = Field(ge=1, le=99)
+    analysis_window_s: PositiveInt
+    min_requests: PositiveInt
+    """Requests the canary must have served within the window before it can be promoted."""
+    success: CanarySuccess

@@ -1,0 +1,175 @@
+"""Canary analysis: compare canary and stable over the spec's window, decide with the spec's criteria and
+record the decision and its evidence on the challenger's MLflow version.
+
+Cluster: wait `canary.analysis_window_s` of live traffic, then read requests, 5xx and p95 per role from
+Prometheus (`$PROMETHEUS_URL`), prediction shift from the drift service's score histograms. Local: send the
+demo traffic (the newest rows of the champion's training set) through the live runtime's router with
+`tritonclient` over HTTP and gRPC, then read the router's /metrics for what changed during the traffic
+(only the two versions under analysis) and add the collected scores for the PSI.
+
+This module must not import kserve: the gRPC half of the traffic runs `tritonclient.grpc` (see
+inference/canary/traffic.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import mlflow
+import pandas as pd
+
+from core.registry import (
+    CHALLENGER,
+    CHAMPION,
+    configure_tracking,
+    quiet_mlflow,
+    version_predictor,
+)
+from core.spec.model import ModelSpec, load_specs
+from core.timing import timed_step
+from inference.canary import release
+from inference.canary.analysis import CanaryDecision, decide
+from inference.canary.evidence import evidence_from_metrics_text, evidence_from_prometheus
+from inference.canary.traffic import Encoder, Endpoints, Traffic, send_traffic
+from inference.deploy.apply import FileApplier
+from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
+from inference.local_runtime import RuntimeInfo, require_runtime
+from inference.router.routing import load_isvc_file
+
+STEP = "analyze_canary"
+PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
+DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
+TRAINING_SET_ARTIFACT = "data"
+NEWEST_ROWS = 500
+MIN_REQUESTS = 400
+GRPC_SHARE = 0.25
+RowsFor = Callable[[ModelSpec, ModelVersionRef], pd.DataFrame]
+EncoderFor = Callable[[str, str], Encoder]
+
+
+def analyze_canary(
+    model: str, version: str, deployment: str, serving_mode: str, say: Callable[[str], None] = print
+) -> str:
+    """The verdict for the canary `deployment` started ("promote", "rollback", "inconclusive"), or
+    "no-canary" (nothing deployed as a canary: nothing to analyse)."""
+    if deployment == release.NO_CANARY:
+        say(f"[{STEP}] {model}: no canary to analyse")
+        return release.NO_CANARY
+    with timed_step(STEP, model):
+        (spec,) = load_specs(names=[model])
+        configure_tracking()
+        champion, challenger = _require(model, CHAMPION), _require(model, CHALLENGER)
+        if challenger.version != version:
+            raise ValueError(f"{STEP} {model}: the challenger is v{challenger.version}, not v{version}")
+        if release.check_mode(serving_mode) == "cluster":
+            decision, extra = analyze_in_cluster(spec, champion.version, challenger.version), {}
+        else:
+            decision, traffic = analyze_locally(spec, require_runtime(), champion, challenger)
+            extra = {"traffic": traffic_summary(traffic)}
+        release.record_decision(model, version, decision, extra)
+        why = "; ".join(decision.reasons) or "all criteria met"
+        numbers = release.evidence_line(decision, extra)
+        say(f"[{STEP}] {model}: {decision.verdict} v{version}: {why} [{numbers}]")
+        return decision.verdict
+
+
+def analyze_in_cluster(
+    spec: ModelSpec,
+    stable_version: str,
+    canary_version: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CanaryDecision:
+    sleep(spec.canary.analysis_window_s)
+    prometheus = os.environ.get(PROMETHEUS_URL_ENV, DEFAULT_PROMETHEUS_URL)
+    versions = {"stable": stable_version, "canary": canary_version}
+    window = spec.canary.analysis_window_s
+    return decide(spec, evidence_from_prometheus(prometheus, spec.name, window, versions))
+
+
+def analyze_locally(
+    spec: ModelSpec,
+    info: RuntimeInfo,
+    champion: ModelVersionRef,
+    challenger: ModelVersionRef,
+    requests: int | None = None,
+    rows_for: RowsFor | None = None,
+    encoder_for: EncoderFor | None = None,
+    seed: int = 0,
+) -> tuple[CanaryDecision, Traffic]:
+    """Demo traffic through the runtime's router, then the decision on what the router measured."""
+    route = load_isvc_file(
+        FileApplier(Path(info.isvc_dir)).path_for("InferenceService", spec.name, release.NAMESPACE)
+    )
+    if route.canary_version != challenger.version or route.stable_version != champion.version:
+        raise LookupError(
+            f"{STEP} {spec.name}: the InferenceService routes stable v{route.stable_version}, canary "
+            f"v{route.canary_version}; expected v{champion.version} and v{challenger.version} (deploy first)"
+        )
+    rows = (rows_for or newest_training_rows)(spec, champion)
+    encoders = {t.version: (encoder_for or bundle_encoder)(spec.name, t.version) for t in route.targets}
+    endpoints = Endpoints(
+        info.router_http_url,
+        info.router_grpc_address or info.triton_grpc_address,
+        grpc_through_router=info.router_grpc_address is not None,
+    )
+    counted = 1.0 if endpoints.grpc_through_router else 1.0 - GRPC_SHARE
+    before = _metrics(info)
+    traffic = send_traffic(
+        endpoints, route, encoders, rows, requests or default_requests(spec, counted), seed, GRPC_SHARE
+    )
+    versions = {"stable": champion.version, "canary": challenger.version}
+    evidence = evidence_from_metrics_text(_metrics(info), spec.name, since=before, versions=versions)
+    evidence = evidence.with_scores(traffic.scores["stable"], traffic.scores["canary"])
+    return decide(spec, evidence), traffic
+
+
+def default_requests(spec: ModelSpec, counted_share: float = 1.0) -> int:
+    """Enough requests that the canary share the router counts reaches `min_requests` with a margin."""
+    needed = math.ceil(spec.canary.min_requests * 100 / spec.canary.traffic_percent * 1.25 / counted_share)
+    return max(MIN_REQUESTS, needed)
+
+
+def traffic_summary(traffic: Traffic) -> dict:
+    return {
+        "sent": traffic.sent,
+        "failed": traffic.failed,
+        "grpc": traffic.grpc_sent,
+        "codes": {f"{role} {code}": n for (role, code), n in sorted(traffic.codes.items(), key=str)},
+        "first_error": traffic.first_error,
+    }
+
+
+def newest_training_rows(
+    spec: ModelSpec, champion: ModelVersionRef, limit: int = NEWEST_ROWS
+) -> pd.DataFrame:
+    """The newest rows of the champion's training set (its run's `data/` artifact)."""
+    with quiet_mlflow():
+        run_id = mlflow.MlflowClient().get_model_version(spec.name, champion.version).run_id
+        folder = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TRAINING_SET_ARTIFACT))
+    files = sorted(p for p in folder.rglob("*") if p.is_file())  # one Parquet file, logged without a suffix
+    if not files:
+        raise FileNotFoundError(f"{spec.name} v{champion.version}: no training set under its run's data/")
+    frame = pd.read_parquet(files[0])
+    if "event_timestamp" in frame.columns:
+        frame = frame.sort_values("event_timestamp")
+    return frame.tail(limit).reset_index(drop=True)
+
+
+def bundle_encoder(model: str, version: str) -> Encoder:
+    return version_predictor(model, version).encode
+
+
+def _metrics(info: RuntimeInfo) -> str:
+    return httpx.get(f"{info.router_http_url}/metrics", timeout=10).text
+
+
+def _require(model: str, alias: str) -> ModelVersionRef:
+    ref = resolve_alias(model, alias)
+    if ref is None:
+        raise LookupError(f"{STEP} {model}: no {alias!r} version in the registry")
+    return ref

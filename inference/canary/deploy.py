@@ -1,0 +1,81 @@
+"""Deploy a registered version: alone when it is the (first) champion, else as a canary.
+
+    deploy_canary("conversion-xgboost", "2", "challenger", "local")   # -> "canary"
+    deploy_canary("conversion-xgboost", "1", "champion", "local")     # -> "no-canary"
+
+Cluster: the InferenceService is server-side applied (KServe/Knative split the traffic). Local: the
+served versions are staged into the live runtime's Triton first (loaded through its repository API),
+then the InferenceService file is written and the router's route is awaited, so the analysis that follows
+never sends traffic to a version that is not there yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from core.registry import CHALLENGER, CHAMPION, configure_tracking
+from core.spec.model import load_specs
+from core.timing import timed_step
+from inference.canary import release
+from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
+from inference.local_runtime import require_runtime, retire_version, staged_versions
+
+STEP = "deploy_canary"
+CANARY = "canary"
+
+
+def deploy_canary(
+    model: str,
+    version: str,
+    alias: str,
+    serving_mode: str,
+    say: Callable[[str], None] = print,
+    spec_dir: Path | None = None,
+    bad_canary: str | None = None,
+) -> str:
+    """Serve `version` of `model` (just registered with `alias`); returns "canary" or "no-canary".
+    `bad_canary` (local demos and tests) overrides `$MLOPS_BAD_CANARY`."""
+    with timed_step(STEP, model):
+        (spec,) = load_specs(spec_dir, names=[model])
+        configure_tracking()
+        rollout = release.rollout_for(serving_mode)
+        info = require_runtime() if serving_mode == "local" else None
+        champion = _require(model, CHAMPION)
+        if alias == CHAMPION or champion.version == version:
+            if info is not None:
+                release.stage(info, champion)
+                release.stage_detector(champion, say)
+            rollout.deploy(spec)
+            if info is not None:
+                release.wait_for_route(info, model, [champion.version])
+                for stale in set(staged_versions(info, model)) - {champion.version}:
+                    retire_version(info, model, stale)
+            say(f"[{STEP}] {model}: champion v{champion.version} serves alone (no challenger to canary)")
+            return release.NO_CANARY
+        challenger = _require(model, CHALLENGER)
+        if alias != CHALLENGER or challenger.version != version:
+            raise ValueError(
+                f"{STEP} {model}: version {version} ({alias or 'no alias'}) is not the challenger "
+                f"(challenger is v{challenger.version}); nothing to canary"
+            )
+        if info is not None:
+            if champion.version not in staged_versions(info, model):  # e.g. a wiped .local/serving
+                release.stage(info, champion)
+            release.stage(info, challenger, bad_canary or release.bad_canary_mode(model))
+            release.stage_detector(challenger, say)
+        rollout.start_canary(spec)
+        if info is not None:
+            release.wait_for_route(info, model, [champion.version, challenger.version])
+        say(
+            f"[{STEP}] {model}: canary v{challenger.version} at {spec.canary.traffic_percent}% "
+            f"next to champion v{champion.version}"
+        )
+        return CANARY
+
+
+def _require(model: str, alias: str) -> ModelVersionRef:
+    ref = resolve_alias(model, alias)
+    if ref is None:
+        raise LookupError(f"{STEP} {model}: no {alias!r} version in the registry")
+    return ref
