@@ -2,14 +2,12 @@
 
 A bundle holds `bundle.json` (what the model is and what it takes) and the framework's native files. It is
 framework-agnostic to its readers: `load_predictor(folder).predict_proba(frame)` gives class probabilities
-from raw feature rows (the columns of the training set), whatever trained it. Each framework module
-(`components/train/<framework>_model.py`) provides `load(folder, info) -> Predictor` and
-`export_triton_artifact(folder, info, dest_dir) -> file name` (ONNX, or the XGBoost JSON for FIL).
+from raw feature rows (the columns of the training set), whatever trained it: the framework plug-in named
+in `bundle.json` loads it (core/frameworks/registry.py).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,13 +16,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from core.frameworks.registry import get_framework
+
 BUNDLE_FILE = "bundle.json"
-_FRAMEWORK_MODULES = {
-    "sklearn": "core.frameworks.sklearn_model",
-    "xgboost": "core.frameworks.xgboost_model",
-    "pytorch": "core.frameworks.pytorch_model",
-    "transformers": "core.frameworks.transformers_model",
-}
 
 
 @dataclass(frozen=True)
@@ -72,16 +66,7 @@ class Predictor(Protocol):
         ...
 
 
-def framework_module(framework: str):
-    try:
-        return importlib.import_module(_FRAMEWORK_MODULES[framework])
-    except KeyError:
-        raise ValueError(
-            f"unknown framework {framework!r}: expected one of {sorted(_FRAMEWORK_MODULES)}"
-        ) from None
-
-
 def load_predictor(folder: str | Path) -> Predictor:
     folder = Path(folder)
     info = BundleInfo.load(folder)
-    return framework_module(info.framework).load(folder, info)
+    return get_framework(info.framework).load(folder, info)

@@ -13,10 +13,15 @@ predictor inputs it scales with its own fit. Bundles from before keep scaling in
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+ENCODER_FILE = "encoder.json"
+"""The encoder's file in a tabular bundle (and in the transformer's download): `save`/`load` below."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,21 @@ class FeatureEncoder:
     @classmethod
     def from_dict(cls, data: dict) -> FeatureEncoder:
         return cls(**data)
+
+    def save(self, folder: Path) -> str:
+        """Write `encoder.json` into `folder`; returns the file name (a bundle lists it as a native file)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        # No sort_keys: `transform` subtracts `means` as a pandas Series, and a key order other than
+        # `numeric`'s reorders the output columns (seen: test ROC AUC 0.82 -> 0.63).
+        (folder / ENCODER_FILE).write_text(json.dumps(self.to_dict(), indent=2))
+        return ENCODER_FILE
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FeatureEncoder:
+        path = Path(folder) / ENCODER_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder}: no {ENCODER_FILE} (only tabular bundles have an encoder)")
+        return cls.from_dict(json.loads(path.read_text()))
 
 
 def _finite(value: float) -> float:

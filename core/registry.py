@@ -1,7 +1,14 @@
-"""MLflow tracking setup and the registry operations the loop needs: find, move and drop aliases.
+"""MLflow tracking setup and the registry operations the loop needs: find, move and drop aliases, and
+what an alias points at in the terms serving needs (a version's Triton repositories).
 
 Aliases are how serving learns what to serve (`champion`, `challenger`), so every lookup here tolerates a
 model that has never been registered: the first pipeline run of a new model asks for its champion too.
+
+KServe's storage initializer reads s3://, gs://, pvc://, http(s):// and friends, but not `models:/` and
+not `mlflow-artifacts:/` (the proxied URI a tracking server started with `--serve-artifacts` hands out).
+So an alias is resolved to a version, the version's `triton_uri` tag to its repository, and a proxied
+URI is rewritten onto the store behind the proxy (`$MLFLOW_ARTIFACTS_DESTINATION`, the same value the
+MLflow server is started with).
 
 Tracking: `$MLFLOW_TRACKING_URI` when set (the cluster points it at the tracking server), else a local
 sqlite store under `core.paths.mlflow_dir()` with artifacts in its `artifacts/` folder.
@@ -14,7 +21,9 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
@@ -33,6 +42,11 @@ LOCAL_ARTIFACTS_DIR = "artifacts"
 BUNDLE_ARTIFACT = "bundle"  # the pyfunc artifact key that holds the model bundle
 _NOT_FOUND = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 _PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+TRITON_URI_TAG = "triton_uri"
+CLUSTER_REPOSITORY = "cluster"
+LOCAL_REPOSITORY = "local"
+ARTIFACTS_DESTINATION_ENV = "MLFLOW_ARTIFACTS_DESTINATION"
+_PROXIED_SCHEME = "mlflow-artifacts"
 
 
 # ---------------------------------------------------------------------------------------------- tracking
@@ -174,3 +188,56 @@ def _bundle_path(model_dir: Path) -> Path:
     if not entry:
         raise FileNotFoundError(f"{model_dir}: MLflow model has no {BUNDLE_ARTIFACT!r} artifact")
     return model_dir / entry["path"]
+
+
+# ------------------------------------------------------------------------------------ serving refs
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """One registered version of a model and where its Triton repositories are."""
+
+    name: str
+    version: str
+    storage_uri: str
+    """The cluster repository (`<triton_uri>/cluster`), for the InferenceService's storageUri."""
+    local_repository_uri: str
+    """The Python-backend repository (`<triton_uri>/local`), for local mode's Triton."""
+
+
+def resolve_alias(name: str, alias: str, artifacts_destination: str | None = None) -> ModelVersionRef | None:
+    """The version `alias` of model `name` points at, or None when the alias (or the model) is unset."""
+    version = get_alias_version(name, alias)
+    if version is None:
+        return None
+    return version_ref(version, artifacts_destination)
+
+
+def version_ref(version: ModelVersion, artifacts_destination: str | None = None) -> ModelVersionRef:
+    """A registered version as a ModelVersionRef; raises if it was registered without a Triton repository."""
+    triton_uri = (version.tags or {}).get(TRITON_URI_TAG)
+    if not triton_uri:
+        raise LookupError(
+            f"mlflow: {version.name} version {version.version} has no {TRITON_URI_TAG!r} tag "
+            "(registered without a Triton repository); it cannot be served"
+        )
+    base = storage_location(triton_uri.rstrip("/"), artifacts_destination)
+    return ModelVersionRef(
+        name=version.name,
+        version=str(version.version),
+        storage_uri=f"{base}/{CLUSTER_REPOSITORY}",
+        local_repository_uri=f"{base}/{LOCAL_REPOSITORY}",
+    )
+
+
+def storage_location(artifact_uri: str, artifacts_destination: str | None = None) -> str:
+    """`artifact_uri` as a URI the storage initializer can read: proxied URIs move onto the real store."""
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme != _PROXIED_SCHEME:
+        return artifact_uri
+    destination = artifacts_destination or os.environ.get(ARTIFACTS_DESTINATION_ENV)
+    if not destination:
+        raise ValueError(
+            f"deploy: {artifact_uri} is served through the MLflow artifact proxy; set "
+            f"{ARTIFACTS_DESTINATION_ENV} (or --artifacts-destination) to the store behind it"
+        )
+    # mlflow-artifacts:/a/b and mlflow-artifacts://host:port/a/b both map to <destination>/a/b.
+    return f"{destination.rstrip('/')}/{parsed.path.lstrip('/')}"

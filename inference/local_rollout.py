@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import SpecError
-from core.registry import CHALLENGER, CHAMPION, configure_tracking
+from core.registry import CHALLENGER, CHAMPION, ModelVersionRef, configure_tracking, resolve_alias
 from core.spec.model import ModelSpec, load_specs
 from inference.canary import release
 from inference.canary.analysis import CanaryDecision
@@ -41,9 +41,8 @@ from inference.canary.bad_canary import MODES
 from inference.canary.deploy import deploy_canary
 from inference.canary.finish import finish_rollout
 from inference.canary.traffic import Endpoints, Traffic, send_traffic
-from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
 from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach
-from inference.router.routing import Route
+from inference.router.isvc import Route
 
 NAMESPACE = release.NAMESPACE
 EVIDENCE_ARTIFACT = release.EVIDENCE_ARTIFACT

@@ -37,17 +37,13 @@ import httpx
 import uvicorn
 
 from core.paths import logs_dir, state_root
+from core.ports import HOST
 from inference.router.app import RouterSettings, create_app, triton_readiness
+from inference.router.isvc import VERSION_SEPARATOR, triton_model_name
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
-from inference.router.routing import (
-    VERSION_SEPARATOR,
-    IsvcWatcher,
-    RouteTable,
-    stage_model_version,
-    triton_model_name,
-)
-from inference.triton_local import HOST, Ports, TritonLocal
+from inference.router.routing import IsvcWatcher, RouteTable, stage_model_version
+from inference.triton_local import Ports, TritonLocal
 
 RUNTIME_ENV = "MLOPS_SERVING_RUNTIME"
 ROUTER_START_TIMEOUT_S = 30.0

@@ -22,13 +22,12 @@ from pathlib import Path
 from types import FrameType
 
 from core.errors import SpecError
-from core.registry import CHALLENGER, CHAMPION, configure_tracking
+from core.ports import HOST
+from core.registry import CHALLENGER, CHAMPION, ModelVersionRef, configure_tracking, resolve_alias
 from core.spec.model import ModelSpec, load_specs
 from inference.canary.deploy import deploy_canary
-from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
 from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach
 from inference.router.routing import RouteTable
-from inference.triton_local import HOST
 
 DEFAULT_PORT = 8081
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

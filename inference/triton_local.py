@@ -13,8 +13,7 @@ Two traps this module handles: the Python backend stub links `libpython3.11.so.1
 interpreter's LIBDIR goes on LD_LIBRARY_PATH; and the stub imports numpy from the first `python` on PATH,
 which must be the numpy<2 serving env (else every output fails "output tensor shape does not match").
 
-`TritonDist` (the wheel's files) lives in `triton_dist.py`, `Ports` and the free-port/readiness helpers in
-`triton_network.py`; their names are re-exported here.
+`TritonDist` (the wheel's files) lives in `triton_dist.py`; free ports and readiness come from `core.ports`.
 """
 
 from __future__ import annotations
@@ -29,19 +28,33 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from core.paths import logs_dir
+from core.ports import HOST, free_ports, http_ok
 from inference.triton_dist import SERVING_VENV, TritonDist, TritonError
-from inference.triton_network import HOST, Ports, http_ok
-from inference.triton_network import free_ports as free_ports  # re-exported: inference/bench, tests
 
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 LOG_TAIL_LINES = 5
 # Logged on every start without a GPU; not the reason anything failed.
 _BENIGN_ERRORS = ("CudaDriverHelper has not been initialized",)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where a local Triton listens on the loopback host: HTTP, gRPC and metrics."""
+
+    http: int
+    grpc: int
+    metrics: int
+
+    @classmethod
+    def free(cls) -> Ports:
+        http, grpc, metrics = free_ports(3)
+        return cls(http=http, grpc=grpc, metrics=metrics)
 
 
 class TritonLocal:

@@ -28,26 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core import paths
-from monitoring.local_stack_config import duration_s, scaled
 from monitoring.local_stack_runner import (
-    ALERTMANAGER_BIN,
-    PLATFORM_PYTHON,
-    PROMETHEUS_BIN,
-    SERVING_PYTHON,
     LocalMonitoringStack,
     StackError,
 )
-
-__all__ = [  # each one re-exported (from local_stack_runner and local_stack_config)
-    "ALERTMANAGER_BIN",
-    "PLATFORM_PYTHON",
-    "PROMETHEUS_BIN",
-    "SERVING_PYTHON",
-    "LocalMonitoringStack",
-    "StackError",
-    "duration_s",
-    "scaled",
-]
 
 
 def wait_for_exit(stack: LocalMonitoringStack) -> str:

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import paths
-from core.ports import free_port as free_port  # re-exported: local stack, tests
-from core.ports import http_ok as http_ok
 
 
 @dataclass

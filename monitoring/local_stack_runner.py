@@ -20,6 +20,7 @@ from types import TracebackType
 import yaml
 
 from core import paths
+from core.ports import free_port, http_ok
 from monitoring.local_stack_config import (
     RESEND_DELAY_S,
     SCRAPE_INTERVAL_S,
@@ -28,7 +29,7 @@ from monitoring.local_stack_config import (
     time_scaled_alertmanager,
     time_scaled_rules,
 )
-from monitoring.local_stack_processes import Process, free_port, http_ok, signal_group, spawn
+from monitoring.local_stack_processes import Process, signal_group, spawn
 from monitoring.rules.alertmanager_config import render
 from monitoring.rules.extract import DEFAULT_SOURCE, extract
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from core.spec.model import Serving
+from core.spec.release import Serving
 
 Target = Literal["cluster", "local"]
 TARGETS: tuple[Target, ...] = ("cluster", "local")

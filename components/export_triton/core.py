@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from components.export_triton.config_pbtxt import Target, render_config
-from core.bundle import BundleInfo, framework_module
+from core.bundle import BUNDLE_FILE, BundleInfo
+from core.encoding import ENCODER_FILE
+from core.frameworks.registry import get_framework
 from core.spec.model import ModelSpec
 from inference import python_backend_model
 
@@ -37,7 +39,7 @@ DEFAULT_TOLERANCE = 1e-5
 LOCAL_ARTIFACTS = python_backend_model.KNOWN_ARTIFACTS
 # What the KServe transformer downloads (inference/deploy/render.py points its STORAGE_URI here).
 TRANSFORMER_FOLDER = "transformer"
-TRANSFORMER_FILES = ("bundle.json", "encoder.json")
+TRANSFORMER_FILES = (BUNDLE_FILE, ENCODER_FILE)
 
 
 class ParityError(ValueError):
@@ -106,7 +108,7 @@ def export_repository(
 def _write_transformer_files(bundle_dir: Path, dest: Path) -> None:
     """The feature encoding the transformer applies before Triton; tabular bundles only (the text model
     takes token ids and has no encoder)."""
-    if not (bundle_dir / "encoder.json").is_file():
+    if not (bundle_dir / ENCODER_FILE).is_file():
         return
     if dest.exists():
         shutil.rmtree(dest)
@@ -121,7 +123,7 @@ def check_parity(
     """Max absolute difference between the artifact's and the native model's probabilities on `frame`."""
     if frame.empty:
         raise ValueError(f"{bundle_dir}: parity check needs at least one test row")
-    predictor = framework_module(info.framework).load(bundle_dir, info)
+    predictor = get_framework(info.framework).load(bundle_dir, info)
     expected = np.asarray(predictor.predict_proba(frame), dtype=np.float64)
     run = python_backend_model.load_artifact(artifact_path, n_outputs=_n_outputs(info))
     got = run(predictor.encode(frame)).astype(np.float64)
@@ -148,7 +150,7 @@ def _fresh_model_dir(dest: Path, target: Target, name: str) -> Path:
 
 
 def _write_artifact(bundle_dir: Path, info: BundleInfo, version_dir: Path) -> str:
-    artifact = framework_module(info.framework).export_triton_artifact(bundle_dir, info, version_dir)
+    artifact = get_framework(info.framework).export_triton_artifact(bundle_dir, info, version_dir)
     artifact = Path(artifact).name
     if not (version_dir / artifact).is_file():
         raise FileNotFoundError(f"{version_dir}: {info.framework} export did not write {artifact!r}")

@@ -21,7 +21,8 @@ import pandas as pd
 
 from core.bundle import Predictor
 from core.metrics import classification_metrics
-from core.spec.model import ModelSpec, higher_is_better
+from core.spec.base import higher_is_better
+from core.spec.model import ModelSpec
 
 NO_CHAMPION = "no champion yet: first version"
 

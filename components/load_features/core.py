@@ -12,23 +12,16 @@ dict that records where the rows came from and a content hash that changes whene
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from core.paths import feature_data_dir
 from core.spec.model import ModelSpec
-
-TIME_COLUMN = "event_timestamp"
-LINEAGE_METADATA_KEY = b"mlops.training_set.lineage"
-_TIME_DTYPE = "datetime64[ns, UTC]"
+from core.training_set import TIME_COLUMN, TIME_DTYPE, content_sha256
 
 
 class LoadFeaturesError(ValueError):
@@ -92,7 +85,7 @@ def _read_label_table(spec: ModelSpec, data_dir: str | Path | None) -> pd.DataFr
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise LoadFeaturesError(f"label dataset {location} lacks column(s) {', '.join(missing)}")
-    table[TIME_COLUMN] = pd.to_datetime(table[TIME_COLUMN], utc=True).astype(_TIME_DTYPE)
+    table[TIME_COLUMN] = pd.to_datetime(table[TIME_COLUMN], utc=True).astype(TIME_DTYPE)
     return table
 
 
@@ -162,7 +155,7 @@ def _join_features(spec: ModelSpec, rows: pd.DataFrame, store: Any) -> tuple[pd.
 
 def _sorted_by_time(frame: pd.DataFrame, entity_columns: list[str]) -> pd.DataFrame:
     frame = frame.copy()
-    frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True).astype(_TIME_DTYPE)
+    frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True).astype(TIME_DTYPE)
     # Keys break ties so the row order (and so the content hash) never depends on the offline store.
     order = [TIME_COLUMN, *entity_columns]
     return frame.sort_values(order, kind="mergesort").reset_index(drop=True)
@@ -201,56 +194,4 @@ def load_training_set(
         "input_columns": inputs,
         "entity_columns": entity_columns,
     }
-    return frame, lineage
-
-
-def content_sha256(frame: pd.DataFrame) -> str:
-    """A hash of the column names, dtypes and every value, in row order (stable across runs and files)."""
-    digest = hashlib.sha256()
-    header = [[str(name), str(dtype)] for name, dtype in frame.dtypes.items()]
-    digest.update(json.dumps(header).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
-# ------------------------------------------------------------------------------------------------ files
-def save_training_set(
-    frame: pd.DataFrame,
-    lineage: dict[str, Any],
-    out_path: str | Path,
-    lineage_path: str | Path | None = None,
-) -> Path:
-    """Write the Parquet (lineage embedded in its metadata) and, if `lineage_path` is given, the lineage
-    JSON there too (the KFP component's second output)."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    metadata = {**(table.schema.metadata or {}), LINEAGE_METADATA_KEY: json.dumps(lineage).encode()}
-    # Write beside the target and rename, so a crash never leaves a half-written training set.
-    partial = out_path.with_name(out_path.name + ".partial")
-    pq.write_table(table.replace_schema_metadata(metadata), partial)
-    partial.replace(out_path)
-    if lineage_path is not None:
-        Path(lineage_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(lineage_path).write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
-    return out_path
-
-
-def load_training_set_file(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read a training set written by `save_training_set`; its content must still match its lineage."""
-    path = Path(path)
-    if not path.is_file():
-        raise LoadFeaturesError(f"training set not found at {path}")
-    table = pq.read_table(path)
-    raw = (table.schema.metadata or {}).get(LINEAGE_METADATA_KEY)
-    if raw is None:
-        raise LoadFeaturesError(f"{path} has no lineage metadata (not written by save_training_set)")
-    lineage = json.loads(raw)
-    frame = table.to_pandas()
-    actual = content_sha256(frame)
-    if actual != lineage.get("content_sha256") or len(frame) != lineage.get("rows"):
-        raise LoadFeaturesError(
-            f"{path}: content does not match its lineage ({len(frame)} rows, sha256 {actual[:12]}; "
-            f"lineage says {lineage.get('rows')} rows, sha256 {str(lineage.get('content_sha256'))[:12]})"
-        )
     return frame, lineage

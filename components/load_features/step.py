@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.load_features.core import load_training_set, resolve_window, save_training_set
+from components.load_features.core import load_training_set, resolve_window
 from core.spec.model import load_specs
 from core.timing import timed_step
+from core.training_set import save_training_set
 
 
 def run(model: str, start: str, end: str, out_path: str) -> dict:

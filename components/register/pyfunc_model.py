@@ -21,18 +21,13 @@ from mlflow.models.model import ModelInfo
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from core.bundle import BundleInfo, Predictor, load_predictor
+from core.frameworks.registry import get_framework
 from core.registry import BUNDLE_ARTIFACT, quiet_mlflow
 
 MODEL_ARTIFACT_NAME = "model"
 EXAMPLE_ROWS = 5
-# Import names each framework's predictor needs at load time, beyond the common ones.
+# Import names every predictor needs at load time; each framework plug-in adds its own (PIP_MODULES).
 _BASE_IMPORTS = ("mlflow", "cloudpickle", "numpy", "pandas")
-_FRAMEWORK_IMPORTS = {
-    "sklearn": ("sklearn", "joblib"),
-    "xgboost": ("xgboost",),
-    "pytorch": ("torch",),
-    "transformers": ("torch", "transformers", "tokenizers"),
-}
 
 
 class BundleModel(PythonModel):
@@ -69,7 +64,7 @@ def pip_requirements(framework: str) -> list[str]:
     """
     distributions = packages_distributions()
     requirements: list[str] = []
-    for module in (*_BASE_IMPORTS, *_FRAMEWORK_IMPORTS.get(framework, ())):
+    for module in (*_BASE_IMPORTS, *get_framework(framework).PIP_MODULES):
         for dist in _preferred_distributions(distributions.get(module, [module])):
             requirement = _pinned(dist)
             if requirement not in requirements:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from components.evaluate.core import METRICS_FILE, PLOTS_DIR, REPORT_FILE
 from components.fit_detector.step import stamp_version
-from components.load_features.core import load_training_set_file
 from components.register.core import register
 from components.register.pyfunc_model import example_rows
 from core.bundle import BundleInfo
+from core.encoding import ENCODER_FILE
 from core.registry import configure_tracking, quiet_mlflow
 from core.spec.model import load_specs
 from core.timing import timed_step
+from core.training_set import load_training_set_file
 
 TRAINING_SET_ARTIFACT = "data"  # the champion's training set is the next run's skew reference
 DETECTOR_ARTIFACT = "detector"  # what the drift service loads for this version
@@ -64,7 +65,7 @@ def run(
                 Path(detector_dir),
                 Path(scratch) / "detector",
                 str(result.version),
-                model_encoder=Path(bundle_dir) / "encoder.json",
+                model_encoder=Path(bundle_dir) / ENCODER_FILE,
             )
             mlflow.log_artifacts(str(stamped), artifact_path=DETECTOR_ARTIFACT)
             mlflow.set_tags(

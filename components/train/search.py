@@ -1,4 +1,4 @@
-"""Hyper-parameter search with Optuna, and the validation metric it optimises.
+"""Hyper-parameter search with Optuna over the framework's `fit`.
 
 The spec's `hyperparameters` are the baseline: it is enqueued as the first trial, so the search can only
 keep or beat it. Trials count toward `search.n_trials` (baseline included) and the study stops at
@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from core.bundle import Predictor
-from core.spec.model import METRIC_NAMES, ModelSpec, SearchParam, higher_is_better
+from core.spec.base import higher_is_better
+from core.spec.model import ModelSpec
+from core.spec.training import SearchParam
 
 FitFunction = Callable[[ModelSpec, pd.DataFrame, pd.DataFrame, dict[str, Any], Path], tuple[Predictor, float]]
 
@@ -35,12 +36,6 @@ class SearchOutcome:
     predictor: Predictor
     trials: list[dict[str, Any]] = field(default_factory=list)
     """Per trial: number, params (the searched ones), score, duration_s."""
-
-
-def score_metric(spec: ModelSpec) -> str:
-    """The metric `fit` reports on the validation split: the search metric, else the primary metric."""
-    search = spec.training.search
-    return search.metric if search is not None else spec.evaluation.primary_metric
 
 
 def run_search(
@@ -119,18 +114,3 @@ def _better_of(best: SearchOutcome | None, candidate: SearchOutcome, metric: str
 
 def _since(started: float) -> float:
     return round(time.perf_counter() - started, 3)
-
-
-# ---------------------------------------------------------------------------------------------- metrics
-def validation_metric(name: str, y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> float:
-    """Metric `name` of `proba` (rows x classes) against class indices `y_true`.
-
-    Computed by the evaluate step's `classification_metrics`, so a validation score means exactly what
-    the same metric on the test split means (binary AUCs on classes[1], multiclass one-vs-rest macro).
-    """
-    from core.metrics import classification_metrics
-
-    if name not in METRIC_NAMES:
-        raise ValueError(f"unknown validation metric {name!r}; known: {', '.join(METRIC_NAMES)}")
-    labels = np.asarray(classes, dtype=object)[np.asarray(y_true, dtype=np.int64)]
-    return float(classification_metrics(labels, proba, classes)[name])

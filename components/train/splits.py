@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from core.spec.model import Split
+from core.spec.training import Split
+from core.training_set import TIME_COLUMN
 
-TIME_COLUMN = "event_timestamp"
 SPLIT_NAMES = ("train", "valid", "test")
 
 

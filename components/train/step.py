@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from components.load_features.core import load_training_set_file
 from components.train.core import train
 from core.spec.model import load_specs
 from core.timing import timed_step
+from core.training_set import load_training_set_file
 
 
 def run(model: str, training_set_path: str, bundle_dir: str, test_path: str) -> dict:

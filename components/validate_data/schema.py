@@ -26,8 +26,8 @@ import pandera.pandas as pa
 from pandas.api import types as ptypes
 
 from core.spec.model import ModelSpec
+from core.training_set import TIME_COLUMN
 
-TIME_COLUMN = "event_timestamp"
 UTC_DATETIME = "datetime64[UTC]"
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.load_features.core import load_training_set_file
 from components.validate_data.core import ValidationError, raise_for_failures, report_markdown, validate
 from core.registry import CHAMPION, configure_tracking, get_alias_version, quiet_mlflow
 from core.spec.model import ModelSpec, load_specs
 from core.timing import timed_step
+from core.training_set import load_training_set_file
 
 REFERENCE_ARTIFACT = "data"
 

@@ -16,22 +16,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.train.core import (
+from core.bundle import BundleInfo
+from core.encoding import FeatureEncoder
+from core.frameworks.base import (
     OUTPUT,
     TABULAR_INPUT,
     TabularPredictor,
     describe_bundle,
     input_columns,
     label_codes,
-    load_encoder,
-    save_encoder,
     tabular_inputs,
     training_threads,
     validation_score,
 )
-from core.bundle import BundleInfo
-from core.encoding import FeatureEncoder
 from core.spec.model import ModelSpec
+
+NAME = "sklearn"
+BACKENDS = frozenset({"onnxruntime", "python"})
+PIP_MODULES = ("sklearn", "joblib")
+GPU = False
+EPOCHS = False
 
 MODEL_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
@@ -50,6 +54,10 @@ class SklearnPredictor(TabularPredictor):
 
         with threadpool_limits(limits=training_threads()):
             return self.estimator.predict_proba(self.encoder.scale(matrix))
+
+
+def check_spec(spec: ModelSpec) -> None:
+    """No rules beyond the spec's own: any tabular feature service or request fields."""
 
 
 def fit(
@@ -73,7 +81,7 @@ def fit(
     joblib.dump(estimator, out_dir / MODEL_FILE)
     record = {"iterations": int(np.max(estimator.n_iter_))}
     info = describe_bundle(
-        spec, inputs, [save_encoder(encoder, out_dir), MODEL_FILE], tabular_inputs(encoder), params, record
+        spec, inputs, [encoder.save(out_dir), MODEL_FILE], tabular_inputs(encoder), params, record
     )
     info.save(out_dir)
     predictor = load(out_dir, info)  # predict from the saved files, as every later step will
@@ -101,7 +109,7 @@ def load(folder: Path, info: BundleInfo) -> SklearnPredictor:
     path = Path(folder) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{folder}: sklearn bundle has no {MODEL_FILE}")
-    return SklearnPredictor(info, load_encoder(folder), joblib.load(path))
+    return SklearnPredictor(info, FeatureEncoder.load(folder), joblib.load(path))
 
 
 def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from components.train.core import training_threads
+from core.frameworks.base import training_threads
 from core.spec.model import ModelSpec
 
 DEFAULT_MAX_EPOCHS = 30

@@ -16,20 +16,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.train.core import (
+from core.bundle import BundleInfo
+from core.encoding import FeatureEncoder
+from core.frameworks.base import (
     TabularPredictor,
     describe_bundle,
     input_columns,
     label_codes,
-    load_encoder,
-    save_encoder,
     tabular_inputs,
     training_threads,
     validation_score,
 )
-from core.bundle import BundleInfo
-from core.encoding import FeatureEncoder
 from core.spec.model import ModelSpec
+
+NAME = "xgboost"
+BACKENDS = frozenset({"fil", "python"})
+PIP_MODULES = ("xgboost",)
+GPU = False
+EPOCHS = False
 
 MODEL_FILE = "model.json"
 TRITON_FILE = "xgboost.json"  # the FIL backend's default file name for model_type xgboost_json
@@ -45,6 +49,10 @@ class XGBoostPredictor(TabularPredictor):
         if raw.ndim == 1:  # binary:logistic gives P(class 1) only
             return np.stack([1.0 - raw, raw], axis=1)
         return raw
+
+
+def check_spec(spec: ModelSpec) -> None:
+    """No rules beyond the spec's own: any tabular feature service or request fields."""
 
 
 def fit(
@@ -66,7 +74,7 @@ def fit(
     booster.save_model(out_dir / MODEL_FILE)
     record = {"boosting_rounds": rounds, "max_rounds": int(model.get_booster().num_boosted_rounds())}
     info = describe_bundle(
-        spec, inputs, [save_encoder(encoder, out_dir), MODEL_FILE], tabular_inputs(encoder), params, record
+        spec, inputs, [encoder.save(out_dir), MODEL_FILE], tabular_inputs(encoder), params, record
     )
     info.save(out_dir)
     predictor = load(out_dir, info)  # predict from the saved file: what serving will load
@@ -81,7 +89,7 @@ def load(folder: Path, info: BundleInfo) -> XGBoostPredictor:
         raise FileNotFoundError(f"{folder}: xgboost bundle has no {MODEL_FILE}")
     booster = xgboost.Booster(model_file=str(path))
     booster.set_param({"nthread": training_threads()})
-    return XGBoostPredictor(info, load_encoder(folder), booster)
+    return XGBoostPredictor(info, FeatureEncoder.load(folder), booster)
 
 
 def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> str:

@@ -7,8 +7,9 @@ once, then passed around as an immutable `ModelSpec`.
     specs = load_specs(names=["conversion-xgboost"])  # from DEFAULT_SPEC_DIR, sorted by name
 
 Anything wrong raises `SpecError` with a one-line message `<file>: <dotted.field>: <problem>`. The sections
-live in `spec_training.py`, `spec_release.py` and `spec_monitoring.py`; import them from here. Strict YAML
-reading is in `spec_yaml.py`, the one-line validation messages in `spec_messages.py`.
+live beside this module (`training.py`, `release.py`, `monitoring.py`), strict YAML reading in `reading.py`,
+the one-line validation messages in `messages.py`; the frameworks a spec may name are the plug-ins of
+`core.frameworks.registry`.
 """
 
 from __future__ import annotations
@@ -17,91 +18,46 @@ import os
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import ValidationError, model_validator
+from pydantic import AfterValidator, ValidationError, model_validator
 
 from core.errors import SpecError
 from core.paths import REPO_ROOT
 from core.spec.base import (
-    METRIC_DIRECTION,
-    METRIC_NAMES,
     FieldProblem,
-    FrozenMap,
-    MetricName,
     ModelName,
     NonEmptyStr,
     SpecModel,
-    higher_is_better,
 )
 from core.spec.messages import spec_error
 from core.spec.monitoring import (
-    BATCH_DETECTORS,
-    ONLINE_DETECTORS,
-    Detector,
     Monitoring,
-    MonitoringWindow,
 )
 from core.spec.reading import read_yaml
-from core.spec.release import (
-    ALLOWED_BACKENDS,
-    Canary,
-    CanarySuccess,
-    DynamicBatching,
-    Evaluation,
-    Framework,
-    Serving,
-    TritonBackend,
-)
+from core.spec.release import Canary, Evaluation, Serving
 from core.spec.training import (
     Inputs,
     Label,
-    RequestField,
-    Search,
-    SearchParam,
-    Split,
     Training,
-    TrainingWindow,
 )
-
-__all__ = [
-    "ALLOWED_BACKENDS",
-    "BATCH_DETECTORS",
-    "DEFAULT_SPEC_DIR",
-    "METRIC_DIRECTION",
-    "METRIC_NAMES",
-    "ONLINE_DETECTORS",
-    "Canary",
-    "CanarySuccess",
-    "Detector",
-    "DynamicBatching",
-    "Evaluation",
-    "Framework",
-    "FrozenMap",
-    "Inputs",
-    "Label",
-    "MetricName",
-    "ModelSpec",
-    "Monitoring",
-    "MonitoringWindow",
-    "RequestField",
-    "Search",
-    "SearchParam",
-    "Serving",
-    "SpecError",
-    "Split",
-    "Training",
-    "TrainingWindow",
-    "TritonBackend",
-    "higher_is_better",
-    "load_spec",
-    "load_specs",
-    "parse_spec",
-]
 
 DEFAULT_SPEC_DIR = REPO_ROOT / "pipelines" / "models"
 SPEC_DIR_ENV = "MLOPS_SPEC_DIR"
 SPEC_SUFFIX = ".yaml"
+
+
+def _known_framework(name: str) -> str:
+    from core.frameworks.registry import framework_names  # plug-ins are found on first use, not at import
+
+    known = framework_names()
+    if name not in known:
+        raise ValueError(f"unknown framework {name!r}: expected one of {', '.join(known)}")
+    return name
+
+
+FrameworkName = Annotated[str, AfterValidator(_known_framework)]
+"""A framework plug-in's NAME (core/frameworks/*_model.py, or one registered with `register_framework`)."""
 
 
 class ModelSpec(SpecModel):
@@ -110,8 +66,8 @@ class ModelSpec(SpecModel):
     name: ModelName
     description: NonEmptyStr
     owner: str | None = None
-    """Team or person to contact; copied to MLflow tags and alert labels."""
-    framework: Framework
+    """Team or person to contact; copied to the MLflow version's tags."""
+    framework: FrameworkName
     inputs: Inputs
     label: Label
     training: Training
@@ -122,26 +78,25 @@ class ModelSpec(SpecModel):
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Self:
-        allowed = ALLOWED_BACKENDS[self.framework]
-        if self.serving.triton_backend not in allowed:
+        from core.frameworks.registry import frameworks  # plug-ins are found on first use, not at import
+
+        framework = frameworks()[self.framework]
+        if self.serving.triton_backend not in framework.BACKENDS:
             raise FieldProblem(
                 ("serving", "triton_backend"),
                 f"{self.serving.triton_backend!r} cannot serve {self.framework} models; "
-                f"use one of {', '.join(sorted(allowed))}",
+                f"use one of {', '.join(sorted(framework.BACKENDS))}",
             )
-        if self.training.max_epochs is not None and self.framework not in ("pytorch", "transformers"):
+        if self.training.max_epochs is not None and not framework.EPOCHS:
+            epochs = sorted(name for name, plugin in frameworks().items() if plugin.EPOCHS)
             raise FieldProblem(
                 ("training", "max_epochs"),
-                f"only pytorch and transformers models train in epochs, not {self.framework}",
+                f"only {', '.join(epochs)} models train in epochs, not {self.framework}",
             )
-        request_fields = self.inputs.request_fields
-        if self.framework == "transformers" and not any(f.dtype == "string" for f in request_fields or ()):
-            raise FieldProblem(
-                ("inputs", "request_fields"),
-                "a transformers model reads raw text: list a request field with dtype string",
-            )
+        framework.check_spec(self)
         if self.label.column in self.inputs.declared_columns:
             raise FieldProblem(("label", "column"), f"{self.label.column!r} is also an input column")
+        request_fields = self.inputs.request_fields
         if request_fields is not None:  # only then are the input columns known here
             known = {f.name for f in request_fields}
             for section, field in (("evaluation", "slices"), ("monitoring", "features")):

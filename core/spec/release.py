@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, get_args
 
 from pydantic import Field, model_validator
 
@@ -21,19 +19,10 @@ from core.spec.base import (
     higher_is_better,
 )
 
-Framework = Literal["sklearn", "xgboost", "pytorch", "transformers"]
 TritonBackend = Literal["fil", "onnxruntime", "pytorch_libtorch", "python"]
-
-# Which Triton backend can serve each framework's exported artifact. `python` always works: it runs the
-# same artifact in a Python model (what local mode does for every model).
-ALLOWED_BACKENDS: Mapping[Framework, frozenset[TritonBackend]] = MappingProxyType(
-    {
-        "xgboost": frozenset({"fil", "python"}),
-        "sklearn": frozenset({"onnxruntime", "python"}),
-        "pytorch": frozenset({"onnxruntime", "pytorch_libtorch", "python"}),
-        "transformers": frozenset({"onnxruntime", "python"}),
-    }
-)
+TRITON_BACKENDS: tuple[TritonBackend, ...] = get_args(TritonBackend)
+"""What each framework can export to is the framework plug-in's `BACKENDS` (core/frameworks/registry.py);
+`python` runs any artifact the local Python backend knows (what local mode does for every model)."""
 
 
 class Evaluation(SpecModel):

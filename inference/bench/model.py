@@ -33,14 +33,15 @@ class BenchModel:
 
     @property
     def triton_model(self) -> str:
-        from inference.router.routing import triton_model_name
+        from inference.router.isvc import triton_model_name
 
         return triton_model_name(MODEL, STABLE)
 
 
 def demo_frame(customers: int = DEMO_CUSTOMERS) -> pd.DataFrame:
     """Training-set shaped demo rows (features + label), oldest first."""
-    from feature_repo.demo_data import GeneratorConfig, generate
+    from feature_repo.demo_data.config import GeneratorConfig
+    from feature_repo.demo_data.generate import generate
     from feature_repo.demo_data.labels import point_in_time_features
 
     tables = generate(GeneratorConfig(customers=customers))
@@ -114,7 +115,7 @@ def _stage_mlserver(artifact: Path, repository: Path) -> Path:
 
 
 def _write_isvc(path: Path) -> Path:
-    from inference.router.routing import CANARY_ANNOTATION, STABLE_ANNOTATION
+    from inference.router.isvc import CANARY_ANNOTATION, STABLE_ANNOTATION
 
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.paths import REPO_ROOT
-from inference.triton_local import free_ports, http_ok
+from core.ports import free_ports, http_ok
 
 HOST = "127.0.0.1"
 BENCH_VENV = REPO_ROOT / ".venv-bench"

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from core.spec.model import CanarySuccess, ModelSpec
+from core.spec.model import ModelSpec
+from core.spec.release import CanarySuccess
 
 PSI_BINS = 10
 PSI_EPSILON = 1e-4  # share given to an empty bin, so one empty bin does not make the PSI infinite

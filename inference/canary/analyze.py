@@ -26,8 +26,10 @@ import pandas as pd
 from core.registry import (
     CHALLENGER,
     CHAMPION,
+    ModelVersionRef,
     configure_tracking,
     quiet_mlflow,
+    resolve_alias,
     version_predictor,
 )
 from core.spec.model import ModelSpec, load_specs
@@ -37,9 +39,8 @@ from inference.canary.analysis import CanaryDecision, decide
 from inference.canary.evidence import evidence_from_metrics_text, evidence_from_prometheus
 from inference.canary.traffic import Encoder, Endpoints, Traffic, send_traffic
 from inference.deploy.apply import FileApplier
-from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
 from inference.local_runtime import RuntimeInfo, require_runtime
-from inference.router.routing import load_isvc_file
+from inference.router.isvc import load_isvc_file
 
 STEP = "analyze_canary"
 PROMETHEUS_URL_ENV = "PROMETHEUS_URL"

@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from core.registry import CHALLENGER, CHAMPION, configure_tracking
+from core.registry import CHALLENGER, CHAMPION, ModelVersionRef, configure_tracking, resolve_alias
 from core.spec.model import load_specs
 from core.timing import timed_step
 from inference.canary import release
-from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
 from inference.local_runtime import require_runtime, retire_version, staged_versions
 
 STEP = "deploy_canary"

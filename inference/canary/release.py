@@ -21,11 +21,10 @@ import httpx
 import mlflow
 
 from core.paths import state_root
-from core.registry import quiet_mlflow
+from core.registry import ModelVersionRef, quiet_mlflow
 from inference.canary.analysis import CanaryDecision
 from inference.canary.bad_canary import MODES, sabotage
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
-from inference.deploy.registry_refs import ModelVersionRef
 from inference.deploy.rollout import Rollout
 from inference.local_runtime import RuntimeInfo, require_runtime, stage_version
 

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from core.paths import REPO_ROOT
-from inference.router.routing import Route, RouteTable, Target
+from inference.router.isvc import Route, Target
+from inference.router.routing import RouteTable
 
 Encoder = Callable[[pd.DataFrame], Mapping[str, np.ndarray]]
 """Raw rows -> the Triton input tensors (a bundle predictor's `.encode`)."""

@@ -14,10 +14,9 @@ from pathlib import Path
 import yaml
 
 from core.errors import SpecError
-from core.registry import CHAMPION, configure_tracking
+from core.registry import CHAMPION, configure_tracking, resolve_alias
 from core.spec.model import load_specs
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
-from inference.deploy.registry_refs import resolve_alias
 from inference.deploy.render import render_inference_service
 from inference.deploy.rollout import Rollout
 

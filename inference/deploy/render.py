@@ -37,8 +37,8 @@ import yaml
 
 from core.images import PLATFORM_IMAGE
 from core.paths import REPO_ROOT
+from core.registry import ModelVersionRef
 from core.spec.model import ModelSpec
-from inference.deploy.registry_refs import ModelVersionRef
 
 TEMPLATE_PATH = REPO_ROOT / "manifests" / "serving" / "inferenceservice.template.yaml"
 ANNOTATION_PREFIX = "serving.mlops-loop.io/"

@@ -37,13 +37,14 @@ import mlflow
 from core.registry import (
     CHALLENGER,
     CHAMPION,
+    ModelVersionRef,
     delete_alias,
     quiet_mlflow,
+    resolve_alias,
     set_alias,
 )
 from core.spec.model import ModelSpec
 from inference.deploy.apply import Applier
-from inference.deploy.registry_refs import ModelVersionRef, resolve_alias
 from inference.deploy.render import render_inference_service
 
 ROLLOUT_STATE_TAG = "rollout_state"

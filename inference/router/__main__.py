@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from inference.router.app import DEFAULT_MAX_BODY_BYTES, RouterSettings, create_app, triton_readiness
+from inference.router.isvc import RouteError, load_isvc_file
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
-from inference.router.routing import IsvcWatcher, RouteError, RouteTable, load_isvc_file
+from inference.router.routing import IsvcWatcher, RouteTable
 
 if TYPE_CHECKING:
     from inference.router.grpc_app import GrpcRouter

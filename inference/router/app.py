@@ -35,9 +35,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route as StarletteRoute
 
+from inference.router.isvc import Target
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
-from inference.router.routing import IsvcWatcher, RouteTable, Target
+from inference.router.routing import IsvcWatcher, RouteTable
 from inference.router.upstream import RouterFailure, call, is_ok, public_names, upstream_session
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024

@@ -29,7 +29,6 @@ import grpc
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from inference.router.app import RouterSettings, start_background_workers, stop_background_workers
-from inference.router.grpc_servicer import SERVICE as SERVICE
 from inference.router.grpc_servicer import Servicer, service_handler
 
 STARTUP_TIMEOUT_S = 30.0

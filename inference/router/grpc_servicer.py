@@ -18,8 +18,8 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from inference.router.app import RouterSettings, resolve_target
+from inference.router.isvc import Target
 from inference.router.oip_proto import request_json, response_json
-from inference.router.routing import Target
 from inference.router.upstream import RouterFailure
 
 SERVICE = "inference.GRPCInferenceService"

@@ -32,37 +32,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from inference.router.isvc import (
-    CANARY_ANNOTATION,
-    STABLE_ANNOTATION,
-    STABLE_VERSION_ANNOTATION,
-    VERSION_SEPARATOR,
-    Role,
     Route,
     RouteError,
     Target,
-    load_isvc_file,
     parse_isvc,
-    route_from_isvc,
     triton_model_name,
 )
-
-__all__ = [  # everything imported from isvc.py is re-exported
-    "CANARY_ANNOTATION",
-    "STABLE_ANNOTATION",
-    "STABLE_VERSION_ANNOTATION",
-    "VERSION_SEPARATOR",
-    "IsvcWatcher",
-    "Role",
-    "Route",
-    "RouteError",
-    "RouteTable",
-    "Target",
-    "load_isvc_file",
-    "parse_isvc",
-    "route_from_isvc",
-    "stage_model_version",
-    "triton_model_name",
-]
 
 log = logging.getLogger(__name__)
 

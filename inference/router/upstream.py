@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from inference.router.routing import Target
+from inference.router.isvc import Target
 
 # keep-alive connections to Triton: enough for concurrency 32 with headroom for health checks
 UPSTREAM_CONNECTIONS = 64

@@ -12,7 +12,6 @@ object training fitted and export checked parity with, so serving builds the ten
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +19,9 @@ from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
 from core.bundle import BundleInfo
-from core.encoding import FeatureEncoder
+from core.encoding import ENCODER_FILE, FeatureEncoder
 from inference.transformer.features import MissingEntities, OnlineFeatures
 from inference.transformer.tensors import entity_rows, prediction_response, triton_request
-
-# The file components/train/core.py writes into a tabular bundle (not imported from there: that module
-# pulls in the training stack, which the serving path does not need). A test pins the two together.
-ENCODER_FILE = "encoder.json"
 
 
 @dataclass(frozen=True)
@@ -40,13 +35,12 @@ class ServingBundle:
     def load(cls, folder: str | Path) -> ServingBundle:
         folder = Path(folder)
         info = BundleInfo.load(folder)
-        encoder_path = folder / ENCODER_FILE
-        if not encoder_path.is_file():
+        if not (folder / ENCODER_FILE).is_file():
             raise FileNotFoundError(
                 f"transformer: {folder} has no {ENCODER_FILE}: only tabular bundles "
                 f"(sklearn, xgboost, pytorch) are served through Feast, not {info.framework!r}"
             )
-        return cls(info=info, encoder=FeatureEncoder.from_dict(json.loads(encoder_path.read_text())))
+        return cls(info=info, encoder=FeatureEncoder.load(folder))
 
     @property
     def input_name(self) -> str:

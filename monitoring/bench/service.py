@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.ports import free_ports
 from inference.bench import wrk
-from inference.bench.servers import HOST, free_ports
+from inference.bench.servers import HOST
 from monitoring.bench.stats import Throughput
 
 READY_TIMEOUT_S = 120.0

@@ -40,7 +40,8 @@ class Streams:
 
 
 def demo_streams(customers: int = CUSTOMERS, training_rows: int = TRAINING_ROWS) -> Streams:
-    from feature_repo.demo_data import DriftSpec, GeneratorConfig, generate
+    from feature_repo.demo_data.config import DriftSpec, GeneratorConfig
+    from feature_repo.demo_data.generate import generate
     from feature_repo.demo_data.labels import point_in_time_features
 
     drift = DriftSpec("covariate", SHIFT_START, SHIFTED_FEATURES, SHIFT_SIGMA)

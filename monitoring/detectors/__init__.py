@@ -2,7 +2,3 @@
 
 Import from here: `load_detector(folder).score(rows) -> DriftResult`; fit with `monitoring.detectors.fit`.
 """
-
-from monitoring.detectors.base import DetectorError, DriftDetector, DriftResult, load_detector
-
-__all__ = ["DetectorError", "DriftDetector", "DriftResult", "load_detector"]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from core.spec.model import ModelSpec, load_specs, spec_directory
+from core.training_set import TIME_COLUMN
 from monitoring.detectors.base import DetectorError, read_table
 
-TIMESTAMP = "event_timestamp"
 BATCH_REFERENCE_ROWS = 1000
 ONLINE_REFERENCE_ROWS = 300
 SAMPLE_SEED = 0
@@ -37,7 +37,7 @@ def input_columns(spec: ModelSpec, frame: pd.DataFrame) -> list[str]:
         return list(spec.monitoring.features)
     if spec.inputs.request_fields is not None:
         return [f.name for f in spec.inputs.request_fields]
-    skip = {*(spec.inputs.entity_keys or ()), TIMESTAMP, spec.label.column}
+    skip = {*(spec.inputs.entity_keys or ()), TIME_COLUMN, spec.label.column}
     return [c for c in frame.columns if c not in skip]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from monitoring.drift_service.app import DEFAULT_MAX_BODY_BYTES, create_app
 from monitoring.drift_service.checkpoint import CheckpointStore
+from monitoring.drift_service.detectors import load_detectors
 from monitoring.drift_service.errors import ConfigError
 from monitoring.drift_service.metrics import DriftMetrics
 from monitoring.drift_service.service import (
@@ -21,7 +22,6 @@ from monitoring.drift_service.service import (
     DEFAULT_MAX_AGE_S,
     DEFAULT_MAX_PENDING,
     DriftService,
-    load_detectors,
 )
 from monitoring.quality.metrics import QualityMetrics
 from monitoring.quality.store import DEFAULT_MAX_AGE_S as DEFAULT_STORE_AGE_S

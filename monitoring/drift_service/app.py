@@ -25,8 +25,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from monitoring.drift_service.errors import DriftServiceError, EventError, NotEnabledError, status_for
+from monitoring.drift_service.flusher import Flusher
 from monitoring.drift_service.metrics import CONTENT_TYPE_LATEST
-from monitoring.drift_service.service import DriftService, Flusher
+from monitoring.drift_service.service import DriftService
 from monitoring.quality.outcomes import OutcomeError
 
 log = logging.getLogger(__name__)

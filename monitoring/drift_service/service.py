@@ -27,12 +27,10 @@ import pandas as pd
 
 from monitoring.drift_service.buffers import Buffers, Key
 from monitoring.drift_service.checkpoint import CheckpointStore
-from monitoring.drift_service.detectors import DetectorLoader as DetectorLoader
-from monitoring.drift_service.detectors import DriftDetector
-from monitoring.drift_service.detectors import load_bundle_detector as load_bundle_detector
-from monitoring.drift_service.detectors import load_detectors as load_detectors
+from monitoring.drift_service.detectors import (
+    DriftDetector,
+)
 from monitoring.drift_service.errors import EventError
-from monitoring.drift_service.flusher import Flusher as Flusher
 from monitoring.drift_service.metrics import DriftMetrics, RunResult
 from monitoring.payloads.cloudevents import CloudEvent, event_json, parse_http_event
 from monitoring.payloads.oip import payload_field, request_rows, response_probabilities, row_count

@@ -38,7 +38,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def model_classes(model: str, spec_dir: str | None) -> list[str] | None:
-    from core.spec.model import SpecError, load_specs
+    from core.errors import SpecError
+    from core.spec.model import load_specs
 
     try:
         (spec,) = load_specs(spec_dir, names=[model])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.local_stack import LocalMonitoringStack
+from monitoring.local_stack_runner import LocalMonitoringStack
 
 ALERT = "ModelInputDriftDetected"
 TERMINAL = ("succeeded", "failed")
@@ -112,7 +112,7 @@ class LoopProbes:
 
     def release_summary(self, run: RetrainRun) -> str:
         """The model's line in the run's release section (its canary decision), else the aliases."""
-        from inference.deploy.registry_refs import resolve_alias
+        from core.registry import resolve_alias
 
         text = run.log_path.read_text(errors="replace") if run.log_path.exists() else ""
         _, marker, release = text.rpartition("release (")  # the last run's, should the log hold more

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
-from monitoring.local_stack import LocalMonitoringStack, StackError
+from monitoring.local_stack_runner import LocalMonitoringStack, StackError
 from pipelines.loop_demo.probes import LoopDemoError, LoopProbes
 from pipelines.loop_demo.world import Traffic, drift_demo_data, shifted_rows
 
@@ -209,12 +209,12 @@ def _fresh_monitoring_state(model: str) -> Path:
 def _serve_champion(
     options: DemoOptions, runtime: Any, detectors: Path, say: Callable[[str], None]
 ) -> tuple[str, Traffic]:
+    from core.registry import resolve_alias
     from core.spec.model import load_specs
     from inference.canary.analyze import bundle_encoder, newest_training_rows
     from inference.canary.deploy import deploy_canary
     from inference.deploy.apply import FileApplier
-    from inference.deploy.registry_refs import resolve_alias
-    from inference.router.routing import load_isvc_file
+    from inference.router.isvc import load_isvc_file
 
     champion = resolve_alias(options.model, "champion")
     if champion is None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from feature_repo.demo_data import GeneratorConfig, generate
+from feature_repo.demo_data.config import GeneratorConfig
+from feature_repo.demo_data.generate import generate
 
 DEMO_CUSTOMERS = 150
 # The feature views' TTLs (feature_repo/feature_views.py): an older snapshot is no feature at all.

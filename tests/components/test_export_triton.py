@@ -1,8 +1,8 @@
 """Triton export: config rendering per backend and target, the repository layout, and the parity check.
 
 The bundles are real (a scikit-learn LogisticRegression exported with skl2onnx, an XGBoost classifier saved
-as JSON) behind a small framework module defined here (`load`, `export_triton_artifact`), registered in
-place of the trainers' modules so that these tests depend only on the bundle contract.
+as JSON) behind a small framework defined here (`load`, `export_triton_artifact`), registered in place of the
+trainers' plug-ins so that these tests depend only on the bundle contract.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,9 @@ from components.export_triton.core import (
     ParityError,
     export_repository,
 )
-from core import bundle as bundle_module
 from core.bundle import BundleInfo
 from core.encoding import FeatureEncoder
+from core.frameworks.registry import get_framework, register_framework, unregister_framework
 from core.spec.model import ModelSpec, load_spec
 from inference import python_backend_model
 from inference.python_backend_model import TritonPythonModel, load_artifact
@@ -154,10 +155,20 @@ def build_bundle(folder: Path, framework: str, frame: pd.DataFrame, sabotage: bo
     return folder
 
 
-def use_tiny_frameworks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Route `framework_module` for sklearn and xgboost to this module's `load`/`export_triton_artifact`."""
-    registry = {**bundle_module._FRAMEWORK_MODULES, "sklearn": __name__, "xgboost": __name__}
-    monkeypatch.setattr(bundle_module, "_FRAMEWORK_MODULES", registry)
+def use_tiny_frameworks(request: pytest.FixtureRequest) -> None:
+    """Stand in for the sklearn and xgboost plug-ins with this module's `load`/`export_triton_artifact`
+    (their declarations kept) until the requesting test ends."""
+    for name in ("sklearn", "xgboost"):
+        real = get_framework(name)
+        tiny = SimpleNamespace(
+            **{key: getattr(real, key) for key in ("NAME", "BACKENDS", "PIP_MODULES", "GPU", "EPOCHS")},
+            check_spec=real.check_spec,
+            fit=real.fit,
+            load=load,
+            export_triton_artifact=export_triton_artifact,
+        )
+        register_framework(tiny, replace=True)
+        request.addfinalizer(lambda name=name: unregister_framework(name))
 
 
 def spec_named(name: str) -> ModelSpec:
@@ -165,8 +176,8 @@ def spec_named(name: str) -> ModelSpec:
 
 
 @pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_tiny_frameworks(monkeypatch)
+def tiny(request: pytest.FixtureRequest) -> None:
+    use_tiny_frameworks(request)
 
 
 # ------------------------------------------------------------------------------------- config.pbtxt

@@ -22,10 +22,10 @@ from components.fit_detector.step import (
     serving_python,
     stamp_version,
 )
-from components.load_features.core import content_sha256, save_training_set
 from core.encoding import FeatureEncoder
 from core.images import SERVING_IMAGE
 from core.paths import REPO_ROOT
+from core.training_set import content_sha256, save_training_set
 from tests.components.conftest import CONVERSION_FEATURES
 
 MODEL = "conversion-xgboost"

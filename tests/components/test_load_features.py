@@ -11,18 +11,14 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from components.load_features.core import (
-    LoadFeaturesError,
-    load_training_set,
-    load_training_set_file,
-    resolve_window,
-    save_training_set,
-)
+from components.load_features.core import LoadFeaturesError, load_training_set, resolve_window
 from components.validate_data.core import validate
 from core.paths import REPO_ROOT
 from core.spec.model import load_spec
+from core.training_set import TrainingSetError, load_training_set_file, save_training_set
 from feature_repo import store as feature_store
-from feature_repo.demo_data import GeneratorConfig, generate
+from feature_repo.demo_data.config import GeneratorConfig
+from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
 
 pytestmark = pytest.mark.slow  # `feast apply` and importing Feast take most of a minute on 2 cores
@@ -198,11 +194,11 @@ def test_saved_training_set_round_trips_and_detects_tampering(tmp_path, xgboost_
     assert loaded_lineage == lineage
     assert '"content_sha256"' in (tmp_path / "lineage.json").read_text()
     frame.iloc[:-1].to_parquet(tmp_path / "plain.parquet")
-    with pytest.raises(LoadFeaturesError, match="no lineage metadata"):
+    with pytest.raises(TrainingSetError, match="no lineage metadata"):
         load_training_set_file(tmp_path / "plain.parquet")
     changed = frame.assign(converted=1 - frame["converted"])
     save_training_set(changed, lineage, tmp_path / "tampered.parquet")
-    with pytest.raises(LoadFeaturesError, match="does not match its lineage"):
+    with pytest.raises(TrainingSetError, match="does not match its lineage"):
         load_training_set_file(tmp_path / "tampered.parquet")
 
 

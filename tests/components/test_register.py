@@ -2,8 +2,8 @@
 in a fresh interpreter.
 
 The bundles are made here with a tiny framework ("tiny": FeatureEncoder + LogisticRegression) that this
-module itself provides (`load`), registered in `core.bundle`, so the test does not depend
-on the trainers.
+module itself provides (`TINY`, registered with `core.frameworks.registry.register_framework`), so the
+test does not depend on the trainers.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import joblib
 import mlflow
@@ -24,9 +25,9 @@ from sklearn.linear_model import LogisticRegression
 from components.register import core as register_core
 from components.register.core import RegistrationResult, flatten_metrics, register
 from components.register.pyfunc_model import pip_requirements
-from core import bundle as bundle_module
 from core.bundle import BundleInfo, load_predictor
 from core.encoding import FeatureEncoder
+from core.frameworks.registry import register_framework, unregister_framework
 from core.paths import REPO_ROOT
 from core.registry import (
     CHALLENGER,
@@ -61,6 +62,23 @@ class TinyPredictor:
 def load(folder: Path, info: BundleInfo) -> TinyPredictor:
     encoder = FeatureEncoder.from_dict(info.training["encoder"])
     return TinyPredictor(info, encoder, joblib.load(Path(folder) / "model.joblib"))
+
+
+def _not_for_this_test(*_: object) -> None:
+    raise AssertionError("the tiny framework only loads bundles in these tests")
+
+
+TINY = SimpleNamespace(
+    NAME=FRAMEWORK,
+    BACKENDS=frozenset({"onnxruntime", "python"}),
+    PIP_MODULES=("sklearn", "joblib"),
+    GPU=False,
+    EPOCHS=False,
+    check_spec=lambda spec: None,
+    fit=_not_for_this_test,
+    load=load,
+    export_triton_artifact=_not_for_this_test,
+)
 
 
 def _rows(n: int, seed: int) -> pd.DataFrame:
@@ -107,10 +125,11 @@ def store(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(home))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.setitem(bundle_module._FRAMEWORK_MODULES, FRAMEWORK, __name__)
+        register_framework(TINY)
         configure_tracking()
         yield home
         mlflow.set_tracking_uri(None)  # also clears the MLFLOW_TRACKING_URI it exported
+        unregister_framework(FRAMEWORK)
 
 
 @pytest.fixture(scope="module")
@@ -274,8 +293,9 @@ def test_pyfunc_in_a_fresh_process_predicts_like_the_predictor(
     frame.to_parquet(store / "frame.parquet")
     script = (
         "import sys, mlflow, pandas as pd\n"
-        "from core import bundle\n"
-        f"bundle._FRAMEWORK_MODULES[{FRAMEWORK!r}] = {__name__!r}\n"
+        "from core.frameworks.registry import register_framework\n"
+        f"from {__name__} import TINY\n"
+        "register_framework(TINY)\n"
         f"model = mlflow.pyfunc.load_model({result.model_uri!r})\n"
         f"model.predict(pd.read_parquet({str(store / 'frame.parquet')!r})).to_parquet(sys.argv[1])\n"
     )

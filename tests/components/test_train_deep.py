@@ -19,10 +19,10 @@ import torch
 
 from components.train.splits import Splits, time_split
 from core.bundle import BundleInfo, load_predictor
-from core.frameworks import pytorch_model, torch_common, transformers_model
+from core.frameworks import pytorch_model, text_tokens, torch_common, transformers_model
 from core.metrics import classification_metrics
 from core.spec.model import ModelSpec, load_spec
-from feature_repo.demo_data import INTENTS
+from feature_repo.demo_data.config import INTENTS
 
 SPECS = Path(__file__).resolve().parents[2] / "pipelines" / "models"
 
@@ -198,7 +198,7 @@ def test_tokenizer_loads_offline(monkeypatch):
         raise AssertionError(f"network access attempted: {args}")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    tokenizer = transformers_model.load_tokenizer()
+    tokenizer = text_tokens.load_tokenizer()
     assert tokenizer.vocab_size == 30522
     # bert-base-uncased WordPiece ids: [CLS] hello world [SEP]
     assert tokenizer("Hello world")["input_ids"] == [101, 7592, 2088, 102]

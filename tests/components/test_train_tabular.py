@@ -17,13 +17,14 @@ import pytest
 import xgboost
 import yaml
 
-from components.train.core import class_names, input_columns, label_codes, train
-from components.train.search import validation_metric
+from components.train.core import train
 from components.train.splits import time_split
 from core.bundle import BundleInfo, load_predictor
 from core.encoding import FeatureEncoder
 from core.frameworks import sklearn_model, xgboost_model
-from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, Split, load_spec, parse_spec
+from core.frameworks.base import class_names, input_columns, label_codes, validation_metric
+from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, load_spec, parse_spec
+from core.spec.training import Split
 
 FEATURES = 17  # the conversion_xgboost_v1 feature columns in the conftest training set
 

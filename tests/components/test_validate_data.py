@@ -21,8 +21,8 @@ from components.validate_data.core import (
 from components.validate_data.schema import Limits, build_schema, min_rows
 from core.paths import REPO_ROOT
 from core.spec.model import load_spec
-from feature_repo.demo_data import GeneratorConfig, generate
-from feature_repo.demo_data.config import DEFAULT_END, DEFAULT_START, DriftSpec
+from feature_repo.demo_data.config import DEFAULT_END, DEFAULT_START, DriftSpec, GeneratorConfig
+from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.labels import point_in_time_features
 
 MIDPOINT = DEFAULT_START + (DEFAULT_END - DEFAULT_START) / 2

@@ -15,16 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from core.errors import SpecError
-from core.spec.model import (
-    DEFAULT_SPEC_DIR,
-    METRIC_DIRECTION,
-    METRIC_NAMES,
-    ModelSpec,
-    higher_is_better,
-    load_spec,
-    load_specs,
-    parse_spec,
-)
+from core.spec.base import METRIC_DIRECTION, METRIC_NAMES, higher_is_better
+from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, load_spec, load_specs, parse_spec
 
 DEMO = {
     "conversion-mlp": ("pytorch", "onnxruntime"),
@@ -296,7 +288,7 @@ INVALID = [
         "max-epochs-for-xgboost",
         _set("training.max_epochs", 10),
         "training.max_epochs",
-        "only pytorch and transformers",
+        "only pytorch, transformers models",
     ),
     (
         "wrong-backend-for-framework",

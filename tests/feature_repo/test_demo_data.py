@@ -19,9 +19,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.paths import REPO_ROOT
-from feature_repo.demo_data import INTENTS, TABLES, DriftSpec, GeneratorConfig, generate, write_tables
 from feature_repo.demo_data.__main__ import main
+from feature_repo.demo_data.config import INTENTS, TABLES, DriftSpec, GeneratorConfig
 from feature_repo.demo_data.drift import apply_covariate_drift
+from feature_repo.demo_data.generate import generate
+from feature_repo.demo_data.writer import write_tables
 
 CUSTOMERS = 150
 DRIFT_AT = datetime(2026, 9, 17, tzinfo=UTC)

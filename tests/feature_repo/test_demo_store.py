@@ -7,7 +7,9 @@ import pytest
 
 from core.spec.model import load_specs
 from feature_repo import store
-from feature_repo.demo_data import GeneratorConfig, generate, write_tables
+from feature_repo.demo_data.config import GeneratorConfig
+from feature_repo.demo_data.generate import generate
+from feature_repo.demo_data.writer import write_tables
 
 
 @pytest.fixture(scope="module")

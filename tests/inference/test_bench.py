@@ -19,7 +19,7 @@ from inference.bench.results import (
 )
 from inference.bench.servers import BENCH_VENV
 from inference.bench.wrk import RESULT_MARK, WrkError, parse_output, write_script
-from inference.triton_local import SERVING_VENV
+from inference.triton_dist import SERVING_VENV
 
 WRK_STDOUT = f"""Running 2s test @ http://127.0.0.1:8000/v2/models/m/infer
   1 threads and 8 connections

@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 import yaml
 
+from core.ports import free_port
 from core.spec.model import load_specs
 from inference.canary.analysis import evidence_summary
 from inference.canary.analyze import PROMETHEUS_URL_ENV, analyze_in_cluster
 from inference.canary.evidence import evidence_from_prometheus
 from inference.router.metrics import RouterMetrics
 from monitoring.drift_service.metrics import DriftMetrics
-from monitoring.local_stack import PROMETHEUS_BIN
-from monitoring.local_stack_processes import free_port
+from monitoring.local_stack_runner import PROMETHEUS_BIN
 
 SHIFTED, STEADY = "conversion-xgboost", "steady-model"
 FEED_S = 8.0

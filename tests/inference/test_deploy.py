@@ -16,15 +16,17 @@ from core.images import PLATFORM_IMAGE
 from core.registry import (
     CHALLENGER,
     CHAMPION,
+    ModelVersionRef,
     configure_tracking,
     get_alias_version,
+    resolve_alias,
     set_alias,
+    storage_location,
 )
 from core.spec.model import ModelSpec, load_specs
 from inference.deploy.__main__ import main
 from inference.deploy.apply import FileApplier
 from inference.deploy.kserve_schema import sdk_problems
-from inference.deploy.registry_refs import ModelVersionRef, resolve_alias, storage_location
 from inference.deploy.render import CANARY_VERSION_KEY, MODEL_VERSION_KEY, render_inference_service
 from inference.deploy.rollout import Rollout
 from manifests.validate import container_violations, label_violations, render

@@ -29,22 +29,21 @@ from components.export_triton.config_pbtxt import render_config
 from inference import python_backend_model
 from inference.router.__main__ import build_settings, main, parse_args, uvicorn_options
 from inference.router.app import create_app
-from inference.router.logger import EventLogger
-from inference.router.metrics import RouterMetrics
-from inference.router.routing import (
+from inference.router.isvc import (
     CANARY_ANNOTATION,
     STABLE_ANNOTATION,
     STABLE_VERSION_ANNOTATION,
-    IsvcWatcher,
     Route,
     RouteError,
-    RouteTable,
     Target,
     route_from_isvc,
-    stage_model_version,
 )
+from inference.router.logger import EventLogger
+from inference.router.metrics import RouterMetrics
+from inference.router.routing import IsvcWatcher, RouteTable, stage_model_version
 from inference.router.upstream import RouterFailure, public_names
-from inference.triton_local import SERVING_VENV, Ports, TritonLocal
+from inference.triton_dist import SERVING_VENV
+from inference.triton_local import Ports, TritonLocal
 from tests.components.test_export_triton import sklearn_to_onnx, spec_named
 
 N_FEATURES = 5

@@ -341,8 +341,9 @@ def test_triton_unreachable_is_unavailable_and_counted() -> None:
     from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
     from inference.router.app import RouterSettings
+    from inference.router.isvc import Route
     from inference.router.metrics import RouterMetrics
-    from inference.router.routing import Route, RouteTable
+    from inference.router.routing import RouteTable
 
     nowhere = Ports.free().grpc  # nothing listens there
     settings = RouterSettings(RouteTable([Route("demo", "1")]), "http://127.0.0.1:9", RouterMetrics())

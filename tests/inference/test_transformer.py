@@ -23,14 +23,16 @@ import pandas as pd
 import pytest
 
 from components.export_triton.core import export_repository
-from components.train import core as train_core
-from components.train import xgboost_model
 from core.bundle import load_predictor
+from core.frameworks import xgboost_model
+from core.ports import HOST, free_ports
 from core.spec.model import ModelSpec, load_spec
 from feature_repo import store
-from feature_repo.demo_data import GeneratorConfig, generate, write_tables
-from inference.transformer import model as transformer_model
-from inference.triton_local import HOST, SERVING_VENV, Ports, TritonLocal, free_ports
+from feature_repo.demo_data.config import GeneratorConfig
+from feature_repo.demo_data.generate import generate
+from feature_repo.demo_data.writer import write_tables
+from inference.triton_dist import SERVING_VENV
+from inference.triton_local import Ports, TritonLocal
 
 pytestmark = [
     pytest.mark.slow,
@@ -318,8 +320,3 @@ def test_grpc_unknown_customer_is_invalid_argument_and_serving_goes_on(stack: St
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "customer_id [424242]" in caught.value.details()
     _grpc_infer(stack.rest, _grpc_request(stack.known))
-
-
-# ------------------------------------------------------------------------------------------- contract
-def test_transformer_reads_the_encoder_file_training_writes() -> None:
-    assert transformer_model.ENCODER_FILE == train_core.ENCODER_FILE

@@ -22,7 +22,8 @@ from tritonclient.utils import InferenceServerException
 
 from components.export_triton.core import export_repository
 from core.bundle import load_predictor
-from inference.triton_local import SERVING_VENV, Ports, TritonDist, TritonError, TritonLocal
+from inference.triton_dist import SERVING_VENV, TritonDist, TritonError
+from inference.triton_local import Ports, TritonLocal
 from tests.components.test_export_triton import build_bundle, spec_named, tiny_frame, use_tiny_frameworks
 
 pytestmark = [
@@ -46,17 +47,16 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("triton")
     frame = tiny_frame(300)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_tiny_frameworks(monkeypatch)
-        bundles = {m: build_bundle(root / m, fw, frame) for m, fw in MODELS.items()}
-        for model in MODELS:
-            export_repository(bundles[model], spec_named(model), root / "repo", frame.tail(50))
-        with TritonLocal(log_path=root / "triton.log").start(root / "repo" / "local") as triton:
-            print(f"\ntriton start-up: {triton.startup_s:.2f} s")
-            yield Served(triton, frame.tail(40).reset_index(drop=True), root / "repo" / "local", bundles)
+    use_tiny_frameworks(request)
+    bundles = {m: build_bundle(root / m, fw, frame) for m, fw in MODELS.items()}
+    for model in MODELS:
+        export_repository(bundles[model], spec_named(model), root / "repo", frame.tail(50))
+    with TritonLocal(log_path=root / "triton.log").start(root / "repo" / "local") as triton:
+        print(f"\ntriton start-up: {triton.startup_s:.2f} s")
+        yield Served(triton, frame.tail(40).reset_index(drop=True), root / "repo" / "local", bundles)
 
 
 def _http_infer(client: httpclient.InferenceServerClient, model: str, rows: np.ndarray) -> np.ndarray:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.registry import ModelVersionRef
 from core.spec.model import load_spec
 from inference.deploy.kserve_schema import sdk_problems
-from inference.deploy.registry_refs import ModelVersionRef
 from inference.deploy.render import GPU_RESOURCE, render_inference_service
 from manifests.validate import render
 

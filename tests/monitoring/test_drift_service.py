@@ -24,8 +24,9 @@ from monitoring.drift_service.__main__ import main as drift_main
 from monitoring.drift_service.app import create_app
 from monitoring.drift_service.buffers import WindowBuffer
 from monitoring.drift_service.checkpoint import CheckpointStore
+from monitoring.drift_service.detectors import load_detectors
 from monitoring.drift_service.errors import ConfigError
-from monitoring.drift_service.service import DriftService, load_detectors
+from monitoring.drift_service.service import DriftService
 from monitoring.payloads.cloudevents import REQUEST_TYPE, RESPONSE_TYPE
 
 DATA = Path(__file__).parent / "data" / "kserve_logger_events.json"

@@ -21,10 +21,11 @@ import pytest
 import uvicorn
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from feature_repo.demo_data import GeneratorConfig, generate
+from feature_repo.demo_data.config import GeneratorConfig
+from feature_repo.demo_data.generate import generate
+from inference.router.isvc import Target
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
-from inference.router.routing import Target
 from monitoring.drift_service.app import create_app
 from monitoring.drift_service.metrics import DriftMetrics
 from monitoring.drift_service.service import DriftService

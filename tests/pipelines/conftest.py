@@ -11,7 +11,9 @@ import yaml
 
 from core.spec.model import DEFAULT_SPEC_DIR
 from feature_repo import store
-from feature_repo.demo_data import GeneratorConfig, generate, write_tables
+from feature_repo.demo_data.config import GeneratorConfig
+from feature_repo.demo_data.generate import generate
+from feature_repo.demo_data.writer import write_tables
 
 # 100 customers give ~300 test rows: floors are lowered so sampling noise cannot fail the plumbing tests.
 SMALL_DATA_FLOORS = {"evaluation": {"floors": {"roc_auc": 0.6}}}

@@ -22,13 +22,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from monitoring.local_stack import (
-    SERVING_PYTHON,
-    LocalMonitoringStack,
-    StackError,
-    duration_s,
-    scaled,
-)
+from monitoring.local_stack_config import duration_s, scaled
+from monitoring.local_stack_runner import SERVING_PYTHON, LocalMonitoringStack, StackError
 
 MODEL, VERSION, ALERT = "conversion-xgboost", "1", "ModelInputDriftDetected"
 DRIFT_START = pd.Timestamp("2026-10-01", tz="UTC")
@@ -116,7 +111,8 @@ def test_a_process_that_dies_at_start_up_is_named_and_the_rest_are_stopped(tmp_p
 # ------------------------------------------------------------------------------ slow: the real loop
 def _demo_sessions() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training-set shaped demo rows: (pre-drift, drifted on sessions_7d with magnitude 2)."""
-    from feature_repo.demo_data import DriftSpec, GeneratorConfig, generate
+    from feature_repo.demo_data.config import DriftSpec, GeneratorConfig
+    from feature_repo.demo_data.generate import generate
     from feature_repo.demo_data.labels import point_in_time_features
 
     drift = DriftSpec(kind="covariate", start=DRIFT_START, features=("sessions_7d",), magnitude=2)

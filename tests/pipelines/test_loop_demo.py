@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from core.paths import REPO_ROOT
-from monitoring.local_stack import SERVING_PYTHON
+from monitoring.local_stack_runner import SERVING_PYTHON
 from pipelines.loop_demo.probes import LoopDemoError
 from pipelines.loop_demo.run import DemoOptions, Timeline, run_demo
 from pipelines.loop_demo.world import shifted_rows

@@ -19,8 +19,10 @@ import yaml
 from inference.router.__main__ import build_settings, parse_args
 from inference.router.app import RouterSettings, create_app
 from inference.router.grpc_app import GrpcRouter
-from inference.router.routing import STABLE_ANNOTATION, stage_model_version
-from inference.triton_local import SERVING_VENV, Ports, TritonLocal
+from inference.router.isvc import STABLE_ANNOTATION
+from inference.router.routing import stage_model_version
+from inference.triton_dist import SERVING_VENV
+from inference.triton_local import Ports, TritonLocal
 from pipelines.training import DEFAULT_MODELS
 from tests.inference.test_router_grpc import GrpcClient
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from feature_repo.demo_data import DriftSpec, GeneratorConfig, generate
+from feature_repo.demo_data.config import DriftSpec, GeneratorConfig
+from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.labels import point_in_time_features
 
 DRIFT_START = pd.Timestamp("2026-10-01", tz="UTC")

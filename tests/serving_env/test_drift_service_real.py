@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("alibi_detect")
 
 from monitoring.detectors.fit import fit_detector
-from monitoring.drift_service.service import DriftService, load_detectors
+from monitoring.drift_service.detectors import load_detectors
+from monitoring.drift_service.service import DriftService
 from tests.serving_env.conftest import SHIFTED
 from tests.serving_env.test_detectors import spec
 
