@@ -211,6 +211,14 @@ def resolve_alias(name: str, alias: str, artifacts_destination: str | None = Non
     return version_ref(version, artifacts_destination)
 
 
+def require_alias(name: str, alias: str, who: str) -> ModelVersionRef:
+    """`resolve_alias`, for a caller (`who`, e.g. a step's name) that cannot go on without the version."""
+    ref = resolve_alias(name, alias)
+    if ref is None:
+        raise LookupError(f"{who} {name}: no {alias!r} version in the registry")
+    return ref
+
+
 def version_ref(version: ModelVersion, artifacts_destination: str | None = None) -> ModelVersionRef:
     """A registered version as a ModelVersionRef; raises if it was registered without a Triton repository."""
     triton_uri = (version.tags or {}).get(TRITON_URI_TAG)

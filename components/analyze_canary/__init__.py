@@ -1,2 +1,2 @@
-"""Canary analysis step: compare canary and stable over the spec's window and decide with the spec's
-criteria. See `core.analyze_canary`."""
+"""Canary analysis step: judge the canary against the stable version with the spec's criteria
+(`step.run`; the logic is inference/canary/analyze.py)."""

@@ -1,2 +1,2 @@
-"""Deploy step: serve a registered version, as the first stable service or as a canary next to the
-champion (the spec's traffic share). See `core.deploy_canary`."""
+"""Deploy step: serve a registered version, alone as the first champion or as a canary next to it
+(`step.run`; the logic is inference/canary/deploy.py)."""

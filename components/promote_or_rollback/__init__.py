@@ -1,1 +1,2 @@
-"""Release step: promote the canary or roll it back, as the analysis decided. See `core.finish_rollout`."""
+"""Release step: promote the canary or roll it back, as the analysis decided (`step.run`; the logic
+is inference/canary/finish.py)."""

@@ -9,6 +9,6 @@ def promote_or_rollback(model: str, version: str, decision: str, serving_mode: s
     registry aliases and the InferenceService consistent; locally, versions no longer served are unloaded.
     Returns the rollout state ("promoted", "rolled_back"), or "no-canary" when there was none.
     """
-    from inference.canary.finish import finish_rollout
+    from components.promote_or_rollback.step import run
 
-    return finish_rollout(model=model, version=version, decision=decision, serving_mode=serving_mode)
+    return run(model=model, version=version, decision=decision, serving_mode=serving_mode)

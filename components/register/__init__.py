@@ -1,5 +1,2 @@
-"""Register: log a gated model bundle to MLflow and give the new version its alias.
-
-`core.register` is the step; `registry` holds tracking setup and alias lookups that other steps (gate,
-deploy) share; `pyfunc_model` is the bundle's MLflow pyfunc wrapper.
-"""
+"""Register step: log a gated bundle to MLflow and give the new version its alias (`step.run`;
+`registration.py` does the MLflow work, `pyfunc_model.py` is the bundle's pyfunc face)."""

@@ -7,10 +7,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from components.evaluate.core import METRICS_FILE, PLOTS_DIR, REPORT_FILE
+from components.evaluate.step import METRICS_FILE, PLOTS_DIR, REPORT_FILE
 from components.fit_detector.step import stamp_version
-from components.register.core import register
 from components.register.pyfunc_model import example_rows
+from components.register.registration import register
 from core.bundle import BundleInfo
 from core.encoding import ENCODER_FILE
 from core.registry import configure_tracking, quiet_mlflow

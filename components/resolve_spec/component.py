@@ -8,6 +8,6 @@ def resolve_spec(model: str) -> str:
     """Load and validate the model spec (fails fast, naming file and field); return how many GPUs its
     training asks for on the cluster: "1" for the deep-learning frameworks, "0" otherwise.
     """
-    from components.resolve_spec.core import training_gpus
+    from components.resolve_spec.step import run
 
-    return training_gpus(model)
+    return run(model)

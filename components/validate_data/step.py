@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.validate_data.core import ValidationError, raise_for_failures, report_markdown, validate
+from components.validate_data.validation import ValidationError, raise_for_failures, report_markdown, validate
 from core.registry import CHAMPION, configure_tracking, get_alias_version, quiet_mlflow
 from core.spec.model import ModelSpec, load_specs
 from core.timing import timed_step

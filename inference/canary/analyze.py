@@ -29,7 +29,7 @@ from core.registry import (
     ModelVersionRef,
     configure_tracking,
     quiet_mlflow,
-    resolve_alias,
+    require_alias,
     version_predictor,
 )
 from core.spec.model import ModelSpec, load_specs
@@ -64,7 +64,7 @@ def analyze_canary(
     with timed_step(STEP, model):
         (spec,) = load_specs(names=[model])
         configure_tracking()
-        champion, challenger = _require(model, CHAMPION), _require(model, CHALLENGER)
+        champion, challenger = require_alias(model, CHAMPION, STEP), require_alias(model, CHALLENGER, STEP)
         if challenger.version != version:
             raise ValueError(f"{STEP} {model}: the challenger is v{challenger.version}, not v{version}")
         if release.check_mode(serving_mode) == "cluster":
@@ -167,10 +167,3 @@ def bundle_encoder(model: str, version: str) -> Encoder:
 
 def _metrics(info: RuntimeInfo) -> str:
     return httpx.get(f"{info.router_http_url}/metrics", timeout=10).text
-
-
-def _require(model: str, alias: str) -> ModelVersionRef:
-    ref = resolve_alias(model, alias)
-    if ref is None:
-        raise LookupError(f"{STEP} {model}: no {alias!r} version in the registry")
-    return ref

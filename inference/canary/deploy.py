@@ -14,7 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from core.registry import CHALLENGER, CHAMPION, ModelVersionRef, configure_tracking, resolve_alias
+from core.registry import (
+    CHALLENGER,
+    CHAMPION,
+    configure_tracking,
+    require_alias,
+)
 from core.spec.model import load_specs
 from core.timing import timed_step
 from inference.canary import release
@@ -40,7 +45,7 @@ def deploy_canary(
         configure_tracking()
         rollout = release.rollout_for(serving_mode)
         info = require_runtime() if serving_mode == "local" else None
-        champion = _require(model, CHAMPION)
+        champion = require_alias(model, CHAMPION, STEP)
         if alias == CHAMPION or champion.version == version:
             if info is not None:
                 release.stage(info, champion)
@@ -52,7 +57,7 @@ def deploy_canary(
                     retire_version(info, model, stale)
             say(f"[{STEP}] {model}: champion v{champion.version} serves alone (no challenger to canary)")
             return release.NO_CANARY
-        challenger = _require(model, CHALLENGER)
+        challenger = require_alias(model, CHALLENGER, STEP)
         if alias != CHALLENGER or challenger.version != version:
             raise ValueError(
                 f"{STEP} {model}: version {version} ({alias or 'no alias'}) is not the challenger "
@@ -71,10 +76,3 @@ def deploy_canary(
             f"next to champion v{champion.version}"
         )
         return CANARY
-
-
-def _require(model: str, alias: str) -> ModelVersionRef:
-    ref = resolve_alias(model, alias)
-    if ref is None:
-        raise LookupError(f"{STEP} {model}: no {alias!r} version in the registry")
-    return ref

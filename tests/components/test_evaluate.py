@@ -16,9 +16,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, log_loss, roc_auc_score, roc_curve
 
-from components.evaluate.core import evaluate, json_safe
 from components.evaluate.plots import plot_confusion, plot_precision_recall, plot_reliability, plot_roc
 from components.evaluate.report import cap_rows, write_report
+from components.evaluate.step import evaluate, json_safe
 from core.bundle import BundleInfo
 from core.encoding import FeatureEncoder
 from core.metrics import (

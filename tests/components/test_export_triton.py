@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from components.export_triton.config_pbtxt import render_config
-from components.export_triton.core import (
+from components.export_triton.step import (
     EXPORT_FILE,
     TRANSFORMER_FILES,
     TRANSFORMER_FOLDER,

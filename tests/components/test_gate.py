@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components.gate.core import NO_CHAMPION, GateDecision, compare_with_champion, decide, to_markdown
+from components.gate.step import NO_CHAMPION, GateDecision, compare_with_champion, decide, to_markdown
 from core.metrics import classification_metrics
 from tests.components.test_evaluate import CONVERSION_INPUTS, TabularPredictor, spec_named, time_split
 

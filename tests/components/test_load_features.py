@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from components.load_features.core import LoadFeaturesError, load_training_set, resolve_window
-from components.validate_data.core import validate
+from components.load_features.step import LoadFeaturesError, load_training_set, resolve_window
+from components.validate_data.validation import validate
 from core.paths import REPO_ROOT
 from core.spec.model import load_spec
 from core.training_set import TrainingSetError, load_training_set_file, save_training_set

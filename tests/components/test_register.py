@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from components.register import core as register_core
-from components.register.core import RegistrationResult, flatten_metrics, register
+from components.register import registration
 from components.register.pyfunc_model import pip_requirements
+from components.register.registration import RegistrationResult, flatten_metrics, register
 from core.bundle import BundleInfo, load_predictor
 from core.encoding import FeatureEncoder
 from core.frameworks.registry import register_framework, unregister_framework
@@ -375,11 +375,11 @@ def test_configure_tracking_prefers_the_environment(store: Path, monkeypatch: py
 
 
 def test_code_version_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(register_core, "REPO_ROOT", tmp_path)  # not a git checkout
+    monkeypatch.setattr(registration, "REPO_ROOT", tmp_path)  # not a git checkout
     monkeypatch.setenv("CODE_VERSION", "img-1234")
-    assert register_core.code_version() == "img-1234"
+    assert registration.code_version() == "img-1234"
     monkeypatch.delenv("CODE_VERSION")
-    assert register_core.code_version() == "unknown"
+    assert registration.code_version() == "unknown"
 
 
 def test_pip_requirements_pin_what_each_framework_loads_with() -> None:

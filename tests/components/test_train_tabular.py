@@ -17,8 +17,8 @@ import pytest
 import xgboost
 import yaml
 
-from components.train.core import train
 from components.train.splits import time_split
+from components.train.step import train
 from core.bundle import BundleInfo, load_predictor
 from core.encoding import FeatureEncoder
 from core.frameworks import sklearn_model, xgboost_model

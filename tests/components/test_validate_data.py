@@ -12,13 +12,13 @@ import json
 import pandas as pd
 import pytest
 
-from components.validate_data.core import (
+from components.validate_data.schema import Limits, build_schema, min_rows
+from components.validate_data.validation import (
     ValidationError,
     raise_for_failures,
     report_markdown,
     validate,
 )
-from components.validate_data.schema import Limits, build_schema, min_rows
 from core.paths import REPO_ROOT
 from core.spec.model import load_spec
 from feature_repo.demo_data.config import DEFAULT_END, DEFAULT_START, DriftSpec, GeneratorConfig

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.export_triton.core import export_repository
+from components.export_triton.step import export_repository
 from core.bundle import load_predictor
 from core.frameworks import xgboost_model
 from core.ports import HOST, free_ports

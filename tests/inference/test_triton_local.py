@@ -20,7 +20,7 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from components.export_triton.core import export_repository
+from components.export_triton.step import export_repository
 from core.bundle import load_predictor
 from inference.triton_dist import SERVING_VENV, TritonDist, TritonError
 from inference.triton_local import Ports, TritonLocal

@@ -5,7 +5,7 @@ from core.frameworks.registry import get_framework
 from core.spec.model import load_specs
 
 
-def training_gpus(model: str) -> str:
+def run(model: str) -> str:
     """The GPU count the train task asks for, as the string KFP's accelerator limit takes."""
     (spec,) = load_specs(names=[model])
     return "1" if get_framework(spec.framework).GPU else "0"
