@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from core.settings import settings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STATE_ENV = "MLOPS_HOME"
 
 
 def state_root() -> Path:
     """The local state folder: `$MLOPS_HOME`, else `.local/` in the repository."""
-    return Path(os.environ.get(STATE_ENV) or REPO_ROOT / ".local").resolve()
+    return (settings().home or REPO_ROOT / ".local").resolve()
 
 
 def feature_data_dir() -> Path:

@@ -33,10 +33,10 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from core.bundle import Predictor, load_predictor
 from core.paths import mlflow_dir
+from core.settings import settings, variable
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 LOCAL_DB_FILE = "mlflow.db"
 LOCAL_ARTIFACTS_DIR = "artifacts"
 BUNDLE_ARTIFACT = "bundle"  # the pyfunc artifact key that holds the model bundle
@@ -45,7 +45,6 @@ _PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 TRITON_URI_TAG = "triton_uri"
 CLUSTER_REPOSITORY = "cluster"
 LOCAL_REPOSITORY = "local"
-ARTIFACTS_DESTINATION_ENV = "MLFLOW_ARTIFACTS_DESTINATION"
 _PROXIED_SCHEME = "mlflow-artifacts"
 
 
@@ -60,7 +59,7 @@ def local_artifact_root() -> Path:
 
 def configure_tracking(tracking_uri: str | None = None) -> str:
     """Point MLflow at `tracking_uri`, else `$MLFLOW_TRACKING_URI`, else the local sqlite store; return it."""
-    uri = tracking_uri or os.environ.get(TRACKING_URI_ENV) or local_tracking_uri()
+    uri = tracking_uri or settings().mlflow_tracking_uri or local_tracking_uri()
     if uri == local_tracking_uri():
         local_artifact_root().mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
@@ -241,11 +240,11 @@ def storage_location(artifact_uri: str, artifacts_destination: str | None = None
     parsed = urlparse(artifact_uri)
     if parsed.scheme != _PROXIED_SCHEME:
         return artifact_uri
-    destination = artifacts_destination or os.environ.get(ARTIFACTS_DESTINATION_ENV)
+    destination = artifacts_destination or settings().mlflow_artifacts_destination
     if not destination:
         raise ValueError(
             f"deploy: {artifact_uri} is served through the MLflow artifact proxy; set "
-            f"{ARTIFACTS_DESTINATION_ENV} (or --artifacts-destination) to the store behind it"
+            f"{variable('mlflow_artifacts_destination')} (or --artifacts-destination) to the store behind it"
         )
     # mlflow-artifacts:/a/b and mlflow-artifacts://host:port/a/b both map to <destination>/a/b.
     return f"{destination.rstrip('/')}/{parsed.path.lstrip('/')}"

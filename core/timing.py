@@ -7,24 +7,25 @@ When `MLOPS_TIMINGS_FILE` is set (the local runner sets it per run), each step a
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-TIMINGS_ENV = "MLOPS_TIMINGS_FILE"
+from core.settings import settings
 
 
 @contextmanager
 def timed_step(step: str, model: str) -> Iterator[None]:
+    """Time a pipeline step. Its settings are read first, so a bad environment variable fails the step in
+    its first second with one line naming the variable, not halfway through."""
+    target = settings().timings_file
     started = time.perf_counter()
     try:
         yield
     finally:
         seconds = round(time.perf_counter() - started, 2)
         print(f"[{step}] {model}: {seconds:.1f} s", flush=True)
-        target = os.environ.get(TIMINGS_ENV)
         if target:
             with Path(target).open("a") as handle:
                 handle.write(json.dumps({"step": step, "model": model, "seconds": seconds}) + "\n")

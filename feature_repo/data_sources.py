@@ -1,21 +1,18 @@
 """Batch sources: Parquet tables written by the demo generator (locally) or the data platform (cluster).
 
-FEATURE_DATA_URI points at the folder (or s3:// prefix) holding the tables. Feast records the resolved
-path in the registry when `feast apply` runs, so apply runs with the environment it will serve.
+FEATURE_DATA_URI points at the folder (or s3:// prefix) holding the tables (core/settings.py). Feast records
+the resolved path in the registry when `feast apply` runs, so apply runs with the environment it will serve
+(and with the project on PYTHONPATH: `feature_repo.store.feast_environment`).
 """
-
-import os
-from pathlib import Path
 
 from feast import FileSource
 
+from core.paths import feature_data_dir
+from core.settings import settings
+
 
 def _data_uri() -> str:
-    explicit = os.environ.get("FEATURE_DATA_URI")
-    if explicit:
-        return explicit.rstrip("/")
-    state = os.environ.get("MLOPS_HOME") or str(Path(__file__).resolve().parent.parent / ".local")
-    return f"{state}/data"
+    return str(settings().feature_data_uri or feature_data_dir()).rstrip("/")
 
 
 def _parquet_source(table: str, description: str) -> FileSource:

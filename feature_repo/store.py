@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core import paths
+from core.settings import settings, variable
 
 FEATURE_REPO = Path(__file__).resolve().parent
 LOCAL_CONFIG = FEATURE_REPO / "feature_store.yaml"
@@ -37,8 +38,11 @@ class FeatureRepoError(RuntimeError):
 
 
 def feast_environment() -> dict[str, str]:
+    """The `feast` CLI's environment: this process's, with the state folder fixed and the project importable
+    (the repository's modules read their data location from `core.settings`)."""
     env = dict(os.environ)
-    env[paths.STATE_ENV] = str(paths.state_root())
+    env[variable("home")] = str(paths.state_root())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
 
@@ -47,7 +51,7 @@ def definitions_digest() -> str:
     for name in _DEFINITION_FILES:
         digest.update(name.encode())
         digest.update((FEATURE_REPO / name).read_bytes())
-    digest.update(os.environ.get("FEATURE_DATA_URI", str(paths.feature_data_dir())).encode())
+    digest.update(str(settings().feature_data_uri or paths.feature_data_dir()).encode())
     return digest.hexdigest()
 
 
@@ -78,7 +82,7 @@ def open_store():
     """The local FeatureStore (imported lazily: Feast is slow to import)."""
     from feast import FeatureStore
 
-    os.environ.setdefault(paths.STATE_ENV, str(paths.state_root()))
+    os.environ.setdefault(variable("home"), str(paths.state_root()))
     return FeatureStore(repo_path=str(FEATURE_REPO), fs_yaml_file=LOCAL_CONFIG)
 
 

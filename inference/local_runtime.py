@@ -38,6 +38,7 @@ import uvicorn
 
 from core.paths import logs_dir, state_root
 from core.ports import HOST
+from core.settings import settings
 from inference.router.app import RouterSettings, create_app, triton_readiness
 from inference.router.isvc import VERSION_SEPARATOR, triton_model_name
 from inference.router.logger import EventLogger
@@ -45,7 +46,6 @@ from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable, stage_model_version
 from inference.triton_local import Ports, TritonLocal
 
-RUNTIME_ENV = "MLOPS_SERVING_RUNTIME"
 ROUTER_START_TIMEOUT_S = 30.0
 LOAD_TIMEOUT_S = 120.0  # a Python-backend model imports onnxruntime/xgboost in a fresh stub process
 WATCH_INTERVAL_S = 0.2
@@ -79,7 +79,7 @@ def serving_dir() -> Path:
 
 
 def runtime_file() -> Path:
-    return Path(os.environ.get(RUNTIME_ENV) or serving_dir() / "runtime.json")
+    return settings().serving_runtime or serving_dir() / "runtime.json"
 
 
 def attach(path: Path | None = None) -> RuntimeInfo | None:

@@ -1,7 +1,7 @@
 """A real Triton server on this machine, from the `nvidia-pytriton` wheel in the serving environment.
 
 The wheel carries Triton's `tritonserver` binary and its Python backend (no other backend), so local
-repositories serve every model through `model.py` (see components/export_triton). Nothing of pytriton is
+repositories serve every model through `model.py` (see inference/triton_repository.py). Nothing of pytriton is
 imported; only its files are used:
 
     with TritonLocal().start("build/repo/local") as triton:

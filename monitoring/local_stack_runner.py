@@ -21,6 +21,7 @@ import yaml
 
 from core import paths
 from core.ports import free_port, http_ok
+from core.settings import variable
 from monitoring.local_stack_config import (
     RESEND_DELAY_S,
     SCRAPE_INTERVAL_S,
@@ -171,7 +172,7 @@ class LocalMonitoringStack:
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env[paths.STATE_ENV] = str(self.home)
+        env[variable("home")] = str(self.home)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT), env.get("PYTHONPATH")]))
         return env
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import paths
-from core.timing import TIMINGS_ENV, read_timings
+from core.settings import variable
+from core.timing import read_timings
 from pipelines.console import progress_only
 from pipelines.run_summary import (
     ModelOutcome,
@@ -34,8 +35,6 @@ from pipelines.run_summary import (
     format_table,
     format_timings,
 )
-
-BAD_CANARY_ENV = "MLOPS_BAD_CANARY"  # read by the deploy step (inference/canary/release.py)
 
 
 @dataclass
@@ -48,14 +47,12 @@ class LocalRun:
     timings: list[dict] = field(default_factory=list)
 
 
-def local_tracking_uri() -> str:
-    return f"sqlite:///{paths.mlflow_dir() / 'mlflow.db'}"
-
-
 def prepare_environment() -> None:
     """What every component subprocess inherits: the code on PYTHONPATH, the local stores, no network."""
-    os.environ[paths.STATE_ENV] = str(paths.state_root())
-    os.environ.setdefault("MLFLOW_TRACKING_URI", local_tracking_uri())
+    from core.registry import local_tracking_uri  # mlflow is slow to import: only when a run starts
+
+    os.environ[variable("home")] = str(paths.state_root())
+    os.environ.setdefault(variable("mlflow_tracking_uri"), local_tracking_uri())
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(paths.REPO_ROOT), os.environ.get("PYTHONPATH")])
     )
@@ -105,10 +102,11 @@ def serving_runtime(serving_mode: str, logger_url: str | None = None) -> Iterato
     if serving_mode != "local":
         yield "none"
         return
-    from inference.local_runtime import RUNTIME_ENV, LocalServingRuntime, attach, runtime_file
+    from inference.local_runtime import LocalServingRuntime, attach, runtime_file
 
-    previous = os.environ.get(RUNTIME_ENV)
-    os.environ[RUNTIME_ENV] = str(runtime_file())  # the steps' subprocesses inherit it
+    runtime_variable = variable("serving_runtime")
+    previous = os.environ.get(runtime_variable)
+    os.environ[runtime_variable] = str(runtime_file())  # the steps' subprocesses inherit it
     try:
         if attach() is not None:
             yield "attached"
@@ -117,9 +115,9 @@ def serving_runtime(serving_mode: str, logger_url: str | None = None) -> Iterato
             yield "started"
     finally:
         if previous is None:
-            os.environ.pop(RUNTIME_ENV, None)
+            os.environ.pop(runtime_variable, None)
         else:
-            os.environ[RUNTIME_ENV] = previous
+            os.environ[runtime_variable] = previous
 
 
 def run_training(
@@ -145,7 +143,7 @@ def run_training(
     )
     before = set(paths.pipeline_root().glob(f"{PIPELINE_NAME}-*"))
     timings_file = paths.logs_dir() / f"timings-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-    os.environ[TIMINGS_ENV] = str(timings_file)
+    os.environ[variable("timings_file")] = str(timings_file)
     started = time.perf_counter()
     # The runtime starts outside the `try`: a Triton that cannot start is the user's error to see.
     with serving_runtime(serving_mode, logger_url):
@@ -158,7 +156,7 @@ def run_training(
         except RuntimeError:
             succeeded = False
         finally:
-            os.environ.pop(TIMINGS_ENV, None)
+            os.environ.pop(variable("timings_file"), None)
     seconds = time.perf_counter() - started
     run_dir = _newest_run_dir(before)
     run = LocalRun(run_dir.name, run_dir, succeeded, seconds, timings=read_timings(timings_file))
@@ -169,6 +167,7 @@ def run_training(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.registry import local_tracking_uri
     from pipelines.training import DEFAULT_MODELS
 
     parser = argparse.ArgumentParser(
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.bad_canary:
-        os.environ[BAD_CANARY_ENV] = args.bad_canary
+        os.environ[variable("bad_canary")] = args.bad_canary
     default_start, default_end = demo_data_window()
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     log_path = paths.logs_dir() / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}.log"

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from core.paths import REPO_ROOT
+from core.settings import settings, variable
 from core.spec.model import spec_directory
 from core.timing import timed_step
 from monitoring.detectors.base import MANIFEST, MODEL_ENCODER, read_manifest
 
 STEP = "fit_detector"
 CANDIDATE_VERSION = "candidate"
-SERVING_PYTHON_ENV = "MLOPS_SERVING_PYTHON"
 FIT_TIMEOUT_S = 1800  # online detectors simulate thresholds: minutes on large references, never hours
 
 
@@ -66,7 +66,7 @@ def alibi_available() -> bool:
 
 def serving_python() -> Path:
     """The numpy<2 interpreter that has alibi-detect: `$MLOPS_SERVING_PYTHON`, else the repo's venv."""
-    return Path(os.environ.get(SERVING_PYTHON_ENV) or REPO_ROOT / ".venv-serving" / "bin" / "python")
+    return settings().serving_python or REPO_ROOT / ".venv-serving" / "bin" / "python"
 
 
 def fit_in_process(model: str, training_set: Path, detector_dir: Path) -> Path:
@@ -82,7 +82,7 @@ def fit_in_serving_env(python: Path, model: str, training_set: Path, detector_di
     if not python.is_file():
         raise FitDetectorError(
             f"{STEP} {model}: serving interpreter {python} not found "
-            f"(run `make install` or set {SERVING_PYTHON_ENV})"
+            f"(run `make install` or set {variable('serving_python')})"
         )
     arguments = fit_arguments(model, training_set, detector_dir)
     command = [str(python), "-m", "monitoring.detectors.fit", *arguments]

@@ -12,7 +12,6 @@ dict that records where the rows came from and a content hash that changes whene
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from core.paths import feature_data_dir
+from core.settings import settings
 from core.spec.model import ModelSpec, load_specs
 from core.timing import timed_step
 from core.training_set import TIME_COLUMN, TIME_DTYPE, content_sha256, save_training_set
@@ -68,7 +68,7 @@ def resolve_window(
 def label_table_location(spec: ModelSpec, data_dir: str | Path | None = None) -> str:
     """`<data_dir>/<dataset>.parquet`; data_dir defaults to FEATURE_DATA_URI (a folder or an s3:// prefix,
     as the Feast sources use it) and then to the local feature data folder."""
-    base = str(data_dir or os.environ.get("FEATURE_DATA_URI") or feature_data_dir()).rstrip("/")
+    base = str(data_dir or settings().feature_data_uri or feature_data_dir()).rstrip("/")
     return f"{base}/{spec.label.dataset}.parquet"
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -42,11 +41,11 @@ from core.registry import (
     quiet_mlflow,
     set_alias,
 )
+from core.settings import settings
 from core.spec.model import ModelSpec
 
 TRITON_ARTIFACT_PATH = "triton"
 REQUIRED_LINEAGE = ("start", "end", "content_sha256")
-CODE_VERSION_ENV = "CODE_VERSION"
 _MAX_TAG_CHARS = 500  # a retrain reason can quote a whole alert; the tag only needs its start
 _MAX_PARAM_CHARS = 6000  # MLflow's limit for one param value
 _UNSAFE_METRIC_CHARS = re.compile(r"[^\w\- ]")  # MLflow also allows "." and "/", which we use as separators
@@ -265,7 +264,7 @@ def code_version() -> str:
         done = None
     if done is not None and done.returncode == 0 and done.stdout.strip():
         return done.stdout.strip()
-    return os.environ.get(CODE_VERSION_ENV) or "unknown"
+    return settings().code_version or "unknown"
 
 
 def _create_version(spec: ModelSpec, model_info: ModelInfo, run_id: str, tags: dict[str, str]) -> str:

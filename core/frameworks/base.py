@@ -8,7 +8,6 @@ at discovery, so it imports no training library (scikit-learn's metrics load ins
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -16,13 +15,13 @@ import pandas as pd
 
 from core.bundle import BundleInfo
 from core.encoding import FeatureEncoder
+from core.settings import settings
 from core.spec.base import METRIC_NAMES
 from core.spec.model import ModelSpec
 from core.training_set import TIME_COLUMN
 
 TABULAR_INPUT = "input__0"
 OUTPUT = "output__0"
-THREADS_ENV = "MLOPS_TRAIN_THREADS"
 
 
 # ------------------------------------------------------------------------------------ training set shape
@@ -103,19 +102,8 @@ def validation_score(spec: ModelSpec, frame: pd.DataFrame, proba: np.ndarray) ->
 
 # ------------------------------------------------------------------------------------------ resources
 def training_threads() -> int:
-    """Threads a trainer may use: `MLOPS_TRAIN_THREADS`, default 1.
-
-    OpenMP trainers spin-wait for busy cores: on a shared node (or a pod whose CPU limit is below the
-    node's core count) two threads were 10-40x slower than one here. Raise it to the pod's CPU request.
-    """
-    value = os.environ.get(THREADS_ENV, "1")
-    try:
-        threads = int(value)
-    except ValueError:
-        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {value!r}") from None
-    if threads < 1:
-        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
-    return threads
+    """Threads a trainer may use: `MLOPS_TRAIN_THREADS` (see core/settings.py for why the default is 1)."""
+    return settings().train_threads
 
 
 # ---------------------------------------------------------------------------------------------- bundles

@@ -152,4 +152,5 @@ def _checked(plugin: Any) -> Framework:
 
 
 def _where(plugin: Any) -> str:
-    return getattr(plugin, "__name__", None) or type(plugin).__name__
+    """A module's name, else the plug-in's NAME: what a message about it should say."""
+    return getattr(plugin, "__name__", None) or repr(getattr(plugin, "NAME", type(plugin).__name__))

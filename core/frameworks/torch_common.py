@@ -10,7 +10,6 @@ quality, not in every weight.
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from core.frameworks.base import training_threads
+from core.settings import settings, variable
 from core.spec.model import ModelSpec
 
 DEFAULT_MAX_EPOCHS = 30
@@ -29,7 +29,6 @@ DEFAULT_PATIENCE = 5
 # A validation loss must drop by more than this to count as an improvement (ends slow creeping).
 MIN_DELTA = 1e-4
 ONNX_OPSET = 17
-DEVICE_ENV = "MLOPS_TRAIN_DEVICE"
 
 
 def resolve_params(spec: ModelSpec, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -47,17 +46,13 @@ def epoch_budget(spec: ModelSpec, params: dict[str, Any]) -> tuple[int, int]:
 def training_device() -> torch.device:
     """Where deep-learning models train: `MLOPS_TRAIN_DEVICE` = auto (default: CUDA when present), cpu,
     cuda or cuda:N. Asking for CUDA where there is none is an error, not a silent CPU run."""
-    value = os.environ.get(DEVICE_ENV, "auto").strip().lower() or "auto"
+    value = settings().train_device  # validated there: auto, cpu, cuda or cuda:N
     if value == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(value)
-    except RuntimeError:
-        raise ValueError(f"{DEVICE_ENV} must be auto, cpu, cuda or cuda:N, got {value!r}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"{DEVICE_ENV} must be auto, cpu, cuda or cuda:N, got {value!r}")
+    device = torch.device(value)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{DEVICE_ENV}={value} but torch sees no CUDA device (torch {torch.__version__})")
+        name = variable("train_device")
+        raise ValueError(f"{name}={value} but torch sees no CUDA device (torch {torch.__version__})")
     return device
 
 

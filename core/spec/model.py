@@ -14,7 +14,6 @@ the one-line validation messages in `messages.py`; the frameworks a spec may nam
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -24,6 +23,7 @@ from pydantic import AfterValidator, ValidationError, model_validator
 
 from core.errors import SpecError
 from core.paths import REPO_ROOT
+from core.settings import settings
 from core.spec.base import (
     FieldProblem,
     ModelName,
@@ -43,7 +43,6 @@ from core.spec.training import (
 )
 
 DEFAULT_SPEC_DIR = REPO_ROOT / "pipelines" / "models"
-SPEC_DIR_ENV = "MLOPS_SPEC_DIR"
 SPEC_SUFFIX = ".yaml"
 
 
@@ -125,7 +124,7 @@ def load_spec(path: str | PathLike[str]) -> ModelSpec:
 
 def spec_directory() -> Path:
     """Where pipeline steps read specs: `$MLOPS_SPEC_DIR` (e.g. a mounted ConfigMap), else the repo's."""
-    return Path(os.environ.get(SPEC_DIR_ENV) or DEFAULT_SPEC_DIR)
+    return settings().spec_dir or DEFAULT_SPEC_DIR
 
 
 def load_specs(

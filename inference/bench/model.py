@@ -54,9 +54,9 @@ def demo_frame(customers: int = DEMO_CUSTOMERS) -> pd.DataFrame:
 
 def build(work: Path) -> BenchModel:
     """Train, export (with the export step's parity check) and stage the model under `work`."""
-    from components.export_triton.step import export_repository
     from core.frameworks import xgboost_model
     from core.spec.model import DEFAULT_SPEC_DIR, load_spec
+    from inference.triton_repository import export_repository
 
     spec = load_spec(DEFAULT_SPEC_DIR / f"{MODEL}.yaml")
     frame = demo_frame()

@@ -14,7 +14,6 @@ inference/canary/traffic.py).
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from core.registry import (
     require_alias,
     version_predictor,
 )
+from core.settings import settings
 from core.spec.model import ModelSpec, load_specs
 from core.timing import timed_step
 from inference.canary import release
@@ -43,8 +43,6 @@ from inference.local_runtime import RuntimeInfo, require_runtime
 from inference.router.isvc import load_isvc_file
 
 STEP = "analyze_canary"
-PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
-DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 TRAINING_SET_ARTIFACT = "data"
 NEWEST_ROWS = 500
 MIN_REQUESTS = 400
@@ -86,7 +84,7 @@ def analyze_in_cluster(
     sleep: Callable[[float], None] = time.sleep,
 ) -> CanaryDecision:
     sleep(spec.canary.analysis_window_s)
-    prometheus = os.environ.get(PROMETHEUS_URL_ENV, DEFAULT_PROMETHEUS_URL)
+    prometheus = settings().prometheus_url
     versions = {"stable": stable_version, "canary": canary_version}
     window = spec.canary.analysis_window_s
     return decide(spec, evidence_from_prometheus(prometheus, spec.name, window, versions))

@@ -10,7 +10,6 @@ stages versions into its Triton (see inference/local_runtime.py).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -22,6 +21,7 @@ import mlflow
 
 from core.paths import state_root
 from core.registry import ModelVersionRef, quiet_mlflow
+from core.settings import settings, variable
 from inference.canary.analysis import CanaryDecision
 from inference.canary.bad_canary import MODES, sabotage
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
@@ -32,8 +32,6 @@ NAMESPACE = "mlops"
 SERVING_MODES = ("cluster", "local")
 NO_CANARY = "no-canary"
 """What the steps pass on when a first champion was deployed alone: nothing to analyse or decide."""
-BAD_CANARY_ENV = "MLOPS_BAD_CANARY"
-"""Local demos and tests only: `error` or `slow` (every challenger), or `model=mode,model=mode`."""
 DECISION_TAG = "canary_decision"
 REASONS_TAG = "canary_reasons"
 SUMMARY_TAG = "canary_summary"
@@ -72,7 +70,7 @@ def stage(info: RuntimeInfo, ref: ModelVersionRef, bad_canary: str | None = None
 
 def bad_canary_mode(model: str) -> str | None:
     """The `$MLOPS_BAD_CANARY` mode for `model` (None: a normal canary)."""
-    value = os.environ.get(BAD_CANARY_ENV, "").strip()
+    value = (settings().bad_canary or "").strip()
     if not value:
         return None
     if value in MODES:
@@ -80,7 +78,7 @@ def bad_canary_mode(model: str) -> str | None:
     modes = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
     mode = modes.get(model)
     if mode is not None and mode not in MODES:
-        raise ValueError(f"{BAD_CANARY_ENV}: {model}={mode}: expected one of {', '.join(MODES)}")
+        raise ValueError(f"{variable('bad_canary')}: {model}={mode}: expected one of {', '.join(MODES)}")
     return mode
 
 

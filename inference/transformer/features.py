@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from core import paths
+from core.settings import variable
 
 
 class MissingEntities(LookupError):
@@ -60,7 +61,7 @@ class OnlineFeatures:
         from feast import FeatureStore
 
         # The local feature_store.yaml names paths under ${MLOPS_HOME}; Feast expands it from the environment.
-        os.environ.setdefault(paths.STATE_ENV, str(paths.state_root()))
+        os.environ.setdefault(variable("home"), str(paths.state_root()))
         config_file = config_file or Path(repo_path) / "feature_store.yaml"
         if not Path(config_file).is_file():
             raise FileNotFoundError(f"transformer: feature store config {config_file} not found")

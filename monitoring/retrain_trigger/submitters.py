@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import yaml
 
 from core import paths
+from core.settings import settings, variable
 from monitoring.retrain_trigger.errors import SubmitError
 from monitoring.retrain_trigger.state import RunRecord
 
@@ -214,7 +215,7 @@ def kfp_client(host: str) -> Any:
     from kfp.client import ServiceAccountTokenVolumeCredentials
 
     # In a multi-user cluster the pod authenticates with a projected service-account token, if mounted.
-    token_path = os.environ.get("KF_PIPELINES_SA_TOKEN_PATH", "/var/run/secrets/kubeflow/pipelines/token")
+    token_path = settings().kfp_token_path
     credentials = ServiceAccountTokenVolumeCredentials(token_path) if Path(token_path).is_file() else None
     return kfp.Client(host=host, credentials=credentials)
 
@@ -222,7 +223,7 @@ def kfp_client(host: str) -> Any:
 def _child_environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT), env.get("PYTHONPATH")]))
-    env[paths.STATE_ENV] = str(paths.state_root())
+    env[variable("home")] = str(paths.state_root())
     return env
 
 

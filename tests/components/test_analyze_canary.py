@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.settings import variable
 from core.spec.model import load_specs
 from inference.canary.analyze import (
     GRPC_SHARE,
-    PROMETHEUS_URL_ENV,
     analyze_canary,
     analyze_in_cluster,
     default_requests,
@@ -41,7 +41,7 @@ def test_default_requests_reach_min_requests_on_the_share_the_router_counts(spec
 def test_cluster_analysis_waits_the_window_then_decides_on_prometheus(spec, monkeypatch) -> None:
     waited: list[float] = []
     with recorded_prometheus("conversion-xgboost", spec.canary.analysis_window_s) as (url, _):
-        monkeypatch.setenv(PROMETHEUS_URL_ENV, url)
+        monkeypatch.setenv(variable("prometheus_url"), url)
         decision = analyze_in_cluster(spec, "1", "2", sleep=waited.append)
     assert waited == [spec.canary.analysis_window_s]
     assert decision.verdict == "rollback"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.settings import variable
 from inference.canary.deploy import deploy_canary
-from inference.canary.release import BAD_CANARY_ENV, bad_canary_mode
+from inference.canary.release import bad_canary_mode
 
 
 @pytest.fixture
@@ -39,12 +40,12 @@ def test_local_mode_without_a_live_runtime_says_how_to_get_one(home) -> None:
 
 
 def test_bad_canary_switch_applies_to_every_model_or_to_the_named_ones(monkeypatch) -> None:
-    monkeypatch.delenv(BAD_CANARY_ENV, raising=False)
+    monkeypatch.delenv(variable("bad_canary"), raising=False)
     assert bad_canary_mode("a") is None
-    monkeypatch.setenv(BAD_CANARY_ENV, "slow")
+    monkeypatch.setenv(variable("bad_canary"), "slow")
     assert (bad_canary_mode("a"), bad_canary_mode("b")) == ("slow", "slow")
-    monkeypatch.setenv(BAD_CANARY_ENV, "a=error,b=slow")
+    monkeypatch.setenv(variable("bad_canary"), "a=error,b=slow")
     assert (bad_canary_mode("a"), bad_canary_mode("b"), bad_canary_mode("c")) == ("error", "slow", None)
-    monkeypatch.setenv(BAD_CANARY_ENV, "a=melt")
+    monkeypatch.setenv(variable("bad_canary"), "a=melt")
     with pytest.raises(ValueError, match="a=melt: expected one of error, slow"):
         bad_canary_mode("a")

@@ -19,20 +19,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.export_triton.config_pbtxt import render_config
-from components.export_triton.step import (
-    EXPORT_FILE,
-    TRANSFORMER_FILES,
-    TRANSFORMER_FOLDER,
-    ParityError,
-    export_repository,
-)
 from core.bundle import BundleInfo
 from core.encoding import FeatureEncoder
 from core.frameworks.registry import get_framework, register_framework, unregister_framework
 from core.spec.model import ModelSpec, load_spec
 from inference import python_backend_model
 from inference.python_backend_model import TritonPythonModel, load_artifact
+from inference.triton_config import render_config
+from inference.triton_repository import (
+    EXPORT_FILE,
+    TRANSFORMER_FILES,
+    TRANSFORMER_FOLDER,
+    ParityError,
+    export_repository,
+)
 
 SPECS = Path(__file__).resolve().parents[2] / "pipelines" / "models"
 INPUT_COLUMNS = ["sessions_7d", "duration_s", "sentiment_score", "plan_tier"]

@@ -15,7 +15,6 @@ from kfp.dsl import Artifact, Dataset
 from components.fit_detector.component import fit_detector
 from components.fit_detector.step import (
     CANDIDATE_VERSION,
-    SERVING_PYTHON_ENV,
     FitDetectorError,
     alibi_available,
     run,
@@ -25,6 +24,7 @@ from components.fit_detector.step import (
 from core.encoding import FeatureEncoder
 from core.images import SERVING_IMAGE
 from core.paths import REPO_ROOT
+from core.settings import variable
 from core.training_set import content_sha256, save_training_set
 from tests.components.conftest import CONVERSION_FEATURES
 
@@ -139,11 +139,11 @@ def test_serving_env_loads_the_stamped_bundle_and_flags_only_a_shifted_window(
 
 def test_missing_serving_interpreter_is_a_one_line_error(training_set_path, tmp_path, monkeypatch):
     absent = tmp_path / "no-venv" / "bin" / "python"
-    monkeypatch.setenv(SERVING_PYTHON_ENV, str(absent))
+    monkeypatch.setenv(variable("serving_python"), str(absent))
     with pytest.raises(FitDetectorError) as err:
         run(MODEL, str(training_set_path), str(tmp_path / "out"))
     message = str(err.value)
-    assert str(absent) in message and MODEL in message and SERVING_PYTHON_ENV in message
+    assert str(absent) in message and MODEL in message and variable("serving_python") in message
     assert "\n" not in message
     assert not (tmp_path / "out").exists()
 

@@ -21,6 +21,7 @@ from components.train.splits import Splits, time_split
 from core.bundle import BundleInfo, load_predictor
 from core.frameworks import pytorch_model, text_tokens, torch_common, transformers_model
 from core.metrics import classification_metrics
+from core.settings import variable
 from core.spec.model import ModelSpec, load_spec
 from feature_repo.demo_data.config import INTENTS
 
@@ -259,23 +260,23 @@ def test_transformer_is_deterministic_for_a_seed(intent_spec, intent_splits, tmp
 
 # ---------------------------------------------------------------------------------------------- device
 def test_training_device_follows_the_environment(monkeypatch):
-    monkeypatch.setenv(torch_common.DEVICE_ENV, "cpu")
+    monkeypatch.setenv(variable("train_device"), "cpu")
     assert torch_common.training_device() == torch.device("cpu")
-    monkeypatch.setenv(torch_common.DEVICE_ENV, "auto")
+    monkeypatch.setenv(variable("train_device"), "auto")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert torch_common.training_device().type == expected
 
 
 @pytest.mark.parametrize("value", ["tpu", "gpu0", "mps"])
 def test_training_device_rejects_unknown_devices(monkeypatch, value):
-    monkeypatch.setenv(torch_common.DEVICE_ENV, value)
-    with pytest.raises(ValueError, match=f"{torch_common.DEVICE_ENV} must be auto, cpu, cuda or cuda:N"):
+    monkeypatch.setenv(variable("train_device"), value)
+    with pytest.raises(ValueError, match=f"{variable('train_device')}: must be auto, cpu, cuda or cuda:N"):
         torch_common.training_device()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="asserts the error where there is no GPU")
 def test_asking_for_cuda_without_a_gpu_is_an_error_not_a_cpu_run(monkeypatch):
-    monkeypatch.setenv(torch_common.DEVICE_ENV, "cuda")
+    monkeypatch.setenv(variable("train_device"), "cuda")
     with pytest.raises(ValueError, match="torch sees no CUDA device"):
         torch_common.training_device()
 

@@ -24,9 +24,10 @@ import pytest
 import yaml
 
 from core.ports import free_port
+from core.settings import variable
 from core.spec.model import load_specs
 from inference.canary.analysis import evidence_summary
-from inference.canary.analyze import PROMETHEUS_URL_ENV, analyze_in_cluster
+from inference.canary.analyze import analyze_in_cluster
 from inference.canary.evidence import evidence_from_prometheus
 from inference.router.metrics import RouterMetrics
 from monitoring.drift_service.metrics import DriftMetrics
@@ -160,7 +161,7 @@ def test_cluster_analysis_rolls_back_the_failing_shifted_canary(prometheus, monk
     # The demo spec's 10-minute window and 200 requests, shrunk to what the feed above sends.
     canary = spec.canary.model_copy(update={"analysis_window_s": WINDOW_S, "min_requests": 20})
     spec = spec.model_copy(update={"canary": canary})
-    monkeypatch.setenv(PROMETHEUS_URL_ENV, prometheus)
+    monkeypatch.setenv(variable("prometheus_url"), prometheus)
     decision = analyze_in_cluster(spec, "1", "2", sleep=lambda _: None)
     assert decision.verdict == "rollback"
     assert any(reason.startswith("canary error rate") for reason in decision.reasons)

@@ -25,7 +25,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import binom
 
-from components.export_triton.config_pbtxt import render_config
 from inference import python_backend_model
 from inference.router.__main__ import build_settings, main, parse_args, uvicorn_options
 from inference.router.app import create_app
@@ -42,6 +41,7 @@ from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable, stage_model_version
 from inference.router.upstream import RouterFailure, public_names
+from inference.triton_config import render_config
 from inference.triton_dist import SERVING_VENV
 from inference.triton_local import Ports, TritonLocal
 from tests.components.test_export_triton import sklearn_to_onnx, spec_named

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.export_triton.step import export_repository
 from core.bundle import load_predictor
 from core.frameworks import xgboost_model
 from core.ports import HOST, free_ports
@@ -33,6 +32,7 @@ from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
 from inference.triton_dist import SERVING_VENV
 from inference.triton_local import Ports, TritonLocal
+from inference.triton_repository import export_repository
 
 pytestmark = [
     pytest.mark.slow,

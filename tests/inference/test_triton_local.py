@@ -20,10 +20,10 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from components.export_triton.step import export_repository
 from core.bundle import load_predictor
 from inference.triton_dist import SERVING_VENV, TritonDist, TritonError
 from inference.triton_local import Ports, TritonLocal
+from inference.triton_repository import export_repository
 from tests.components.test_export_triton import build_bundle, spec_named, tiny_frame, use_tiny_frameworks
 
 pytestmark = [

@@ -237,7 +237,9 @@ def test_target_runtime_settings(family: str, dockerfiles: dict[str, dict[str, S
     assert len(venv_copies) == 1 and "--from=" in venv_copies[0], f"{relative} {target}: copy the venv"
     code_copies = [args for kw, args in copies if kw == "COPY" and "--from=" not in args]
     assert code_copies and all("--chown=" in args for args in code_copies), f"{relative} {target}"
-    assert any(args.split()[-2] == "components" for args in code_copies), f"{relative} {target}: no code"
+    copied = {args.split()[-2] for args in code_copies}
+    # core/ is the ground floor every other folder imports: an image without it cannot run any entry point.
+    assert {"core", "components"} <= copied, f"{relative} {target}: copies {sorted(copied)}, not core/"
 
 
 @pytest.mark.parametrize("relative", sorted(DOCKERFILE_LOCKS))

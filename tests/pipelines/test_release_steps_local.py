@@ -14,7 +14,8 @@ import json
 import pytest
 import yaml
 
-from inference.canary.release import BAD_CANARY_ENV, EVIDENCE_ARTIFACT, NAMESPACE
+from core.settings import variable
+from inference.canary.release import EVIDENCE_ARTIFACT, NAMESPACE
 from pipelines.local_run import demo_data_window, run_training
 from pipelines.run_summary import format_releases
 from pipelines.training import DEFAULT_MODELS
@@ -73,7 +74,7 @@ def test_first_run_serves_every_champion_alone(first_run, local_platform):
 def second_run(first_run, local_platform):
     """Retrains of two models: both pass the gate against their champion and become challengers."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(BAD_CANARY_ENV, f"{BAD}=error")
+        patch.setenv(variable("bad_canary"), f"{BAD}=error")
         start, end = demo_data_window()
         run = run_training([GOOD, BAD], start, end, reason="test: canary release")
     assert run.succeeded, [(o.model, o.stage, o.reasons, o.rollout_state) for o in run.outcomes]
