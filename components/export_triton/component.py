@@ -10,7 +10,7 @@ def export_triton(model: str, bundle: Input[Model], test_set: Input[Dataset], re
     `local/` (the same artifact in Triton's Python backend). Fails if the exported model's predictions
     differ from the native model's on the test rows beyond the stated tolerance.
     """
-    from inference.triton_repository import run
+    from components.export_triton.step import run
 
     repository.metadata.update(
         run(model=model, bundle_dir=bundle.path, test_path=test_set.path, repository_dir=repository.path)

@@ -10,4 +10,4 @@ def resolve_spec(model: str) -> str:
     """
     from components.resolve_spec.step import run
 
-    return run(model)
+    return run(model=model)
