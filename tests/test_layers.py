@@ -96,3 +96,19 @@ def test_the_rule_sees_lazy_and_by_string_imports(tmp_path: Path) -> None:
 def test_the_layers_are_the_top_level_code_folders() -> None:
     packages = {p.parent.name for p in REPO_ROOT.glob("*/__init__.py")} - {"tests"}
     assert packages == set(FOLDERS), "a new top-level package needs its place in LAYERS or BESIDE"
+
+
+def test_no_module_hands_on_names_it_imports() -> None:
+    """One address per name: no `__all__` lists and no `import x as x` re-exports in the project's code."""
+    found = []
+    for source in FOLDERS:
+        for path in sorted((REPO_ROOT / source).rglob("*.py")):
+            if "node_modules" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                where = f"{path.relative_to(REPO_ROOT)}:{getattr(node, 'lineno', 0)}"
+                if isinstance(node, ast.Assign) and any(ast.unparse(t) == "__all__" for t in node.targets):
+                    found.append(f"{where} __all__")
+                elif isinstance(node, ast.ImportFrom) and any(a.asname == a.name for a in node.names):
+                    found.append(f"{where} re-exports {node.module}")
+    assert not found, found

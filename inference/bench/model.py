@@ -115,12 +115,12 @@ def _stage_mlserver(artifact: Path, repository: Path) -> Path:
 
 
 def _write_isvc(path: Path) -> Path:
-    from inference.router.isvc import CANARY_ANNOTATION, STABLE_ANNOTATION
+    from inference.deploy.annotations import CANARY_VERSION_KEY, MODEL_VERSION_KEY
 
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": MODEL, "annotations": {STABLE_ANNOTATION: STABLE, CANARY_ANNOTATION: CANARY}},
+        "metadata": {"name": MODEL, "annotations": {MODEL_VERSION_KEY: STABLE, CANARY_VERSION_KEY: CANARY}},
         "spec": {"predictor": {"canaryTrafficPercent": CANARY_PERCENT}},
     }
     path.write_text(yaml.safe_dump(isvc, sort_keys=False))

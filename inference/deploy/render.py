@@ -39,19 +39,18 @@ from core.images import PLATFORM_IMAGE
 from core.paths import REPO_ROOT
 from core.registry import ModelVersionRef
 from core.spec.model import ModelSpec
+from inference.deploy.annotations import (
+    CANARY_VERSION_KEY,
+    LOCAL_REPOSITORY_KEY,
+    MODEL_KEY,
+    MODEL_VERSION_KEY,
+    STABLE_LOCAL_REPOSITORY_KEY,
+    STABLE_VERSION_KEY,
+)
+from inference.triton_repository import TRANSFORMER_FOLDER
 
 TEMPLATE_PATH = REPO_ROOT / "manifests" / "serving" / "inferenceservice.template.yaml"
-ANNOTATION_PREFIX = "serving.mlops-loop.io/"
-MODEL_KEY = ANNOTATION_PREFIX + "model"
-MODEL_VERSION_KEY = ANNOTATION_PREFIX + "model-version"
-"""Label and annotation: the version in storageUri (the newest revision)."""
-LOCAL_REPOSITORY_KEY = ANNOTATION_PREFIX + "local-repository"
-STABLE_VERSION_KEY = ANNOTATION_PREFIX + "stable-version"
-STABLE_LOCAL_REPOSITORY_KEY = ANNOTATION_PREFIX + "stable-local-repository"
-CANARY_VERSION_KEY = ANNOTATION_PREFIX + "canary-version"
 GPU_RESOURCE = "nvidia.com/gpu"
-TRANSFORMER_FOLDER = "transformer"
-"""Beside `cluster/` and `local/` in a version's Triton artifacts: the bundle files the transformer reads."""
 STORAGE_URI_ENV = "STORAGE_URI"  # KServe runs its storage initializer for a custom container with this env
 # Knative names revisions `<isvc>-predictor-00001`, and a revision name is a 63-character DNS label.
 MAX_NAME_LENGTH = 63 - len("-predictor-00001")

@@ -14,11 +14,8 @@ from typing import Any, Literal
 
 import yaml
 
-STABLE_ANNOTATION = "serving.mlops-loop.io/model-version"
-# inference/deploy's render sets model-version to the storageUri's (newest) version and names the stable
-# one here; when present it wins, so both renders route the same way.
-STABLE_VERSION_ANNOTATION = "serving.mlops-loop.io/stable-version"
-CANARY_ANNOTATION = "serving.mlops-loop.io/canary-version"
+from inference.deploy.annotations import CANARY_VERSION_KEY, MODEL_VERSION_KEY, STABLE_VERSION_KEY
+
 VERSION_SEPARATOR = "__v"
 Role = Literal["stable", "canary"]
 
@@ -75,11 +72,9 @@ def route_from_isvc(isvc: Mapping[str, Any], where: str = "InferenceService") ->
     if not isinstance(name, str) or not name:
         raise RouteError(f"{where}: metadata.name is missing")
     annotations = _mapping(metadata.get("annotations"), where, "metadata.annotations")
-    stable_key = (
-        STABLE_VERSION_ANNOTATION if annotations.get(STABLE_VERSION_ANNOTATION) else STABLE_ANNOTATION
-    )
+    stable_key = STABLE_VERSION_KEY if annotations.get(STABLE_VERSION_KEY) else MODEL_VERSION_KEY
     stable = _version(annotations.get(stable_key), where, stable_key, required=True)
-    canary = _version(annotations.get(CANARY_ANNOTATION), where, CANARY_ANNOTATION, required=False)
+    canary = _version(annotations.get(CANARY_VERSION_KEY), where, CANARY_VERSION_KEY, required=False)
     predictor = _mapping(_mapping(isvc.get("spec"), where, "spec").get("predictor"), where, "spec.predictor")
     percent = predictor.get("canaryTrafficPercent")
     if percent is not None and (isinstance(percent, bool) or not isinstance(percent, int)):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from monitoring.retrain_trigger.alerts import Alert, WebhookPayload, parse_webhook
@@ -34,7 +35,7 @@ from monitoring.retrain_trigger.errors import (
     Unauthorized,
     status_for,
 )
-from monitoring.retrain_trigger.metrics import CONTENT_TYPE_LATEST, TriggerMetrics
+from monitoring.retrain_trigger.metrics import TriggerMetrics
 from monitoring.retrain_trigger.state import RunRecord, StateStore
 from monitoring.retrain_trigger.submitters import RunOutcome, Submitter
 

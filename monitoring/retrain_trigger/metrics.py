@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 WEBHOOK_OUTCOMES = (
     "triggered",
@@ -21,8 +20,6 @@ WEBHOOK_OUTCOMES = (
     "unauthorized",
 )
 RUN_STATUSES = ("submitted", "failed")
-
-__all__ = ["CONTENT_TYPE_LATEST", "RUN_STATUSES", "WEBHOOK_OUTCOMES", "TriggerMetrics"]
 
 
 class TriggerMetrics:

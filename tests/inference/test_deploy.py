@@ -25,9 +25,10 @@ from core.registry import (
 )
 from core.spec.model import ModelSpec, load_specs
 from inference.deploy.__main__ import main
+from inference.deploy.annotations import CANARY_VERSION_KEY, MODEL_VERSION_KEY
 from inference.deploy.apply import FileApplier
 from inference.deploy.kserve_schema import sdk_problems
-from inference.deploy.render import CANARY_VERSION_KEY, MODEL_VERSION_KEY, render_inference_service
+from inference.deploy.render import render_inference_service
 from inference.deploy.rollout import Rollout
 from manifests.validate import container_violations, label_violations, render
 

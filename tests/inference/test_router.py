@@ -26,12 +26,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import binom
 
 from inference import python_backend_model
+from inference.deploy.annotations import CANARY_VERSION_KEY, MODEL_VERSION_KEY, STABLE_VERSION_KEY
 from inference.router.__main__ import build_settings, main, parse_args, uvicorn_options
 from inference.router.app import create_app
 from inference.router.isvc import (
-    CANARY_ANNOTATION,
-    STABLE_ANNOTATION,
-    STABLE_VERSION_ANNOTATION,
     Route,
     RouteError,
     Target,
@@ -59,7 +57,7 @@ def served_test(test: Any) -> Any:
 
 
 def isvc(stable: str, canary: str | None = None, percent: int | None = None, name: str = "demo") -> dict:
-    annotations = {STABLE_ANNOTATION: stable, **({CANARY_ANNOTATION: canary} if canary else {})}
+    annotations = {MODEL_VERSION_KEY: stable, **({CANARY_VERSION_KEY: canary} if canary else {})}
     predictor: dict[str, Any] = {"model": {"modelFormat": {"name": "triton"}}}
     if percent is not None:
         predictor["canaryTrafficPercent"] = percent
@@ -103,7 +101,7 @@ def test_isvc_fields_become_routes_with_knative_promotion_semantics() -> None:
     assert route_from_isvc(isvc("1")) == Route("demo", "1")
     # inference/deploy's render: model-version is the newest (storageUri) version, stable-version the stable
     rendered = isvc("2", "2", 20)
-    rendered["metadata"]["annotations"][STABLE_VERSION_ANNOTATION] = "1"
+    rendered["metadata"]["annotations"][STABLE_VERSION_KEY] = "1"
     assert route_from_isvc(rendered) == Route("demo", "1", "2", 20)
     with pytest.raises(RouteError, match=r"f.yaml: spec.predictor.canaryTrafficPercent must be in 0..100"):
         route_from_isvc(isvc("1", "2", 120), "f.yaml")

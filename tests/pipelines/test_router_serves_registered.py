@@ -16,10 +16,10 @@ import pytest
 import uvicorn
 import yaml
 
+from inference.deploy.annotations import MODEL_VERSION_KEY
 from inference.router.__main__ import build_settings, parse_args
 from inference.router.app import RouterSettings, create_app
 from inference.router.grpc_app import GrpcRouter
-from inference.router.isvc import STABLE_ANNOTATION
 from inference.router.routing import stage_model_version
 from inference.triton_dist import SERVING_VENV
 from inference.triton_local import Ports, TritonLocal
@@ -52,7 +52,7 @@ def _stage_champion(model: str, repository: Path, isvc_dir: Path) -> Path:
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": model, "annotations": {STABLE_ANNOTATION: str(version.version)}},
+        "metadata": {"name": model, "annotations": {MODEL_VERSION_KEY: str(version.version)}},
         "spec": {"predictor": {"model": {"modelFormat": {"name": "triton"}}}},
     }
     path.write_text(yaml.safe_dump(isvc))

@@ -1,0 +1,13 @@
+"""The metadata `python -m inference.deploy` writes on every InferenceService it renders, and the local
+router reads back: which model, which version the newest revision serves, and during a canary which
+version is stable and which is the canary (with their local Triton repositories)."""
+
+ANNOTATION_PREFIX = "serving.mlops-loop.io/"
+MODEL_KEY = ANNOTATION_PREFIX + "model"
+MODEL_VERSION_KEY = ANNOTATION_PREFIX + "model-version"
+"""Label and annotation: the version in storageUri (the newest revision)."""
+LOCAL_REPOSITORY_KEY = ANNOTATION_PREFIX + "local-repository"
+STABLE_VERSION_KEY = ANNOTATION_PREFIX + "stable-version"
+"""During a canary, the version the stable revision serves (wins over MODEL_VERSION_KEY for the router)."""
+STABLE_LOCAL_REPOSITORY_KEY = ANNOTATION_PREFIX + "stable-local-repository"
+CANARY_VERSION_KEY = ANNOTATION_PREFIX + "canary-version"
