@@ -39,7 +39,8 @@ class Monitoring(SpecModel):
     correction: Literal["bonferroni", "fdr"] | None = None
     """Batch detectors only (default bonferroni); unset for online detectors."""
     alert_severity: Literal["critical", "warning", "info"]
-    """Severity label of the drift alert (critical pages; warning and info open tickets)."""
+    """Severity label of the model's drift alert (critical pages; warning and info open tickets): the drift
+    service exports it as `mlops_model_alert_severity` and ModelInputDriftDetected takes it from there."""
     features: UniqueList[ColumnName] | None = None
     """Monitor only these input columns (default: all of them)."""
 

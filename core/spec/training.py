@@ -162,10 +162,6 @@ class Split(SpecModel):
             )
         return self
 
-    @property
-    def train_fraction(self) -> float:
-        return 1.0 - self.validation_fraction - self.test_fraction
-
 
 class SearchParam(SpecModel):
     """One dimension of the search space (Optuna's suggest_int, suggest_float or suggest_categorical)."""

@@ -32,6 +32,7 @@ from monitoring.quality.tracker import (
     QualityTracker,
     labels_from_specs,
 )
+from monitoring.spec_metrics import export_spec_metrics, loadable_specs
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -105,6 +106,7 @@ def build_service(args: argparse.Namespace) -> DriftService:
     checkpoints = CheckpointStore(args.checkpoint_dir) if args.checkpoint_dir else None
     detectors = load_detectors(args.detectors)
     metrics = DriftMetrics()
+    export_spec_metrics(metrics.registry, loadable_specs(args.spec_dir))
     return DriftService(
         detectors,
         metrics=metrics,

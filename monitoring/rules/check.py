@@ -32,6 +32,8 @@ TOOL_TIMEOUT_S = 120
 # (labels of an alert, the receiver Alertmanager must pick for it)
 ROUTE_EXPECTATIONS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("alertname=ModelInputDriftDetected", "action=retrain", "model=conversion-xgboost"), "retrain"),
+    # its severity is the spec's monitoring.alert_severity: any of them still reaches the trigger
+    (("alertname=ModelInputDriftDetected", "action=retrain", "severity=critical"), "retrain"),
     (("alertname=ModelQualityBelowFloor", "action=retrain", "model=conversion-mlp"), "retrain"),
     (("alertname=InferenceCanaryErrorRateHigh", "model=conversion-xgboost", "role=canary"), "null"),
     (("alertname=DriftDetectorDown", "severity=warning"), "null"),

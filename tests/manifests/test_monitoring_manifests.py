@@ -30,6 +30,12 @@ CONTRACT = {
     "mlops_model_quality_log_loss",
     "mlops_model_quality_labeled_total",
     "mlops_model_quality_floor",
+    # the specs' alert settings (monitoring/spec_metrics.py)
+    "mlops_canary_max_error_rate",
+    "mlops_canary_max_p95_latency_ratio",
+    "mlops_canary_min_p95_latency_increase_seconds",
+    "mlops_drift_window_max_age_seconds",
+    "mlops_model_alert_severity",
     "mlops_inference_requests_total",
     "mlops_inference_request_duration_seconds",
     "mlops_retrain_trigger_webhooks_total",

@@ -11,12 +11,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
 from core.paths import REPO_ROOT
+from core.spec.monitoring import Monitoring
 from monitoring.rules.alertmanager_config import DEFAULT_CONFIG, render
 from monitoring.rules.check import DEFAULT_TESTS
 from monitoring.rules.extract import DEFAULT_SOURCE, ExtractError, extract, find_prometheus_rules
@@ -25,6 +26,10 @@ RULE_MANIFEST = REPO_ROOT / "manifests" / "monitoring" / "prometheus-rule.yaml"
 RUNBOOK = REPO_ROOT / "monitoring" / "RUNBOOK.md"
 RUNBOOK_URL = "https://github.com/mlops-loop/mlops-loop/blob/main/monitoring/RUNBOOK.md#{anchor}"
 RETRAIN_ALERTS = {"ModelInputDriftDetected", "ModelQualityBelowFloor"}
+SEVERITIES = set(get_args(Monitoring.model_fields["alert_severity"].annotation))
+# Alerts whose severity is the model spec's monitoring.alert_severity, joined from the drift service's
+# `mlops_model_alert_severity{model,severity}` (monitoring/spec_metrics.py) instead of a fixed label.
+SPEC_SEVERITY_ALERTS = {"ModelInputDriftDetected"}
 
 
 def _tool(name: str) -> str:
@@ -140,7 +145,12 @@ def test_every_alert_follows_the_conventions(alerts: dict[str, dict[str, Any]]) 
     for name, rule in alerts.items():
         assert re.fullmatch(r"[A-Z][A-Za-z]+", name), name
         assert re.fullmatch(r"\d+[smh]", rule.get("for", "")), f"{name}: no for:"
-        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
+        if name in SPEC_SEVERITY_ALERTS:  # a fixed label would override the joined one
+            assert "severity" not in rule["labels"], name
+            assert "group_left (severity)" in rule["expr"], name
+            assert "mlops_model_alert_severity" in rule["expr"], name
+        else:
+            assert rule["labels"]["severity"] in SEVERITIES, name
         assert rule["labels"]["component"], name
         annotations = rule["annotations"]
         assert annotations["summary"] and "{{" in annotations["description"], name
@@ -184,6 +194,17 @@ def test_firing_cases_check_labels_and_every_annotation(
             assert set(expected["exp_annotations"]) == set(rule["annotations"]), case["alertname"]
 
 
+def test_spec_severity_alerts_fire_with_every_spec_severity(test_cases: list[dict[str, Any]]) -> None:
+    for name in SPEC_SEVERITY_ALERTS:
+        seen = {
+            expected["exp_labels"]["severity"]
+            for case in test_cases
+            if case["alertname"] == name
+            for expected in case.get("exp_alerts") or []
+        }
+        assert seen == SEVERITIES, f"{name}: firing cases cover severities {sorted(seen)}"
+
+
 # ----------------------------------------------------------------------------------- Alertmanager config
 def test_amtool_accepts_the_committed_config(amtool: str) -> None:
     done = _run(amtool, "check-config", DEFAULT_CONFIG)
@@ -214,6 +235,8 @@ def test_render_without_arguments_keeps_the_cluster_endpoints() -> None:
     ("labels", "receiver"),
     [
         (["alertname=ModelInputDriftDetected", "action=retrain", "model=conversion-xgboost"], "retrain"),
+        (["alertname=ModelInputDriftDetected", "action=retrain", "severity=critical"], "retrain"),
+        (["alertname=ModelInputDriftDetected", "action=retrain", "severity=info"], "retrain"),
         (["alertname=ModelQualityBelowFloor", "action=retrain", "model=conversion-mlp"], "retrain"),
         (["alertname=InferenceCanaryErrorRateHigh", "model=conversion-xgboost", "role=canary"], "null"),
         (["alertname=InferenceCanaryLatencyHigh", "model=conversion-mlp", "severity=warning"], "null"),

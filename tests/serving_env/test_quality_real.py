@@ -95,6 +95,12 @@ def test_outcomes_join_across_a_restart_and_match_sklearn(sessions, tmp_path):
         auc = metric(base, "mlops_model_quality_roc_auc", **labels)
         assert auc == pytest.approx(roc_auc_score(y, p1.astype(np.float64)), abs=1e-9)
         assert metric(base, "mlops_model_quality_floor", model=MODEL, metric="roc_auc") == 0.7
+        # the spec's alert settings, which the canary and drift rules join (monitoring/spec_metrics.py)
+        settings = spec(MODEL)
+        max_error_rate = settings.canary.success.max_error_rate
+        assert metric(base, "mlops_canary_max_error_rate", model=MODEL) == max_error_rate
+        severity = settings.monitoring.alert_severity
+        assert metric(base, "mlops_model_alert_severity", model=MODEL, severity=severity) == 1
     finally:
         stop(process)
 
