@@ -43,8 +43,8 @@ def with_window(spec, size: int | None):
 
 def bench_detector(spec, streams: Streams, work: Path, args: argparse.Namespace) -> stats.DetectorReport:
     from monitoring.bench.runs import run_stream, shift_delay
-    from monitoring.detectors.base import load_detector
     from monitoring.detectors.fit import fit_detector
+    from monitoring.detectors.kinds import load_detector
 
     folder = fit_detector(spec, streams.training, "1", work / spec.name / "detector")
     detector = load_detector(folder)

@@ -1,4 +1,5 @@
 """Drift detectors fitted in training and loaded by the drift service (alibi-detect behind an interface).
 
-Import from here: `load_detector(folder).score(rows) -> DriftResult`; fit with `monitoring.detectors.fit`.
+The interface is `monitoring.detectors.base` (`DriftDetector`, `DriftResult`); load a bundle with
+`monitoring.detectors.kinds.load_detector(folder)`, fit one with `monitoring.detectors.fit`.
 """

@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from core.encoding import FeatureEncoder
+
 MANIFEST = "detector.json"
 ALIBI_DIR = "alibi"
 REFERENCE = "reference.parquet"
@@ -50,10 +52,18 @@ class DriftResult:
 
 @runtime_checkable
 class DriftDetector(Protocol):
+    """What the drift service codes against; `monitoring.detectors.kinds` names each kind's class."""
+
     model: str
     version: str
     features: list[str]
+    """The raw input columns `score` reads."""
     online: bool
+    """True: tests after every row and keeps a checkpointable `state`; False: tests whole windows."""
+    model_encoding: FeatureEncoder | None
+    """What turns the model's logged [n, k] tensor back into `features` (one-hot blocks, standardised
+    numerics): the model version's own encoder when the bundle carries one, else (tabular kinds) the
+    detector's own encoding; None when the tensor's columns are the features as they are."""
 
     def score(self, rows: pd.DataFrame) -> DriftResult: ...
 
@@ -138,30 +148,11 @@ def load_alibi(detector_dir: Path, seed: int) -> Any:
         return alibi_load(Path(detector_dir) / ALIBI_DIR)
 
 
-def load_detector(detector_dir: Path) -> DriftDetector:
-    """The detector saved in `detector_dir`. Load once per model version: online kinds take seconds."""
-    manifest = read_manifest(detector_dir)
-    kind = manifest.get("kind")
-    if kind in ("ks", "chi2", "tabular"):
-        from monitoring.detectors.tabular import BatchTabularDetector as cls
-    elif kind in ("cvm_online", "fet_online"):
-        from monitoring.detectors.online import OnlineTabularDetector as cls
-    elif kind in ("mmd_online", "lsdd_online"):
-        from monitoring.detectors.text import TextDriftDetector as cls
-    else:
-        raise DetectorError(f"{Path(detector_dir) / MANIFEST}: unknown detector kind {kind!r}")
-    detector = cls.from_bundle(Path(detector_dir), manifest)
-    detector.model_encoding = load_model_encoding(Path(detector_dir))
-    return detector
-
-
-def load_model_encoding(detector_dir: Path) -> Any:
+def load_model_encoding(detector_dir: Path) -> FeatureEncoder | None:
     """The model's FeatureEncoder stored with the detector, or None (text models, older bundles)."""
     path = Path(detector_dir) / MODEL_ENCODER
     if not path.is_file():
         return None
-    from core.encoding import FeatureEncoder
-
     try:
         return FeatureEncoder.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -189,3 +180,8 @@ def seeded(seed: int) -> Iterator[None]:
 def finite_or_nan(value: Any) -> float:
     value = float(value)
     return value if np.isfinite(value) else float("nan")
+
+
+def is_numeric(series: pd.Series) -> bool:
+    """A column KS/CvM can test: numbers, not booleans (those are categories)."""
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)

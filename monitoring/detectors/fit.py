@@ -19,6 +19,7 @@ import pandas as pd
 from core.spec.model import ModelSpec, load_specs, spec_directory
 from core.training_set import TIME_COLUMN
 from monitoring.detectors.base import DetectorError, read_table
+from monitoring.detectors.kinds import detector_class
 
 BATCH_REFERENCE_ROWS = 1000
 ONLINE_REFERENCE_ROWS = 300
@@ -62,37 +63,9 @@ def fit_detector(
     if missing:
         raise DetectorError(f"{spec.name}: training set lacks input columns {', '.join(missing)}")
     reference = reference_sample(training_frame[columns], rows)
-    kind = monitoring.detector
-    if kind in ("ks", "chi2", "tabular"):
-        from monitoring.detectors.tabular import BatchTabularDetector
-
-        detector = BatchTabularDetector.fit(
-            kind, spec.name, version, reference, columns, monitoring.p_value, monitoring.correction
-        )
-    elif kind in ("cvm_online", "fet_online"):
-        from monitoring.detectors.online import OnlineTabularDetector
-
-        detector = OnlineTabularDetector.fit(
-            kind, spec.name, version, reference, columns, monitoring.expected_run_time, monitoring.window.size
-        )
-    else:
-        from monitoring.detectors.text import TextDriftDetector
-
-        text = _text_column(spec, columns)
-        detector = TextDriftDetector.fit(
-            kind, spec.name, version, reference, text, monitoring.expected_run_time, monitoring.window.size
-        )
+    where = f"{spec.name}: monitoring.detector"
+    detector = detector_class(monitoring.detector, where).fit_spec(spec, version, reference, columns)
     return detector.save(Path(out_dir))
-
-
-def _text_column(spec: ModelSpec, columns: list[str]) -> str:
-    strings = [f.name for f in spec.inputs.request_fields or () if f.dtype == "string" and f.name in columns]
-    if len(strings) != 1:
-        raise DetectorError(
-            f"{spec.name}: monitoring.detector {spec.monitoring.detector!r} needs exactly one string input, "
-            f"got {strings or 'none'}"
-        )
-    return strings[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,28 +11,28 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from core.encoding import FeatureEncoder
+from monitoring.detectors.alibi_online import alibi_state, restore_alibi_state, window_sizes
 from monitoring.detectors.base import (
     DetectorError,
     DriftResult,
     finite_or_nan,
-    load_alibi,
+    is_numeric,
     save_detector_bundle,
     seeded,
 )
-from monitoring.detectors.tabular import TabularDetectorBase, TabularEncoding, _is_numeric
+from monitoring.detectors.tabular import TabularDetectorBase, TabularEncoding
 
-MAX_WINDOW = 50  # rows: short windows react within tens of requests; longer ones cost simulation time
+if TYPE_CHECKING:
+    from core.spec.model import ModelSpec
+
 # Per-row history alibi appends forever; the detector only ever reads the newest window of it.
 _GROWING_KEYS = ("xs", "test_stats", "drift_preds")
-
-
-def window_sizes(spec_window: int) -> list[int]:
-    return [min(spec_window, MAX_WINDOW)]
 
 
 def bootstraps_for(ert: int, n_features: int) -> int:
@@ -44,8 +44,14 @@ def bootstraps_for(ert: int, n_features: int) -> int:
 class OnlineTabularDetector(TabularDetectorBase):
     online = True
 
-    def __init__(self, manifest: dict[str, Any], alibi_detector: Any, reference: pd.DataFrame | None = None):
-        super().__init__(manifest, alibi_detector, reference)
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        alibi_detector: Any,
+        reference: pd.DataFrame | None = None,
+        model_encoding: FeatureEncoder | None = None,
+    ):
+        super().__init__(manifest, alibi_detector, reference, model_encoding)
         self._max_ws = max(manifest["window_sizes"])
 
     @classmethod
@@ -81,8 +87,11 @@ class OnlineTabularDetector(TabularDetectorBase):
         return cls(manifest, alibi, reference)
 
     @classmethod
-    def from_bundle(cls, detector_dir: Path, manifest: dict[str, Any]) -> OnlineTabularDetector:
-        return cls(manifest, load_alibi(detector_dir, manifest["seed"]))
+    def fit_spec(
+        cls, spec: ModelSpec, version: str, reference: pd.DataFrame, columns: list[str]
+    ) -> OnlineTabularDetector:
+        m = spec.monitoring
+        return cls.fit(m.detector, spec.name, version, reference, columns, m.expected_run_time, m.window.size)
 
     def save(self, detector_dir: Path) -> Path:
         if self._reference is None:
@@ -132,40 +141,9 @@ class OnlineTabularDetector(TabularDetectorBase):
                 setattr(self._alibi, key, value[-self._max_ws :])
 
 
-def alibi_state(detector: Any) -> dict:
-    """alibi's own online state keys as JSON-able {key: {dtype, shape, data}} (tensors as numpy)."""
-    state: dict[str, Any] = {}
-    for key in detector.online_state_keys:
-        value = getattr(detector, key)
-        if key == "t":
-            state[key] = int(value)
-            continue
-        array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-        state[key] = {"dtype": str(array.dtype), "shape": list(array.shape), "data": array.ravel().tolist()}
-    return state
-
-
-def restore_alibi_state(detector: Any, state: dict) -> None:
-    missing = [k for k in detector.online_state_keys if k not in state]
-    if missing:
-        raise DetectorError(f"detector state: missing keys {', '.join(missing)}")
-    for key in detector.online_state_keys:
-        if key == "t":
-            detector.t = int(state[key])
-            continue
-        item = state[key]
-        array = np.asarray(item["data"], dtype=item["dtype"]).reshape(item["shape"])
-        current = getattr(detector, key)
-        if hasattr(current, "detach"):  # pytorch backend: keep the attribute a tensor on its device
-            import torch
-
-            array = torch.as_tensor(array, device=current.device)
-        setattr(detector, key, array)
-
-
 def _columns_for_kind(kind: str, frame: pd.DataFrame, columns: list[str], model: str) -> list[str]:
     if kind == "cvm_online":
-        chosen = [c for c in columns if _is_numeric(frame[c])]
+        chosen = [c for c in columns if is_numeric(frame[c])]
     else:
         chosen = [c for c in columns if _is_binary(frame[c])]
     if not chosen:
@@ -178,7 +156,7 @@ def _columns_for_kind(kind: str, frame: pd.DataFrame, columns: list[str], model:
 
 def _is_binary(series: pd.Series) -> bool:
     values = set(pd.unique(series.dropna()))
-    return pd.api.types.is_bool_dtype(series) or (_is_numeric(series) and values <= {0, 1} and bool(values))
+    return pd.api.types.is_bool_dtype(series) or (is_numeric(series) and values <= {0, 1} and bool(values))
 
 
 def _as_input(kind: str, x: np.ndarray) -> np.ndarray:

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
 
 from core.encoding import FeatureEncoder
-from monitoring.detectors.base import DetectorError, DriftResult, load_alibi, save_detector_bundle
+from monitoring.detectors.base import (
+    DetectorError,
+    DriftResult,
+    is_numeric,
+    load_alibi,
+    load_model_encoding,
+    save_detector_bundle,
+)
+
+if TYPE_CHECKING:
+    from core.spec.model import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -54,15 +64,32 @@ class TabularEncoding(FeatureEncoder):
 class TabularDetectorBase:
     """What every tabular detector keeps: its manifest, the encoding it scores with, alibi's detector."""
 
-    def __init__(self, manifest: dict[str, Any], alibi_detector: Any, reference: pd.DataFrame | None = None):
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        alibi_detector: Any,
+        reference: pd.DataFrame | None = None,
+        model_encoding: FeatureEncoder | None = None,
+    ):
         self.manifest = manifest
         self.kind: str = manifest["kind"]
         self.model: str = manifest["model"]
         self.version: str = manifest["version"]
         self.encoding = TabularEncoding.from_dict(manifest["encoding"])
         self.features: list[str] = self.encoding.columns
+        # A bundle without the model's own encoder (older ones) still decodes a logged one-hot tensor with
+        # the detector's encoding: same columns and categories, fitted on the reference sample.
+        self.model_encoding: FeatureEncoder = model_encoding or self.encoding
         self._alibi = alibi_detector
         self._reference = reference
+
+    @classmethod
+    def from_bundle(cls, detector_dir: Path, manifest: dict[str, Any]) -> Self:
+        return cls(
+            manifest,
+            load_alibi(detector_dir, manifest["seed"]),
+            model_encoding=load_model_encoding(detector_dir),
+        )
 
 
 class BatchTabularDetector(TabularDetectorBase):
@@ -98,8 +125,11 @@ class BatchTabularDetector(TabularDetectorBase):
         return cls(manifest, _build_alibi(kind, x_ref, encoding, p_value, correction), reference)
 
     @classmethod
-    def from_bundle(cls, detector_dir: Path, manifest: dict[str, Any]) -> BatchTabularDetector:
-        return cls(manifest, load_alibi(detector_dir, manifest["seed"]))
+    def fit_spec(
+        cls, spec: ModelSpec, version: str, reference: pd.DataFrame, columns: list[str]
+    ) -> BatchTabularDetector:
+        m = spec.monitoring
+        return cls.fit(m.detector, spec.name, version, reference, columns, m.p_value, m.correction)
 
     def save(self, detector_dir: Path) -> Path:
         if self._reference is None:
@@ -130,9 +160,9 @@ class BatchTabularDetector(TabularDetectorBase):
 def _columns_for_kind(kind: str, frame: pd.DataFrame, columns: list[str], model: str) -> list[str]:
     """KS only makes sense on numbers and chi-square on categories; `tabular` takes both."""
     if kind == "ks":
-        chosen = [c for c in columns if _is_numeric(frame[c])]
+        chosen = [c for c in columns if is_numeric(frame[c])]
     elif kind == "chi2":
-        chosen = [c for c in columns if not _is_numeric(frame[c])]
+        chosen = [c for c in columns if not is_numeric(frame[c])]
     else:
         chosen = list(columns)
     if not chosen:
@@ -157,7 +187,3 @@ def _build_alibi(kind: str, x_ref: np.ndarray, encoding: TabularEncoding, p_valu
         categories_per_feature=categories,
         input_shape=(x_ref.shape[1],),
     )
-
-
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)

@@ -11,20 +11,25 @@ semantic shifts, but they are not in the serving environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from core.encoding import FeatureEncoder
+from monitoring.detectors.alibi_online import alibi_state, restore_alibi_state, window_sizes
 from monitoring.detectors.base import (
     DetectorError,
     DriftResult,
     finite_or_nan,
     load_alibi,
+    load_model_encoding,
     save_detector_bundle,
 )
 from monitoring.detectors.base import seeded as _seeded
-from monitoring.detectors.online import alibi_state, restore_alibi_state, window_sizes
+
+if TYPE_CHECKING:
+    from core.spec.model import ModelSpec
 
 EMBED_DIM = 32
 HASH_FEATURES = 2**12
@@ -79,6 +84,7 @@ class TextDriftDetector:
         embedder: HashedTextEmbedder,
         alibi: Any,
         reference: pd.DataFrame | None = None,
+        model_encoding: FeatureEncoder | None = None,
     ):
         self.manifest = manifest
         self.kind: str = manifest["kind"]
@@ -86,6 +92,7 @@ class TextDriftDetector:
         self.version: str = manifest["version"]
         self.features: list[str] = manifest["features"]
         self.embedder = embedder
+        self.model_encoding = model_encoding
         self._alibi = alibi
         self._reference = reference
 
@@ -115,9 +122,18 @@ class TextDriftDetector:
         return cls(manifest, embedder, alibi, reference)
 
     @classmethod
+    def fit_spec(
+        cls, spec: ModelSpec, version: str, reference: pd.DataFrame, columns: list[str]
+    ) -> TextDriftDetector:
+        m = spec.monitoring
+        column = _text_column(spec, columns)
+        return cls.fit(m.detector, spec.name, version, reference, column, m.expected_run_time, m.window.size)
+
+    @classmethod
     def from_bundle(cls, detector_dir: Path, manifest: dict[str, Any]) -> TextDriftDetector:
         embedder = HashedTextEmbedder.load(detector_dir / PROJECTION)
-        return cls(manifest, embedder, load_alibi(detector_dir, manifest["seed"]))
+        alibi = load_alibi(detector_dir, manifest["seed"])
+        return cls(manifest, embedder, alibi, model_encoding=load_model_encoding(detector_dir))
 
     def save(self, detector_dir: Path) -> Path:
         if self._reference is None:
@@ -165,6 +181,16 @@ class TextDriftDetector:
             value = getattr(self._backend, key)
             if len(value) > size:
                 setattr(self._backend, key, value[-size:])
+
+
+def _text_column(spec: ModelSpec, columns: list[str]) -> str:
+    strings = [f.name for f in spec.inputs.request_fields or () if f.dtype == "string" and f.name in columns]
+    if len(strings) != 1:
+        raise DetectorError(
+            f"{spec.name}: monitoring.detector {spec.monitoring.detector!r} needs exactly one string input, "
+            f"got {strings or 'none'}"
+        )
+    return strings[0]
 
 
 def _build_alibi(kind: str, x_ref: np.ndarray, ert: int, window: int, n_bootstraps: int):

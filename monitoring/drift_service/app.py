@@ -24,10 +24,11 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from monitoring.drift_service.errors import DriftServiceError, EventError, NotEnabledError, status_for
+from monitoring.drift_service.errors import DriftServiceError, NotEnabledError, status_for
 from monitoring.drift_service.flusher import Flusher
 from monitoring.drift_service.metrics import CONTENT_TYPE_LATEST
 from monitoring.drift_service.service import DriftService
+from monitoring.payloads.errors import EventError
 from monitoring.quality.outcomes import OutcomeError
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def create_app(
     app = FastAPI(title="drift service", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(DriftServiceError)
-    async def service_error(_: Request, exc: DriftServiceError) -> JSONResponse:
+    @app.exception_handler(EventError)
+    async def service_error(_: Request, exc: DriftServiceError | EventError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=status_for(exc))
 
     @app.post("/")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-Key = tuple[str, str]  # (model, version)
+from monitoring.payloads.logged import Key
 
 
 @dataclass

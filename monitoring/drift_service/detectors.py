@@ -1,41 +1,23 @@
-"""Which drift detectors the service runs: the `DriftDetector` protocol it relies on (the contract of
-`monitoring/detectors/base.py`, as far as the service uses it) and `load_detectors`, which loads every
-detector bundle under a folder keyed by (model, version) and names the bundle in any start-up error.
-Split out of `monitoring.drift_service.service`, which re-exports these names.
+"""Which drift detectors the service runs: `load_detectors` loads every detector bundle under a folder,
+keyed by (model, version), and names the bundle in any start-up error. The contract the service codes
+against is `monitoring.detectors.base.DriftDetector`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
-import pandas as pd
-
-from monitoring.drift_service.buffers import Key
+from monitoring.detectors.base import DriftDetector
 from monitoring.drift_service.errors import ConfigError
-from monitoring.drift_service.metrics import RunResult
-
-
-class DriftDetector(Protocol):
-    """The detector contract of `monitoring/detectors/base.py`, as far as this service uses it."""
-
-    model: str
-    version: str
-    features: list[str]
-    online: bool
-
-    def score(self, rows: pd.DataFrame) -> RunResult: ...
-    def state(self) -> dict: ...
-    def restore(self, state: dict) -> None: ...
-
+from monitoring.payloads.logged import Key
 
 DetectorLoader = Callable[[Path], DriftDetector]
 
 
 def load_bundle_detector(folder: Path) -> DriftDetector:
     # Imported on use: alibi-detect is heavy and lives only in the serving environment.
-    from monitoring.detectors.base import load_detector
+    from monitoring.detectors.kinds import load_detector
 
     return load_detector(folder)
 

@@ -1,7 +1,6 @@
 """The drift service's background flusher: one daemon thread that runs `DriftService.run_due` when a
 buffer fills (the buffers' wakeup event) and at least every `tick_s`, so windows that only grow old are
-scored too; a failing run is logged and flushing goes on. Split out of `monitoring.drift_service.service`,
-which re-exports `Flusher`.
+scored too; a failing run is logged and flushing goes on.
 """
 
 from __future__ import annotations

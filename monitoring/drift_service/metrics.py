@@ -5,13 +5,14 @@ Each `DriftMetrics` owns a registry, so several services (tests) can live in one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Protocol
+from collections.abc import Iterable
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from monitoring.drift_service.errors import REJECT_REASONS
+from monitoring.detectors.base import DriftResult
+from monitoring.payloads.errors import REJECT_REASONS
 
 EVENT_KINDS = ("request", "response")
 DROP_REASONS = ("buffer_full", "detector_error", "no_detector", "unknown_version")
@@ -19,16 +20,17 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 # Twenty equal bins of [0, 1]: the canary analysis computes the PSI between versions from these counts.
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
-__all__ = ["CONTENT_TYPE_LATEST", "DROP_REASONS", "EVENT_KINDS", "DriftMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "DROP_REASONS", "EVENT_KINDS", "DriftMetrics", "histogram_scores"]
 
 
-class RunResult(Protocol):
-    """The fields of `monitoring.detectors.base.DriftResult` exported here (no detector import needed)."""
-
-    drift: bool
-    statistics: Mapping[str, float]
-    p_values: Mapping[str, float]
-    threshold: float
+def histogram_scores(probabilities: np.ndarray | None) -> list[float]:
+    """What `mlops_prediction_score` observes per row of class probabilities [n, k]: P(class 1) of a
+    binary model, else the top class's probability; a response without probabilities adds none."""
+    if probabilities is None:
+        return []
+    if probabilities.shape[1] == 2:
+        return probabilities[:, 1].tolist()
+    return probabilities.max(axis=1).tolist()
 
 
 class DriftMetrics:
@@ -128,7 +130,7 @@ class DriftMetrics:
         self,
         model: str,
         version: str,
-        result: RunResult,
+        result: DriftResult,
         finished_at: float,
         duration_s: float,
     ) -> None:

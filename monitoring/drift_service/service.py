@@ -1,39 +1,33 @@
 """The drift service's core, free of any web framework: route KServe logger events to per (model, version)
 buffers, run the detector on full or old windows, export the results, and checkpoint online state.
 
-Routing. Model: the `inferenceservicename` extension, else the payload's `model_name`; a model with no
-detector for any version is rejected (400). Version, first that applies: the `modelversion` extension
-(set by the local router, or by anyone who knows the registry version), the `x-model-version` header
-logged in the `metadata` extension, the payload's `model_version` when a detector has it, the model's only
-loaded version, else the payload's `model_version`. Triton answers with its repository version ("1"),
-not the registry's, which is why it ranks below the explicit sources. A request for a version without a
-detector is accepted and its rows counted as dropped (`no_detector`); responses are counted, not scored.
+Each event is decoded once on entry into a `LoggedInference` (`monitoring/payloads/logged.py`, which also
+says how its model and version are found); the detector buffers, the score histogram and the quality
+tracker all read that value. A model with no detector for any version is rejected (400). A request for a
+version without a detector is accepted and its rows counted as dropped (`no_detector`, or
+`unknown_version` when nothing names a version); responses are counted, not scored.
 
-The detector protocol and bundle loading live in `detectors.py`, the background `Flusher` in `flusher.py`;
-their names are re-exported here.
+Bundle loading lives in `detectors.py`, the background `Flusher` in `flusher.py`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from monitoring.drift_service.buffers import Buffers, Key
+from monitoring.detectors.base import DriftDetector, DriftResult
+from monitoring.drift_service.buffers import Buffers
 from monitoring.drift_service.checkpoint import CheckpointStore
-from monitoring.drift_service.detectors import (
-    DriftDetector,
-)
-from monitoring.drift_service.errors import EventError
-from monitoring.drift_service.metrics import DriftMetrics, RunResult
-from monitoring.payloads.cloudevents import CloudEvent, event_json, parse_http_event
-from monitoring.payloads.oip import payload_field, request_rows, response_probabilities, row_count
+from monitoring.drift_service.metrics import DriftMetrics, histogram_scores
+from monitoring.payloads.cloudevents import CloudEvent, parse_http_event
+from monitoring.payloads.errors import EventError
+from monitoring.payloads.logged import Key, LoggedInference, TensorLayout, logged_inference
 
 if TYPE_CHECKING:
     from monitoring.quality.tracker import QualityTracker
@@ -43,7 +37,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BUFFER_SIZE = 200
 DEFAULT_MAX_AGE_S = 60.0
 DEFAULT_MAX_PENDING = 10_000
-VERSION_HEADER = "x-model-version"
 
 
 @dataclass(frozen=True)
@@ -60,7 +53,7 @@ class RunReport:
     model: str
     version: str
     rows: int
-    result: RunResult | None
+    result: DriftResult | None
     error: str | None = None
 
 
@@ -83,10 +76,12 @@ class DriftService:
         self.max_age_s = max_age_s
         self.checkpoints = checkpoints
         self.clock = clock
-        self._versions: dict[str, list[str]] = {}
+        self._layouts = {
+            key: TensorLayout(tuple(detector.features), detector.model_encoding)
+            for key, detector in self.detectors.items()
+        }
         self._run_lock = threading.Lock()  # one detector run at a time: detectors are not thread-safe
         for model, version in self.detectors:
-            self._versions.setdefault(model, []).append(version)
             self.metrics.register_detector(model, version)
         self._restore_checkpoints()
         if quality is not None:
@@ -113,53 +108,35 @@ class DriftService:
             raise
 
     def ingest(self, event: CloudEvent) -> Accepted:
-        payload = event_json(event)
-        model = self._model_of(event, payload)
-        version = self._version_of(model, event, payload)
-        if event.kind == "response":
-            self.metrics.count_received(model, version or "unknown", "response")
-            self.metrics.observe_scores(model, version or "unknown", _scores_or_nothing(payload))
-            if self.quality is not None:
-                self.quality.observe_response(event.id, model, version or "unknown", payload)
-            return Accepted(model, version or "unknown", "response", 0, 0)
-        detector = self.detectors.get((model, version)) if version else None
-        if detector is None:
-            rows = row_count(payload)  # validates the payload before anything is counted
-            reason = "unknown_version" if version is None else "no_detector"
-            version = version or "unknown"
-            self.metrics.count_received(model, version, "request")
-            self.metrics.count_dropped(model, version, reason, rows)
-            if self.quality is not None:
-                self.quality.observe_request(event.id, model, version, payload, _rows_or_none(payload), rows)
-            return Accepted(model, version, "request", 0, rows)
-        decoded = request_rows(payload, detector.features, _tensor_encoding(detector))
-        rows = _detector_columns(decoded, detector)
+        logged = logged_inference(event, self._layouts)
+        if logged.kind == "response":
+            return self._take_response(logged)
+        return self._take_request(logged)
+
+    def _take_response(self, logged: LoggedInference) -> Accepted:
+        self.metrics.count_received(logged.model, logged.version, "response")
+        self.metrics.observe_scores(logged.model, logged.version, histogram_scores(logged.scores))
         if self.quality is not None:
-            self.quality.observe_request(event.id, model, version, payload, decoded, len(decoded))
+            self.quality.observe_response(logged)
+        return Accepted(logged.model, logged.version, "response", 0, 0)
+
+    def _take_request(self, logged: LoggedInference) -> Accepted:
+        model, version = logged.key
+        detector = self.detectors.get(logged.key) if logged.version_named else None
+        if detector is None:
+            reason = "no_detector" if logged.version_named else "unknown_version"
+            self.metrics.count_received(model, version, "request")
+            self.metrics.count_dropped(model, version, reason, logged.row_count)
+            if self.quality is not None:
+                self.quality.observe_request(logged)
+            return Accepted(model, version, "request", 0, logged.row_count)
+        rows = _detector_columns(logged.rows, detector)  # decoded with this detector's layout: not None
+        if self.quality is not None:
+            self.quality.observe_request(logged)
         self.metrics.count_received(model, version, "request")
-        dropped = self.buffers.add((model, version), rows)
+        dropped = self.buffers.add(logged.key, rows)
         self.metrics.count_dropped(model, version, "buffer_full", dropped)
         return Accepted(model, version, "request", len(rows) - dropped, dropped)
-
-    def _model_of(self, event: CloudEvent, payload: Any) -> str:
-        model = event.attribute("inferenceservicename") or payload_field(payload, "model_name")
-        if not model:
-            raise EventError(
-                "unknown_model", f"CloudEvent {event.id}: no ce-inferenceservicename or model_name"
-            )
-        if model not in self._versions:
-            raise EventError("unknown_model", f"CloudEvent {event.id}: no detector for model {model!r}")
-        return model
-
-    def _version_of(self, model: str, event: CloudEvent, payload: Any) -> str | None:
-        explicit = event.attribute("modelversion") or _metadata_version(event.attribute("metadata"))
-        if explicit:
-            return explicit
-        loaded = self._versions[model]
-        from_payload = payload_field(payload, "model_version")
-        if from_payload in loaded:
-            return from_payload
-        return loaded[0] if len(loaded) == 1 else from_payload
 
     # ------------------------------------------------------------------------------------ detector runs
     def run_due(self) -> list[RunReport]:
@@ -197,44 +174,3 @@ def _detector_columns(rows: pd.DataFrame, detector: DriftDetector) -> pd.DataFra
             f"OIP inputs: missing column {missing[0]!r} for {detector.model} {detector.version}",
         )
     return rows[list(detector.features)]
-
-
-def _rows_or_none(payload: Any) -> pd.DataFrame | None:
-    # Without a detector a single [n, k] tensor has no column names; its rows are logged without inputs.
-    try:
-        return request_rows(payload)
-    except EventError:
-        return None
-
-
-def _metadata_version(metadata: str | None) -> str | None:
-    # KServe logs selected request headers as JSON {"Header-Name": ["value", ...]}.
-    if not metadata:
-        return None
-    try:
-        headers = json.loads(metadata)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(headers, dict):
-        return None
-    for name, values in headers.items():
-        if str(name).lower() == VERSION_HEADER and values:
-            return str(values[0] if isinstance(values, list) else values)
-    return None
-
-
-def _tensor_encoding(detector: Any) -> Any:
-    """What decodes a logged model tensor: the model's own encoder when the detector bundle carries it."""
-    return getattr(detector, "model_encoding", None) or getattr(detector, "encoding", None)
-
-
-def _scores_or_nothing(payload: Any) -> list[float]:
-    """The prediction scores of a response for the score histogram; a response without a probability
-    output (e.g. a transformer's class names only) has none, and is still accepted."""
-    try:
-        probabilities = response_probabilities(payload)
-    except EventError:
-        return []
-    if probabilities.shape[1] == 2:
-        return probabilities[:, 1].tolist()
-    return probabilities.max(axis=1).tolist()

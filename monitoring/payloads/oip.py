@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.drift_service.errors import EventError
+from monitoring.payloads.errors import EventError
 
 TENSOR_INPUT = "input__0"
 PROBABILITY_OUTPUT = "output__0"  # every exported model's class probabilities (components/README.md)

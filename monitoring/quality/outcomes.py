@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitoring.drift_service.errors import EventError
+from monitoring.payloads.errors import EventError
 
 ROW_SEPARATOR = "#"
 MAX_OUTCOMES = 10_000

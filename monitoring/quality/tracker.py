@@ -1,8 +1,9 @@
 """Model quality from delayed outcomes: log each served prediction, join outcomes to it by request id, and
 keep rolling accuracy / ROC AUC / log loss per (model, version) exported with the spec's floors.
 
-The drift service calls `observe_request` / `observe_response` for every routed KServe logger event and
-`ingest_outcomes` for `POST /v1/outcomes`. How ids and labels map onto rows: `outcomes.py`.
+The drift service calls `observe_request` / `observe_response` with every routed KServe logger event,
+decoded once (`monitoring.payloads.logged.LoggedInference`), and `ingest_outcomes` for
+`POST /v1/outcomes`. How ids and labels map onto rows: `outcomes.py`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from monitoring.payloads.logged import Key, LoggedInference
 from monitoring.quality.metrics import QualityMetrics, window_metrics
 from monitoring.quality.outcomes import Outcome, class_index, parse_outcomes
 from monitoring.quality.store import PredictionStore, StoredRow
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WINDOW_SIZE = 1000
 DEFAULT_WINDOW_MAX_AGE_S = 7 * 86_400.0
 UNMATCHED_PRIORITY = ("bad_label", "no_prediction", "ambiguous", "duplicate")
-
-Key = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -105,28 +104,30 @@ class QualityTracker:
             self.metrics.register_version(*key, labeled=labeled)
 
     # --------------------------------------------------------------------------------- predictions
-    def observe_request(
-        self, ce_id: str, model: str, version: str, payload: Any, rows: pd.DataFrame | None, n_rows: int
-    ) -> None:
+    def observe_request(self, logged: LoggedInference) -> None:
         """Log a request's rows (`rows` None: inputs not decodable without a detector, logged empty)."""
-        self._register((model, version))
-        records = _records(rows) if rows is not None else [None] * n_rows
-        self.store.log_request(ce_id, _request_id(ce_id, payload), model, version, records, self.clock())
+        self._register(logged.key)
+        rows = logged.rows
+        records = _records(rows) if rows is not None else [None] * logged.row_count
+        self.store.log_request(
+            logged.event_id, logged.request_id, logged.model, logged.version, records, self.clock()
+        )
 
-    def observe_response(self, ce_id: str, model: str, version: str, payload: Any) -> None:
-        from monitoring.drift_service.errors import EventError
-        from monitoring.payloads.oip import response_probabilities
-
-        self._register((model, version))
-        try:
-            proba = response_probabilities(payload)
-        except EventError as exc:  # the drift side still counts the event; quality loses this prediction
-            log.warning("quality: response %s of %s %s not logged: %s", ce_id, model, version, exc)
+    def observe_response(self, logged: LoggedInference) -> None:
+        self._register(logged.key)
+        model, version = logged.key
+        if logged.scores is None:  # the drift side still counts the event; quality loses this prediction
+            log.warning(
+                "quality: response %s of %s %s not logged: %s",
+                logged.event_id,
+                model,
+                version,
+                logged.scores_problem,
+            )
             self.metrics.unlogged.labels(model=model, version=version, reason="bad_response").inc()
             return
-        self.store.log_response(
-            ce_id, _request_id(ce_id, payload), model, version, proba.tolist(), self.clock()
-        )
+        proba = logged.scores.tolist()
+        self.store.log_response(logged.event_id, logged.request_id, model, version, proba, self.clock())
 
     # ------------------------------------------------------------------------------------ outcomes
     def ingest_outcomes(self, body: bytes) -> OutcomeReport:
@@ -197,11 +198,6 @@ def _candidates(found: list[StoredRow], row: int | None) -> list[StoredRow]:
         return [r for r in found if r.row == row]
     sizes = Tally(r.ce_id for r in found)
     return [r for r in found if (r.rows_in_request or sizes[r.ce_id]) == 1]
-
-
-def _request_id(ce_id: str, payload: Any) -> str:
-    value = payload.get("id") if isinstance(payload, dict) else None
-    return str(value) if value not in (None, "") else ce_id
 
 
 def _records(rows: pd.DataFrame) -> list[dict]:

@@ -40,7 +40,7 @@ needs_serving_env = pytest.mark.skipif(
 SCORE_SCRIPT = """
 import json, sys
 import pandas as pd
-from monitoring.detectors.base import load_detector
+from monitoring.detectors.kinds import load_detector
 detector = load_detector(sys.argv[1])
 frame = pd.read_parquet(sys.argv[2])
 clean = detector.score(frame)

@@ -14,8 +14,9 @@ import pytest
 pytest.importorskip("alibi_detect")
 
 from core.spec.model import DEFAULT_SPEC_DIR, load_spec, parse_spec
-from monitoring.detectors.base import DetectorError, DriftResult, load_detector, parquet_available
+from monitoring.detectors.base import DetectorError, DriftResult, parquet_available
 from monitoring.detectors.fit import fit_detector, input_columns, main
+from monitoring.detectors.kinds import load_detector
 from monitoring.detectors.tabular import BatchTabularDetector
 from tests.serving_env.conftest import DRIFT_START, SHIFTED
 

@@ -1,0 +1,148 @@
+"""One logged inference, decoded once where it enters the drift service: the value its detector buffers,
+its score histogram and the quality tracker all read, so none of them goes back to the payload.
+
+Model: the `inferenceservicename` extension, else the payload's `model_name`; a model with no detector for
+any version is rejected (`unknown_model`). Version, first that applies: the `modelversion` extension (set
+by the local router, or by anyone who knows the registry version), the `x-model-version` header logged in
+the `metadata` extension, the payload's `model_version` when a detector has it, the model's only loaded
+version, else the payload's `model_version`; with none of them the version is `UNKNOWN_VERSION`. Triton
+answers with its repository version ("1"), not the registry's, which is why it ranks below the explicit
+sources.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from core.encoding import FeatureEncoder
+from monitoring.payloads.cloudevents import CloudEvent, event_json
+from monitoring.payloads.errors import EventError
+from monitoring.payloads.oip import payload_field, request_rows, response_probabilities, row_count
+
+UNKNOWN_VERSION = "unknown"
+VERSION_HEADER = "x-model-version"
+
+Key = tuple[str, str]  # (model, version)
+VersionSource = Literal["modelversion", "header", "payload", "only_loaded", "none"]
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """How a detector reads a model's single [n, k] tensor input: the columns are its `features`, after
+    `encoding` (the model's FeatureEncoder, when there is one) folds one-hot blocks back to raw columns."""
+
+    features: tuple[str, ...]
+    encoding: FeatureEncoder | None = None
+
+
+@dataclass(frozen=True)
+class LoggedInference:
+    event_id: str
+    """The CloudEvent id (`ce-id`): a request and its response share it."""
+    request_id: str
+    """The payload's `id` when the client set one, else the event id: what outcomes name."""
+    kind: Literal["request", "response"]
+    model: str
+    version: str
+    """Concrete: the first source that names one (see the module doc), else `UNKNOWN_VERSION`."""
+    version_source: VersionSource
+    rows: pd.DataFrame | None = None
+    """Request: the decoded inputs; None when they cannot be decoded without a detector's layout."""
+    row_count: int = 0
+    """Request: rows in the payload (validated)."""
+    scores: np.ndarray | None = None
+    """Response: class probabilities [n, k]; None when the response has none."""
+    scores_problem: str | None = None
+    """Response: why `scores` is None."""
+
+    @property
+    def key(self) -> Key:
+        return (self.model, self.version)
+
+    @property
+    def version_named(self) -> bool:
+        """False when no source named a version (the version is then `UNKNOWN_VERSION`)."""
+        return self.version_source != "none"
+
+
+def logged_inference(event: CloudEvent, layouts: Mapping[Key, TensorLayout]) -> LoggedInference:
+    """Decode `event` once. `layouts` has one entry per loaded detector: it names the known models and
+    versions (for routing) and how a request's tensor becomes that detector's rows."""
+    payload = event_json(event)
+    model = _model_of(event, payload, layouts)
+    version, source = resolve_version(event, payload, [v for m, v in layouts if m == model])
+    request_id = _request_id(event.id, payload)
+    if event.kind == "response":
+        try:
+            scores, problem = response_probabilities(payload), None
+        except EventError as exc:  # e.g. a transformer answering class names only: accepted, not scored
+            scores, problem = None, str(exc)
+        return LoggedInference(
+            event.id, request_id, "response", model, version, source, scores=scores, scores_problem=problem
+        )
+    layout = layouts.get((model, version)) if source != "none" else None
+    rows, count = _request_rows(payload, layout)
+    return LoggedInference(event.id, request_id, "request", model, version, source, rows, count)
+
+
+def resolve_version(event: CloudEvent, payload: Any, loaded: Sequence[str]) -> tuple[str, VersionSource]:
+    """The event's concrete version and which source named it; `loaded`: the model's detector versions."""
+    if explicit := event.attribute("modelversion"):
+        return explicit, "modelversion"
+    if logged := _metadata_version(event.attribute("metadata")):
+        return logged, "header"
+    from_payload = payload_field(payload, "model_version")
+    if from_payload in loaded:
+        return from_payload, "payload"
+    if len(loaded) == 1:
+        return loaded[0], "only_loaded"
+    if from_payload:
+        return from_payload, "payload"
+    return UNKNOWN_VERSION, "none"
+
+
+def _model_of(event: CloudEvent, payload: Any, layouts: Mapping[Key, TensorLayout]) -> str:
+    model = event.attribute("inferenceservicename") or payload_field(payload, "model_name")
+    if not model:
+        raise EventError("unknown_model", f"CloudEvent {event.id}: no ce-inferenceservicename or model_name")
+    if not any(m == model for m, _ in layouts):
+        raise EventError("unknown_model", f"CloudEvent {event.id}: no detector for model {model!r}")
+    return model
+
+
+def _metadata_version(metadata: str | None) -> str | None:
+    # KServe logs selected request headers as JSON {"Header-Name": ["value", ...]}.
+    if not metadata:
+        return None
+    try:
+        headers = json.loads(metadata)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(headers, dict):
+        return None
+    for name, values in headers.items():
+        if str(name).lower() == VERSION_HEADER and values:
+            return str(values[0] if isinstance(values, list) else values)
+    return None
+
+
+def _request_id(event_id: str, payload: Any) -> str:
+    value = payload.get("id") if isinstance(payload, dict) else None
+    return str(value) if value not in (None, "") else event_id
+
+
+def _request_rows(payload: Any, layout: TensorLayout | None) -> tuple[pd.DataFrame | None, int]:
+    if layout is not None:
+        rows = request_rows(payload, layout.features, layout.encoding)
+        return rows, len(rows)
+    count = row_count(payload)  # validates the payload: a bad one is rejected, not logged
+    try:
+        return request_rows(payload), count
+    except EventError:  # a single [n, k] tensor has no column names without a detector
+        return None, count

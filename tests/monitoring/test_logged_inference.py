@@ -1,0 +1,132 @@
+"""A logged inference is decoded once, at the drift service's entry: every field from KServe-shaped
+events, and the version precedence (explicit extension, logged header, payload, the only loaded version)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.encoding import FeatureEncoder
+from monitoring.payloads.cloudevents import parse_http_event
+from monitoring.payloads.errors import EventError
+from monitoring.payloads.logged import UNKNOWN_VERSION, TensorLayout, logged_inference
+
+DATA = Path(__file__).parent / "data" / "kserve_logger_events.json"
+MODEL = "conversion-xgboost"
+FEATURES = ("plan_tier", "company_size", "lifetime_value", "sessions_7d")
+LAYOUT = TensorLayout(FEATURES)
+
+
+def kserve_event(kind: str, headers: dict[str, str | None] | None = None, body: dict | None = None):
+    sample = json.loads(DATA.read_text())[kind]
+    merged = {k: v for k, v in {**sample["headers"], **(headers or {})}.items() if v is not None}
+    return parse_http_event(merged, json.dumps(sample["body"] if body is None else body).encode())
+
+
+def layouts(*versions: str) -> dict[tuple[str, str], TensorLayout]:
+    return {(MODEL, version): LAYOUT for version in versions}
+
+
+def test_a_kserve_request_gives_every_field_once():
+    logged = logged_inference(kserve_event("request"), layouts("3"))
+    ce_id = "5b6f4c3e-8a1d-4f0e-9d2b-1c7a3e9f0a42"
+    assert (logged.event_id, logged.request_id, logged.kind) == (ce_id, ce_id, "request")
+    assert (logged.model, logged.version, logged.version_source) == (MODEL, "3", "header")
+    assert logged.key == (MODEL, "3") and logged.version_named
+    expected = pd.DataFrame(
+        {
+            "plan_tier": ["pro", "free"],
+            "company_size": [120, 4],
+            "lifetime_value": np.array([1830.5, 0.0], dtype=np.float32),
+            "sessions_7d": [9, 1],
+        }
+    )
+    pd.testing.assert_frame_equal(logged.rows, expected, check_dtype=False)
+    assert logged.row_count == 2
+    assert logged.scores is None and logged.scores_problem is None
+
+
+def test_a_kserve_response_gives_its_probabilities_and_the_logged_version():
+    logged = logged_inference(kserve_event("response"), layouts("1", "3"))
+    # The logged X-Model-Version header ranks above the payload's Triton repository version "1".
+    assert (logged.kind, logged.version, logged.version_source) == ("response", "3", "header")
+    np.testing.assert_allclose(logged.scores, [[0.31, 0.69], [0.94, 0.06]], rtol=1e-6)
+    assert logged.rows is None and logged.row_count == 0 and logged.scores_problem is None
+
+
+def test_the_payload_id_is_the_request_id_and_the_event_id_stands_in_without_one():
+    body = json.loads(DATA.read_text())["request"]["body"]
+    named = logged_inference(kserve_event("request", {"Ce-Id": "ce-1"}, body), layouts("3"))
+    assert (named.event_id, named.request_id) == ("ce-1", body["id"])
+    del body["id"]
+    bare = logged_inference(kserve_event("request", {"Ce-Id": "ce-2"}, body), layouts("3"))
+    assert (bare.event_id, bare.request_id) == ("ce-2", "ce-2")
+
+
+PRECEDENCE = {
+    # case: (extension ce-modelversion, logged header, payload model_version, loaded) -> (version, source)
+    "extension beats header and payload": (("7", "3", "4", ["3", "4"]), ("7", "modelversion")),
+    "header beats payload": ((None, "3", "4", ["3", "4"]), ("3", "header")),
+    "payload when a detector has it": ((None, None, "4", ["3", "4"]), ("4", "payload")),
+    "only loaded beats an unloaded payload": ((None, None, "1", ["3"]), ("3", "only_loaded")),
+    "only loaded without a payload version": ((None, None, None, ["3"]), ("3", "only_loaded")),
+    "unloaded payload among several": ((None, None, "9", ["3", "4"]), ("9", "payload")),
+    "nothing names one": ((None, None, None, ["3", "4"]), (UNKNOWN_VERSION, "none")),
+}
+
+
+@pytest.mark.parametrize("case", PRECEDENCE)
+def test_version_precedence(case):
+    (extension, header, payload_version, loaded), expected = PRECEDENCE[case]
+    metadata = json.dumps({"X-Model-Version": [header]}) if header else None
+    body = {**json.loads(DATA.read_text())["response"]["body"], "model_version": payload_version}
+    event = kserve_event("response", {"Ce-Modelversion": extension, "Ce-Metadata": metadata}, body)
+    logged = logged_inference(event, layouts(*loaded))
+    assert (logged.version, logged.version_source) == expected
+    assert logged.version_named == (expected[1] != "none")
+
+
+def test_a_tensor_request_takes_its_detectors_layout_and_is_logged_empty_without_one():
+    encoder = FeatureEncoder.fit(
+        pd.DataFrame({"sessions_7d": [1.0, 5.0], "plan_tier": ["free", "pro"]}), ["sessions_7d", "plan_tier"]
+    )
+    one_hot = [2, 0, 1, 4, 1, 0]  # sessions_7d, plan_tier=free, plan_tier=pro
+    tensor = {"inputs": [{"name": "input__0", "shape": [2, 3], "datatype": "FP32", "data": one_hot}]}
+    routed = {(MODEL, "3"): TensorLayout(("sessions_7d", "plan_tier"), encoder)}
+    logged = logged_inference(kserve_event("request", body=tensor), routed)
+    assert logged.rows.to_dict("list") == {"sessions_7d": [2.0, 4.0], "plan_tier": ["pro", "free"]}
+    assert logged.row_count == 2
+    # Version 9 has no detector: without its feature names the tensor is counted, its inputs not decoded.
+    unrouted = logged_inference(kserve_event("request", {"Ce-Modelversion": "9"}, tensor), routed)
+    assert (unrouted.version, unrouted.rows, unrouted.row_count) == ("9", None, 2)
+
+
+def test_a_response_without_probabilities_is_kept_with_the_reason():
+    names = {"outputs": [{"name": "predicted_class", "datatype": "BYTES", "shape": [1], "data": ["1"]}]}
+    logged = logged_inference(kserve_event("response", body=names), layouts("3"))
+    assert logged.scores is None
+    assert "predicted_class" in logged.scores_problem and "\n" not in logged.scores_problem
+
+
+NO_DATA = {"inputs": [{"name": "x", "shape": [2], "datatype": "FP32"}]}
+SHORT_DATA = {"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [1.0]}]}
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "reason"),
+    [
+        ({"Ce-Inferenceservicename": "no-such-model"}, None, "unknown_model"),
+        ({"Ce-Inferenceservicename": None}, {"inputs": []}, "unknown_model"),
+        ({"Ce-Modelversion": "9"}, NO_DATA, "bad_payload"),
+        ({}, SHORT_DATA, "bad_payload"),
+    ],
+    ids=["no-detector-for-model", "no-model-named", "no-data-unrouted", "short-data-routed"],
+)
+def test_unusable_events_raise_one_line_with_the_reject_reason(headers, body, reason):
+    with pytest.raises(EventError) as raised:
+        logged_inference(kserve_event("request", headers, body), layouts("3"))
+    assert raised.value.reason == reason and "\n" not in str(raised.value)
