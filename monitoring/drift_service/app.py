@@ -22,11 +22,11 @@ from dataclasses import asdict
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from monitoring.drift_service.errors import DriftServiceError, NotEnabledError, status_for
 from monitoring.drift_service.flusher import Flusher
-from monitoring.drift_service.metrics import CONTENT_TYPE_LATEST
 from monitoring.drift_service.service import DriftService
 from monitoring.payloads.errors import EventError
 from monitoring.quality.outcomes import OutcomeError

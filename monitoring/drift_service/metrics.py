@@ -9,7 +9,6 @@ from collections.abc import Iterable
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitoring.detectors.base import DriftResult
 from monitoring.payloads.errors import REJECT_REASONS
@@ -19,8 +18,6 @@ DROP_REASONS = ("buffer_full", "detector_error", "no_detector", "unknown_version
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Twenty equal bins of [0, 1]: the canary analysis computes the PSI between versions from these counts.
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
-
-__all__ = ["CONTENT_TYPE_LATEST", "DROP_REASONS", "EVENT_KINDS", "DriftMetrics", "histogram_scores"]
 
 
 def histogram_scores(probabilities: np.ndarray | None) -> list[float]:
