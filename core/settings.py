@@ -84,12 +84,10 @@ class Settings(BaseSettings):
     """The projected service-account token the retrain trigger presents to the KFP API."""
 
 
-def settings(environ: dict[str, str] | None = None) -> Settings:
-    """The settings of this process's environment now (or of `environ`); `SettingsError` names a bad one."""
+def settings() -> Settings:
+    """The settings of this process's environment now; `SettingsError` names a bad variable."""
     try:
-        if environ is None:
-            return Settings()
-        return Settings.model_validate({k: v for k, v in environ.items() if k in _VARIABLES and v})
+        return Settings()
     except ValidationError as error:
         raise SettingsError(_one_line(error)) from None
 
@@ -106,6 +104,3 @@ def _one_line(error: ValidationError) -> str:
     if "got " not in message:
         message += f" (got {first.get('input')!r})"
     return f"environment variable {name}: {message}"
-
-
-_VARIABLES = frozenset(str(f.validation_alias) for f in Settings.model_fields.values())

@@ -22,33 +22,42 @@ OTHER_READS = {
 }
 
 
-def test_defaults_need_no_environment() -> None:
-    values = settings({})
+@pytest.fixture
+def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """This process's environment without any of the platform's variables (earlier tests may set some)."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(variable(name), raising=False)
+    return monkeypatch
+
+
+def test_defaults_need_no_environment(environ: pytest.MonkeyPatch) -> None:
+    values = settings()
     assert values.home is None and values.spec_dir is None and values.mlflow_tracking_uri is None
     assert values.train_threads == 1 and values.train_device == "auto"
     assert values.prometheus_url.startswith("http://")
 
 
-def test_each_field_is_read_from_its_variable() -> None:
-    environ = {
+def test_each_field_is_read_from_its_variable(environ: pytest.MonkeyPatch) -> None:
+    for name, value in {
         "MLOPS_HOME": "/srv/state",
         "MLOPS_TRAIN_THREADS": "4",
         "MLOPS_TRAIN_DEVICE": "CUDA:1",
         "FEATURE_DATA_URI": "s3://bucket/features",
         "MLFLOW_TRACKING_URI": "http://mlflow:5000",
         "UNRELATED": "ignored",
-    }
-    values = settings(environ)
+    }.items():
+        environ.setenv(name, value)
+    values = settings()
     assert values.home == Path("/srv/state") and values.train_threads == 4
     assert values.train_device == "cuda:1"  # normalised
     assert values.feature_data_uri == "s3://bucket/features"
     assert values.mlflow_tracking_uri == "http://mlflow:5000"
 
 
-def test_the_process_environment_is_read_when_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+def test_the_environment_is_read_when_asked(environ: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    environ.setenv("MLOPS_HOME", str(tmp_path))
     assert state_root() == tmp_path.resolve()
-    monkeypatch.setenv("MLOPS_HOME", "")  # empty counts as unset
+    environ.setenv("MLOPS_HOME", "")  # empty counts as unset
     assert state_root() == (REPO_ROOT / ".local").resolve()
 
 
@@ -60,9 +69,12 @@ def test_the_process_environment_is_read_when_asked(monkeypatch: pytest.MonkeyPa
         ("MLOPS_TRAIN_DEVICE", "tpu", "must be auto, cpu, cuda or cuda:N"),
     ],
 )
-def test_a_bad_value_is_one_line_naming_the_variable(name: str, value: str, fragment: str) -> None:
+def test_a_bad_value_is_one_line_naming_the_variable(
+    environ: pytest.MonkeyPatch, name: str, value: str, fragment: str
+) -> None:
+    environ.setenv(name, value)
     with pytest.raises(SettingsError) as caught:
-        settings({name: value})
+        settings()
     message = str(caught.value)
     assert message.startswith(f"environment variable {name}: ") and fragment in message
     assert repr(value) in message and "\n" not in message
