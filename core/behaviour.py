@@ -23,6 +23,7 @@ from core.spec.behaviour import SEEN, DirectionCheck, InvarianceCheck, MinimumCh
 from core.spec.model import ModelSpec
 
 SAMPLE_SEED = 0
+MAX_SEEN_VALUES = 50
 SHOWN_FAILURES = 3
 
 
@@ -92,7 +93,11 @@ def invariance(
 
 def _replacements(check: InvarianceCheck, frame: pd.DataFrame, numeric: bool, model: str, at: str) -> list:
     if check.replace == SEEN:
-        return sorted(frame[check.feature].dropna().unique().tolist(), key=str)
+        seen = sorted(frame[check.feature].dropna().unique().tolist(), key=str)
+        if len(seen) > MAX_SEEN_VALUES:  # each value is one more copy of the sample to score
+            problem = f"{check.feature!r} holds {len(seen)} values (over {MAX_SEEN_VALUES}): list a few"
+            raise SpecError(model, problem, f"{at}.replace")
+        return seen
     values = list(check.replace or ())
     wrong = [v for v in values if isinstance(v, bool) or isinstance(v, int | float) != numeric]
     if wrong:
@@ -118,9 +123,8 @@ def direction(
     column = info.classes.index(target)
     rows = _sample(frame.dropna(subset=list(check.features)), check.max_rows)
     if rows.empty:
-        return _unmeasured(
-            check, check.tolerance, "<=", 0, f"{check.name}: no test rows with {check.features}"
-        )
+        reason = f"{check.name}: no test rows with {', '.join(check.features)} set"
+        return _unmeasured(check, check.tolerance, "<=", 0, reason)
     moved = rows.assign(
         **{
             c: rows[c] + check.add if check.add is not None else rows[c] * check.multiply

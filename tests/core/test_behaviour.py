@@ -225,13 +225,14 @@ def test_minimum_with_a_probability_bar():
         ),
         ({**UP_X, "features": ["colour"]}, "evaluation.behaviour.0.features", "'colour' is not numeric"),
         ({**COLOUR, "replace": [1, 2], "max_change": 0.1}, "evaluation.behaviour.0.replace", "holds strings"),
+        ({**COLOUR, "feature": "x", "max_change": 0.1}, "evaluation.behaviour.0.replace", "holds 100 values"),
         (
             {"kind": "minimum", "name": "m", "examples": [{"input": {"x": 1.0}, "expect": "1"}]},
             "evaluation.behaviour.0.examples",
             "examples lack inputs ['y', 'colour']",
         ),
     ],
-    ids=["not-an-input", "not-numeric", "replace-type", "example-columns"],
+    ids=["not-an-input", "not-numeric", "replace-type", "too-many-seen-values", "example-columns"],
 )
 def test_a_column_the_model_lacks_is_a_located_spec_error(rows, check, field, fragment):
     with pytest.raises(SpecError) as info:
