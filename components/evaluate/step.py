@@ -1,4 +1,5 @@
-"""Evaluate a trained model on its held-out test rows: metrics, slices, plots, Evidently report.
+"""Evaluate a trained model on its held-out test rows: metrics, slices, behavioural checks, plots, the
+Evidently report.
 
     evaluation = evaluate(load_predictor(bundle_dir), test_rows, train_rows, spec, out_dir)
     evaluation.metrics["roc_auc"], evaluation.metrics_path  # out_dir/metrics.json
@@ -22,6 +23,7 @@ import pandas as pd
 from components.evaluate.plots import plot_confusion, plot_precision_recall, plot_reliability, plot_roc
 from components.evaluate.report import cap_rows, write_report
 from components.evaluate.tracking import open_attempt
+from core.behaviour import CheckResult, run_checks
 from core.bundle import Predictor, load_predictor
 from core.metrics import (
     classification_metrics,
@@ -52,6 +54,8 @@ class Evaluation:
     """{"categories": classes, "matrix": rows = true class, columns = predicted}."""
     roc: dict[str, list[float]]
     """{"fpr", "tpr", "thresholds"}, at most 200 points (multiclass: micro-averaged one-vs-rest)."""
+    behaviour: list[CheckResult]
+    """The spec's behavioural checks on the test rows, in spec order; the gate fails on any failed one."""
     plots: dict[str, Path]
     report_path: Path | None
     metrics_path: Path
@@ -63,6 +67,15 @@ class Evaluation:
             for name, value in self.metrics.items()
             if isinstance(value, int | float) and math.isfinite(value)
         }
+
+    def behaviour_metrics(self) -> dict[str, float]:
+        """`behaviour.<check>` = what it measured, `behaviour.<check>.passed` = 1 or 0 (KFP and MLflow)."""
+        metrics = {}
+        for result in self.behaviour:
+            if result.value is not None and math.isfinite(result.value):
+                metrics[f"behaviour.{result.name}"] = float(result.value)
+            metrics[f"behaviour.{result.name}.passed"] = float(result.passed)
+        return metrics
 
     def to_json(self) -> dict[str, Any]:
         """The content of metrics.json: JSON-safe, NaN -> None, file paths relative to its folder."""
@@ -76,6 +89,7 @@ class Evaluation:
                 "slices": self.slices,
                 "confusion_matrix": self.confusion_matrix,
                 "roc": self.roc,
+                "behaviour": [result.to_json() for result in self.behaviour],
                 "plots": {name: path.relative_to(folder).as_posix() for name, path in self.plots.items()},
                 "report": self.report_path.relative_to(folder).as_posix() if self.report_path else None,
             }
@@ -91,7 +105,8 @@ def evaluate(
     *,
     with_report: bool = True,
 ) -> Evaluation:
-    """Measure `predictor` on `test_frame` and write metrics.json, plots/*.png and the Evidently report.
+    """Measure `predictor` on `test_frame` (metrics, slices and the spec's behavioural checks) and write
+    metrics.json, plots/*.png and the Evidently report.
 
     `train_frame` (a sample of at most 5,000 rows is scored) is the report's reference; None, or
     `with_report=False`, leaves the drift section out or skips the report entirely.
@@ -114,6 +129,7 @@ def evaluate(
         slices=slice_metrics(test_frame, labels, proba, classes, spec.evaluation.slices),
         confusion_matrix={"categories": classes, "matrix": matrix},
         roc=roc_points(y, proba),
+        behaviour=run_checks(spec, predictor, test_frame),
         plots=_write_plots(y, proba, classes, matrix, out_dir / PLOTS_DIR),
         report_path=(
             _write_report(predictor, test_frame, proba, train_frame, spec, out_dir / REPORT_FILE)
@@ -227,7 +243,7 @@ def run(
 
 
 def _log_to_kfp(result, kfp_metrics, kfp_classification) -> None:
-    for name, value in result.scalar_metrics().items():
+    for name, value in {**result.scalar_metrics(), **result.behaviour_metrics()}.items():
         kfp_metrics.log_metric(name, value)
     matrix = result.confusion_matrix
     kfp_classification.log_confusion_matrix(matrix["categories"], matrix["matrix"])

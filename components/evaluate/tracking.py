@@ -56,7 +56,9 @@ def open_attempt(
         mlflow.set_tags(attempt_tags(spec, pipeline_run, lineage, info))
         params = {**info.hyperparameters, **{f"training.{k}": v for k, v in info.training.items()}}
         mlflow.log_params({key: str(value)[:500] for key, value in params.items()})
-        mlflow.log_metrics({**result.scalar_metrics(), **flatten_slices(result.slices)})
+        mlflow.log_metrics(
+            {**result.scalar_metrics(), **flatten_slices(result.slices), **result.behaviour_metrics()}
+        )
         mlflow.log_dict(lineage, "lineage.json")
         mlflow.log_artifacts(str(Path(evaluation_dir)), artifact_path="evaluation")
         return active.info.run_id

@@ -6,9 +6,11 @@
 
 Checks, all from `spec.evaluation`: enough test rows (`min_test_rows`); every metric with a floor clears
 it (a minimum for higher-is-better metrics, a maximum, shown as "ceiling", for lower-is-better ones); every
-metric with a champion tolerance trails the champion by at most that much. Every check is recorded,
-pass or fail, with a human-readable reason. Metrics dicts are `classification_metrics` output (or a
-whole metrics.json, whose "metrics" entry is used).
+metric with a champion tolerance trails the champion by at most that much; every behavioural check the
+spec declares passed on the candidate (a model that breaks a declared behaviour is not registered). Every
+check is recorded, pass or fail, with a human-readable reason. Metrics dicts are `classification_metrics`
+output (or a whole metrics.json, whose "metrics" entry is used and whose "behaviour" entry holds the
+evaluate step's behavioural results).
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ NO_CHAMPION = "no champion yet: first version"
 class GateDecision:
     passed: bool
     reasons: list[str]
-    """One line per check, in check order (min rows, floors, champion), pass or fail."""
+    """One line per check, in check order (min rows, floors, champion, behaviour), pass or fail."""
     checks: list[dict[str, Any]]
-    """Per check: metric, kind (min_rows|floor|champion), value, op (">=" or "<=": what value must be
-    to the bound), bound, passed, skipped, reason. value is None when missing/NaN; bound when skipped."""
+    """Per check: metric (a behavioural check's name), kind (min_rows|floor|champion|behaviour), value,
+    op (">=" or "<=": what value must be to the bound), bound, passed, skipped, reason. value is None when
+    missing/NaN/not measured; bound when skipped."""
 
     @property
     def failures(self) -> list[str]:
@@ -52,13 +55,15 @@ class GateDecision:
 def decide(
     spec: ModelSpec, candidate_metrics: dict[str, Any], champion_metrics: dict[str, Any] | None
 ) -> GateDecision:
-    """Apply the spec's gate to the candidate's test metrics (and the champion's, on the same rows)."""
+    """Apply the spec's gate to the candidate's test metrics (and the champion's, on the same rows) and to
+    the candidate's behavioural results (`candidate_metrics["behaviour"]`, from a whole metrics.json)."""
     candidate = _overall(candidate_metrics)
     champion = None if champion_metrics is None else _overall(champion_metrics)
     evaluation = spec.evaluation
     checks = [_rows_check(candidate, evaluation.min_test_rows)]
     checks += [_floor_check(spec, metric, candidate) for metric in evaluation.floors]
     checks += [_champion_check(spec, metric, candidate, champion) for metric in evaluation.champion_tolerance]
+    checks += _behaviour_checks(spec, candidate_metrics.get("behaviour"))
     return GateDecision(
         passed=all(c["passed"] for c in checks), reasons=[c["reason"] for c in checks], checks=checks
     )
@@ -70,9 +75,17 @@ def _overall(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check(
-    metric: str, kind: str, value: Any, bound: Any, passed: bool, reason: str, skipped: bool = False
+    metric: str,
+    kind: str,
+    value: Any,
+    bound: Any,
+    passed: bool,
+    reason: str,
+    skipped: bool = False,
+    op: str | None = None,
 ) -> dict[str, Any]:
-    op = None if bound is None else (">=" if kind == "min_rows" or higher_is_better(metric) else "<=")
+    if op is None and bound is not None:
+        op = ">=" if kind == "min_rows" or higher_is_better(metric) else "<="
     return {
         "metric": metric,
         "kind": kind,
@@ -151,6 +164,23 @@ def _champion_check(
             f"{within} tolerance {_bound(tolerance)}"
         )
     return _check(metric, "champion", value, bound, passed, reason)
+
+
+def _behaviour_checks(spec: ModelSpec, results: Any) -> list[dict[str, Any]]:
+    """One gate check per behavioural check the spec declares; one the evaluation did not run fails."""
+    by_name = {r.get("name"): r for r in results or () if isinstance(r, dict)}
+    checks = []
+    for declared in spec.evaluation.behaviour:
+        result = by_name.get(declared.name)
+        if result is None:
+            reason = f"{declared.name}: {declared.kind} check declared in the spec but not run by evaluate"
+            checks.append(_check(declared.name, "behaviour", None, None, False, reason))
+            continue
+        value, bound = result.get("value"), result.get("bound")
+        passed = result.get("passed") is True
+        reason = str(result.get("reason") or f"{declared.name}: {'passed' if passed else 'failed'}")
+        checks.append(_check(declared.name, "behaviour", value, bound, passed, reason, op=result.get("op")))
+    return checks
 
 
 def _num(value: float) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from os import PathLike
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -26,6 +26,7 @@ def spec_error(exc: ValidationError, source: str | PathLike[str], model: type[Ba
     first = errors[0]
     loc: list[str | int] = list(first["loc"])
     problem = _describe(first, loc, model)
+    loc = _without_tags(model, loc)
     if len(errors) > 1:
         problem += f" (+{len(errors) - 1} more)"
     return SpecError(source, problem, field=".".join(map(str, loc)) or None)
@@ -41,6 +42,13 @@ def _describe(error: ErrorDetails, loc: list[str | int], model: type[BaseModel])
     if loc and loc[-1] == "[key]":
         loc.pop()
         return f"invalid key: {message}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        field = str((error.get("ctx") or {}).get("discriminator", "")).strip("'")
+        tags = ", ".join(_tags(_unwrap(_walk(model, loc))))
+        loc.append(field)
+        if kind == "union_tag_not_found":
+            return f"required field is missing (one of: {tags})"
+        return f"unknown {field} {error['ctx']['tag']!r} (allowed: {tags})"
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
@@ -55,18 +63,55 @@ def _describe(error: ErrorDetails, loc: list[str | int], model: type[BaseModel])
 
 def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     """Field names of the model found at `loc` inside `model` (empty when it is not a model)."""
+    tp = _unwrap(_walk(model, loc))
+    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+
+
+def _walk(model: type[BaseModel], loc: Sequence[str | int]) -> Any:
+    """The type found at `loc` inside `model` (None when the path leaves the declared types)."""
     tp: Any = model
     for part in loc:
-        tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = tp.model_fields.get(str(part))
-            tp = field.annotation if field else None
-        elif get_origin(tp) is not None and get_args(tp):
-            tp = get_args(tp)[-1] if isinstance(part, str) else get_args(tp)[0]  # mapping value / item
-        else:
-            return []
+        tp = _step(tp, part)
+    return tp
+
+
+def _step(tp: Any, part: str | int) -> Any:
     tp = _unwrap(tp)
-    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+    member = _tags(tp).get(part) if isinstance(part, str) else None
+    if member is not None:
+        return member
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        field = tp.model_fields.get(str(part))
+        return field.annotation if field else None
+    if get_origin(tp) is not None and get_args(tp):
+        return get_args(tp)[-1] if isinstance(part, str) else get_args(tp)[0]  # mapping value / item
+    return None
+
+
+def _without_tags(model: type[BaseModel], loc: Sequence[str | int]) -> list[str | int]:
+    """`loc` without the tags pydantic puts below a tagged union (`behaviour.0.invariance.feature` ->
+    `behaviour.0.feature`): a tag is a value the user wrote, not a field they could find."""
+    clean: list[str | int] = []
+    tp: Any = model
+    for part in loc:
+        if not (isinstance(part, str) and part in _tags(_unwrap(tp))):
+            clean.append(part)
+        tp = _step(tp, part)
+    return clean
+
+
+def _tags(tp: Any) -> dict[str, type[BaseModel]]:
+    """Tag -> member of a tagged union of models (members marked by a one-value Literal field)."""
+    if get_origin(tp) not in (Union, UnionType):
+        return {}
+    members = {}
+    for member in get_args(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            for field in member.model_fields.values():
+                values = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+                if len(values) == 1 and isinstance(values[0], str):
+                    members[values[0]] = member
+    return members
 
 
 def _unwrap(tp: Any) -> Any:

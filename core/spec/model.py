@@ -30,6 +30,7 @@ from core.spec.base import (
     NonEmptyStr,
     SpecModel,
 )
+from core.spec.behaviour import check_behaviour
 from core.spec.messages import spec_error
 from core.spec.monitoring import (
     Monitoring,
@@ -105,6 +106,7 @@ class ModelSpec(SpecModel):
                         (section, field),
                         f"{', '.join(unknown)} not among the request fields ({', '.join(sorted(known))})",
                     )
+        check_behaviour(self)
         return self
 
 

@@ -11,6 +11,7 @@ from core.spec.base import (
     ColumnName,
     FieldProblem,
     FrozenDict,
+    FrozenList,
     FrozenMap,
     MetricName,
     PositiveInt,
@@ -18,6 +19,7 @@ from core.spec.base import (
     UniqueList,
     higher_is_better,
 )
+from core.spec.behaviour import BehaviourCheck, unique_check_names
 
 TritonBackend = Literal["fil", "onnxruntime", "pytorch_libtorch", "python"]
 TRITON_BACKENDS: tuple[TritonBackend, ...] = get_args(TritonBackend)
@@ -41,6 +43,8 @@ class Evaluation(SpecModel):
     """Feature columns to report per-slice metrics for (reported, not gated)."""
     min_test_rows: PositiveInt = 100
     """Fewer test rows than this fails the gate: the metrics would be noise."""
+    behaviour: FrozenList[BehaviourCheck] = ()
+    """Behavioural model tests on the test rows (core/spec/behaviour.py); each failed one fails the gate."""
 
     @model_validator(mode="after")
     def _values_in_range(self) -> Self:
@@ -50,6 +54,7 @@ class Evaluation(SpecModel):
                     raise FieldProblem((section, metric), f"{metric} lies in [0, 1]; got {value!r}")
                 if value < 0:
                     raise FieldProblem((section, metric), f"must be >= 0 (got {value!r})")
+        unique_check_names(self.behaviour)
         return self
 
     def meets_floor(self, metric: MetricName, value: float) -> bool:

@@ -32,7 +32,16 @@ from core.metrics import (
 from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, load_spec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CONVERSION_INPUTS = ["plan_tier", "company_size", "sessions_7d", "pricing_page_views_7d", "message_count"]
+# Includes the columns conversion-sklearn's behavioural checks perturb (evaluate runs them).
+CONVERSION_INPUTS = [
+    "plan_tier",
+    "company_size",
+    "sessions_7d",
+    "pricing_page_views_7d",
+    "message_count",
+    "pricing_messages",
+    "support_tickets_30d",
+]
 
 
 # ----------------------------------------------------------------------------- small real predictors

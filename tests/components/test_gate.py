@@ -1,5 +1,5 @@
-"""Gate step: every kind of check passes and fails with the reason a person would read, and the champion
-is measured on the candidate's own test rows."""
+"""Gate step: every kind of check (metrics and behavioural) passes and fails with the reason a person
+would read, and the champion is measured on the candidate's own test rows."""
 
 from __future__ import annotations
 
@@ -8,13 +8,21 @@ import json
 import pytest
 
 from components.gate.step import NO_CHAMPION, GateDecision, compare_with_champion, decide, to_markdown
+from core.behaviour import CheckResult
 from core.metrics import classification_metrics
+from core.spec.model import ModelSpec
 from tests.components.test_evaluate import CONVERSION_INPUTS, TabularPredictor, spec_named, time_split
 
 # conversion-mlp gates on: min_test_rows 200; floors roc_auc >= 0.70 and log_loss <= 0.60;
 # champion tolerance roc_auc 0.01 and log_loss 0.02.
 SPEC = "conversion-mlp"
 GOOD = {"roc_auc": 0.812, "log_loss": 0.45, "rows": 500}
+
+
+def _metrics_only(name: str) -> ModelSpec:
+    """The demo spec without its behavioural checks: these cases exercise the metric checks alone."""
+    spec = spec_named(name)
+    return spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"behaviour": ()})})
 
 
 def _failed(decision: GateDecision) -> set[tuple[str, str]]:
@@ -109,14 +117,14 @@ CASES = [
     ids=[case[0] for case in CASES],
 )
 def test_gate_cases(candidate, champion, passed, failed, reason):
-    decision = decide(spec_named(SPEC), candidate, champion)
+    decision = decide(_metrics_only(SPEC), candidate, champion)
     assert decision.passed is passed
     assert _failed(decision) == failed
     assert reason in decision.reasons
 
 
 def test_every_check_is_recorded_with_its_bound():
-    decision = decide(spec_named(SPEC), {**GOOD, "roc_auc": 0.79}, GOOD)
+    decision = decide(_metrics_only(SPEC), {**GOOD, "roc_auc": 0.79}, GOOD)
     kinds = [(c["kind"], c["metric"]) for c in decision.checks]
     assert kinds == [
         ("min_rows", "rows"),
@@ -137,7 +145,7 @@ def test_every_check_is_recorded_with_its_bound():
 
 
 def test_no_champion_records_skipped_checks():
-    decision = decide(spec_named(SPEC), GOOD, None)
+    decision = decide(_metrics_only(SPEC), GOOD, None)
     skipped = [c for c in decision.checks if c["skipped"]]
     assert [c["metric"] for c in skipped] == ["roc_auc", "log_loss"]
     assert all(c["passed"] and c["reason"].endswith(NO_CHAMPION) for c in skipped)
@@ -145,18 +153,18 @@ def test_no_champion_records_skipped_checks():
 
 def test_accepts_a_whole_metrics_json():
     saved = {"model": SPEC, "metrics": {**GOOD, "roc_auc": 0.6}}
-    assert decide(spec_named(SPEC), saved, None).reasons[1] == "roc_auc 0.600 < floor 0.70"
+    assert decide(_metrics_only(SPEC), saved, None).reasons[1] == "roc_auc 0.600 < floor 0.70"
 
 
 def test_markdown_is_a_table_of_every_check():
-    decision = decide(spec_named(SPEC), {**GOOD, "roc_auc": 0.79}, GOOD)
+    decision = decide(_metrics_only(SPEC), {**GOOD, "roc_auc": 0.79}, GOOD)
     text = to_markdown(decision)
     lines = text.splitlines()
     assert lines[0] == "**Gate FAILED**: 5 checks, 1 failed"
     assert lines[2] == "| result | check | metric | value | bound | detail |"
     assert len([line for line in lines if line.startswith("| ")]) == 2 + 5  # header, rule, checks
     assert "| **FAIL** | champion | roc_auc | 0.790 | >= 0.802 |" in text
-    assert "| skipped | champion |" in to_markdown(decide(spec_named(SPEC), GOOD, None))
+    assert "| skipped | champion |" in to_markdown(decide(_metrics_only(SPEC), GOOD, None))
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +191,43 @@ def test_champion_that_needs_other_columns_is_a_clear_error(models):
     spec, test, champion, _ = models
     with pytest.raises(ValueError, match=r"champion needs columns \['plan_tier'\] that the test rows lack"):
         compare_with_champion(spec, champion, test.drop(columns="plan_tier"))
+
+
+# ------------------------------------------------------------------------------------------- behaviour
+def _evaluated(spec: ModelSpec, failing: str | None = None) -> dict:
+    """A metrics.json as evaluate writes it: GOOD metrics and a result per declared behavioural check,
+    all passing except the one named `failing`."""
+    results = []
+    for check in spec.evaluation.behaviour:
+        passed = check.name != failing
+        value = 0.02 if passed else 0.4
+        reason = f"{check.name}: measured {value} ({'pass' if passed else 'FAIL'})"
+        results.append(CheckResult(check.name, check.kind, passed, value, "<=", 0.15, 300, reason).to_json())
+    return {"model": SPEC, "metrics": GOOD, "behaviour": results}
+
+
+def test_a_failed_behavioural_check_fails_the_gate_with_its_reason():
+    spec = spec_named(SPEC)
+    assert _failed(decide(spec, _evaluated(spec), None)) == set()
+    decision = decide(spec, _evaluated(spec, failing="region_does_not_matter"), None)
+    assert decision.passed is False
+    assert decision.failures == ["region_does_not_matter: measured 0.4 (FAIL)"]
+    assert _failed(decision) == {("behaviour", "region_does_not_matter")}
+    behaviour = [c for c in decision.checks if c["kind"] == "behaviour"]
+    assert [c["metric"] for c in behaviour] == [c.name for c in spec.evaluation.behaviour]
+    assert decision.checks[-len(behaviour) :] == behaviour  # after the metric checks
+    failed = behaviour[0]
+    assert (failed["value"], failed["op"], failed["bound"], failed["skipped"]) == (0.4, "<=", 0.15, False)
+    assert "| **FAIL** | behaviour | region_does_not_matter | 0.400 | <= 0.150 |" in to_markdown(decision)
+    json.dumps(decision.to_json(), allow_nan=False)
+
+
+def test_a_declared_check_the_evaluation_did_not_run_fails_the_gate():
+    spec = spec_named(SPEC)
+    evaluated = _evaluated(spec)
+    evaluated["behaviour"] = evaluated["behaviour"][1:]  # e.g. evaluated before the check was declared
+    decision = decide(spec, evaluated, None)
+    assert decision.failures == [
+        "region_does_not_matter: invariance check declared in the spec but not run by evaluate"
+    ]
+    assert not decide(spec, GOOD, None).passed  # bare metrics carry no behavioural results at all

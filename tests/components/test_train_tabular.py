@@ -117,7 +117,7 @@ def _multiclass_spec(name: str) -> ModelSpec:
         inputs={"feature_service": "toy_v1", "entity_keys": ["row_id"]},
         label={"dataset": "toy", "column": "kind", "task": "multiclass", "classes": ["a", "b", "c"]},
         training={"search": None},
-        evaluation={"slices": []},
+        evaluation={"slices": [], "behaviour": []},  # the demo's are binary-model checks
     )
 
 

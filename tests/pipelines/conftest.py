@@ -22,8 +22,9 @@ FAST_OVERRIDES = {
     "conversion-sklearn": SMALL_DATA_FLOORS,
     "conversion-mlp": {"training": {"max_epochs": 6}, **SMALL_DATA_FLOORS},
     "intent-transformer": {
-        # The demo architecture on the newest 3,000 messages for 3 epochs: ~0.9 accuracy in ~15 s.
-        "training": {"hyperparameters": {"max_train_rows": 3000, "max_length": 32}, "max_epochs": 3},
+        # The demo architecture on the newest 3,000 messages for 5 epochs: ~0.94 macro F1 in ~30 s. With 3
+        # it has not yet learned the rare cancellation intent, and the spec's obvious_intents check fails.
+        "training": {"hyperparameters": {"max_train_rows": 3000, "max_length": 32}, "max_epochs": 5},
         "evaluation": {"floors": {"accuracy": 0.6}},
     },
 }

@@ -41,6 +41,18 @@ def test_every_model_is_registered_as_its_first_champion(first_run):
     assert {entry["step"] for entry in first_run.timings} >= {"load_features", "train", "register"}
 
 
+def test_the_gate_passed_every_declared_behavioural_check(first_run):
+    from core.spec.model import load_specs
+
+    specs = {spec.name: spec for spec in load_specs()}
+    for outcome in first_run.outcomes:
+        decision = json.loads(_decision(outcome.mlflow_run_id))
+        behaviour = [c for c in decision["checks"] if c["kind"] == "behaviour"]
+        declared = [check.name for check in specs[outcome.model].evaluation.behaviour]
+        assert declared and [c["metric"] for c in behaviour] == declared, outcome.model
+        assert all(c["passed"] for c in behaviour), behaviour
+
+
 def test_versions_carry_lineage_tags(first_run):
     start, end = demo_data_window()
     for model in DEFAULT_MODELS:
