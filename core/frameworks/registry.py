@@ -72,20 +72,26 @@ class _Registry:
 
     def __init__(self) -> None:
         self._plugins: dict[str, Framework] = {}
+        self._stand_ins: set[str] = set()
+        """Names a registered plug-in took over from a package plug-in (until it is removed)."""
         self._discovered = False
 
     def all(self) -> Mapping[str, Framework]:
         if not self._discovered:
             self._discovered = True  # set first: a broken plug-in must not be re-imported on every call
             for module in _plugin_module_names():
-                self.add(importlib.import_module(f"{_PACKAGE}.{module}"), replace=False)
+                plugin = importlib.import_module(f"{_PACKAGE}.{module}")
+                if getattr(plugin, "NAME", None) not in self._stand_ins:
+                    self.add(plugin, replace=False)
         return MappingProxyType(self._plugins)
 
     def add(self, plugin: Any, replace: bool) -> Framework:
         checked = _checked(plugin)
         known = self._plugins.get(checked.NAME)
-        if known is not None and known is not plugin and not replace:
-            raise ValueError(f"framework {checked.NAME!r} is already registered by {_where(known)}")
+        if known is not None and known is not plugin:
+            if not replace:
+                raise ValueError(f"framework {checked.NAME!r} is already registered by {_where(known)}")
+            self._stand_ins.add(checked.NAME)
         self._plugins[checked.NAME] = checked
         return checked
 
@@ -93,6 +99,7 @@ class _Registry:
         """Forget `name`; the next lookup rediscovers the package's plug-ins (so a stand-in that replaced
         one of them gives way to the original again)."""
         self._plugins.pop(name, None)
+        self._stand_ins.discard(name)
         self._discovered = False
 
 

@@ -205,3 +205,22 @@ def test_a_new_framework_trains_exports_serves_and_loads(forest: Any, tmp_path: 
         tensor.set_data_from_numpy(predictor.encode(rows)["input__0"])
         served = client.infer(spec.name, [tensor]).as_numpy("output__0")
     np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def test_stand_ins_give_way_to_the_package_plugins_one_by_one() -> None:
+    """Two stand-ins replace packaged plug-ins; removing one brings its original back while the other
+    keeps its place (a lookup in between must not clash with the remaining stand-in)."""
+    originals = {name: get_framework(name) for name in ("sklearn", "xgboost")}
+    stand_ins = {
+        name: SimpleNamespace(**{**vars(forest_model_namespace()), "NAME": name}) for name in originals
+    }
+    try:
+        for plugin in stand_ins.values():
+            register_framework(plugin, replace=True)
+        unregister_framework("sklearn")
+        assert get_framework("sklearn") is originals["sklearn"]
+        assert get_framework("xgboost") is stand_ins["xgboost"]
+    finally:
+        unregister_framework("xgboost")
+        unregister_framework("sklearn")
+    assert {name: get_framework(name) for name in originals} == originals
