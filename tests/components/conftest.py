@@ -12,24 +12,17 @@ import pytest
 
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
+from tests.helpers.demo_features import (
+    ACTIVITY_FEATURES,
+    ACTIVITY_TTL,
+    CONVERSION_FEATURES,
+    PROFILE_FEATURES,
+    PROFILE_TTL,
+    SESSION_FEATURES,
+    SESSION_TTL,
+)
 
 DEMO_CUSTOMERS = 150
-# The feature views' TTLs (feature_repo/feature_views.py): an older snapshot is no feature at all.
-PROFILE_TTL = pd.Timedelta(days=14)
-ACTIVITY_TTL = pd.Timedelta(days=2)
-SESSION_TTL = pd.Timedelta(hours=6)
-
-PROFILE_FEATURES = ["plan_tier", "region", "company_size", "tenure_days", "lifetime_value"]
-ACTIVITY_FEATURES = [
-    "sessions_7d",
-    "messages_7d",
-    "pricing_page_views_7d",
-    "support_tickets_30d",
-    "avg_response_time_s",
-]
-SESSION_FEATURES = ["message_count", "duration_s", "sentiment_score", "pricing_messages"]
-RATIO_FEATURES = ["messages_per_session_7d", "pricing_views_per_session_7d", "session_pricing_share"]
-CONVERSION_FEATURES = [*PROFILE_FEATURES, *ACTIVITY_FEATURES, *SESSION_FEATURES, *RATIO_FEATURES]
 
 
 @pytest.fixture(scope="session")

@@ -6,20 +6,19 @@ from __future__ import annotations
 import pytest
 
 from core.settings import variable
-from core.spec.model import load_specs
 from inference.canary.analyze import (
     GRPC_SHARE,
     analyze_canary,
     analyze_in_cluster,
     default_requests,
 )
-from tests.inference.recorded_prometheus import recorded_prometheus
+from tests.helpers.recorded_prometheus import recorded_prometheus
+from tests.helpers.specs import fixture_spec
 
 
 @pytest.fixture
 def spec():
-    (spec,) = load_specs(names=["conversion-xgboost"])
-    return spec
+    return fixture_spec("conversion-xgboost")
 
 
 def test_no_canary_is_passed_on_without_touching_anything(monkeypatch, tmp_path) -> None:

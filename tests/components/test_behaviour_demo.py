@@ -24,7 +24,7 @@ from components.train.step import train
 from core.behaviour import run_checks
 from core.bundle import Predictor, load_predictor
 from core.registry import configure_tracking
-from core.spec.model import ModelSpec, load_specs
+from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, load_specs
 
 # The intent model as the pipeline tests train it: 3,000 messages, 32 tokens, 5 epochs (~30 s).
 INTENT_BUDGET = {"max_train_rows": 3000, "max_length": 32}
@@ -32,7 +32,7 @@ INTENT_EPOCHS = 5
 
 
 def _demo(name: str, search: bool = True) -> ModelSpec:
-    (spec,) = load_specs(names=[name])
+    (spec,) = load_specs(DEFAULT_SPEC_DIR, names=[name])
     training = spec.training
     if training.search is not None:  # two trials keep the search real and the test short
         training = training.model_copy(update={"search": training.search.model_copy(update={"n_trials": 2})})
@@ -55,7 +55,7 @@ def _train(spec: ModelSpec, frame: pd.DataFrame, folder: Path) -> tuple[ModelSpe
 def demo_models(tmp_path_factory, conversion_training_set, intent_training_set):
     """Every demo spec trained once: name -> (spec, reloaded predictor, test rows)."""
     models = {}
-    for spec in load_specs():
+    for spec in load_specs(DEFAULT_SPEC_DIR):
         frame = intent_training_set if spec.label.task == "multiclass" else conversion_training_set
         models[spec.name] = _train(_demo(spec.name), frame, tmp_path_factory.mktemp(spec.name))
     return models

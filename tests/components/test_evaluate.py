@@ -1,7 +1,8 @@
 """Evaluate step: metrics against hand-computed values, slices, plots, the Evidently report, end to end.
 
 The end-to-end tests evaluate small real models (scikit-learn logistic regressions behind the bundle's
-Predictor protocol) trained on the demo data from `conftest.py`.
+Predictor protocol, tests/helpers/predictors.py) trained on the demo data from `conftest.py`, under the
+fixture specs.
 """
 
 from __future__ import annotations
@@ -12,15 +13,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, log_loss, roc_auc_score, roc_curve
 
 from components.evaluate.plots import plot_confusion, plot_precision_recall, plot_reliability, plot_roc
 from components.evaluate.report import cap_rows, write_report
 from components.evaluate.step import evaluate, json_safe
-from core.bundle import BundleInfo
-from core.encoding import FeatureEncoder
 from core.metrics import (
     classification_metrics,
     confusion,
@@ -29,80 +26,10 @@ from core.metrics import (
     roc_points,
     slice_metrics,
 )
-from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, load_spec
+from tests.helpers.predictors import CONVERSION_INPUTS, TabularPredictor, TextPredictor, time_split
+from tests.helpers.specs import fixture_spec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# Includes the columns conversion-sklearn's behavioural checks perturb (evaluate runs them).
-CONVERSION_INPUTS = [
-    "plan_tier",
-    "company_size",
-    "sessions_7d",
-    "pricing_page_views_7d",
-    "message_count",
-    "pricing_messages",
-    "support_tickets_30d",
-]
-
-
-# ----------------------------------------------------------------------------- small real predictors
-def _info(spec: ModelSpec, classes: list[str], inputs: list[str]) -> BundleInfo:
-    return BundleInfo(
-        model_name=spec.name,
-        framework="sklearn",
-        task=spec.label.task,
-        label=spec.label.column,
-        classes=classes,
-        inputs=inputs,
-        native_files=[],
-        triton_inputs=[],
-        triton_outputs=[],
-    )
-
-
-class TabularPredictor:
-    """FeatureEncoder + logistic regression: the shape of a real tabular bundle's predictor."""
-
-    def __init__(self, spec: ModelSpec, train: pd.DataFrame, inputs: list[str], shuffle_seed: int | None):
-        self.info = _info(spec, ["0", "1"], inputs)
-        self.encoder = FeatureEncoder.fit(train, inputs, standardize=True)
-        labels = train[spec.label.column].to_numpy()
-        if shuffle_seed is not None:  # a model that learned nothing, to lose against the champion
-            labels = np.random.default_rng(shuffle_seed).permutation(labels)
-        self.model = LogisticRegression(max_iter=500).fit(self.encoder.transform(train), labels)
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.model.predict_proba(self.encoder.transform(frame))
-
-    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {"input__0": self.encoder.transform(frame)}
-
-
-class TextPredictor:
-    """TF-IDF + logistic regression over the raw text, classes in the spec's output order."""
-
-    def __init__(self, spec: ModelSpec, train: pd.DataFrame):
-        self.info = _info(spec, list(spec.label.classes or ()), ["text"])
-        self.vectorizer = TfidfVectorizer(min_df=2).fit(train["text"])
-        self.model = LogisticRegression(max_iter=300).fit(
-            self.vectorizer.transform(train["text"]), train[spec.label.column]
-        )
-        self.order = [list(self.model.classes_).index(c) for c in self.info.classes]
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.model.predict_proba(self.vectorizer.transform(frame["text"]))[:, self.order]
-
-    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        raise NotImplementedError("not exported in these tests")
-
-
-def time_split(frame: pd.DataFrame, test_fraction: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Oldest rows train, newest test (the training contract's split, without validation)."""
-    cut = int(len(frame) * (1 - test_fraction))
-    return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
-
-
-def spec_named(name: str) -> ModelSpec:
-    return load_spec(DEFAULT_SPEC_DIR / f"{name}.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +189,7 @@ def test_report_renames_an_input_that_clashes_with_a_class_column(tmp_path):
 # -------------------------------------------------------------------------------------- end to end
 def test_evaluate_binary_model_writes_metrics_plots_and_report(conversion_split, tmp_path):
     train, test = conversion_split
-    spec = spec_named("conversion-sklearn")
+    spec = fixture_spec("conversion-sklearn")
     predictor = TabularPredictor(spec, train, CONVERSION_INPUTS, shuffle_seed=None)
     result = evaluate(predictor, test, train, spec, tmp_path / "eval")
 
@@ -288,7 +215,7 @@ def test_evaluate_binary_model_writes_metrics_plots_and_report(conversion_split,
 
 def test_evaluate_text_model_reports_text_length_and_multiclass(intent_split, tmp_path):
     train, test = intent_split
-    spec = spec_named("intent-transformer")
+    spec = fixture_spec("intent-transformer")
     result = evaluate(TextPredictor(spec, train), test, train, spec, tmp_path)
     assert result.classes == list(spec.label.classes)
     assert len(result.confusion_matrix["matrix"]) == 6 and result.metrics["f1"] > 0.5
@@ -299,7 +226,7 @@ def test_evaluate_text_model_reports_text_length_and_multiclass(intent_split, tm
 
 def test_evaluate_without_report_and_with_bad_input(conversion_split, tmp_path):
     train, test = conversion_split
-    spec = spec_named("conversion-sklearn")
+    spec = fixture_spec("conversion-sklearn")
     predictor = TabularPredictor(spec, train, CONVERSION_INPUTS, shuffle_seed=None)
     result = evaluate(predictor, test, None, spec, tmp_path, with_report=False)
     assert result.report_path is None and json.loads(result.metrics_path.read_text())["report"] is None
@@ -308,7 +235,7 @@ def test_evaluate_without_report_and_with_bad_input(conversion_split, tmp_path):
     ):
         evaluate(predictor, test.drop(columns="company_size"), None, spec, tmp_path, with_report=False)
     with pytest.raises(ValueError, match="the bundle predicts 'converted' but the spec's label is 'intent'"):
-        evaluate(predictor, test, None, spec_named("intent-transformer"), tmp_path, with_report=False)
+        evaluate(predictor, test, None, fixture_spec("intent-transformer"), tmp_path, with_report=False)
 
 
 def test_json_safe_turns_nan_into_null():

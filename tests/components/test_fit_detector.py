@@ -26,15 +26,12 @@ from core.images import SERVING_IMAGE
 from core.paths import REPO_ROOT
 from core.settings import variable
 from core.training_set import content_sha256, save_training_set
-from tests.components.conftest import CONVERSION_FEATURES
+from tests.helpers.demo_features import CONVERSION_FEATURES
+from tests.helpers.specs import FIXTURE_SPEC_DIR
 
 MODEL = "conversion-xgboost"
 SHIFTED = "sessions_7d"
 WINDOW = 300
-
-needs_serving_env = pytest.mark.skipif(
-    not serving_python().is_file(), reason="serving env (.venv-serving) not installed"
-)
 
 # Loads the bundle the way the drift service does and scores a clean and a shifted window.
 SCORE_SCRIPT = """
@@ -71,13 +68,13 @@ def fit_only(training_set_uri: str) -> Artifact:
 @pytest.fixture(scope="module")
 def fitted(training_set_path: Path, tmp_path_factory) -> tuple[dict, Path]:
     """The component run by kfp.local in this (platform) env, as the local pipeline runs it."""
-    if not serving_python().is_file():
-        pytest.skip("serving env (.venv-serving) not installed")
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(tmp_path_factory.mktemp("pipeline_root")),
     )
-    detector = fit_only(training_set_uri=str(training_set_path)).output
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(variable("spec_dir"), str(FIXTURE_SPEC_DIR))  # the step reads the spec by name
+        detector = fit_only(training_set_uri=str(training_set_path)).output
     return dict(detector.metadata), Path(detector.path)
 
 
@@ -99,7 +96,7 @@ def test_platform_env_has_no_alibi_so_the_step_uses_the_serving_interpreter():
     assert not alibi_available()
 
 
-@needs_serving_env
+@pytest.mark.serving
 def test_component_writes_a_tabular_bundle_with_the_candidate_version(fitted):
     summary, detector_dir = fitted
     manifest = json.loads((detector_dir / "detector.json").read_text())
@@ -111,7 +108,7 @@ def test_component_writes_a_tabular_bundle_with_the_candidate_version(fitted):
     assert sorted(summary["features"]) == sorted(CONVERSION_FEATURES)
 
 
-@needs_serving_env
+@pytest.mark.serving
 def test_serving_env_loads_the_stamped_bundle_and_flags_only_a_shifted_window(
     fitted, conversion_training_set, tmp_path
 ):
@@ -137,7 +134,9 @@ def test_serving_env_loads_the_stamped_bundle_and_flags_only_a_shifted_window(
     assert json.loads((detector_dir / "detector.json").read_text())["version"] == CANDIDATE_VERSION
 
 
-def test_missing_serving_interpreter_is_a_one_line_error(training_set_path, tmp_path, monkeypatch):
+def test_missing_serving_interpreter_is_a_one_line_error(
+    training_set_path, tmp_path, monkeypatch, fixture_specs
+):
     absent = tmp_path / "no-venv" / "bin" / "python"
     monkeypatch.setenv(variable("serving_python"), str(absent))
     with pytest.raises(FitDetectorError) as err:
@@ -148,8 +147,8 @@ def test_missing_serving_interpreter_is_a_one_line_error(training_set_path, tmp_
     assert not (tmp_path / "out").exists()
 
 
-@needs_serving_env
-def test_a_failing_fit_reports_the_fitters_error_in_one_line(tmp_path):
+@pytest.mark.serving
+def test_a_failing_fit_reports_the_fitters_error_in_one_line(tmp_path, fixture_specs):
     with pytest.raises(FitDetectorError) as err:
         run(MODEL, str(tmp_path / "absent.parquet"), str(tmp_path / "out"))
     message = str(err.value)

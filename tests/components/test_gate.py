@@ -11,17 +11,18 @@ from components.gate.step import NO_CHAMPION, GateDecision, compare_with_champio
 from core.behaviour import CheckResult
 from core.metrics import classification_metrics
 from core.spec.model import ModelSpec
-from tests.components.test_evaluate import CONVERSION_INPUTS, TabularPredictor, spec_named, time_split
+from tests.helpers.predictors import CONVERSION_INPUTS, TabularPredictor, time_split
+from tests.helpers.specs import fixture_spec
 
-# conversion-mlp gates on: min_test_rows 200; floors roc_auc >= 0.70 and log_loss <= 0.60;
+# The fixture conversion-mlp gates on: min_test_rows 200; floors roc_auc >= 0.70 and log_loss <= 0.60;
 # champion tolerance roc_auc 0.01 and log_loss 0.02.
 SPEC = "conversion-mlp"
 GOOD = {"roc_auc": 0.812, "log_loss": 0.45, "rows": 500}
 
 
 def _metrics_only(name: str) -> ModelSpec:
-    """The demo spec without its behavioural checks: these cases exercise the metric checks alone."""
-    spec = spec_named(name)
+    """The fixture spec without its behavioural checks: these cases exercise the metric checks alone."""
+    spec = fixture_spec(name)
     return spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"behaviour": ()})})
 
 
@@ -170,7 +171,7 @@ def test_markdown_is_a_table_of_every_check():
 @pytest.fixture(scope="module")
 def models(conversion_training_set):
     train, test = time_split(conversion_training_set)
-    spec = spec_named("conversion-sklearn")
+    spec = fixture_spec("conversion-sklearn")
     champion = TabularPredictor(spec, train, CONVERSION_INPUTS, shuffle_seed=None)
     untrained = TabularPredictor(spec, train, CONVERSION_INPUTS, shuffle_seed=0)
     return spec, test, champion, untrained
@@ -207,7 +208,7 @@ def _evaluated(spec: ModelSpec, failing: str | None = None) -> dict:
 
 
 def test_a_failed_behavioural_check_fails_the_gate_with_its_reason():
-    spec = spec_named(SPEC)
+    spec = fixture_spec(SPEC)
     assert _failed(decide(spec, _evaluated(spec), None)) == set()
     decision = decide(spec, _evaluated(spec, failing="region_does_not_matter"), None)
     assert decision.passed is False
@@ -223,7 +224,7 @@ def test_a_failed_behavioural_check_fails_the_gate_with_its_reason():
 
 
 def test_a_declared_check_the_evaluation_did_not_run_fails_the_gate():
-    spec = spec_named(SPEC)
+    spec = fixture_spec(SPEC)
     evaluated = _evaluated(spec)
     evaluated["behaviour"] = evaluated["behaviour"][1:]  # e.g. evaluated before the check was declared
     decision = decide(spec, evaluated, None)

@@ -13,13 +13,12 @@ import pytest
 
 from components.load_features.step import LoadFeaturesError, load_training_set, resolve_window
 from components.validate_data.validation import validate
-from core.paths import REPO_ROOT
-from core.spec.model import load_spec
 from core.training_set import TrainingSetError, load_training_set_file, save_training_set
 from feature_repo import store as feature_store
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
+from tests.helpers.specs import fixture_spec
 
 pytestmark = pytest.mark.slow  # `feast apply` and importing Feast take most of a minute on 2 cores
 
@@ -28,10 +27,6 @@ END = datetime(2026, 10, 15, tzinfo=UTC)
 ACTIVITY_TTL = pd.Timedelta(days=2)
 PROFILE_TTL = pd.Timedelta(days=14)
 SESSION_TTL = pd.Timedelta(hours=6)
-
-
-def _spec(name: str):
-    return load_spec(REPO_ROOT / "pipelines" / "models" / f"{name}.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +49,7 @@ def store(home):
 
 @pytest.fixture(scope="module")
 def xgboost_set(store):
-    return load_training_set(_spec("conversion-xgboost"), START, END, store=store)
+    return load_training_set(fixture_spec("conversion-xgboost"), START, END, store=store)
 
 
 def _raw(home, table: str) -> pd.DataFrame:
@@ -71,7 +66,7 @@ def _as_of(rows: pd.DataFrame, table: pd.DataFrame, key: str, columns: list[str]
 
 # ---------------------------------------------------------------------------------------------- window
 def test_explicit_window_overrides_the_spec_and_rolling_start_follows_an_explicit_end():
-    spec = _spec("conversion-xgboost")  # rolling, 90 days
+    spec = fixture_spec("conversion-xgboost")  # rolling, 90 days
     now = datetime(2026, 11, 1, tzinfo=UTC)
     assert resolve_window(spec, now=now) == (datetime(2026, 8, 3, tzinfo=UTC), now)
     assert resolve_window(spec, "2026-09-01", "2026-10-01T00:00:00Z", now=now) == (
@@ -86,17 +81,17 @@ def test_window_whose_end_is_not_after_its_start_is_a_one_line_error():
     with pytest.raises(
         LoadFeaturesError, match=r"^load_features: conversion-xgboost: window end .* start"
     ) as err:
-        resolve_window(_spec("conversion-xgboost"), "2026-10-01", "2026-10-01")
+        resolve_window(fixture_spec("conversion-xgboost"), "2026-10-01", "2026-10-01")
     assert "\n" not in str(err.value)
     with pytest.raises(LoadFeaturesError, match="not a date"):
-        resolve_window(_spec("conversion-xgboost"), "last tuesday")
+        resolve_window(fixture_spec("conversion-xgboost"), "last tuesday")
 
 
 def test_a_missing_label_table_is_a_one_line_error_naming_its_path(tmp_path):
     with pytest.raises(
         LoadFeaturesError, match=r"label dataset 'messages' not found at .*messages\.parquet$"
     ):
-        load_training_set(_spec("intent-transformer"), START, END, data_dir=tmp_path)
+        load_training_set(fixture_spec("intent-transformer"), START, END, data_dir=tmp_path)
 
 
 # ---------------------------------------------------------------------------------------- feature join
@@ -146,11 +141,11 @@ def test_feature_values_come_from_at_or_before_each_rows_timestamp(home, xgboost
 
 def test_lineage_hash_is_stable_and_follows_the_window(store, xgboost_set):
     frame, lineage = xgboost_set
-    again, lineage_again = load_training_set(_spec("conversion-xgboost"), START, END, store=store)
+    again, lineage_again = load_training_set(fixture_spec("conversion-xgboost"), START, END, store=store)
     assert lineage_again == lineage
     pd.testing.assert_frame_equal(again, frame)
     _, shorter = load_training_set(
-        _spec("conversion-xgboost"), START, datetime(2026, 10, 14, tzinfo=UTC), store
+        fixture_spec("conversion-xgboost"), START, datetime(2026, 10, 14, tzinfo=UTC), store
     )
     assert shorter["content_sha256"] != lineage["content_sha256"]
     assert shorter["rows"] < lineage["rows"]
@@ -160,7 +155,7 @@ def test_lineage_hash_is_stable_and_follows_the_window(store, xgboost_set):
 
 
 def test_text_model_reads_id_timestamp_text_and_intent_from_the_label_table(home):
-    spec = _spec("intent-transformer")
+    spec = fixture_spec("intent-transformer")
     frame, lineage = load_training_set(spec, START, END, data_dir=home / "data")
     assert list(frame.columns) == ["message_id", "event_timestamp", "text", "intent"]
     messages = _raw(home, "messages")
@@ -177,7 +172,7 @@ def test_text_model_reads_id_timestamp_text_and_intent_from_the_label_table(home
 def test_an_empty_window_names_the_dataset_and_the_window(home, store):
     with pytest.raises(LoadFeaturesError) as err:
         load_training_set(
-            _spec("conversion-xgboost"),
+            fixture_spec("conversion-xgboost"),
             datetime(2025, 1, 1, tzinfo=UTC),
             datetime(2025, 2, 1, tzinfo=UTC),
             store=store,
@@ -204,5 +199,5 @@ def test_saved_training_set_round_trips_and_detects_tampering(tmp_path, xgboost_
 
 def test_loaded_training_set_passes_validation(xgboost_set):
     frame, _ = xgboost_set
-    report = validate(_spec("conversion-xgboost"), frame, reference=frame.iloc[: len(frame) // 2])
+    report = validate(fixture_spec("conversion-xgboost"), frame, reference=frame.iloc[: len(frame) // 2])
     assert report.passed, [f.one_line() for f in report.failures]

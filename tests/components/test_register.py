@@ -1,9 +1,9 @@
 """Register on a real MLflow sqlite store: versions, aliases, tags, artifacts, and the pyfunc model loaded
 in a fresh interpreter.
 
-The bundles are made here with a tiny framework ("tiny": FeatureEncoder + LogisticRegression) that this
-module itself provides (`TINY`, registered with `core.frameworks.registry.register_framework`), so the
-test does not depend on the trainers.
+The bundles are made here for a tiny framework ("tiny": FeatureEncoder + LogisticRegression,
+tests/helpers/tiny_plugin.py, registered with `core.frameworks.registry.register_framework`), so the test
+does not depend on the trainers. The spec is the conversion-sklearn fixture spec.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import joblib
 import mlflow
@@ -39,46 +38,12 @@ from core.registry import (
     local_tracking_uri,
     set_alias,
 )
-from core.spec.model import load_spec
+from tests.helpers.specs import fixture_spec
+from tests.helpers.tiny_plugin import FRAMEWORK, TINY
 
-FRAMEWORK = "tiny"
 INPUTS = ["sessions_7d", "duration_s", "plan_tier"]
-SPEC = load_spec(REPO_ROOT / "pipelines" / "models" / "conversion-sklearn.yaml")
+SPEC = fixture_spec("conversion-sklearn")
 MODEL = SPEC.name
-
-
-# ------------------------------------------------------------------------------- the tiny framework
-class TinyPredictor:
-    def __init__(self, info: BundleInfo, encoder: FeatureEncoder, model: LogisticRegression) -> None:
-        self.info, self.encoder, self.model = info, encoder, model
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.model.predict_proba(self.encoder.transform(frame).astype(np.float64))
-
-    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {"input__0": self.encoder.transform(frame)}
-
-
-def load(folder: Path, info: BundleInfo) -> TinyPredictor:
-    encoder = FeatureEncoder.from_dict(info.training["encoder"])
-    return TinyPredictor(info, encoder, joblib.load(Path(folder) / "model.joblib"))
-
-
-def _not_for_this_test(*_: object) -> None:
-    raise AssertionError("the tiny framework only loads bundles in these tests")
-
-
-TINY = SimpleNamespace(
-    NAME=FRAMEWORK,
-    BACKENDS=frozenset({"onnxruntime", "python"}),
-    PIP_MODULES=("sklearn", "joblib"),
-    GPU=False,
-    EPOCHS=False,
-    check_spec=lambda spec: None,
-    fit=_not_for_this_test,
-    load=load,
-    export_triton_artifact=_not_for_this_test,
-)
 
 
 def _rows(n: int, seed: int) -> pd.DataFrame:
@@ -294,7 +259,7 @@ def test_pyfunc_in_a_fresh_process_predicts_like_the_predictor(
     script = (
         "import sys, mlflow, pandas as pd\n"
         "from core.frameworks.registry import register_framework\n"
-        f"from {__name__} import TINY\n"
+        "from tests.helpers.tiny_plugin import TINY\n"
         "register_framework(TINY)\n"
         f"model = mlflow.pyfunc.load_model({result.model_uri!r})\n"
         f"model.predict(pd.read_parquet({str(store / 'frame.parquet')!r})).to_parquet(sys.argv[1])\n"

@@ -22,10 +22,9 @@ from core.bundle import BundleInfo, load_predictor
 from core.frameworks import pytorch_model, text_tokens, torch_common, transformers_model
 from core.metrics import classification_metrics
 from core.settings import variable
-from core.spec.model import ModelSpec, load_spec
+from core.spec.model import ModelSpec
 from feature_repo.demo_data.config import INTENTS
-
-SPECS = Path(__file__).resolve().parents[2] / "pipelines" / "models"
+from tests.helpers.specs import fixture_spec
 
 
 def _with_training(spec: ModelSpec, **changes) -> ModelSpec:
@@ -49,7 +48,7 @@ def _one_thread():
 # ------------------------------------------------------------------------------------------------ MLP
 @pytest.fixture(scope="module")
 def mlp_spec() -> ModelSpec:
-    return load_spec(SPECS / "conversion-mlp.yaml")
+    return fixture_spec("conversion-mlp")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,7 @@ def conversion_splits(conversion_training_set: pd.DataFrame, mlp_spec: ModelSpec
 
 @pytest.fixture(scope="module")
 def mlp_bundle(mlp_spec, conversion_splits, tmp_path_factory) -> tuple[Path, object, float]:
-    """The MLP trained with the demo spec's own hyper-parameters and epoch budget."""
+    """The MLP trained with the (fixture) spec's own hyper-parameters and epoch budget."""
     out = tmp_path_factory.mktemp("mlp")
     predictor, score = pytorch_model.fit(mlp_spec, conversion_splits.train, conversion_splits.valid, {}, out)
     return out, predictor, score
@@ -174,7 +173,7 @@ TEXT_PARAMS = {"max_train_rows": 3000, "max_epochs": 3}
 
 @pytest.fixture(scope="module")
 def intent_spec() -> ModelSpec:
-    return load_spec(SPECS / "intent-transformer.yaml")
+    return fixture_spec("intent-transformer")
 
 
 @pytest.fixture(scope="module")

@@ -19,22 +19,17 @@ from components.validate_data.validation import (
     report_markdown,
     validate,
 )
-from core.paths import REPO_ROOT
-from core.spec.model import load_spec
 from feature_repo.demo_data.config import DEFAULT_END, DEFAULT_START, DriftSpec, GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.labels import point_in_time_features
+from tests.helpers.specs import fixture_spec
 
 MIDPOINT = DEFAULT_START + (DEFAULT_END - DEFAULT_START) / 2
 
 
-def _spec(name: str):
-    return load_spec(REPO_ROOT / "pipelines" / "models" / f"{name}.yaml")
-
-
 @pytest.fixture(scope="module")
 def xgb():
-    return _spec("conversion-xgboost")
+    return fixture_spec("conversion-xgboost")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +67,7 @@ def test_clean_training_sets_pass_with_and_without_a_reference(xgb, conversion_t
 
 
 def test_clean_text_training_set_passes(intent_training_set):
-    spec = _spec("intent-transformer")
+    spec = fixture_spec("intent-transformer")
     middle = len(intent_training_set) // 2
     report = validate(spec, intent_training_set.iloc[middle:], intent_training_set.iloc[:middle])
     assert report.passed, [f.one_line() for f in report.failures]
@@ -132,7 +127,7 @@ def test_missing_column_and_unknown_class_fail(xgb, halves, intent_training_set)
     assert _checks(report) == {("plan_tier", "column_in_dataframe")}
     texts = intent_training_set.copy()
     texts.loc[texts.index[:5], "intent"] = "refund"
-    report = validate(_spec("intent-transformer"), texts)
+    report = validate(fixture_spec("intent-transformer"), texts)
     assert _checks(report) == {("intent", "label_values")}
     assert report.failures[0].failure_cases == ["refund"] * 5
 

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from core.behaviour import run_checks
 from core.bundle import BundleInfo
 from core.errors import SpecError
-from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, parse_spec
+from core.spec.model import ModelSpec, parse_spec
+from tests.helpers.specs import fixture_spec_data
 
 ROWS = 100
 
@@ -73,13 +73,13 @@ def rows() -> pd.DataFrame:
 
 
 def _spec(*checks: dict[str, Any]) -> ModelSpec:
-    data = yaml.safe_load((DEFAULT_SPEC_DIR / "conversion-xgboost.yaml").read_text())
+    data = fixture_spec_data("conversion-xgboost")
     data["evaluation"]["behaviour"] = list(checks)
     return parse_spec(data, source="toy.yaml")
 
 
 def _text_spec(*checks: dict[str, Any]) -> ModelSpec:
-    data = yaml.safe_load((DEFAULT_SPEC_DIR / "intent-transformer.yaml").read_text())
+    data = fixture_spec_data("intent-transformer")
     data["label"]["classes"] = list(Keywords.CLASSES)
     data["evaluation"]["behaviour"] = list(checks)
     return parse_spec(data, source="toy.yaml")

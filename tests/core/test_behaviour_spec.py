@@ -12,6 +12,7 @@ import yaml
 from core.errors import SpecError
 from core.spec.behaviour import DirectionCheck, InvarianceCheck, MinimumCheck
 from core.spec.model import DEFAULT_SPEC_DIR, load_spec, load_specs
+from tests.helpers.specs import fixture_spec_data
 
 INVARIANCE = {
     "kind": "invariance",
@@ -35,7 +36,7 @@ MINIMUM = {
 
 
 def _load(tmp_path: Path, model: str, checks: list[dict[str, Any]]):
-    data = yaml.safe_load((DEFAULT_SPEC_DIR / f"{model}.yaml").read_text())
+    data = fixture_spec_data(model)
     data["evaluation"]["behaviour"] = checks
     path = tmp_path / f"{model}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -43,11 +44,12 @@ def _load(tmp_path: Path, model: str, checks: list[dict[str, Any]]):
 
 
 def test_demo_specs_declare_checks_of_every_kind():
-    kinds = {s.name: [type(c) for c in s.evaluation.behaviour] for s in load_specs()}
+    kinds = {s.name: [type(c) for c in s.evaluation.behaviour] for s in load_specs(DEFAULT_SPEC_DIR)}
     assert kinds["conversion-xgboost"] == [InvarianceCheck, InvarianceCheck, DirectionCheck, DirectionCheck]
     assert kinds["intent-transformer"] == [MinimumCheck]
-    (obvious,) = load_specs(names=["intent-transformer"])[0].evaluation.behaviour
-    classes = load_specs(names=["intent-transformer"])[0].label.classes
+    (intent,) = load_specs(DEFAULT_SPEC_DIR, names=["intent-transformer"])
+    (obvious,) = intent.evaluation.behaviour
+    classes = intent.label.classes
     assert {e.expect for e in obvious.examples} == set(classes)  # every intent has an obvious example
 
 
@@ -64,7 +66,7 @@ def test_checks_load_typed_and_frozen(tmp_path):
 
 
 def test_a_spec_without_the_section_has_no_checks(tmp_path):
-    data = yaml.safe_load((DEFAULT_SPEC_DIR / "conversion-sklearn.yaml").read_text())
+    data = fixture_spec_data("conversion-sklearn")
     del data["evaluation"]["behaviour"]
     path = tmp_path / "conversion-sklearn.yaml"
     path.write_text(yaml.safe_dump(data))

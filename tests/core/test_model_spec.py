@@ -1,4 +1,7 @@
-"""Model specs: the demo specs load, and every broken spec fails with a one-line, located message."""
+"""Model specs: the demo specs load, and every broken spec fails with a one-line, located message.
+
+The demo specs (`pipelines/models/`) are tested as the demo's own; everything else starts from the fixture
+specs (tests/helpers/specs.py), so a demo spec can change without touching these tests."""
 
 from __future__ import annotations
 
@@ -17,6 +20,13 @@ from pydantic import ValidationError
 from core.errors import SpecError
 from core.spec.base import METRIC_DIRECTION, METRIC_NAMES, higher_is_better
 from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, load_spec, load_specs, parse_spec
+from tests.helpers.specs import (
+    FIXTURE_MODELS,
+    FIXTURE_SPEC_DIR,
+    fixture_spec,
+    fixture_spec_data,
+    fixture_spec_path,
+)
 
 DEMO = {
     "conversion-mlp": ("pytorch", "onnxruntime"),
@@ -27,8 +37,8 @@ DEMO = {
 
 
 def _valid() -> dict[str, Any]:
-    """A valid spec as plain data (the xgboost demo), for tests to mutate."""
-    return yaml.safe_load((DEFAULT_SPEC_DIR / "conversion-xgboost.yaml").read_text())
+    """A valid spec as plain data (the xgboost fixture spec), for tests to mutate."""
+    return fixture_spec_data("conversion-xgboost")
 
 
 def _write(directory: Path, data: dict[str, Any], stem: str | None = None) -> Path:
@@ -46,7 +56,7 @@ def test_demo_spec_loads(name: str) -> None:
 
 
 def test_demo_specs_details() -> None:
-    specs = {s.name: s for s in load_specs()}
+    specs = {s.name: s for s in load_specs(DEFAULT_SPEC_DIR)}
     xgb = specs["conversion-xgboost"]
     assert xgb.inputs.feature_service == "conversion_xgboost_v1"
     assert xgb.inputs.entity_keys == ("session_id", "customer_id")
@@ -65,14 +75,14 @@ def test_demo_specs_details() -> None:
     assert intent.monitoring.detector == "mmd_online"
 
 
-def test_load_specs_sorted_and_filtered() -> None:
-    assert [s.name for s in load_specs()] == sorted(DEMO)
-    picked = load_specs(DEFAULT_SPEC_DIR, names=["intent-transformer", "conversion-mlp", "conversion-mlp"])
+def test_load_specs_sorted_and_filtered(fixture_specs: Path) -> None:
+    assert [s.name for s in load_specs()] == sorted(FIXTURE_MODELS)  # spec_directory(): the fixtures here
+    picked = load_specs(FIXTURE_SPEC_DIR, names=["intent-transformer", "conversion-mlp", "conversion-mlp"])
     assert [s.name for s in picked] == ["conversion-mlp", "intent-transformer"]
     assert [s.name for s in load_specs(names="conversion-xgboost")] == ["conversion-xgboost"]
 
 
-def test_load_specs_unknown_name_lists_available() -> None:
+def test_load_specs_unknown_name_lists_available(fixture_specs: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_specs(names=["conversion-xgboost", "churn-lgbm"])
     message = str(info.value)
@@ -469,7 +479,7 @@ def test_name_must_match_file_stem(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------- behaviour
 def test_specs_are_immutable() -> None:
-    spec = load_spec(DEFAULT_SPEC_DIR / "conversion-xgboost.yaml")
+    spec = fixture_spec("conversion-xgboost")
     with pytest.raises(ValidationError, match="frozen"):
         spec.name = "other"  # type: ignore[misc]
     with pytest.raises(ValidationError, match="frozen"):
@@ -479,11 +489,11 @@ def test_specs_are_immutable() -> None:
     with pytest.raises(TypeError):
         spec.evaluation.floors["roc_auc"] = 0.0  # type: ignore[index]
     assert isinstance(spec.evaluation.slices, tuple)
-    assert hash(spec) == hash(load_spec(DEFAULT_SPEC_DIR / "conversion-xgboost.yaml"))
+    assert hash(spec) == hash(fixture_spec("conversion-xgboost"))
 
 
 def test_round_trips_through_json_and_pickle() -> None:
-    for spec in load_specs():
+    for spec in load_specs(FIXTURE_SPEC_DIR):
         assert ModelSpec.model_validate_json(spec.model_dump_json()) == spec
         assert parse_spec(json.loads(spec.model_dump_json())) == spec
         assert pickle.loads(pickle.dumps(spec)) == spec
@@ -506,7 +516,7 @@ def test_parse_spec_names_the_source() -> None:
 def test_yaml_exponent_without_dot_is_a_float(tmp_path: Path) -> None:
     path = tmp_path / "conversion-xgboost.yaml"
     path.write_text(
-        (DEFAULT_SPEC_DIR / "conversion-xgboost.yaml")
+        fixture_spec_path("conversion-xgboost")
         .read_text()
         .replace("learning_rate: 0.1", "learning_rate: 1e-1")
     )
@@ -521,7 +531,7 @@ def test_fixed_window_dates_are_utc_and_rolling_window_resolves(tmp_path: Path) 
         dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         dt.datetime(2024, 3, 1, 10, tzinfo=dt.UTC),
     )
-    rolling = load_spec(DEFAULT_SPEC_DIR / "conversion-xgboost.yaml").training.window
+    rolling = fixture_spec("conversion-xgboost").training.window
     now = dt.datetime(2025, 4, 1, tzinfo=dt.UTC)
     assert rolling.resolve(now) == (now - dt.timedelta(days=90), now)
 
@@ -535,7 +545,7 @@ def test_metric_directions() -> None:
 
 
 def test_floors_and_tolerance_follow_metric_direction() -> None:
-    evaluation = load_spec(DEFAULT_SPEC_DIR / "conversion-mlp.yaml").evaluation
+    evaluation = fixture_spec("conversion-mlp").evaluation
     assert evaluation.meets_floor("roc_auc", 0.70) and not evaluation.meets_floor("roc_auc", 0.69)
     assert evaluation.meets_floor("log_loss", 0.60) and not evaluation.meets_floor("log_loss", 0.61)
     assert evaluation.meets_floor("accuracy", 0.0)  # no floor set

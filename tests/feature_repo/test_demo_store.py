@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core.spec.model import load_specs
+from core.spec.model import DEFAULT_SPEC_DIR, load_specs
 from feature_repo import store
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
@@ -25,7 +25,7 @@ def demo_store(tmp_path_factory):
 
 
 def _feature_service_specs():
-    return [spec for spec in load_specs() if spec.inputs.feature_service]
+    return [spec for spec in load_specs(DEFAULT_SPEC_DIR) if spec.inputs.feature_service]
 
 
 def test_every_spec_names_a_registered_feature_service_with_its_slices(demo_store):

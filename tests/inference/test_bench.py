@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from inference.bench.results import (
 )
 from inference.bench.servers import BENCH_VENV
 from inference.bench.wrk import RESULT_MARK, WrkError, parse_output, write_script
-from inference.triton_dist import SERVING_VENV
+from tests.helpers.environment import require_executable, require_file
 
 WRK_STDOUT = f"""Running 2s test @ http://127.0.0.1:8000/v2/models/m/infer
   1 threads and 8 connections
@@ -98,12 +97,9 @@ def test_bad_concurrency_flag_is_a_usage_error() -> None:
 
 @pytest.mark.slow
 @pytest.mark.serving
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="no wrk (make bench-packages)")
-@pytest.mark.skipif(not (SERVING_VENV / "bin" / "python").exists(), reason="no serving env (make install)")
-@pytest.mark.skipif(
-    not (BENCH_VENV / "bin" / "mlserver").exists(), reason="no bench env (make .venv-bench/.synced)"
-)
 def test_short_real_run_measures_every_path(tmp_path: Path) -> None:
+    require_executable("wrk", "make bench-packages")
+    require_file(BENCH_VENV / "bin" / "mlserver", "the bench environment", "make .venv-bench/.synced")
     args = parse_args(
         ["--duration-s", "1", "--warmup-s", "0.5", "--concurrency", "4", "--out", str(tmp_path)]
     )

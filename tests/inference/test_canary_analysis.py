@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from core.spec.model import load_specs
 from inference.canary.analysis import CanaryEvidence, RoleEvidence, decide, histogram_quantile, psi
 from inference.canary.evidence import (
     EvidenceError,
@@ -18,7 +17,8 @@ from inference.canary.evidence import (
     prometheus_queries,
 )
 from inference.router.metrics import RouterMetrics
-from tests.inference.recorded_prometheus import RECORDED, recorded_prometheus
+from tests.helpers.recorded_prometheus import RECORDED, recorded_prometheus
+from tests.helpers.specs import fixture_spec
 
 RNG = np.random.default_rng(0)
 SAME = RNG.beta(2, 5, 400)
@@ -26,9 +26,8 @@ SAME = RNG.beta(2, 5, 400)
 
 @pytest.fixture(scope="module")
 def spec():
-    # conversion-xgboost: min_requests 200, error rate 0.01, p95 ratio 1.5, PSI 0.2
-    [spec] = load_specs(names=["conversion-xgboost"])
-    return spec
+    # The fixture conversion-xgboost: min_requests 200, error rate 0.01, p95 ratio 1.5, PSI 0.2.
+    return fixture_spec("conversion-xgboost")
 
 
 def evidence(requests=300, errors=0, p95=0.010, scores=None) -> CanaryEvidence:

@@ -10,10 +10,12 @@ answers with shifted scores; a second model's canary answers like its stable ver
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,24 +27,24 @@ import yaml
 
 from core.ports import free_port
 from core.settings import variable
-from core.spec.model import load_specs
 from inference.canary.analysis import evidence_summary
 from inference.canary.analyze import analyze_in_cluster
 from inference.canary.evidence import evidence_from_prometheus
 from inference.router.metrics import RouterMetrics
 from monitoring.drift_service.metrics import DriftMetrics
 from monitoring.local_stack_runner import PROMETHEUS_BIN
+from tests.helpers.environment import require_file
+from tests.helpers.specs import fixture_spec
+from tests.helpers.waiting import wait_for, wait_until_serving
 
 SHIFTED, STEADY = "conversion-xgboost", "steady-model"
 FEED_S = 8.0
+SCRAPE_S = 1.0
 WINDOW_S = 60
 SCORES = (0.12, 0.37, 0.55, 0.81)
 SHIFTED_SCORES = (0.93, 0.97)
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(PROMETHEUS_BIN).exists(), reason="make install puts prometheus here"),
-]
+pytestmark = pytest.mark.slow
 
 
 class _Exporters:
@@ -90,7 +92,7 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
     exporters = _Exporters()
     server = _metrics_server(exporters)
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {"scrape_interval": f"{SCRAPE_S:g}s", "evaluation_interval": f"{SCRAPE_S:g}s"},
         "scrape_configs": [
             {"job_name": "loop", "static_configs": [{"targets": [f"127.0.0.1:{server.server_address[1]}"]}]}
         ],
@@ -99,7 +101,7 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [
-            PROMETHEUS_BIN,
+            require_file(Path(PROMETHEUS_BIN), "Prometheus", "make deb-packages"),
             f"--config.file={home / 'prometheus.yml'}",
             f"--storage.tsdb.path={home / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
@@ -109,13 +111,15 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(f"{url}/-/ready", process)
+        wait_until_serving(f"{url}/-/ready", process, 60.0)
         for tick in itertools.count():
             exporters.feed_once(tick)
             if tick * 0.25 >= FEED_S:
                 break
             time.sleep(0.25)
-        time.sleep(2.5)  # two more scrapes of the final counts
+        fed_at = time.time()
+        # Two scrapes of the final counts: the newest scrape started more than one interval after the feed.
+        wait_for(lambda: _last_scrape(url) > fed_at + SCRAPE_S, "two scrapes after the last feed", 60, 0.2)
         yield url
     finally:
         process.terminate()
@@ -124,18 +128,12 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"prometheus not ready at {url}")
+def _last_scrape(url: str) -> float:
+    """When Prometheus last scraped the exporters (its own sample timestamp, Unix seconds), or 0."""
+    query = urllib.parse.urlencode({"query": 'timestamp(up{job="loop"})'})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=5) as answer:
+        result = json.load(answer)["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
 
 
 def test_requests_errors_and_latency_per_role_come_from_prometheus(prometheus):
@@ -157,8 +155,8 @@ def test_prediction_shift_comes_from_the_score_histograms(prometheus):
 
 
 def test_cluster_analysis_rolls_back_the_failing_shifted_canary(prometheus, monkeypatch):
-    (spec,) = load_specs(names=[SHIFTED])
-    # The demo spec's 10-minute window and 200 requests, shrunk to what the feed above sends.
+    spec = fixture_spec(SHIFTED)
+    # The spec's 10-minute window and 200 requests, shrunk to what the feed above sends.
     canary = spec.canary.model_copy(update={"analysis_window_s": WINDOW_S, "min_requests": 20})
     spec = spec.model_copy(update={"canary": canary})
     monkeypatch.setenv(variable("prometheus_url"), prometheus)

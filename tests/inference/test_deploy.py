@@ -31,9 +31,10 @@ from inference.deploy.kserve_schema import sdk_problems
 from inference.deploy.render import render_inference_service
 from inference.deploy.rollout import Rollout
 from manifests.validate import container_violations, label_violations, render
+from tests.helpers.specs import FIXTURE_SPEC_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = "conversion-xgboost"  # gpu: true, canary 20%
+MODEL = "conversion-xgboost"  # the fixture spec: gpu: true, canary 20%
 NAMESPACE = "mlops-test"
 LOGGER = "http://detector.mlops-test.svc.cluster.local/events"
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,45}[a-z0-9])?$")
@@ -46,7 +47,7 @@ def _ref(name: str, version: str) -> ModelVersionRef:
 
 @pytest.fixture(scope="module")
 def specs() -> dict[str, ModelSpec]:
-    return {spec.name: spec for spec in load_specs()}
+    return {spec.name: spec for spec in load_specs(FIXTURE_SPEC_DIR)}
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +301,7 @@ def test_steps_without_a_challenger_say_so(spec, canary_state: Path, tmp_path: P
             step(spec)
 
 
-def test_cli_renders_and_canaries(canary_state: Path, tmp_path: Path, capsys) -> None:
+def test_cli_renders_and_canaries(canary_state: Path, tmp_path: Path, capsys, fixture_specs) -> None:
     assert main(["render", "--model", MODEL, "--namespace", NAMESPACE]) == 0
     out = capsys.readouterr().out
     # Log lines may precede the document when another test left a stdout logging handler behind.

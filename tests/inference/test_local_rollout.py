@@ -6,7 +6,6 @@ rolled back (`--bad-canary error|slow`), with the versions no longer served unlo
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from core.registry import (
     CHALLENGER,
@@ -26,49 +24,13 @@ from core.registry import (
 from inference.deploy.apply import FileApplier
 from inference.local_rollout import EVIDENCE_ARTIFACT, NAMESPACE, run_local_rollout
 from inference.local_runtime import attach
-from tests.inference.test_router import N_FEATURES, export_local_model, served_test
+from tests.helpers.environment import served_test
+from tests.helpers.rollout import MODEL, fit_version, register_version, write_rollout_spec
+from tests.helpers.router_stack import N_FEATURES, export_local_model, fit_model, isvc, write_isvc
+from tests.helpers.triton_clients import grpc_infer
+from tests.helpers.waiting import wait_for
 
-MODEL = "demo"  # export_local_model names its Triton model "demo"
-SPECS = Path(__file__).resolve().parents[2] / "pipelines" / "models"
 REQUESTS = 400
-
-
-def _fit(seed: int, c: float):
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng(seed)
-    features = rng.normal(size=(300, N_FEATURES))
-    label = (features @ np.array([1.0, -0.5, 0.8, 0.0, 0.3]) + rng.normal(size=300) > 0).astype(int)
-    return LogisticRegression(C=c).fit(features, label)
-
-
-def _write_spec(folder: Path) -> None:
-    spec = yaml.safe_load((SPECS / "conversion-sklearn.yaml").read_text())
-    spec["name"] = MODEL
-    spec["serving"]["instances"] = 1
-    # Half the traffic on the canary keeps the test short while both samples stay large enough for PSI.
-    spec["canary"] = {
-        "traffic_percent": 50,
-        "analysis_window_s": 60,
-        "min_requests": 100,
-        # Loose latency and shift bounds: a shared 2-core machine jitters; the bad canaries break them anyway
-        # (the slow one adds 50 ms, well over the 10 ms floor).
-        "success": {
-            "max_error_rate": 0.01,
-            "max_p95_latency_ratio": 3.0,
-            "min_p95_latency_increase_ms": 10,
-            "max_prediction_shift": 0.3,
-        },
-    }
-    (folder / f"{MODEL}.yaml").write_text(yaml.safe_dump(spec))
-
-
-def _register(client: mlflow.MlflowClient, experiment: str, model, folder: Path) -> None:
-    export_local_model(model, folder / "local" / MODEL)
-    with mlflow.start_run(experiment_id=experiment) as run:
-        mlflow.log_artifacts(str(folder), artifact_path="triton")
-    uri = f"{run.info.artifact_uri}/triton"
-    client.create_model_version(MODEL, uri, run.info.run_id, tags={"triton_uri": uri})
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +38,7 @@ def home(tmp_path_factory: pytest.TempPathFactory):
     """v1 (champion), v2 (a close retrain: a good challenger), v3 (another one, for the bad canary)."""
     home = tmp_path_factory.mktemp("mlops_home")
     (home / "specs").mkdir()
-    _write_spec(home / "specs")
+    write_rollout_spec(home / "specs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(home))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -84,8 +46,10 @@ def home(tmp_path_factory: pytest.TempPathFactory):
         client = mlflow.MlflowClient()
         client.create_registered_model(MODEL)
         experiment = client.create_experiment(MODEL, artifact_location=str(home / "artifacts"))
-        for number, model in enumerate((_fit(0, 1.0), _fit(0, 0.7), _fit(0, 0.8)), start=1):
-            _register(client, experiment, model, home / f"export-{number}")
+        for number, model in enumerate(
+            (fit_version(0, 1.0), fit_version(0, 0.7), fit_version(0, 0.8)), start=1
+        ):
+            register_version(client, experiment, model, home / f"export-{number}")
         yield home
         mlflow.set_tracking_uri(None)
 
@@ -193,8 +157,6 @@ def test_a_slow_canary_is_rolled_back_on_latency(home: Path) -> None:
 @served_test
 def test_the_runtime_serves_files_written_after_its_start_and_announces_itself(home: Path, tmp_path) -> None:
     from inference.local_runtime import LocalServingRuntime, retire_version, stage_version, staged_versions
-    from tests.inference.test_router import export_local_model, fit_model, isvc, write_isvc
-    from tests.inference.test_triton_local import grpc_infer
 
     with LocalServingRuntime() as runtime:
         info = runtime.info
@@ -203,9 +165,7 @@ def test_the_runtime_serves_files_written_after_its_start_and_announces_itself(h
         assert stage_version(info, source, "other", "7") == "other__v7"  # loaded through Triton's API
         (Path(info.isvc_dir) / "elsewhere").mkdir(exist_ok=True)
         write_isvc(Path(info.isvc_dir) / "elsewhere" / "other.yaml", isvc("7", name="other"))
-        deadline = time.monotonic() + 10
-        while runtime.table.get("other") is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: runtime.table.get("other") is not None, "the router routes `other`")
         rows = np.zeros((2, N_FEATURES), dtype=np.float32)
         body = {
             "inputs": [

@@ -1,9 +1,8 @@
 """The router over OIP gRPC: the same routes, canary split, metrics and CloudEvents as over REST.
 
-Two real scikit-learn models (ONNX via skl2onnx, as in test_router.py) are served by one Triton as
+Two real scikit-learn models (ONNX via skl2onnx, tests/helpers/router_stack.py) are served by one Triton as
 `demo__v1` and `demo__v2`, with a GrpcRouter in front. The client is the real `tritonclient.grpc`, in a
-long-lived subprocess (it and kserve register the same protobuf symbols and cannot share a process): it
-reads one JSON command per line and answers one JSON line.
+long-lived subprocess (tests/helpers/triton_clients.py).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,97 +29,21 @@ from inference.router.grpc_app import GrpcRouter, GrpcRouterError
 from inference.router.oip_proto import request_json, response_json
 from inference.triton_local import Ports, TritonLocal
 from monitoring.payloads.oip import request_rows
-from tests.inference.test_router import (
+from tests.helpers.environment import served_test
+from tests.helpers.router_stack import (
     N_FEATURES,
     Receiver,
     assert_kserve_logger_headers,
     isvc,
     logged_pairs,
-    served_test,
     stage_two_versions,
-    wait_for,
     write_isvc,
 )
+from tests.helpers.triton_clients import GrpcClient
+from tests.helpers.waiting import wait_until_serving
 
 MAX_BODY = 16 * 1024  # the oversized case sends ~40 KB; good requests are ~100 bytes
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_CLIENT = r"""
-import json, sys
-import numpy as np
-import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
-
-client = grpcclient.InferenceServerClient(sys.argv[1])
-
-DTYPES = {"FP32": "float32", "FP64": "float64", "INT64": "int64", "INT32": "int32"}
-
-def tensor(item):
-    array = np.asarray(item["data"], dtype=item.get("dtype") or DTYPES[item["datatype"]])
-    tensor = grpcclient.InferInput(item["name"], list(array.shape), item["datatype"])
-    tensor.set_data_from_numpy(array)
-    return tensor
-
-def infer(c):
-    default = {"name": "input__0", "data": c.get("rows"), "datatype": c.get("datatype", "FP32")}
-    tensors = [tensor(item) for item in c.get("inputs") or [{**default, "dtype": c.get("dtype")}]]
-    answers = []
-    for _ in range(c.get("repeat", 1)):
-        version, request_id = c.get("version", ""), c.get("id", "")
-        result = client.infer(c["model"], tensors, model_version=version, request_id=request_id)
-        response = result.get_response()
-        answers.append([response.model_name, response.model_version, result.as_numpy("output__0").tolist()])
-    return {"code": "OK", "answers": answers}
-
-def handle(c):
-    if c["kind"] == "infer":
-        return infer(c)
-    if c["kind"] == "ready":
-        return {"code": "OK", "live": client.is_server_live(), "ready": client.is_server_ready(),
-                "model_ready": client.is_model_ready(c["model"], c.get("version", ""))}
-    meta = client.get_model_metadata(c["model"], c.get("version", ""), as_json=True)
-    return {"code": "OK", "metadata": meta}
-
-for line in sys.stdin:
-    command = json.loads(line)
-    try:
-        answer = handle(command)
-    except InferenceServerException as exc:
-        answer = {"code": str(exc.status()).rsplit(".", 1)[-1], "message": exc.message()}
-    print(json.dumps(answer), flush=True)
-"""
-
-
-class GrpcClient:
-    """tritonclient.grpc in a subprocess; `call` sends one command and returns its JSON answer."""
-
-    def __init__(self, address: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _CLIENT, address],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO_ROOT,
-        )
-
-    def call(self, **command: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, f"gRPC client exited with {self.process.wait(timeout=5)}"
-        return json.loads(line)
-
-    def infer(self, rows: np.ndarray, model: str = "demo", **kw: Any) -> dict[str, Any]:
-        return self.call(kind="infer", model=model, rows=rows.tolist(), **kw)
-
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 class GrpcStack:
@@ -313,8 +235,8 @@ def test_cli_serves_grpc_and_rest_from_one_route_table(stack: GrpcStack, tmp_pat
     cli = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
     client = GrpcClient(f"127.0.0.1:{ports.grpc}")
     try:
-        wait_for(lambda: _rest_live(ports.http) or cli.poll() is not None, timeout_s=60)
-        assert cli.poll() is None, cli.stderr.read() if cli.stderr else ""
+        live = f"http://127.0.0.1:{ports.http}/v2/health/live"
+        wait_until_serving(live, cli, 60, details=lambda: cli.stderr.read() if cli.poll() is not None else "")
         (answer,) = client.infer(stack.rows)["answers"]
         assert answer[:2] == ["demo", "2"]
         body = {"inputs": [{"name": "input__0", "shape": [3, N_FEATURES], "datatype": "FP32"}]}
@@ -327,14 +249,6 @@ def test_cli_serves_grpc_and_rest_from_one_route_table(stack: GrpcStack, tmp_pat
         cli.terminate()
         exit_code = cli.wait(timeout=30)
     assert exit_code == 0
-
-
-def _rest_live(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/v2/health/live", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        time.sleep(0.1)
-        return False
 
 
 def test_triton_unreachable_is_unavailable_and_counted() -> None:

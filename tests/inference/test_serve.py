@@ -23,8 +23,10 @@ import pytest
 from core.paths import REPO_ROOT
 from core.registry import CHALLENGER, CHAMPION, configure_tracking, set_alias
 from inference.triton_local import Ports
-from tests.inference.test_local_rollout import MODEL, _fit, _register, _write_spec
-from tests.inference.test_router import N_FEATURES, served_test, tensor
+from tests.helpers.environment import served_test
+from tests.helpers.rollout import MODEL, fit_version, register_version, write_rollout_spec
+from tests.helpers.router_stack import N_FEATURES, tensor
+from tests.helpers.waiting import answers_ok, wait_for
 
 STARTUP_TIMEOUT_S = 150.0
 STOP_TIMEOUT_S = 30.0
@@ -46,7 +48,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     """v1 champion, v2 challenger (the spec's canary share is 50%) in a tmp MLflow store."""
     home = tmp_path_factory.mktemp("mlops_home")
     (home / "specs").mkdir()
-    _write_spec(home / "specs")
+    write_rollout_spec(home / "specs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(home))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -54,8 +56,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
         client = mlflow.MlflowClient()
         client.create_registered_model(MODEL)
         experiment = client.create_experiment(MODEL, artifact_location=str(home / "artifacts"))
-        for number, model in enumerate((_fit(0, 1.0), _fit(0, 0.7)), start=1):
-            _register(client, experiment, model, home / f"export-{number}")
+        for number, model in enumerate((fit_version(0, 1.0), fit_version(0, 0.7)), start=1):
+            register_version(client, experiment, model, home / f"export-{number}")
         set_alias(MODEL, CHAMPION, 1)
         set_alias(MODEL, CHALLENGER, 2)
         yield home, tracking_uri
@@ -90,19 +92,17 @@ def served(home: tuple[Path, str], tmp_path: Path) -> Iterator[Served]:
 
 def _wait_ready(served: Served) -> None:
     """Until the models are deployed (serve prints "serving;") and the router answers ready."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert served.process.poll() is None, f"serve exited early: {served.text()}"
-        if "serving;" not in served.text():
-            time.sleep(0.2)
-            continue
-        try:
-            if httpx.get(f"{served.url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"router not ready within {STARTUP_TIMEOUT_S:g} s: {served.text()}")
+
+    def state() -> str | bool:
+        if served.process.poll() is not None:
+            return "exited"
+        return "serving;" in served.text() and answers_ok(f"{served.url}/v2/health/ready", timeout_s=1)
+
+    try:
+        outcome = wait_for(state, "serve deployed its models and the router is ready", STARTUP_TIMEOUT_S, 0.2)
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; its output: {served.text()}") from None
+    assert outcome is True, f"serve exited early: {served.text()}"
 
 
 def _port_open(url: str) -> bool:

@@ -25,23 +25,22 @@ import pytest
 from core.bundle import load_predictor
 from core.frameworks import xgboost_model
 from core.ports import HOST, free_ports
-from core.spec.model import ModelSpec, load_spec
+from core.settings import variable
+from core.spec.model import ModelSpec
 from feature_repo import store
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
-from inference.triton_dist import SERVING_VENV
 from inference.triton_local import Ports, TritonLocal
 from inference.triton_repository import export_repository
+from tests.helpers.specs import FIXTURE_SPEC_DIR, fixture_spec
+from tests.helpers.waiting import wait_until_serving
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.serving,
     # Feast's DuckDB offline store (ibis) calls a DuckDB method DuckDB has deprecated; not ours to fix.
     pytest.mark.filterwarnings("ignore:fetch_arrow_table:DeprecationWarning"),
-    pytest.mark.skipif(
-        not (SERVING_VENV / "bin" / "python").exists(), reason="no serving env (make install)"
-    ),
 ]
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "conversion-xgboost"
@@ -105,18 +104,12 @@ def _start_transformer(
 
 
 def _wait_ready(server: Transformer) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            break
-        try:
-            if httpx.get(f"{server.http}/v2/models/{MODEL}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    tail = server.log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"transformer did not become ready: {tail}")
+    wait_until_serving(
+        f"{server.http}/v2/models/{MODEL}/ready",
+        server.process,
+        START_TIMEOUT_S,
+        details=lambda: server.log.read_text(errors="replace")[-2000:],
+    )
 
 
 def _stop(servers: list[Transformer]) -> None:
@@ -138,12 +131,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = root / "home"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(home))
+        patch.setenv(variable("spec_dir"), str(FIXTURE_SPEC_DIR))  # the transformers load the spec by name
         patch.delenv("FEATURE_DATA_URI", raising=False)
         config = GeneratorConfig(customers=40)
         write_tables(config, generate(config), home / "data")
         store.bootstrap()
         fs = store.open_store()
-        spec = load_spec(ROOT / "pipelines" / "models" / f"{MODEL}.yaml")
+        spec = fixture_spec(MODEL)
         bundle = _train_and_export(fs, spec, home, root)
         known = pd.read_parquet(home / "data" / "session_stats.parquet").tail(6)[KEYS].reset_index(drop=True)
         # Transformers and Triton start together (known ports): the start-ups overlap on this small machine.

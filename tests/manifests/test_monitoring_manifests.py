@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.spec.model import DEFAULT_SPEC_DIR
 from manifests.validate import render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +156,7 @@ def test_detectors_are_pulled_from_mlflow_before_the_service_starts(objects):
     assert init["command"] == ["python", "-m", "monitoring.detectors.pull"]
     assert {"--alias=champion", "--alias=challenger"} <= set(init["args"])
     models = {arg.split("=", 1)[1] for arg in init["args"] if arg.startswith("--model=")}
-    specs = {yaml.safe_load(p.read_text())["name"] for p in (ROOT / "pipelines" / "models").glob("*.yaml")}
+    specs = {yaml.safe_load(p.read_text())["name"] for p in DEFAULT_SPEC_DIR.glob("*.yaml")}  # the demo's
     assert models == specs
     out = next(a for a in init["args"] if a.startswith("--out=")).split("=", 1)[1]
     main = spec["containers"][0]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from core.registry import ModelVersionRef
-from core.spec.model import load_spec
 from inference.deploy.kserve_schema import sdk_problems
 from inference.deploy.render import GPU_RESOURCE, render_inference_service
 from manifests.validate import render
+from tests.helpers.specs import fixture_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ("dev", "staging", "prod")
@@ -71,7 +71,7 @@ def rendered_service(model: str) -> dict:
         storage_uri=f"s3://models/{model}/3/triton/cluster",
         local_repository_uri="file:///tmp/unused",
     )
-    spec = load_spec(ROOT / "pipelines" / "models" / f"{model}.yaml")
+    spec = fixture_spec(model)
     return render_inference_service(spec, ref, None, namespace="mlops")
 
 

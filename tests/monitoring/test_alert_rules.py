@@ -1,6 +1,6 @@
 """Alert rules, their promtool tests and the Alertmanager config, checked with the real promtool/amtool.
 
-Nothing is skipped: without promtool or amtool these tests fail and say to run `make install`.
+Nothing is skipped: without promtool or amtool these tests fail and name the make target that installs them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from core.spec.monitoring import Monitoring
 from monitoring.rules.alertmanager_config import DEFAULT_CONFIG, render
 from monitoring.rules.check import DEFAULT_TESTS
 from monitoring.rules.extract import DEFAULT_SOURCE, ExtractError, extract, find_prometheus_rules
+from tests.helpers.environment import require_executable
 
 RULE_MANIFEST = REPO_ROOT / "manifests" / "monitoring" / "prometheus-rule.yaml"
 RUNBOOK = REPO_ROOT / "monitoring" / "RUNBOOK.md"
@@ -32,26 +33,18 @@ SEVERITIES = set(get_args(Monitoring.model_fields["alert_severity"].annotation))
 SPEC_SEVERITY_ALERTS = {"ModelInputDriftDetected"}
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, (
-        f"{name} not found on PATH: run `make install` (installs prometheus, prometheus-alertmanager)"
-    )
-    return path
-
-
 def _run(*command: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(map(str, command)), cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    return _tool("promtool")
+    return require_executable("promtool", "make deb-packages")
 
 
 @pytest.fixture(scope="module")
 def amtool() -> str:
-    return _tool("amtool")
+    return require_executable("amtool", "make deb-packages")
 
 
 @pytest.fixture(scope="module")

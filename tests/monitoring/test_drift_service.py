@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.drift_service.__main__ import main as drift_main
 from monitoring.drift_service.app import create_app
@@ -28,56 +22,14 @@ from monitoring.drift_service.detectors import load_detectors
 from monitoring.drift_service.errors import ConfigError
 from monitoring.drift_service.service import DriftService
 from monitoring.payloads.cloudevents import REQUEST_TYPE, RESPONSE_TYPE
+from tests.helpers.drift_doubles import MODEL, MeanBoundDetector
+from tests.helpers.metrics_text import sample_value
+from tests.helpers.servers import serving_in_thread
+from tests.helpers.waiting import wait_for
 
+# Servers in threads and waits on them: a hang fails here in minutes, not at the suite-wide timeout.
+pytestmark = pytest.mark.timeout(120)
 DATA = Path(__file__).parent / "data" / "kserve_logger_events.json"
-MODEL = "conversion-xgboost"
-FEATURES = ["plan_tier", "company_size", "lifetime_value", "sessions_7d"]
-
-
-@dataclass(frozen=True)
-class DriftResult:  # the contract's result type
-    drift: bool
-    statistics: dict[str, float]
-    p_values: dict[str, float]
-    threshold: float
-    rows: int
-
-
-class MeanBoundDetector:
-    """Drift when the mean of `sessions_7d` is above `bound`; online, the mean runs over every row seen."""
-
-    model_encoding = None  # a logged [n, k] tensor's columns are the features as they are
-
-    def __init__(self, version: str = "3", online: bool = False, bound: float = 5.0, fail: bool = False):
-        self.model, self.version, self.features, self.online = MODEL, version, list(FEATURES), online
-        self.bound, self.fail = bound, fail
-        self.seen, self.total = 0, 0.0
-        self.windows: list[int] = []
-
-    def score(self, rows: pd.DataFrame) -> DriftResult:
-        if self.fail:
-            raise RuntimeError("detector exploded")
-        self.windows.append(len(rows))
-        if self.online:
-            self.seen += len(rows)
-            self.total += float(rows["sessions_7d"].sum())
-            mean = self.total / self.seen
-        else:
-            mean = float(rows["sessions_7d"].mean())
-        drift = mean > self.bound
-        return DriftResult(
-            drift=drift,
-            statistics={"sessions_7d": mean, "lifetime_value": float(rows["lifetime_value"].mean())},
-            p_values={"sessions_7d": 0.001 if drift else 0.6, "lifetime_value": 0.5},
-            threshold=0.05 / 2,
-            rows=len(rows),
-        )
-
-    def state(self) -> dict:
-        return {"seen": self.seen, "total": self.total} if self.online else {}
-
-    def restore(self, state: dict) -> None:
-        self.seen, self.total = state["seen"], state["total"]
 
 
 class FakeClock:
@@ -123,11 +75,7 @@ def metric(service_or_text: DriftService | str, name: str, **labels: str) -> flo
     text = (
         service_or_text if isinstance(service_or_text, str) else service_or_text.metrics.exposition().decode()
     )
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
-                return found.value
-    return None
+    return sample_value(text, name, **labels)
 
 
 def make_service(detectors: list[MeanBoundDetector] | None = None, **kwargs) -> DriftService:
@@ -155,13 +103,6 @@ def client_for() -> Iterator[Callable[[DriftService], TestClient]]:
     yield start
     for client in clients:
         client.__exit__(None, None, None)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------------------------- tests
@@ -385,31 +326,22 @@ def test_detectors_are_found_by_bundle_and_bad_folders_fail_at_start(tmp_path, c
 def test_real_socket_round_trip():
     detector = MeanBoundDetector()
     service = make_service([detector], buffer_size=3)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(service, tick_s=0.05), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started)
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        with httpx.Client(base_url=base, timeout=5.0) as http:
-            headers, body = sample_event("request")
-            assert http.post("/", headers=headers, content=json.dumps(body)).status_code == 200
-            reply = http.post(
-                "/", headers=binary_headers(RESPONSE_TYPE, modelversion="3"), content=b'{"outputs": []}'
-            )
-            assert reply.status_code == 200
-            assert http.post("/", headers=binary_headers(), content=b"[").status_code == 400
-            assert (
-                http.post("/", headers=binary_headers(), content=json.dumps(columns_body([7]))).status_code
-                == 200
-            )
-            wait_for(lambda: detector.windows == [3])
-            text = http.get("/metrics").text
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with (
+        serving_in_thread(create_app(service, tick_s=0.05)) as base,
+        httpx.Client(base_url=base, timeout=5.0) as http,
+    ):
+        headers, body = sample_event("request")
+        assert http.post("/", headers=headers, content=json.dumps(body)).status_code == 200
+        reply = http.post(
+            "/", headers=binary_headers(RESPONSE_TYPE, modelversion="3"), content=b'{"outputs": []}'
+        )
+        assert reply.status_code == 200
+        assert http.post("/", headers=binary_headers(), content=b"[").status_code == 400
+        assert (
+            http.post("/", headers=binary_headers(), content=json.dumps(columns_body([7]))).status_code == 200
+        )
+        wait_for(lambda: detector.windows == [3])
+        text = http.get("/metrics").text
     assert metric(text, "mlops_drift_detected", model=MODEL, version="3") == 1
     assert metric(text, "mlops_drift_events_received_total", model=MODEL, version="3", kind="response") == 1
     assert metric(text, "mlops_drift_events_rejected_total", reason="bad_json") == 1

@@ -2,14 +2,12 @@
 own EventLogger posts request/response CloudEvents, outcomes (from the demo's conversion labels) come
 later over `POST /v1/outcomes`, and the exported gauges must equal scikit-learn on the joined rows.
 
-The drift detector is the deterministic double of test_drift_service.py (alibi-detect lives in the
+The drift detector is the deterministic double of tests/helpers/drift_doubles.py (alibi-detect lives in the
 serving env; tests/serving_env/test_quality_real.py runs this over a real detector)."""
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +16,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from feature_repo.demo_data.config import GeneratorConfig
@@ -33,10 +30,16 @@ from monitoring.quality.demo import outcome_records
 from monitoring.quality.metrics import QualityMetrics, window_metrics
 from monitoring.quality.store import PredictionStore
 from monitoring.quality.tracker import QualityTracker, labels_from_specs
-from tests.monitoring.test_drift_service import FEATURES, MODEL, MeanBoundDetector, metric, wait_for
+from tests.helpers.drift_doubles import FEATURES, MODEL, MeanBoundDetector
+from tests.helpers.metrics_text import sample_value
+from tests.helpers.servers import serving_in_thread
+from tests.helpers.specs import FIXTURE_SPEC_DIR
+from tests.helpers.waiting import wait_for
 
+# Servers in threads and waits on them: a hang fails here in minutes, not at the suite-wide timeout.
+pytestmark = pytest.mark.timeout(120)
 VERSION = "3"
-FLOOR_ROC_AUC = 0.70  # pipelines/models/conversion-xgboost.yaml evaluation.floors
+FLOOR_ROC_AUC = 0.70  # the fixture conversion-xgboost spec's evaluation.floors
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,7 @@ def build_service(state: Path | None) -> DriftService:
     metrics = DriftMetrics()
     store = PredictionStore.in_folder(state) if state else PredictionStore()
     tracker = QualityTracker(
-        store, QualityMetrics(metrics.registry), labels_from_specs([MODEL]), window_size=500
+        store, QualityMetrics(metrics.registry), labels_from_specs([MODEL], FIXTURE_SPEC_DIR), window_size=500
     )
     detector = MeanBoundDetector(VERSION)
     return DriftService({(MODEL, VERSION): detector}, metrics=metrics, buffer_size=1000, quality=tracker)
@@ -61,17 +64,10 @@ def build_service(state: Path | None) -> DriftService:
 
 @contextmanager
 def running(service: DriftService) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(service, tick_s=0.05), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        wait_for(lambda: server.started)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with serving_in_thread(create_app(service, tick_s=0.05)) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(10)
         service.quality.store.close()
 
 
@@ -113,7 +109,7 @@ def post_outcomes(base: str, outcomes: list[dict]) -> httpx.Response:
 
 
 def gauge(base: str, name: str, **labels: str) -> float | None:
-    return metric(httpx.get(f"{base}/metrics", timeout=10).text, name, **labels)
+    return sample_value(httpx.get(f"{base}/metrics", timeout=10).text, name, **labels)
 
 
 def test_quality_matches_sklearn_and_concept_drift_falls_below_the_floor(served, tmp_path):

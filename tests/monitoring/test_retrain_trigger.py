@@ -4,20 +4,15 @@ one real-socket run with the real LocalSubmitter, and the KfpSubmitter against a
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from core.spec.model import load_specs
 from monitoring.retrain_trigger.__main__ import main as trigger_main
@@ -30,7 +25,14 @@ from monitoring.retrain_trigger.submitters import (
     LocalSubmitter,
     RunOutcome,
 )
+from tests.helpers.kfp_api import fake_kfp, pipeline_tasks
+from tests.helpers.metrics_text import sample_value
+from tests.helpers.servers import serving_in_thread
+from tests.helpers.specs import FIXTURE_SPEC_DIR
+from tests.helpers.waiting import wait_for
 
+# Servers in threads and waits on them: a hang fails here in minutes, not at the suite-wide timeout.
+pytestmark = pytest.mark.timeout(120)
 SAMPLE = Path(__file__).parent / "data" / "alertmanager_webhook_v4.json"
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -82,7 +84,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def models() -> list[str]:
-    return [spec.name for spec in load_specs()]
+    return [spec.name for spec in load_specs(FIXTURE_SPEC_DIR)]
 
 
 @pytest.fixture
@@ -135,18 +137,9 @@ def outcome(client: TestClient, body: dict) -> str:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    raise AssertionError(f"{name}{labels} not exported")
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
+    value = sample_value(text, name, **labels)
+    assert value is not None, f"{name}{labels} not exported"
+    return value
 
 
 # ------------------------------------------------------------------------------------------- payloads
@@ -251,7 +244,7 @@ def test_dedup_cooldown_in_flight_and_retrigger(app, fake, clock):
     clock.now += 6 * HOUR  # cool-down over, but the first run still runs
     assert outcome(client, payload("third")) == "in_flight"
     fake.finish(first["run_id"])
-    wait_until(lambda: service.store.run(first["run_id"]).status == "succeeded")
+    wait_for(lambda: service.store.run(first["run_id"]).status == "succeeded")
     assert outcome(client, payload("fourth")) == "triggered"
     assert len(fake.submitted) == 3
     text = client.get("/metrics").text
@@ -323,9 +316,9 @@ def test_restart_neither_loses_nor_repeats_a_run(db, models, clock):
             assert outcome(client, payload()) == "deduplicated"  # Alertmanager's resend of that alert
         with running_app(db, second, models, clock) as (client, service):
             assert second.submitted == [] and outcome(client, payload()) == "deduplicated"
-            wait_until(lambda: second.waited == [crashed.run.id])  # resumed watching, not resubmitted
+            wait_for(lambda: second.waited == [crashed.run.id])  # resumed watching, not resubmitted
             second.finish(crashed.run.id, succeeded=False)
-            wait_until(lambda: service.store.run(crashed.run.id).status == "failed")
+            wait_for(lambda: service.store.run(crashed.run.id).status == "failed")
             assert client.get("/readyz").json() == {"status": "ready"}
     finally:
         first.release_all()
@@ -333,32 +326,16 @@ def test_restart_neither_loses_nor_repeats_a_run(db, models, clock):
 
 
 # ---------------------------------------------------------------------------------- real processes
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
 def test_real_socket_with_the_local_submitter(tmp_path, db, models, clock):
     command = [sys.executable, "-c", "import sys; print('args', sys.argv[1:]); sys.exit(0)"]
     submitter = LocalSubmitter(command, logs_dir=tmp_path / "logs", poll_s=0.05)
     service = TriggerService(StateStore(db), submitter, models, clock=clock)
-    with serve(create_app(service, TOKEN)) as url:
+    with serving_in_thread(create_app(service, TOKEN)) as url:
         assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}
         response = httpx.post(f"{url}/v1/alerts", json=payload(), headers=AUTH)
         assert response.status_code == 200 and response.json()["counts"] == {"triggered": 1}
         run_id = response.json()["alerts"][0]["run_id"]
-        wait_until(lambda: service.store.run(run_id).status == "succeeded")
+        wait_for(lambda: service.store.run(run_id).status == "succeeded")
         assert "mlops_retrain_trigger_runs_in_flight" in httpx.get(f"{url}/metrics").text
     log = (tmp_path / "logs" / f"retrain-{run_id}.log").read_text()
     assert "'--models', 'conversion-xgboost', '--reason', 'ModelInputDriftDetected fingerprint=" in log
@@ -378,42 +355,13 @@ def test_local_submitter_reads_the_exit_code_of_a_run_started_before_a_restart(t
     assert running == [True] and not result.succeeded and "exit code 3" in result.detail
 
 
-def fake_kfp(runs: list[dict], states: list[str]) -> FastAPI:
-    """Just the KFP v2beta1 endpoints `create_run_from_pipeline_package` and `get_run` call."""
-    api, experiments = FastAPI(), []
-
-    @api.get("/apis/v2beta1/healthz")
-    async def healthz() -> dict:
-        return {"multi_user": False}
-
-    @api.get("/apis/v2beta1/experiments")
-    async def list_experiments() -> dict:
-        return {"experiments": experiments} if experiments else {}
-
-    @api.post("/apis/v2beta1/experiments")
-    async def create_experiment(request: Request) -> dict:
-        experiments.append({**await request.json(), "experiment_id": "exp-1"})
-        return experiments[-1]
-
-    @api.post("/apis/v2beta1/runs")
-    async def create_run(request: Request) -> dict:
-        runs.append(await request.json())
-        return {"run_id": "kfp-run-1", "display_name": runs[-1]["display_name"], "state": "PENDING"}
-
-    @api.get("/apis/v2beta1/runs/{run_id}")
-    async def get_run(run_id: str) -> dict:
-        return {"run_id": run_id, "state": states.pop(0) if states else "SUCCEEDED"}
-
-    return api
-
-
 @pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
 def test_kfp_submitter_creates_and_follows_a_run_on_the_kfp_api():
     runs, states = [], ["PENDING", "RUNNING", "RUNNING"]
     run = RunRecord(
         5, "conversion-sklearn", "DriftAlert fingerprint=ab", "pending", 0.0, None, None, None, None
     )
-    with serve(fake_kfp(runs, states)) as url:
+    with serving_in_thread(fake_kfp(runs, states)) as url:
         submitter = KfpSubmitter(url, DEFAULT_PIPELINE_PACKAGE, poll_s=0.01)
         external_id = submitter.submit(run)
         running: list[bool] = []
@@ -427,13 +375,8 @@ def test_kfp_submitter_creates_and_follows_a_run_on_the_kfp_api():
     assert body["runtime_config"]["parameters"] == {"models": ["conversion-sklearn"], "reason": run.reason}
     assert body["pipeline_spec"]["pipelineInfo"]["name"] == "training-pipeline"
     # A retrain recomputes everything, also the steps nested in ParallelFor (train caches when compiled).
-    assert {task.get("cachingOptions", {}).get("enableCache", False) for task in _tasks(body)} == {False}
-
-
-def _tasks(body: dict) -> list[dict]:
-    spec = body["pipeline_spec"]
-    dags = [spec["root"]["dag"], *(c["dag"] for c in spec["components"].values() if "dag" in c)]
-    return [task for dag in dags for task in dag["tasks"].values()]
+    caching = {task.get("cachingOptions", {}).get("enableCache", False) for task in pipeline_tasks(body)}
+    assert caching == {False}
 
 
 def test_entry_point_refuses_a_missing_token_file(tmp_path, capsys):

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, load_specs
 from monitoring.spec_metrics import export_spec_metrics, loadable_specs
+from tests.helpers.specs import FIXTURE_SPEC_DIR, fixture_spec, fixture_spec_data
 
 RULE_MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "monitoring" / "prometheus-rule.yaml"
 # The alerts whose spec values the exported series replace, and the series each must join.
@@ -30,8 +31,8 @@ SPEC_DRIVEN = {
 }
 
 
-def _fixture_spec(name: str, canary: dict[str, Any], monitoring: dict[str, Any]) -> dict[str, Any]:
-    data = yaml.safe_load((DEFAULT_SPEC_DIR / "conversion-xgboost.yaml").read_text())
+def _churn_spec(name: str, canary: dict[str, Any], monitoring: dict[str, Any]) -> dict[str, Any]:
+    data = fixture_spec_data("conversion-xgboost")
     data["name"] = name
     data["canary"]["success"] = {**data["canary"]["success"], **canary}
     data["monitoring"] = {**data["monitoring"], **monitoring}
@@ -42,12 +43,12 @@ def _fixture_spec(name: str, canary: dict[str, Any], monitoring: dict[str, Any])
 def spec_dir(tmp_path: Path) -> Path:
     """Two valid specs with thresholds unlike the demo's, and one that does not load."""
     specs = {
-        "churn-strict": _fixture_spec(
+        "churn-strict": _churn_spec(
             "churn-strict",
             {"max_error_rate": 0.037, "max_p95_latency_ratio": 1.25, "min_p95_latency_increase_ms": 12.5},
             {"window": {"size": 80, "max_age_s": 5400}, "alert_severity": "critical"},
         ),
-        "churn-loose": _fixture_spec(
+        "churn-loose": _churn_spec(
             "churn-loose",
             {"max_error_rate": 0.4, "max_p95_latency_ratio": 4},
             {"window": {"size": 500, "max_age_s": 86400}, "alert_severity": "info"},
@@ -56,7 +57,7 @@ def spec_dir(tmp_path: Path) -> Path:
     del specs["churn-loose"]["canary"]["success"]["min_p95_latency_increase_ms"]  # the default, 0 ms
     for name, data in specs.items():
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    broken = _fixture_spec("churn-broken", {}, {"alert_severity": "page"})
+    broken = _churn_spec("churn-broken", {}, {"alert_severity": "page"})
     (tmp_path / "churn-broken.yaml").write_text(yaml.safe_dump(broken, sort_keys=False))
     return tmp_path
 
@@ -149,7 +150,7 @@ def literals(expr: str) -> set[float]:
 
 def test_the_spec_driven_alerts_join_the_exported_series(alert_exprs: dict[str, str]) -> None:
     registry = CollectorRegistry()
-    export_spec_metrics(registry, load_specs(DEFAULT_SPEC_DIR))
+    export_spec_metrics(registry, load_specs(FIXTURE_SPEC_DIR))
     exported = {family.name for family in registry.collect()}
     assert set(alert_exprs) == set(SPEC_DRIVEN)
     for alert, series in SPEC_DRIVEN.items():
@@ -161,6 +162,7 @@ def test_the_spec_driven_alerts_join_the_exported_series(alert_exprs: dict[str, 
 
 
 def test_no_spec_value_is_copied_into_the_rules(alert_exprs: dict[str, str]) -> None:
+    # The committed rules against the demo specs they are deployed with.
     values = set().union(*(spec_numbers(spec) for spec in load_specs(DEFAULT_SPEC_DIR)))
     copied = {alert: sorted(literals(expr) & values) for alert, expr in alert_exprs.items()}
     assert not {alert: found for alert, found in copied.items() if found}, (
@@ -169,7 +171,7 @@ def test_no_spec_value_is_copied_into_the_rules(alert_exprs: dict[str, str]) -> 
 
 
 def test_the_copy_check_catches_the_hand_copied_rules() -> None:
-    (spec,) = load_specs(DEFAULT_SPEC_DIR, names=["conversion-xgboost"])
+    spec = fixture_spec("conversion-xgboost")
     old_latency = 'canary_p95{role="canary"} / on (model) group_left stable_p95 > 1.5 and increase > 0.005'
     old_stale = "time() - max by (model, version) (last_run[15m] offset 5m) > 2 * 3600"
     assert literals(old_latency) & spec_numbers(spec) == {1.5, 0.005}

@@ -19,10 +19,11 @@ from inference.canary.release import EVIDENCE_ARTIFACT, NAMESPACE
 from pipelines.local_run import demo_data_window, run_training
 from pipelines.run_summary import format_releases
 from pipelines.training import DEFAULT_MODELS
+from tests.helpers.fast_specs import FAST_CANARY
 
 pytestmark = pytest.mark.slow
 GOOD, BAD = "conversion-xgboost", "conversion-mlp"
-MIN_REQUESTS = 60  # tests/pipelines/conftest.py FAST_CANARY
+MIN_REQUESTS = FAST_CANARY["min_requests"]
 
 
 def _isvc(home, model: str) -> dict:

@@ -4,33 +4,24 @@ MLflow model predicts on the same rows (issue #4's acceptance on both protocols)
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 import yaml
 
 from inference.deploy.annotations import MODEL_VERSION_KEY
 from inference.router.__main__ import build_settings, parse_args
-from inference.router.app import RouterSettings, create_app
+from inference.router.app import create_app
 from inference.router.grpc_app import GrpcRouter
 from inference.router.routing import stage_model_version
-from inference.triton_dist import SERVING_VENV
-from inference.triton_local import Ports, TritonLocal
+from inference.triton_local import TritonLocal
 from pipelines.training import DEFAULT_MODELS
-from tests.inference.test_router_grpc import GrpcClient
+from tests.helpers.servers import serving_in_thread
+from tests.helpers.triton_clients import GrpcClient
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.serving,
-    pytest.mark.skipif(not (SERVING_VENV / "bin" / "python").exists(), reason="no serving env"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.serving]
 ROWS = 40
 ATOL = 1e-5  # as test_triton_serves_what_mlflow_registered
 
@@ -65,22 +56,6 @@ def _scoring_rows(model: str) -> pd.DataFrame:
     folder = mlflow.artifacts.download_artifacts(run_id=_champion(model).run_id, artifact_path="data")
     (path,) = list(Path(folder).iterdir())
     return pd.read_parquet(path).tail(ROWS).reset_index(drop=True)
-
-
-@contextmanager
-def _rest_router(settings: RouterSettings) -> Iterator[str]:
-    port = Ports.free().http
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "REST router did not start"
-        time.sleep(0.02)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _http_infer(address: str, model: str, tensors: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
@@ -129,7 +104,8 @@ def test_every_registered_model_answers_alike_over_http_and_grpc_through_the_rou
         grpc_router.start()
         through_router, direct = GrpcClient(grpc_router.address), GrpcClient(triton.grpc_address)
         try:
-            with _rest_router(settings) as rest_address:
+            with serving_in_thread(create_app(settings)) as rest_url:
+                rest_address = rest_url.removeprefix("http://")
                 for model in DEFAULT_MODELS:
                     rows = _scoring_rows(model)
                     expected = mlflow.pyfunc.load_model(f"models:/{model}@champion").predict(rows).to_numpy()

@@ -1,4 +1,4 @@
-"""`python -m pipelines.submit` against the tiny fake KFP v2beta1 API of the retrain-trigger tests: the
+"""`python -m pipelines.submit` against the tiny fake KFP v2beta1 API (tests/helpers/kfp_api.py): the
 run it creates (name, experiment, arguments, caching off everywhere) and its one-line failures."""
 
 from __future__ import annotations
@@ -12,9 +12,14 @@ from fastapi.responses import JSONResponse
 from core.ports import free_port
 from monitoring.retrain_trigger.submitters import DEFAULT_PIPELINE_PACKAGE
 from pipelines.submit import main
-from tests.monitoring.test_retrain_trigger import _tasks, fake_kfp, serve
+from tests.helpers.kfp_api import fake_kfp, pipeline_tasks
+from tests.helpers.servers import serving_in_thread
 
-pytestmark = pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:This client only works:FutureWarning"),
+    pytest.mark.usefixtures("fixture_specs"),  # --models names are checked against the specs
+    pytest.mark.timeout(120),  # a fake KFP API in a thread: a hang fails in minutes
+]
 
 
 def submitted(argv: list[str], capsys, refuse: bool = False) -> tuple[int, list[dict], str, str]:
@@ -22,7 +27,7 @@ def submitted(argv: list[str], capsys, refuse: bool = False) -> tuple[int, list[
     api = fake_kfp(runs, [])
     if refuse:
         refuse_runs(api)
-    with serve(api) as url:
+    with serving_in_thread(api) as url:
         code = main(["--host", url, *argv])
     out, err = capsys.readouterr()
     return code, runs, out, err
@@ -38,7 +43,7 @@ def test_submits_every_model_with_caching_off_and_prints_the_run_id(capsys):
     # No models argument: the compiled default (every spec) applies.
     assert body["runtime_config"]["parameters"] == {"reason": "schedule"}
     assert body["pipeline_spec"]["pipelineInfo"]["name"] == "training-pipeline"
-    tasks = _tasks(body)
+    tasks = pipeline_tasks(body)
     assert len(tasks) > 3
     assert {task.get("cachingOptions", {}).get("enableCache", False) for task in tasks} == {False}
 
@@ -50,7 +55,7 @@ def test_models_and_experiment_are_passed_through(capsys):
     experiments: list[dict] = []
     api = fake_kfp(runs, [])
     record_experiment_names(api, experiments)
-    with serve(api) as url:
+    with serving_in_thread(api) as url:
         assert main(["--host", url, *argv]) == 0, capsys.readouterr().err
     parameters = runs[0]["runtime_config"]["parameters"]
     assert parameters == {"reason": "manual backfill", "models": ["conversion-mlp", "conversion-sklearn"]}

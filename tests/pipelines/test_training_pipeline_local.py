@@ -16,7 +16,7 @@ import yaml
 
 from pipelines.local_run import demo_data_window, run_training
 from pipelines.training import DEFAULT_MODELS
-from tests.pipelines.conftest import write_spec
+from tests.helpers.fast_specs import write_spec
 
 pytestmark = pytest.mark.slow
 FEATURE_SERVICES = {

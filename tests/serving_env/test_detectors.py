@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -11,37 +13,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("alibi_detect")
-
-from core.spec.model import DEFAULT_SPEC_DIR, load_spec, parse_spec
 from monitoring.detectors.base import DetectorError, DriftResult, parquet_available
 from monitoring.detectors.fit import fit_detector, input_columns, main
 from monitoring.detectors.kinds import load_detector
 from monitoring.detectors.tabular import BatchTabularDetector
-from tests.serving_env.conftest import DRIFT_START, SHIFTED
+from tests.helpers.drifted_demo import DRIFT_START, SHIFTED
+from tests.helpers.specs import fixture_spec
 
 pytestmark = pytest.mark.serving
 
 
-def spec(name: str, **monitoring):
-    data = load_spec(DEFAULT_SPEC_DIR / f"{name}.yaml").model_dump(mode="json", exclude_none=True)
-    if monitoring:
-        data["monitoring"] = {**data["monitoring"], **monitoring}
-    return parse_spec(data)
-
-
 def test_input_columns_skip_keys_timestamp_and_label(sessions):
-    columns = input_columns(spec("conversion-xgboost"), sessions["fit"])
+    columns = input_columns(fixture_spec("conversion-xgboost"), sessions["fit"])
     assert "plan_tier" in columns and SHIFTED in columns
     assert not {"session_id", "customer_id", "event_timestamp", "converted"} & set(columns)
 
 
 @pytest.mark.parametrize("name", ["conversion-xgboost", "conversion-sklearn"])  # tabular, ks
 def test_batch_detector_flags_only_the_shifted_feature(name, sessions, tmp_path):
-    folder = fit_detector(spec(name), sessions["fit"], "1", tmp_path / "det")
-    started = time.perf_counter()
-    detector = load_detector(folder)
-    assert time.perf_counter() - started < 5
+    folder = fit_detector(fixture_spec(name), sessions["fit"], "1", tmp_path / "det")
+    with online_detectors_built() as online:
+        detector = load_detector(folder)
+    assert online == [], "a batch detector loads without simulating online thresholds"
     assert not detector.online and detector.model == name and detector.version == "1"
     clean = detector.score(sessions["clean"])
     assert isinstance(clean, DriftResult) and clean.rows == 500
@@ -55,17 +48,21 @@ def test_batch_detector_flags_only_the_shifted_feature(name, sessions, tmp_path)
 
 
 def test_ks_ignores_categorical_and_tabular_encodes_it(sessions, tmp_path):
-    ks = load_detector(fit_detector(spec("conversion-sklearn"), sessions["fit"], "1", tmp_path / "ks"))
+    ks = load_detector(
+        fit_detector(fixture_spec("conversion-sklearn"), sessions["fit"], "1", tmp_path / "ks")
+    )
     assert "plan_tier" not in ks.features
     manifest = json.loads((tmp_path / "ks" / "detector.json").read_text())
     assert manifest["ignored_features"] == ["plan_tier"]
-    tab = load_detector(fit_detector(spec("conversion-xgboost"), sessions["fit"], "1", tmp_path / "tab"))
+    tab = load_detector(
+        fit_detector(fixture_spec("conversion-xgboost"), sessions["fit"], "1", tmp_path / "tab")
+    )
     window = sessions["clean"].assign(plan_tier="platinum")  # a category never seen in training
     assert tab.score(window).p_values["plan_tier"] < 1e-6
 
 
 def test_batch_round_trip_gives_identical_scores(sessions, tmp_path):
-    columns = input_columns(spec("conversion-xgboost"), sessions["fit"])
+    columns = input_columns(fixture_spec("conversion-xgboost"), sessions["fit"])
     fitted = BatchTabularDetector.fit("tabular", "m", "2", sessions["fit"].iloc[:800], columns, 0.01, "fdr")
     before = fitted.score(sessions["drifted"])
     after = load_detector(fitted.save(tmp_path / "det")).score(sessions["drifted"])
@@ -73,15 +70,38 @@ def test_batch_round_trip_gives_identical_scores(sessions, tmp_path):
 
 
 def test_missing_column_is_a_one_line_error(sessions, tmp_path):
-    detector = load_detector(fit_detector(spec("conversion-sklearn"), sessions["fit"], "1", tmp_path / "d"))
+    detector = load_detector(
+        fit_detector(fixture_spec("conversion-sklearn"), sessions["fit"], "1", tmp_path / "d")
+    )
     with pytest.raises(DetectorError, match=f"missing input columns {SHIFTED}$"):
         detector.score(sessions["clean"].drop(columns=[SHIFTED]))
+
+
+@contextlib.contextmanager
+def online_detectors_built() -> Iterator[list[str]]:
+    """The alibi-detect online detectors constructed inside the block, by class name: each simulates its
+    thresholds when constructed (seconds), which a batch detector's load must not do."""
+    from alibi_detect.cd.base_online import BaseMultiDriftOnline, BaseUniDriftOnline
+
+    built: list[str] = []
+
+    def counted(original):
+        def init(self, *args, **kwargs):
+            built.append(type(self).__name__)
+            original(self, *args, **kwargs)
+
+        return init
+
+    with pytest.MonkeyPatch.context() as patch:
+        for base in (BaseMultiDriftOnline, BaseUniDriftOnline):
+            patch.setattr(base, "__init__", counted(base.__init__))
+        yield built
 
 
 # ------------------------------------------------------------------------------------------- online
 @pytest.fixture(scope="module")
 def cvm_folder(sessions, tmp_path_factory) -> Path:
-    return fit_detector(spec("conversion-mlp"), sessions["fit"], "1", tmp_path_factory.mktemp("cvm"))
+    return fit_detector(fixture_spec("conversion-mlp"), sessions["fit"], "1", tmp_path_factory.mktemp("cvm"))
 
 
 def first_detection(detector, rows: pd.DataFrame) -> int | None:
@@ -136,7 +156,9 @@ def test_cvm_online_state_survives_a_restart(cvm_folder, sessions):
 def test_fet_online_on_a_binary_feature(sessions, tmp_path):
     threshold = sessions["fit"][SHIFTED].median()
     active = {k: v.assign(active=(v[SHIFTED] > threshold).astype("int64")) for k, v in sessions.items()}
-    fet = spec("conversion-mlp", detector="fet_online", features=["active", "plan_tier"])
+    fet = fixture_spec(
+        "conversion-mlp", monitoring={"detector": "fet_online", "features": ["active", "plan_tier"]}
+    )
     with pytest.raises(DetectorError, match="not in the training set"):
         fit_detector(fet, sessions["fit"], "1", tmp_path / "bad")
     detector = load_detector(fit_detector(fet, active["fit"], "1", tmp_path / "fet"))
@@ -156,7 +178,7 @@ def messages(tables) -> dict[str, pd.DataFrame]:
 
 
 def test_text_detector_flags_a_new_intent_mix_and_new_vocabulary(messages, tmp_path):
-    folder = fit_detector(spec("intent-transformer"), messages["fit"], "1", tmp_path / "text")
+    folder = fit_detector(fixture_spec("intent-transformer"), messages["fit"], "1", tmp_path / "text")
     started = time.perf_counter()
     detector = load_detector(folder)
     print(f"mmd_online load (threshold simulation): {time.perf_counter() - started:.1f} s")
@@ -176,7 +198,7 @@ def test_text_detector_flags_a_new_intent_mix_and_new_vocabulary(messages, tmp_p
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-def test_cli_writes_a_bundle_and_reports_errors_on_one_line(sessions, tmp_path, capsys):
+def test_cli_writes_a_bundle_and_reports_errors_on_one_line(sessions, tmp_path, capsys, fixture_specs):
     training = tmp_path / ("train.parquet" if parquet_available() else "train.jsonl")
     write = (
         sessions["fit"].to_parquet

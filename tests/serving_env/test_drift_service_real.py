@@ -9,13 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("alibi_detect")
-
 from monitoring.detectors.fit import fit_detector
 from monitoring.drift_service.detectors import load_detectors
 from monitoring.drift_service.service import DriftService
-from tests.serving_env.conftest import SHIFTED
-from tests.serving_env.test_detectors import spec
+from tests.helpers.drifted_demo import SHIFTED
+from tests.helpers.specs import fixture_spec
 
 pytestmark = pytest.mark.serving
 MODEL, VERSION = "conversion-xgboost", "7"
@@ -61,7 +59,7 @@ def _gauge(service: DriftService, name: str, **labels: str) -> float:
 @pytest.fixture(scope="module")
 def service(sessions, tmp_path_factory):
     root = tmp_path_factory.mktemp("detectors")
-    fit_detector(spec(MODEL), sessions["fit"], VERSION, root / MODEL / VERSION)
+    fit_detector(fixture_spec(MODEL), sessions["fit"], VERSION, root / MODEL / VERSION)
     return DriftService(load_detectors(root), buffer_size=250, max_age_s=3600)
 
 

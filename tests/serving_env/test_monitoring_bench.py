@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.spec.model import load_specs
+from core.spec.model import DEFAULT_SPEC_DIR, load_specs
 from monitoring.bench.service import cpu_seconds, event_body, event_headers
 from monitoring.bench.stats import (
     DetectorReport,
@@ -24,6 +23,7 @@ from monitoring.bench.stats import (
     markdown,
     verdict_lines,
 )
+from tests.helpers.environment import require_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,8 +85,8 @@ def test_cpu_seconds_grow_with_work() -> None:
 
 @pytest.mark.slow
 @pytest.mark.serving
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="no wrk (make bench-packages)")
 def test_short_real_run_of_a_batch_detector(tmp_path: Path) -> None:
+    require_executable("wrk", "make bench-packages")
     command = [
         sys.executable, "-m", "monitoring.bench", "--models", "conversion-xgboost",
         "--clean-requests", "1000", "--seeds", "2", "--duration-s", "1", "--out", str(tmp_path),
@@ -95,7 +95,7 @@ def test_short_real_run_of_a_batch_detector(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     (report,) = json.loads((tmp_path / "monitoring.json").read_text())["reports"]
     assert report["model"] == "conversion-xgboost" and report["kind"] == "tabular"
-    (spec,) = load_specs(names=["conversion-xgboost"])
+    (spec,) = load_specs(DEFAULT_SPEC_DIR, names=["conversion-xgboost"])  # the bench runs the demo specs
     window = spec.monitoring.window.size
     # the clean streams, plus the clean window before each shift
     assert report["clean_requests"] == 2 * (1000 + window)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,11 +16,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-pytest.importorskip("alibi_detect")
-
 from core.ports import free_port
 from monitoring.detectors.fit import fit_detector
-from tests.serving_env.test_detectors import spec
+from tests.helpers.specs import fixture_spec
+from tests.helpers.waiting import wait_until_serving
 
 pytestmark = pytest.mark.serving
 MODEL, VERSION = "conversion-xgboost", "7"
@@ -34,15 +32,12 @@ def start(detectors: Path, state: Path) -> tuple[subprocess.Popen, str]:
     command += ["--detectors", str(detectors), "--state-dir", str(state), "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if http(f"{base}/readyz")[0] == 200:
-                return process, base
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError("drift service did not become ready in 60 s")
+    try:
+        wait_until_serving(f"{base}/readyz", process, 60.0)
+    except AssertionError:
+        stop(process)
+        raise
+    return process, base
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -64,9 +59,11 @@ def metric(base: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def test_outcomes_join_across_a_restart_and_match_sklearn(sessions, tmp_path):
+def test_outcomes_join_across_a_restart_and_match_sklearn(sessions, tmp_path, fixture_specs):
     detectors = tmp_path / "detectors"
-    fit_detector(spec(MODEL), sessions["fit"], VERSION, detectors / MODEL / VERSION, reference_rows=300)
+    fit_detector(
+        fixture_spec(MODEL), sessions["fit"], VERSION, detectors / MODEL / VERSION, reference_rows=300
+    )
     rows = sessions["clean"].iloc[:120].reset_index(drop=True)
     rng = np.random.default_rng(0)
     p1 = np.clip(0.3 + 0.4 * rows["converted"] + rng.normal(0, 0.25, len(rows)), 0.01, 0.99).astype(
@@ -96,7 +93,7 @@ def test_outcomes_join_across_a_restart_and_match_sklearn(sessions, tmp_path):
         assert auc == pytest.approx(roc_auc_score(y, p1.astype(np.float64)), abs=1e-9)
         assert metric(base, "mlops_model_quality_floor", model=MODEL, metric="roc_auc") == 0.7
         # the spec's alert settings, which the canary and drift rules join (monitoring/spec_metrics.py)
-        settings = spec(MODEL)
+        settings = fixture_spec(MODEL)
         max_error_rate = settings.canary.success.max_error_rate
         assert metric(base, "mlops_canary_max_error_rate", model=MODEL) == max_error_rate
         severity = settings.monitoring.alert_severity

@@ -1,5 +1,6 @@
 """A Prometheus HTTP API on loopback that answers the canary analysis' queries with answers recorded from
-a real Prometheus (`data/prometheus_canary_query.json`), for the tests of the analysis and its step."""
+a real Prometheus (`tests/fixtures/prometheus_canary_query.json`), for the tests of the analysis and its
+step."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 from inference.canary.evidence import prometheus_queries, score_query
 
-RECORDED = Path(__file__).parent / "data" / "prometheus_canary_query.json"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "prometheus_canary_query.json"
 # The recorded answers predate the score histogram: its query gets an empty vector (no scores in the window).
 EMPTY_VECTOR = {"status": "success", "data": {"resultType": "vector", "result": []}}
 

@@ -1,0 +1,23 @@
+"""The demo feature columns the conversion models train on (feature_repo/feature_views.py), by view, and the
+views' TTLs: the component tests join the demo tables point-in-time with them, as Feast would."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# The feature views' TTLs: an older snapshot is no feature at all.
+PROFILE_TTL = pd.Timedelta(days=14)
+ACTIVITY_TTL = pd.Timedelta(days=2)
+SESSION_TTL = pd.Timedelta(hours=6)
+
+PROFILE_FEATURES = ["plan_tier", "region", "company_size", "tenure_days", "lifetime_value"]
+ACTIVITY_FEATURES = [
+    "sessions_7d",
+    "messages_7d",
+    "pricing_page_views_7d",
+    "support_tickets_30d",
+    "avg_response_time_s",
+]
+SESSION_FEATURES = ["message_count", "duration_s", "sentiment_score", "pricing_messages"]
+RATIO_FEATURES = ["messages_per_session_7d", "pricing_views_per_session_7d", "session_pricing_share"]
+CONVERSION_FEATURES = [*PROFILE_FEATURES, *ACTIVITY_FEATURES, *SESSION_FEATURES, *RATIO_FEATURES]
