@@ -1,7 +1,8 @@
 """XGBoost trainer: gradient-boosted trees on the encoder's float32 matrix, served by Triton's FIL backend.
 
-The bundle holds `encoder.json` and `model.json` (XGBoost's own JSON, which FIL loads as
-`model_type: xgboost_json`). Early stopping watches the validation split's log loss; the saved model is
+The bundle holds `encoder.json` and `model.json` (XGBoost's own JSON). The served `xgboost.json` is the same
+model in the JSON dialect the cluster's FIL backend parses (`model_type: xgboost_json`; see
+`fil_compatible_json`). Early stopping watches the validation split's log loss; the saved model is
 cut to the best iteration, because FIL (and `Booster.inplace_predict`) use every round in the file.
 `predict_proba` runs the saved booster's `inplace_predict` on the encoded rows, i.e. exactly what a
 Triton server computes from the same `input__0` tensor.
@@ -9,7 +10,7 @@ Triton server computes from the same `input__0` tensor.
 
 from __future__ import annotations
 
-import shutil
+import json
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +94,42 @@ def load(folder: Path, info: BundleInfo) -> XGBoostPredictor:
 
 
 def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> str:
-    """Copy the model as `xgboost.json` into `dest_dir` (a Triton model version folder); returns the name."""
+    """Write the model as `xgboost.json` (FIL's dialect) into `dest_dir`, a Triton model version folder;
+    returns the file name. The local Python backend loads the same file with XGBoost."""
     source = Path(folder) / MODEL_FILE
     if not source.exists():
         raise FileNotFoundError(f"{folder}: xgboost bundle has no {MODEL_FILE}")
     dest_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, dest_dir / TRITON_FILE)
+    (dest_dir / TRITON_FILE).write_text(fil_compatible_json(source.read_text(), where=str(source)))
     return TRITON_FILE
+
+
+def fil_compatible_json(model_json: str, where: str = "model.json") -> str:
+    """XGBoost 3.x's model JSON in the form the FIL backend of the pinned Triton parses.
+
+    Triton 25.10's FIL backend links Treelite 4.4.1 (triton-inference-server/fil_backend, branch r25.10,
+    commit 3876644f, cmake/thirdparty/get_treelite.cmake), whose XGBoost JSON reader stops at two things
+    XGBoost 3.x writes (fil_backend issues #378, #403): the categorical-encoding block `cats`, and
+    `base_score` as a vector (`"[5.16E-1]"`). Our models take the encoder's numeric matrix, so `cats` is
+    always empty; a base score that is one value (binary, or a shared multiclass intercept) is the scalar
+    the old format holds.
+    The trees are untouched, so predictions are identical (tests/core/test_fil_export.py loads the file with
+    that Treelite).
+    """
+    document = json.loads(model_json)
+    learner = document["learner"]
+    cats = learner["gradient_booster"]["model"].pop("cats", None)
+    if cats and any(cats.get(key) for key in ("enc", "feature_segments", "sorted_idx")):
+        raise ValueError(f"{where}: categorical splits cannot be served by FIL's XGBoost reader")
+    parameters = learner["learner_model_param"]
+    values = str(parameters["base_score"]).strip("[]").split(",")
+    if len({float(value) for value in values}) != 1:
+        raise ValueError(
+            f"{where}: per-class base scores {parameters['base_score']} cannot be served by FIL's XGBoost "
+            "reader; train with one base_score (the trainer's default for multiclass)"
+        )
+    parameters["base_score"] = values[0]
+    return json.dumps(document)
 
 
 def _classifier(spec: ModelSpec, params: dict[str, Any]) -> Any:
@@ -114,6 +144,9 @@ def _classifier(spec: ModelSpec, params: dict[str, Any]) -> Any:
         )
     multiclass = spec.label.task == "multiclass"
     defaults = {
+        # One intercept shared by the classes (softmax ignores a shift common to all): the per-class vector
+        # XGBoost 3 estimates otherwise cannot be written in the JSON the cluster's FIL backend reads.
+        **({"base_score": 0.5} if multiclass else {}),
         "objective": "multi:softprob" if multiclass else "binary:logistic",
         "eval_metric": "mlogloss" if multiclass else "logloss",
         "early_stopping_rounds": spec.training.early_stopping_rounds,
