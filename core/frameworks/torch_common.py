@@ -9,6 +9,7 @@ quality, not in every weight.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ DEFAULT_MAX_EPOCHS = 30
 DEFAULT_PATIENCE = 5
 # A validation loss must drop by more than this to count as an improvement (ends slow creeping).
 MIN_DELTA = 1e-4
-ONNX_OPSET = 17
+ONNX_OPSET = 18  # the dynamo exporter's lowest; ONNX Runtime has run opset 18 since 1.14
 
 
 def resolve_params(spec: ModelSpec, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -118,8 +119,25 @@ class EarlyStopping:
 
 
 def export_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, **names: Any) -> None:
-    """TorchScript-based export: the dynamo exporter needs onnxscript, which the images do not carry."""
+    """Export with torch's dynamo-based exporter (torch.export + onnxscript), the maintained path since
+    PyTorch 2.9; the TorchScript-based one (`dynamo=False`) is deprecated and blocks torch upgrades.
+    `names` are `input_names`, `output_names` and `dynamic_axes` (turned into dynamic shapes by torch)."""
     module.eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notices
-        torch.onnx.export(module, example, str(path), opset_version=ONNX_OPSET, dynamo=False, **names)
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)  # "torchvision is not installed" notices: we export no vision ops
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # notices about dynamic_axes being converted to dynamic shapes
+            program = torch.onnx.export(
+                module,
+                example,
+                dynamo=True,
+                opset_version=ONNX_OPSET,
+                verbose=False,
+                external_data=False,
+                **names,
+            )
+    finally:
+        registration.setLevel(level)
+    program.save(str(path))
