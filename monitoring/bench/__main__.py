@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,10 +47,13 @@ def bench_detector(spec, streams: Streams, work: Path, args: argparse.Namespace)
     from monitoring.detectors.fit import fit_detector
     from monitoring.detectors.kinds import load_detector
 
+    started = time.perf_counter()
     folder = fit_detector(spec, streams.training, "1", work / spec.name / "detector")
+    fitted = time.perf_counter()
     detector = load_detector(folder)
     window = spec.monitoring.window.size
     report = stats.DetectorReport(spec.name, spec.monitoring.detector, setting_of(spec))
+    report.fit_s, report.load_s = fitted - started, time.perf_counter() - fitted
     cpu = wall = 0.0
     for seed in range(args.seeds):
         clean = run_stream(detector, streams.clean_stream(args.clean_requests, seed), window)

@@ -12,6 +12,7 @@ PER_REQUESTS = 10_000  # false alarms are reported per this many unshifted reque
 THROUGHPUT_TARGET = 5_000.0  # events/s per core
 DELAY_TARGET = 500  # requests after the shift starts
 FALSE_ALARM_TARGET = 1.0  # per PER_REQUESTS
+LOAD_TARGET_S = 2.0  # the drift service loads a detector (thresholds were simulated at fit time)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class DetectorReport:
     clean_requests: int = 0
     false_alarms: int = 0
     delays: list[int | None] = field(default_factory=list)  # per seed; None: not detected within the cap
+    fit_s: float | None = None  # wall seconds to fit the detector (the pipeline's fit_detector step)
+    load_s: float | None = None  # wall seconds to load it (what the drift service pays at start)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -77,12 +80,17 @@ def _rate(value: Throughput | None) -> str:
     return f"{value.per_core_s:,.0f} ({value.per_s:,.0f} wall)"
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def markdown(reports: Sequence[DetectorReport]) -> str:
     header = (
         "| model | detector | false-alarm setting | events/s per core, alone | events/s per core, "
-        "service over HTTP | clean requests | false alarms per 10k | delay median | delay max |"
+        "service over HTTP | clean requests | false alarms per 10k | delay median | delay max | fit s "
+        "| load s |"
     )
-    lines = [header, "|" + "---|" * 9]
+    lines = [header, "|" + "---|" * 11]
     for r in reports:
         median, worst = delay_summary(r.delays)
         cells = [
@@ -95,6 +103,8 @@ def markdown(reports: Sequence[DetectorReport]) -> str:
             f"{r.false_alarms_per_10k:.2f} ({r.false_alarms})",
             "missed" if median is None else f"{median:g}",
             "missed" if worst is None else str(worst),
+            _seconds(r.fit_s),
+            _seconds(r.load_s),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -121,6 +131,11 @@ def verdict_lines(reports: Sequence[DetectorReport]) -> list[str]:
                 f"<= {FALSE_ALARM_TARGET:g} false alarm per {PER_REQUESTS:,}",
                 r.false_alarms_per_10k <= FALSE_ALARM_TARGET,
                 f"{r.false_alarms_per_10k:.2f}",
+            ),
+            (
+                f"loads in under {LOAD_TARGET_S:g} s",
+                r.load_s is not None and r.load_s < LOAD_TARGET_S,
+                _seconds(r.load_s) + " s",
             ),
         ]
         for name, met, evidence in checks:

@@ -2,9 +2,13 @@
 `fet_online` (binary 0/1 columns). They test after every row against thresholds simulated for the
 spec's expected run time (requests between false alarms), and keep a small, checkpointable state.
 
-Thresholds are re-simulated on construction and on load (about 7 s for 300 reference rows, ~17 features,
-ERT 500 on this machine). The simulation needs about 1/beta bootstrap streams, beta = 1-(1-1/ERT)^(1/d),
-so `n_bootstraps` grows with ERT and the number of features.
+Thresholds are simulated once, when the detector is fitted (in the pipeline's fit_detector step), and stored
+in the bundle's manifest; loading rebuilds alibi's detector around them without simulating again. The
+simulation needs about 2/beta bootstrap streams, beta = 1-(1-1/ERT)^(1/d), so its cost grows with the ERT and
+the number of features (about a minute for ERT 10,000, 300 reference rows and 17 features here), which is why
+it must not run where the drift service starts. The thresholds depend only on the reference size, window
+sizes, ERT and feature count (the statistics are rank based), not on the data. Bundles fitted before the
+thresholds were stored are loaded the old way, re-simulating.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from monitoring.detectors.base import (
     DriftResult,
     finite_or_nan,
     is_numeric,
+    load_model_encoding,
+    read_table,
     save_detector_bundle,
     seeded,
 )
@@ -33,6 +39,10 @@ if TYPE_CHECKING:
 
 # Per-row history alibi appends forever; the detector only ever reads the newest window of it.
 _GROWING_KEYS = ("xs", "test_stats", "drift_preds")
+# What alibi's `_configure_thresholds` computes per kind, stored in the manifest under "calibration".
+_CALIBRATION = {"cvm_online": ("thresholds",), "fet_online": ("thresholds", "permit_probs")}
+# Bootstrap streams are simulated in batches of (reference + 2 windows)^2 booleans each: bound the memory.
+_SIMULATION_BYTES = 256 * 2**20
 
 
 def bootstraps_for(ert: int, n_features: int) -> int:
@@ -84,7 +94,31 @@ class OnlineTabularDetector(TabularDetectorBase):
         x_ref = _as_input(kind, encoding.transform(reference))
         with seeded(manifest["seed"]):
             alibi = _build_alibi(kind, x_ref, ert, sizes, manifest["n_bootstraps"])
+        manifest["calibration"] = {key: _jsonable(getattr(alibi, key)) for key in _CALIBRATION[kind]}
         return cls(manifest, alibi, reference)
+
+    @classmethod
+    def from_bundle(cls, detector_dir: Path, manifest: dict[str, Any]) -> OnlineTabularDetector:
+        """Rebuild alibi's detector from the stored reference sample and calibration (no simulation)."""
+        calibration = manifest.get("calibration")
+        if calibration is None:  # fitted before calibrations were stored: alibi re-simulates on load
+            return super().from_bundle(detector_dir, manifest)
+        kind = manifest["kind"]
+        missing = [key for key in _CALIBRATION[kind] if key not in calibration]
+        if missing:
+            raise DetectorError(f"{detector_dir}: manifest calibration lacks {', '.join(missing)}")
+        reference = read_table(Path(detector_dir) / manifest["reference_file"])
+        x_ref = _as_input(kind, TabularEncoding.from_dict(manifest["encoding"]).transform(reference))
+        stored = {key: np.asarray(calibration[key], dtype=np.float64) for key in _CALIBRATION[kind]}
+        alibi = _build_alibi(
+            kind,
+            x_ref,
+            manifest["expected_run_time"],
+            manifest["window_sizes"],
+            manifest["n_bootstraps"],
+            stored,
+        )
+        return cls(manifest, alibi, model_encoding=load_model_encoding(detector_dir))
 
     @classmethod
     def fit_spec(
@@ -164,11 +198,40 @@ def _as_input(kind: str, x: np.ndarray) -> np.ndarray:
     return (x == 1).astype(np.float32) if kind == "fet_online" else x
 
 
-def _build_alibi(kind: str, x_ref: np.ndarray, ert: int, sizes: list[int], n_bootstraps: int):
+def _build_alibi(
+    kind: str,
+    x_ref: np.ndarray,
+    ert: int,
+    sizes: list[int],
+    n_bootstraps: int,
+    calibration: dict[str, np.ndarray] | None = None,
+):
+    """alibi's online detector; with a stored `calibration` its threshold simulation is replaced by it."""
     from alibi_detect.cd import CVMDriftOnline, FETDriftOnline
 
-    cls = CVMDriftOnline if kind == "cvm_online" else FETDriftOnline
-    return cls(x_ref, ert=ert, window_sizes=sizes, n_bootstraps=n_bootstraps, verbose=False)
+    base = CVMDriftOnline if kind == "cvm_online" else FETDriftOnline
+    options: dict[str, Any] = {}
+    if kind == "cvm_online":  # CVM simulates in batches; FET's streams are small
+        options["batch_size"] = max(1, _SIMULATION_BYTES // (len(x_ref) + 2 * max(sizes)) ** 2)
+    cls = base if calibration is None else _calibrated(base, calibration)
+    return cls(x_ref, ert=ert, window_sizes=sizes, n_bootstraps=n_bootstraps, verbose=False, **options)
+
+
+def _calibrated(base: type, calibration: dict[str, np.ndarray]) -> type:
+    """`base` whose threshold configuration sets the stored arrays instead of simulating them: alibi calls
+    `_configure_thresholds` from its constructor, and it is the only step that simulates."""
+
+    class Calibrated(base):  # type: ignore[misc, valid-type]
+        def _configure_thresholds(self) -> None:
+            for key, value in calibration.items():
+                setattr(self, key, value.copy())
+
+    Calibrated.__name__ = base.__name__
+    return Calibrated
+
+
+def _jsonable(array: Any) -> list:
+    return np.asarray(array, dtype=np.float64).tolist()
 
 
 def _scalar(threshold: Any) -> float:

@@ -66,7 +66,7 @@ def test_demo_specs_details() -> None:
     assert xgb.serving.gpu is True and xgb.canary.traffic_percent == 20
     assert specs["conversion-sklearn"].monitoring.correction == "bonferroni"  # the default for batch
     mlp = specs["conversion-mlp"]
-    assert mlp.monitoring.is_online and mlp.monitoring.expected_run_time == 500
+    assert mlp.monitoring.is_online and mlp.monitoring.expected_run_time == 20000
     assert mlp.monitoring.correction is None
     assert mlp.training.hyperparameters["learning_rate"] == pytest.approx(1e-3)
     intent = specs["intent-transformer"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.detectors.base import DetectorError, DriftResult, parquet_available
+from monitoring.detectors.base import MANIFEST, DetectorError, DriftResult, parquet_available
 from monitoring.detectors.fit import fit_detector, input_columns, main
 from monitoring.detectors.kinds import load_detector
 from monitoring.detectors.tabular import BatchTabularDetector
@@ -153,6 +154,46 @@ def test_cvm_online_state_survives_a_restart(cvm_folder, sessions):
     assert second.t == 75  # the window continued instead of restarting
 
 
+@contextlib.contextmanager
+def streams_simulated() -> Iterator[list[str]]:
+    """The online tabular detectors that simulate threshold streams inside the block (the costly step)."""
+    from alibi_detect.cd import CVMDriftOnline, FETDriftOnline
+
+    simulated: list[str] = []
+
+    def counted(cls, original):
+        def simulate(self, *args, **kwargs):
+            simulated.append(cls.__name__)
+            return original(self, *args, **kwargs)
+
+        return simulate
+
+    with pytest.MonkeyPatch.context() as patch:
+        for cls in (CVMDriftOnline, FETDriftOnline):
+            patch.setattr(cls, "_simulate_streams", counted(cls, cls._simulate_streams))
+        yield simulated
+
+
+def test_online_detectors_load_the_thresholds_simulated_at_fit(cvm_folder, sessions, tmp_path):
+    manifest = json.loads((cvm_folder / MANIFEST).read_text())
+    with streams_simulated() as simulated:
+        detector = load_detector(cvm_folder)
+    assert simulated == [], "the drift service must not simulate thresholds when it loads a detector"
+    np.testing.assert_array_equal(
+        detector._alibi.thresholds, np.asarray(manifest["calibration"]["thresholds"])
+    )
+    older = tmp_path / "older"  # a bundle from before calibrations were stored: simulated on load
+    shutil.copytree(cvm_folder, older)
+    (older / MANIFEST).write_text(json.dumps({k: v for k, v in manifest.items() if k != "calibration"}))
+    with streams_simulated() as simulated:
+        reloaded = load_detector(older)
+    assert simulated == ["CVMDriftOnline"]
+    drifted = sessions["drifted"].iloc[:120]
+    assert [detector.score(drifted.iloc[[i]]).drift for i in range(len(drifted))] == [
+        reloaded.score(drifted.iloc[[i]]).drift for i in range(len(drifted))
+    ]
+
+
 def test_fet_online_on_a_binary_feature(sessions, tmp_path):
     threshold = sessions["fit"][SHIFTED].median()
     active = {k: v.assign(active=(v[SHIFTED] > threshold).astype("int64")) for k, v in sessions.items()}
@@ -161,8 +202,10 @@ def test_fet_online_on_a_binary_feature(sessions, tmp_path):
     )
     with pytest.raises(DetectorError, match="not in the training set"):
         fit_detector(fet, sessions["fit"], "1", tmp_path / "bad")
-    detector = load_detector(fit_detector(fet, active["fit"], "1", tmp_path / "fet"))
-    assert detector.features == ["active"]  # plan_tier is not binary
+    folder = fit_detector(fet, active["fit"], "1", tmp_path / "fet")
+    with streams_simulated() as simulated:
+        detector = load_detector(folder)
+    assert simulated == [] and detector.features == ["active"]  # plan_tier is not binary
     initial = detector.state()
     assert not detector.score(active["clean"].iloc[:60]).drift
     detector.restore(initial)

@@ -55,15 +55,17 @@ def test_throughput_per_core_uses_cpu_time() -> None:
 def test_report_rates_false_alarms_per_10k_and_judges_the_targets() -> None:
     good = DetectorReport("m1", "tabular", "p 0.01", alone=Throughput(50_000, 2.0, 1.0))
     good.clean_requests, good.false_alarms, good.delays = 50_000, 2, [400, 450, 480]
+    good.fit_s, good.load_s = 3.0, 0.4
     bad = DetectorReport("m2", "cvm_online", "ERT 500", alone=Throughput(4_000, 2.0, 1.0))
     bad.clean_requests, bad.false_alarms, bad.delays = 10_000, 20, [30, None]
+    bad.fit_s, bad.load_s = 7.0, 7.0  # thresholds simulated on load
     assert good.false_alarms_per_10k == pytest.approx(0.4) and bad.false_alarms_per_10k == 20
     assert math.isnan(DetectorReport("m", "ks", "").false_alarms_per_10k)
     lines = verdict_lines([good, bad])
-    assert sum("**met**" in line for line in lines[:3]) == 3
-    assert all("**NOT met**" in line for line in lines[3:])
+    assert sum("**met**" in line for line in lines[:4]) == 4
+    assert all("**NOT met**" in line for line in lines[4:])
     table = markdown([good, bad]).splitlines()
-    assert len(table) == 4 and "| 0.40 (2) | 450 | 480 |" in table[2] and "missed" in table[3]
+    assert len(table) == 4 and "| 0.40 (2) | 450 | 480 | 3.0 | 0.4 |" in table[2] and "missed" in table[3]
 
 
 def test_event_body_has_one_typed_input_per_raw_column() -> None:
