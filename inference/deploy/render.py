@@ -85,6 +85,7 @@ def render_inference_service(
     service["metadata"]["annotations"] |= _annotations(spec, served, stable, canary)
     predictor = service["spec"]["predictor"]
     predictor["logger"]["url"] = logger_url or default_logger_url(namespace)
+    _log_version_annotation(predictor["logger"])
     predictor["model"]["storageUri"] = served.storage_uri
     if percent is not None:
         predictor["canaryTrafficPercent"] = percent
@@ -131,6 +132,15 @@ def _traffic_percent(spec: ModelSpec, canary: ModelVersionRef | None, percent: i
     if percent is not None and not 0 <= percent <= 100:
         raise ValueError(f"deploy: {spec.name}: canary percent must be within 0..100 (got {percent})")
     return percent
+
+
+def _log_version_annotation(logger: dict[str, Any]) -> None:
+    # KServe's logger sends the listed pod annotations with every event (`ce-annotations`, KServe >= 0.16;
+    # kserve v0.20.0 pkg/logger/worker.go); each revision's pods keep the version they were created
+    # with, which is how the drift service tells a canary's events from the stable version's.
+    listed = list(logger.get("metadataAnnotations") or [])
+    if MODEL_VERSION_KEY not in listed:
+        logger["metadataAnnotations"] = [*listed, MODEL_VERSION_KEY]
 
 
 def _load_template(path: Path) -> dict[str, Any]:

@@ -1,14 +1,14 @@
 """What a rendered KServe InferenceService says about routing: the version annotations, the `Route` (stable
 and optional canary version with the canary's share) and `Target` values, Triton's `<model>__v<version>`
 names, and `route_from_isvc`/`parse_isvc`/`load_isvc_file`, which read a Route from an InferenceService
-and raise `RouteError` naming the file and field. Split out of `inference.router.routing` (see its
-docstring for the annotations and Knative semantics), which re-exports every name.
+and raise `RouteError` naming the file and field (see `inference.router.routing` for the annotations and
+Knative semantics).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +31,9 @@ class Target:
     model: str
     version: str
     role: Role
+    logged_annotations: tuple[tuple[str, str], ...] = ()
+    """What KServe's logger attaches to this revision's events (`ce-annotations`): the pod annotations
+    named in the InferenceService's `logger.metadataAnnotations`, with this revision's values."""
 
     @property
     def triton_name(self) -> str:
@@ -43,19 +46,28 @@ class Route:
     stable_version: str
     canary_version: str | None = None
     canary_percent: int = 0
+    logged_annotations: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    """`logger.metadataAnnotations` with the InferenceService's values; the version key is per revision.
+    Not part of equality: two routes are the same when they split traffic the same way."""
 
     @property
     def targets(self) -> list[Target]:
-        targets = [Target(self.model, self.stable_version, "stable")]
+        targets = [self._target(self.stable_version, "stable")]
         if self.canary_version is not None:
-            targets.append(Target(self.model, self.canary_version, "canary"))
+            targets.append(self._target(self.canary_version, "canary"))
         return targets
 
     def pick(self, draw: float) -> Target:
         """The target for a uniform `draw` in [0, 1): the canary when it falls in the canary's share."""
         if self.canary_version is not None and draw * 100 < self.canary_percent:
-            return Target(self.model, self.canary_version, "canary")
-        return Target(self.model, self.stable_version, "stable")
+            return self._target(self.canary_version, "canary")
+        return self._target(self.stable_version, "stable")
+
+    def _target(self, version: str, role: Role) -> Target:
+        # Each Knative revision's pods keep the annotations of the template they were created from, so
+        # the version annotation names the version that revision serves.
+        logged = tuple((k, version if k == MODEL_VERSION_KEY else v) for k, v in self.logged_annotations)
+        return Target(self.model, version, role, logged)
 
     def target_for_version(self, version: str) -> Target | None:
         return next((t for t in self.targets if t.version == version), None)
@@ -81,11 +93,12 @@ def route_from_isvc(isvc: Mapping[str, Any], where: str = "InferenceService") ->
         raise RouteError(f"{where}: spec.predictor.canaryTrafficPercent must be an integer, got {percent!r}")
     if percent is not None and not 0 <= percent <= 100:
         raise RouteError(f"{where}: spec.predictor.canaryTrafficPercent must be in 0..100, got {percent}")
+    logged = _logged_annotations(predictor, annotations, where)
     if canary is None or canary == stable:
-        return Route(name, stable)
+        return Route(name, stable, logged_annotations=logged)
     if percent is None:  # Knative: without the field the newest revision takes all traffic (promoted)
-        return Route(name, canary)
-    return Route(name, stable, canary, percent)
+        return Route(name, canary, logged_annotations=logged)
+    return Route(name, stable, canary, percent, logged)
 
 
 def load_isvc_file(path: str | Path) -> Route:
@@ -108,6 +121,17 @@ def parse_isvc(text: str, path: str | Path) -> Route:
         if document.get("kind", "InferenceService") == "InferenceService":
             return route_from_isvc(document, str(path))
     raise RouteError(f"{path}: no InferenceService document")
+
+
+def _logged_annotations(
+    predictor: Mapping[str, Any], annotations: Mapping[str, Any], where: str
+) -> tuple[tuple[str, str], ...]:
+    # KServe's agent injector passes only the listed annotations the pod has (a missing one is skipped
+    # with a warning): kserve v0.20.0 pkg/webhook/admission/pod/agent_injector.go, commit 1fb78105.
+    keys = _mapping(predictor.get("logger"), where, "spec.predictor.logger").get("metadataAnnotations") or []
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise RouteError(f"{where}: spec.predictor.logger.metadataAnnotations must be a list of strings")
+    return tuple((k, str(annotations[k])) for k in keys if annotations.get(k) not in (None, ""))
 
 
 def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:

@@ -1,17 +1,26 @@
-"""KServe-logger-style CloudEvents (binary mode) for each inference request and response.
+"""CloudEvents (binary mode) for each inference request and response, exactly as KServe's logger sends them.
 
 The drift detector receives the same events locally as from KServe's logger in the cluster: one POST per
 event, CloudEvent attributes as `ce-*` headers, the OIP JSON as the body, and the same `ce-id` for a
-request and its response. Delivery is asynchronous through a bounded queue: a slow or absent receiver
-never delays a request; what cannot be queued or posted is counted in `mlops_router_logger_dropped_total`.
-A body may also be a function that produces it (the gRPC router's protobuf -> JSON conversion): it is
-called in the worker thread, off the request path.
+request and its response. The attributes are the ones KServe's agent sets and nothing else (kserve
+v0.20.0, commit 1fb781055dd1567164358233e1125142ca6ef1fe: pkg/logger/worker.go `sendCloudEvent`,
+pkg/logger/handler.go `ServeHTTP`; cloudevents sdk-go v2.16.2 writes the headers; the fixture
+tests/monitoring/data/kserve_logger_events.json records them). The version a revision serves reaches the
+drift service only as that revision's pod annotation, listed in the InferenceService's
+`logger.metadataAnnotations` and sent in the `annotations` extension (docs/signals.md).
+
+Delivery is asynchronous through a bounded queue: a slow or absent receiver never delays a request; what
+cannot be queued or posted is counted in `mlops_router_logger_dropped_total`. A body may also be a
+function that produces it (the gRPC router's protobuf -> JSON conversion): it is called in the worker
+thread, off the request path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
+import json
 import logging
 import queue
 import random
@@ -29,6 +38,7 @@ REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 DEFAULT_QUEUE_SIZE = 1000
 DEFAULT_TIMEOUT_S = 5.0
+_EMPTY_METADATA = "{}"  # no logger.metadataHeaders: the agent marshals an empty map (handler.go)
 log = logging.getLogger(__name__)
 
 
@@ -45,19 +55,36 @@ def event_headers(
     event_id: str, event_type: str, target: Target, namespace: str, time: datetime | None = None
 ) -> dict[str, str]:
     """The binary-mode headers KServe's logger sets (endpoint `default` for stable, `canary` for canary)."""
-    return {
+    stamp = _rfc3339(time or datetime.now(UTC))
+    headers = {
         "ce-specversion": "1.0",
         "ce-id": event_id,
         "ce-type": event_type,
-        "ce-source": f"http://localhost/{target.model}",
-        "ce-time": (time or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+        # the agent's --source_uri is the pod name; Knative names predictor pods after the revision
+        "ce-source": f"{target.model}-predictor-{target.role}",
+        "ce-time": stamp,
+        "ce-recordedtime": stamp,
         "ce-inferenceservicename": target.model,
         "ce-namespace": namespace,
         "ce-component": "predictor",
         "ce-endpoint": "canary" if target.role == "canary" else "default",
-        "ce-modelversion": target.version,
+        "ce-metadata": _EMPTY_METADATA,
         "content-type": "application/json",
     }
+    if target.logged_annotations:  # set only when non-empty (worker.go)
+        headers["ce-annotations"] = _annotations_header(target.logged_annotations)
+    return headers
+
+
+@functools.lru_cache(maxsize=256)  # on the request path; a handful of targets per router
+def _annotations_header(logged: tuple[tuple[str, str], ...]) -> str:
+    # sdk-go v2.16.2 (KServe's pin) writes extension values as they are, JSON quotes included
+    # (v2/protocol/http/write_request.go `SetExtension`); Go's json.Marshal has no spaces
+    return json.dumps(dict(logged), separators=(",", ":"))
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class EventLogger:

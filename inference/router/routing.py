@@ -17,8 +17,7 @@ its folder name, so each version lives in the router's repository as `<model>__v
 (`stage_model_version`). The `RouteTable` is swapped as a whole, so a request sees either the old or the
 new routes, never a mix; `IsvcWatcher` reloads it when an InferenceService file changes.
 
-The annotations, `Route`/`Target` and the InferenceService parsers live in `isvc.py`; their names are
-re-exported here.
+The annotations, `Route`/`Target` and the InferenceService parsers live in `isvc.py`.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ import pandas as pd
 from core.ports import free_ports
 from inference.bench import wrk
 from inference.bench.servers import HOST
+from inference.deploy.annotations import MODEL_VERSION_KEY
+from inference.router import logger
+from inference.router.isvc import Route
+from inference.router.logger import REQUEST_TYPE
 from monitoring.bench.stats import Throughput
 
 READY_TIMEOUT_S = 120.0
@@ -39,14 +43,9 @@ def event_body(row: pd.Series) -> dict:
 
 
 def event_headers(model: str, version: str) -> dict[str, str]:
-    return {
-        "ce-specversion": "1.0",
-        "ce-id": "bench",
-        "ce-type": "org.kubeflow.serving.inference.request",
-        "ce-source": f"http://localhost/{model}",
-        "ce-inferenceservicename": model,
-        "ce-modelversion": version,
-    }
+    """What KServe's logger sends for a request to the revision serving `version` (the router's headers)."""
+    target = Route(model, version, logged_annotations=((MODEL_VERSION_KEY, version),)).targets[0]
+    return logger.event_headers("bench", REQUEST_TYPE, target, "default")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -21,6 +21,7 @@ class EventError(ValueError):
 
 REJECT_REASONS = (
     "missing_attribute",  # a required CloudEvents attribute (id, source, specversion, type) is absent
+    "bad_attribute",  # an extension KServe sets cannot be read (ce-annotations that is not a JSON object)
     "unsupported_specversion",
     "unknown_type",  # ce-type is neither the KServe request nor the response type
     "unsupported_content_type",  # e.g. batched CloudEvents, non-JSON data

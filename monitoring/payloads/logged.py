@@ -2,12 +2,16 @@
 its score histogram and the quality tracker all read, so none of them goes back to the payload.
 
 Model: the `inferenceservicename` extension, else the payload's `model_name`; a model with no detector for
-any version is rejected (`unknown_model`). Version, first that applies: the `modelversion` extension (set
-by the local router, or by anyone who knows the registry version), the `x-model-version` header logged in
-the `metadata` extension, the payload's `model_version` when a detector has it, the model's only loaded
-version, else the payload's `model_version`; with none of them the version is `UNKNOWN_VERSION`. Triton
-answers with its repository version ("1"), not the registry's, which is why it ranks below the explicit
-sources.
+any version is rejected (`unknown_model`). Version, first that applies: the version annotation in the
+`annotations` extension, the payload's `model_version` when a detector has it, the model's only loaded
+version, else the payload's `model_version`; with none of them the version is `UNKNOWN_VERSION`.
+
+Only what KServe's logger sends is read (kserve v0.20.0, commit 1fb78105, pkg/logger/worker.go). Deploy
+lists the version annotation in the InferenceService's `logger.metadataAnnotations`; KServe's agent
+injector copies that pod annotation into the agent's flags (pkg/webhook/admission/pod/agent_injector.go),
+and each Knative revision's pods keep the value of the template they were created from, so during a canary
+the stable and the canary revision each name their own registry version. Triton answers with its
+repository version ("1"), not the registry's, which is why the payload ranks below the annotation.
 """
 
 from __future__ import annotations
@@ -21,15 +25,15 @@ import numpy as np
 import pandas as pd
 
 from core.encoding import FeatureEncoder
+from inference.deploy.annotations import MODEL_VERSION_KEY
 from monitoring.payloads.cloudevents import CloudEvent, event_json
 from monitoring.payloads.errors import EventError
 from monitoring.payloads.oip import payload_field, request_rows, response_probabilities, row_count
 
 UNKNOWN_VERSION = "unknown"
-VERSION_HEADER = "x-model-version"
 
 Key = tuple[str, str]  # (model, version)
-VersionSource = Literal["modelversion", "header", "payload", "only_loaded", "none"]
+VersionSource = Literal["annotation", "payload", "only_loaded", "none"]
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,8 @@ def logged_inference(event: CloudEvent, layouts: Mapping[Key, TensorLayout]) -> 
 
 def resolve_version(event: CloudEvent, payload: Any, loaded: Sequence[str]) -> tuple[str, VersionSource]:
     """The event's concrete version and which source named it; `loaded`: the model's detector versions."""
-    if explicit := event.attribute("modelversion"):
-        return explicit, "modelversion"
-    if logged := _metadata_version(event.attribute("metadata")):
-        return logged, "header"
+    if annotated := _annotated_version(event):
+        return annotated, "annotation"
     from_payload = payload_field(payload, "model_version")
     if from_payload in loaded:
         return from_payload, "payload"
@@ -116,20 +118,21 @@ def _model_of(event: CloudEvent, payload: Any, layouts: Mapping[Key, TensorLayou
     return model
 
 
-def _metadata_version(metadata: str | None) -> str | None:
-    # KServe logs selected request headers as JSON {"Header-Name": ["value", ...]}.
-    if not metadata:
+def _annotated_version(event: CloudEvent) -> str | None:
+    # The agent sends the listed pod annotations as one JSON object: {"<key>": "<value>"}.
+    text = event.attribute("annotations")
+    if not text:
         return None
     try:
-        headers = json.loads(metadata)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(headers, dict):
-        return None
-    for name, values in headers.items():
-        if str(name).lower() == VERSION_HEADER and values:
-            return str(values[0] if isinstance(values, list) else values)
-    return None
+        annotations = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventError(
+            "bad_attribute", f"CloudEvent {event.id}: ce-annotations is not JSON: {exc}"
+        ) from exc
+    if not isinstance(annotations, dict):
+        raise EventError("bad_attribute", f"CloudEvent {event.id}: ce-annotations must be a JSON object")
+    value = annotations.get(MODEL_VERSION_KEY)
+    return str(value) if value not in (None, "") else None
 
 
 def _request_id(event_id: str, payload: Any) -> str:

@@ -27,7 +27,10 @@ Event = tuple[dict[str, str], dict]
 
 def isvc(stable: str, canary: str | None = None, percent: int | None = None, name: str = "demo") -> dict:
     annotations = {MODEL_VERSION_KEY: stable, **({CANARY_VERSION_KEY: canary} if canary else {})}
-    predictor: dict[str, Any] = {"model": {"modelFormat": {"name": "triton"}}}
+    predictor: dict[str, Any] = {
+        "model": {"modelFormat": {"name": "triton"}},
+        "logger": {"mode": "all", "metadataAnnotations": [MODEL_VERSION_KEY]},  # as deploy renders it
+    }
     if percent is not None:
         predictor["canaryTrafficPercent"] = percent
     return {
@@ -131,6 +134,7 @@ def assert_kserve_logger_headers(pair: tuple[Event, Event], endpoint: str, versi
     assert resp_headers["ce-type"] == "org.kubeflow.serving.inference.response"
     for headers in (req_headers, resp_headers):
         assert headers["ce-specversion"] == "1.0" and headers["ce-endpoint"] == endpoint
-        assert headers["ce-modelversion"] == version and headers["ce-inferenceservicename"] == "demo"
-        assert headers["ce-source"] == "http://localhost/demo" and headers["ce-component"] == "predictor"
+        assert json.loads(headers["ce-annotations"]) == {MODEL_VERSION_KEY: version}
+        assert headers["ce-inferenceservicename"] == "demo" and "ce-modelversion" not in headers
+        assert headers["ce-source"].startswith("demo-predictor-") and headers["ce-component"] == "predictor"
         assert headers["content-type"] == "application/json" and headers["ce-time"].endswith("Z")

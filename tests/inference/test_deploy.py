@@ -69,7 +69,8 @@ def test_render_each_demo_spec(specs, name: str) -> None:
     assert model["storageUri"].endswith("/triton/cluster") and "/3/" in model["storageUri"]
     assert (model["modelFormat"]["name"], model["protocolVersion"]) == ("triton", "v2")
     assert model["runtime"] == "kserve-tritonserver-mlops"
-    assert predictor["logger"] == {"mode": "all", "url": LOGGER}
+    # the version annotation rides on every payload event (KServe >= 0.16 `ce-annotations`)
+    assert predictor["logger"] == {"mode": "all", "url": LOGGER, "metadataAnnotations": [MODEL_VERSION_KEY]}
     assert "canaryTrafficPercent" not in predictor
     assert predictor["minReplicas"] >= 1 and predictor["maxReplicas"] >= predictor["minReplicas"]
     assert service["metadata"]["labels"][MODEL_VERSION_KEY] == "3"

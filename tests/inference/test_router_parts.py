@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from inference.deploy.annotations import STABLE_VERSION_KEY
+from inference.deploy.annotations import MODEL_VERSION_KEY, STABLE_VERSION_KEY
 from inference.router.__main__ import main, parse_args, uvicorn_options
 from inference.router.isvc import Route, RouteError, Target, route_from_isvc
 from inference.router.logger import EventLogger
@@ -50,6 +50,12 @@ def test_isvc_fields_become_routes_with_knative_promotion_semantics() -> None:
     rendered = isvc("2", "2", 20)
     rendered["metadata"]["annotations"][STABLE_VERSION_KEY] = "1"
     assert route_from_isvc(rendered) == Route("demo", "1", "2", 20)
+    # each revision's events carry the version it serves (logger.metadataAnnotations, as KServe's agent)
+    logged = {t.role: t.logged_annotations for t in route_from_isvc(rendered).targets}
+    assert logged == {"stable": ((MODEL_VERSION_KEY, "1"),), "canary": ((MODEL_VERSION_KEY, "2"),)}
+    rendered["spec"]["predictor"]["logger"]["metadataAnnotations"] = "model-version"
+    with pytest.raises(RouteError, match=r"logger.metadataAnnotations must be a list of strings"):
+        route_from_isvc(rendered)
     with pytest.raises(RouteError, match=r"f.yaml: spec.predictor.canaryTrafficPercent must be in 0..100"):
         route_from_isvc(isvc("1", "2", 120), "f.yaml")
     with pytest.raises(RouteError, match=r"model-version.*missing"):

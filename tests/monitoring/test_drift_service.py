@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from inference.deploy.annotations import MODEL_VERSION_KEY
 from monitoring.drift_service.__main__ import main as drift_main
 from monitoring.drift_service.app import create_app
 from monitoring.drift_service.buffers import WindowBuffer
@@ -56,6 +57,11 @@ def columns_body(sessions: list[int]) -> dict:
             {"name": "sessions_7d", "shape": [n], "datatype": "INT64", "data": sessions},
         ]
     }
+
+
+def version_annotation(version: str) -> str:
+    """The `annotations` extension KServe's logger sends for a revision that serves `version`."""
+    return json.dumps({MODEL_VERSION_KEY: version}, separators=(",", ":"))
 
 
 def binary_headers(ce_type: str = REQUEST_TYPE, event_id: str = "e1", **extensions: str) -> dict[str, str]:
@@ -114,7 +120,7 @@ def test_kserve_binary_pair_is_accepted_and_counted_by_kind(client_for):
         response = client.post("/", headers=headers, content=json.dumps(body))
         assert response.status_code == 200, response.text
     text = client.get("/metrics").text
-    # The version came from the logged X-Model-Version header, not Triton's "1" in the response body.
+    # The version came from the logged version annotation, not Triton's "1" in the response body.
     for kind in ("request", "response"):
         assert metric(text, "mlops_drift_events_received_total", model=MODEL, version="3", kind=kind) == 1
     assert service.buffers.pending((MODEL, "3")) == 2
@@ -125,7 +131,7 @@ def test_response_scores_feed_the_prediction_score_histogram(client_for):
     client = client_for(make_service())
     probabilities = [0.2, 0.8, 0.9, 0.1, 0.5, 0.5]
     outputs = [{"name": "output__0", "datatype": "FP32", "shape": [3, 2], "data": probabilities}]
-    headers = binary_headers(RESPONSE_TYPE, modelversion="3")
+    headers = binary_headers(RESPONSE_TYPE, annotations=version_annotation("3"))
     assert client.post("/", headers=headers, content=json.dumps({"outputs": outputs})).status_code == 200
     # A response without probabilities is still accepted; it adds no scores.
     names = [{"name": "predicted_class", "datatype": "BYTES", "shape": [1], "data": ["1"]}]
@@ -149,7 +155,7 @@ def test_structured_mode_with_data_and_data_base64(client_for):
         "source": "router",
         "type": REQUEST_TYPE,
         "inferenceservicename": MODEL,
-        "modelversion": "3",
+        "annotations": version_annotation("3"),
         "datacontenttype": "application/json",
     }
     headers = {"content-type": "application/cloudevents+json; charset=utf-8"}
@@ -247,7 +253,7 @@ def test_overflow_drops_are_counted_never_silent():
 
 def test_known_model_without_that_versions_detector_is_accepted_and_counted_dropped():
     service = make_service([MeanBoundDetector("3"), MeanBoundDetector("4")])
-    accepted = send(service, [1, 2], modelversion="9")
+    accepted = send(service, [1, 2], annotations=version_annotation("9"))
     assert (accepted.version, accepted.rows, accepted.dropped) == ("9", 0, 2)
     labels = {"model": MODEL, "version": "9"}
     assert metric(service, "mlops_drift_events_dropped_total", reason="no_detector", **labels) == 2
@@ -333,7 +339,9 @@ def test_real_socket_round_trip():
         headers, body = sample_event("request")
         assert http.post("/", headers=headers, content=json.dumps(body)).status_code == 200
         reply = http.post(
-            "/", headers=binary_headers(RESPONSE_TYPE, modelversion="3"), content=b'{"outputs": []}'
+            "/",
+            headers=binary_headers(RESPONSE_TYPE, annotations=version_annotation("3")),
+            content=b'{"outputs": []}',
         )
         assert reply.status_code == 200
         assert http.post("/", headers=binary_headers(), content=b"[").status_code == 400

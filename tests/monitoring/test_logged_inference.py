@@ -1,5 +1,6 @@
 """A logged inference is decoded once, at the drift service's entry: every field from KServe-shaped
-events, and the version precedence (explicit extension, logged header, payload, the only loaded version)."""
+events, and the version precedence (the version annotation KServe's logger sends, the payload, the only
+loaded version)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from core.encoding import FeatureEncoder
+from inference.deploy.annotations import MODEL_VERSION_KEY
 from monitoring.payloads.cloudevents import parse_http_event
 from monitoring.payloads.errors import EventError
 from monitoring.payloads.logged import UNKNOWN_VERSION, TensorLayout, logged_inference
@@ -27,6 +29,10 @@ def kserve_event(kind: str, headers: dict[str, str | None] | None = None, body: 
     return parse_http_event(merged, json.dumps(sample["body"] if body is None else body).encode())
 
 
+def _annotated(version: str) -> str:
+    return json.dumps({MODEL_VERSION_KEY: version})
+
+
 def layouts(*versions: str) -> dict[tuple[str, str], TensorLayout]:
     return {(MODEL, version): LAYOUT for version in versions}
 
@@ -35,7 +41,7 @@ def test_a_kserve_request_gives_every_field_once():
     logged = logged_inference(kserve_event("request"), layouts("3"))
     ce_id = "5b6f4c3e-8a1d-4f0e-9d2b-1c7a3e9f0a42"
     assert (logged.event_id, logged.request_id, logged.kind) == (ce_id, ce_id, "request")
-    assert (logged.model, logged.version, logged.version_source) == (MODEL, "3", "header")
+    assert (logged.model, logged.version, logged.version_source) == (MODEL, "3", "annotation")
     assert logged.key == (MODEL, "3") and logged.version_named
     expected = pd.DataFrame(
         {
@@ -52,8 +58,8 @@ def test_a_kserve_request_gives_every_field_once():
 
 def test_a_kserve_response_gives_its_probabilities_and_the_logged_version():
     logged = logged_inference(kserve_event("response"), layouts("1", "3"))
-    # The logged X-Model-Version header ranks above the payload's Triton repository version "1".
-    assert (logged.kind, logged.version, logged.version_source) == ("response", "3", "header")
+    # The revision's version annotation ranks above the payload's Triton repository version "1".
+    assert (logged.kind, logged.version, logged.version_source) == ("response", "3", "annotation")
     np.testing.assert_allclose(logged.scores, [[0.31, 0.69], [0.94, 0.06]], rtol=1e-6)
     assert logged.rows is None and logged.row_count == 0 and logged.scores_problem is None
 
@@ -68,26 +74,32 @@ def test_the_payload_id_is_the_request_id_and_the_event_id_stands_in_without_one
 
 
 PRECEDENCE = {
-    # case: (extension ce-modelversion, logged header, payload model_version, loaded) -> (version, source)
-    "extension beats header and payload": (("7", "3", "4", ["3", "4"]), ("7", "modelversion")),
-    "header beats payload": ((None, "3", "4", ["3", "4"]), ("3", "header")),
-    "payload when a detector has it": ((None, None, "4", ["3", "4"]), ("4", "payload")),
-    "only loaded beats an unloaded payload": ((None, None, "1", ["3"]), ("3", "only_loaded")),
-    "only loaded without a payload version": ((None, None, None, ["3"]), ("3", "only_loaded")),
-    "unloaded payload among several": ((None, None, "9", ["3", "4"]), ("9", "payload")),
-    "nothing names one": ((None, None, None, ["3", "4"]), (UNKNOWN_VERSION, "none")),
+    # case: (ce-annotations, payload model_version, loaded) -> (version, source)
+    "annotation beats payload": ((_annotated("7"), "4", ["3", "4"]), ("7", "annotation")),
+    "other annotations name no version": (('{"team":"growth"}', "4", ["3", "4"]), ("4", "payload")),
+    "payload when a detector has it": ((None, "4", ["3", "4"]), ("4", "payload")),
+    "only loaded beats an unloaded payload": ((None, "1", ["3"]), ("3", "only_loaded")),
+    "only loaded without a payload version": ((None, None, ["3"]), ("3", "only_loaded")),
+    "unloaded payload among several": ((None, "9", ["3", "4"]), ("9", "payload")),
+    "nothing names one": ((None, None, ["3", "4"]), (UNKNOWN_VERSION, "none")),
 }
 
 
 @pytest.mark.parametrize("case", PRECEDENCE)
 def test_version_precedence(case):
-    (extension, header, payload_version, loaded), expected = PRECEDENCE[case]
-    metadata = json.dumps({"X-Model-Version": [header]}) if header else None
+    (annotations, payload_version, loaded), expected = PRECEDENCE[case]
     body = {**json.loads(DATA.read_text())["response"]["body"], "model_version": payload_version}
-    event = kserve_event("response", {"Ce-Modelversion": extension, "Ce-Metadata": metadata}, body)
+    event = kserve_event("response", {"Ce-Annotations": annotations}, body)
     logged = logged_inference(event, layouts(*loaded))
     assert (logged.version, logged.version_source) == expected
     assert logged.version_named == (expected[1] != "none")
+
+
+@pytest.mark.parametrize("annotations", ["{not json", '["3"]'])
+def test_a_malformed_annotations_extension_is_a_named_bad_event(annotations):
+    with pytest.raises(EventError, match="ce-annotations") as caught:
+        logged_inference(kserve_event("request", {"Ce-Annotations": annotations}), layouts("3"))
+    assert caught.value.reason == "bad_attribute"
 
 
 def test_a_tensor_request_takes_its_detectors_layout_and_is_logged_empty_without_one():
@@ -101,7 +113,7 @@ def test_a_tensor_request_takes_its_detectors_layout_and_is_logged_empty_without
     assert logged.rows.to_dict("list") == {"sessions_7d": [2.0, 4.0], "plan_tier": ["pro", "free"]}
     assert logged.row_count == 2
     # Version 9 has no detector: without its feature names the tensor is counted, its inputs not decoded.
-    unrouted = logged_inference(kserve_event("request", {"Ce-Modelversion": "9"}, tensor), routed)
+    unrouted = logged_inference(kserve_event("request", {"Ce-Annotations": _annotated("9")}, tensor), routed)
     assert (unrouted.version, unrouted.rows, unrouted.row_count) == ("9", None, 2)
 
 

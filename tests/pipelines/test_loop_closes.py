@@ -25,6 +25,7 @@ from monitoring.local_stack_config import duration_s, scaled
 from monitoring.local_stack_runner import SERVING_PYTHON, LocalMonitoringStack, StackError
 from tests.helpers.drifted_demo import DRIFT_START, drifted_tables, session_rows
 from tests.helpers.environment import require_executable
+from tests.helpers.kserve_events import kserve_headers
 from tests.helpers.specs import FIXTURE_SPEC_DIR
 from tests.helpers.waiting import wait_for
 
@@ -124,15 +125,7 @@ def _cloud_event(url: str, rows: pd.DataFrame, columns: list[str], event_id: str
         else:
             data, datatype = values.astype(str).tolist(), "BYTES"
         inputs.append({"name": column, "shape": [len(rows)], "datatype": datatype, "data": data})
-    headers = {
-        "content-type": "application/json",
-        "ce-specversion": "1.0",
-        "ce-id": event_id,
-        "ce-type": "org.kubeflow.serving.inference.request",
-        "ce-source": f"http://localhost/{MODEL}",
-        "ce-inferenceservicename": MODEL,
-        "ce-modelversion": VERSION,
-    }
+    headers = kserve_headers(MODEL, VERSION, event_id)
     body = json.dumps({"inputs": inputs}, allow_nan=True).encode()
     return urllib.request.Request(url, data=body, headers=headers, method="POST")
 

@@ -13,6 +13,7 @@ from monitoring.detectors.fit import fit_detector
 from monitoring.drift_service.detectors import load_detectors
 from monitoring.drift_service.service import DriftService
 from tests.helpers.drifted_demo import SHIFTED
+from tests.helpers.kserve_events import kserve_headers
 from tests.helpers.specs import fixture_spec
 
 pytestmark = pytest.mark.serving
@@ -33,15 +34,7 @@ def _oip_request(rows: pd.DataFrame, columns: list[str]) -> bytes:
 
 
 def _send(service: DriftService, rows: pd.DataFrame, columns: list[str], event_id: str) -> None:
-    headers = {
-        "content-type": "application/json",
-        "ce-id": event_id,
-        "ce-specversion": "1.0",
-        "ce-source": f"http://localhost/{MODEL}",
-        "ce-type": "org.kubeflow.serving.inference.request",
-        "ce-inferenceservicename": MODEL,
-        "ce-modelversion": VERSION,
-    }
+    headers = kserve_headers(MODEL, VERSION, event_id)
     accepted = service.handle_http(headers, _oip_request(rows, columns))
     assert (accepted.model, accepted.version, accepted.dropped) == (MODEL, VERSION, 0)
 

@@ -76,7 +76,8 @@ def test_event_body_has_one_typed_input_per_raw_column() -> None:
     ]
     headers = event_headers("conversion-xgboost", "1")
     assert headers["ce-type"] == "org.kubeflow.serving.inference.request"
-    assert headers["ce-modelversion"] == "1" and headers["ce-inferenceservicename"] == "conversion-xgboost"
+    assert headers["ce-annotations"] == '{"serving.mlops-loop.io/model-version":"1"}'
+    assert headers["ce-inferenceservicename"] == "conversion-xgboost" and "ce-modelversion" not in headers
 
 
 def test_cpu_seconds_grow_with_work() -> None:

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from core.ports import free_port
 from monitoring.detectors.fit import fit_detector
+from tests.helpers.kserve_events import kserve_headers
 from tests.helpers.specs import fixture_spec
 from tests.helpers.waiting import wait_until_serving
 
@@ -78,7 +79,9 @@ def test_outcomes_join_across_a_restart_and_match_sklearn(sessions, tmp_path, fi
             output = {"name": "output__0", "shape": [1, 2], "datatype": "FP32", "data": [1 - p1[i], p1[i]]}
             response = {"id": f"s-{i}", "outputs": [output]}
             for kind, body in (("request", request), ("response", response)):
-                assert http(f"{base}/", _json(body), event_headers(f"ce-{i}", kind))[0] == 200
+                assert (
+                    http(f"{base}/", _json(body), kserve_headers(MODEL, VERSION, f"ce-{i}", kind))[0] == 200
+                )
         labels = {"model": MODEL, "version": VERSION}
         assert metric(base, "mlops_drift_events_received_total", **labels, kind="response") == len(rows)
     finally:
@@ -100,22 +103,6 @@ def test_outcomes_join_across_a_restart_and_match_sklearn(sessions, tmp_path, fi
         assert metric(base, "mlops_model_alert_severity", model=MODEL, severity=severity) == 1
     finally:
         stop(process)
-
-
-def event_headers(event_id: str, kind: str) -> dict[str, str]:
-    """What inference.router.logger.event_headers sets for a stable target."""
-    return {
-        "ce-specversion": "1.0",
-        "ce-id": event_id,
-        "ce-type": f"org.kubeflow.serving.inference.{kind}",
-        "ce-source": f"http://localhost/{MODEL}",
-        "ce-inferenceservicename": MODEL,
-        "ce-namespace": "default",
-        "ce-component": "predictor",
-        "ce-endpoint": "default",
-        "ce-modelversion": VERSION,
-        "content-type": "application/json",
-    }
 
 
 def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, str]:
