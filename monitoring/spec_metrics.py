@@ -1,7 +1,7 @@
 """The model specs' alert settings as per-model series, so the alert rules in
-`manifests/monitoring/prometheus-rule.yaml` join them (`> on (model) group_left ...`) instead of copying
-spec values into PromQL: a new or edited spec needs no rule change. The drift service exports them at
-start, beside the evaluation floors (`mlops_model_quality_floor`, monitoring/quality/metrics.py).
+`manifests/monitoring/prometheus-rule.yaml` join them (`> on (namespace, model) group_left ...`) instead
+of copying spec values into PromQL: a new or edited spec needs no rule change. The drift service exports
+them at start, beside the evaluation floors (`mlops_model_quality_floor`, monitoring/quality/metrics.py).
 
 Base units, label `model`:
 

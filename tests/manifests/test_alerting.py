@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from manifests.validate import referenced_secrets, render
+from monitoring.local_stack_config import NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ("dev", "staging", "prod")
@@ -49,11 +50,19 @@ def retrain_route(config: dict) -> dict:
     return routes[0]
 
 
+def namespace_matcher(config: dict) -> dict:
+    """What the Operator's default (OnNamespace) matcher strategy appends to an AlertmanagerConfig's route
+    and to both sides of its inhibit rules (prometheus-operator commit 6adcebc5, pkg/alertmanager/amcfg.go
+    `namespaceEnforcer`)."""
+    return {"name": "namespace", "value": config["metadata"]["namespace"], "matchType": "="}
+
+
 def test_route_equals_the_local_config(overlays, local_config):
-    route = only(overlays["prod"], "AlertmanagerConfig")["spec"]["route"]
+    config = only(overlays["prod"], "AlertmanagerConfig")
+    route = config["spec"]["route"]
     local = retrain_route(local_config)
     assert route["receiver"] == local["receiver"]
-    assert route["matchers"] == operator_matchers(local["matchers"])
+    assert [*route["matchers"], namespace_matcher(config)] == operator_matchers(local["matchers"])
     assert route["groupBy"] == local_config["route"]["group_by"]
     for key in ("group_wait", "group_interval", "repeat_interval"):
         camel = re.sub(r"_(\w)", lambda m: m[1].upper(), key)
@@ -85,7 +94,16 @@ def test_webhook_url_names_the_trigger_service_in_the_rendered_namespace(overlay
 
 
 def test_inhibit_rules_equal_the_local_ones(overlays, local_config):
-    rules = only(overlays["prod"], "AlertmanagerConfig")["spec"]["inhibitRules"]
+    config = only(overlays["prod"], "AlertmanagerConfig")
+    enforced = namespace_matcher(config)
+    rules = [
+        {
+            **rule,
+            "sourceMatch": [*rule["sourceMatch"], enforced],
+            "targetMatch": [*rule["targetMatch"], enforced],
+        }
+        for rule in config["spec"]["inhibitRules"]
+    ]
     expected = [
         {
             "sourceMatch": operator_matchers(rule["source_matchers"]),
@@ -95,6 +113,11 @@ def test_inhibit_rules_equal_the_local_ones(overlays, local_config):
         for rule in local_config["inhibit_rules"]
     ]
     assert rules == expected
+
+
+def test_local_scrapes_label_the_namespace_the_overlays_deploy_into(overlays):
+    for env in ENVS:
+        assert only(overlays[env], "AlertmanagerConfig")["metadata"]["namespace"] == NAMESPACE, env
 
 
 def test_the_token_secret_counts_as_referenced(overlays):
@@ -130,9 +153,18 @@ def test_readme_selectors_match_the_rendered_labels(overlays):
     assert namespace == {"kubernetes.io/metadata.name": only(objects, "Namespace")["metadata"]["name"]}
 
 
-def test_readme_turns_off_the_namespace_matcher_the_rules_cannot_satisfy():
-    # The rules aggregate `by (model, version)`: their alerts have no namespace label to match.
-    section = (ROOT / "README.md").read_text().split("## Deploy to a cluster", 1)[1]
-    assert "alertmanagerConfigMatcherStrategy: {type: None}" in section
-    rule = (ROOT / "manifests" / "monitoring" / "prometheus-rule.yaml").read_text()
-    assert "by (model, version)" in rule
+def test_no_cluster_wide_matcher_strategy_is_asked_for_and_every_aggregation_keeps_the_namespace(overlays):
+    # The Operator's default strategy matches the AlertmanagerConfig's namespace: the alerts must keep it.
+    assert "alertmanagerConfigMatcherStrategy" not in (ROOT / "README.md").read_text()
+    assert (
+        "alertmanagerConfigMatcherStrategy:"
+        not in (ROOT / "manifests" / "monitoring" / "alertmanager-config.yaml").read_text()
+    )
+    rule = only(overlays["prod"], "PrometheusRule")
+    for group in rule["spec"]["groups"]:
+        for item in group["rules"]:
+            for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", item["expr"]):
+                labels = {label.strip() for label in clause.split(",")}
+                assert "namespace" in labels, (
+                    f"{item.get('alert') or item.get('record')}: ({clause}) drops namespace"
+                )

@@ -18,6 +18,7 @@ import yaml
 
 from core.paths import REPO_ROOT
 from core.spec.monitoring import Monitoring
+from monitoring.local_stack_config import NAMESPACE
 from monitoring.rules.alertmanager_config import DEFAULT_CONFIG, render
 from monitoring.rules.check import DEFAULT_TESTS
 from monitoring.rules.extract import DEFAULT_SOURCE, ExtractError, extract, find_prometheus_rules
@@ -154,7 +155,7 @@ def test_only_drift_and_quality_alerts_ask_for_a_retrain(alerts: dict[str, dict[
     retrain = {name for name, rule in alerts.items() if rule["labels"].get("action") == "retrain"}
     assert retrain == RETRAIN_ALERTS
     for name in retrain:  # the trigger needs the model label, and one episode must stay one alert
-        assert "by (model, version)" in alerts[name]["expr"], name
+        assert "by (namespace, model, version)" in alerts[name]["expr"], name
         assert alerts[name].get("keep_firing_for"), name
 
 
@@ -224,15 +225,21 @@ def test_render_without_arguments_keeps_the_cluster_endpoints() -> None:
     assert yaml.safe_load(render()) == yaml.safe_load(DEFAULT_CONFIG.read_text())
 
 
+NS = f"namespace={NAMESPACE}"
+
+
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        (["alertname=ModelInputDriftDetected", "action=retrain", "model=conversion-xgboost"], "retrain"),
-        (["alertname=ModelInputDriftDetected", "action=retrain", "severity=critical"], "retrain"),
-        (["alertname=ModelInputDriftDetected", "action=retrain", "severity=info"], "retrain"),
-        (["alertname=ModelQualityBelowFloor", "action=retrain", "model=conversion-mlp"], "retrain"),
-        (["alertname=InferenceCanaryErrorRateHigh", "model=conversion-xgboost", "role=canary"], "null"),
-        (["alertname=InferenceCanaryLatencyHigh", "model=conversion-mlp", "severity=warning"], "null"),
+        (["alertname=ModelInputDriftDetected", "action=retrain", NS, "model=conversion-xgboost"], "retrain"),
+        (["alertname=ModelInputDriftDetected", "action=retrain", NS, "severity=critical"], "retrain"),
+        (["alertname=ModelInputDriftDetected", "action=retrain", NS, "severity=info"], "retrain"),
+        (["alertname=ModelQualityBelowFloor", "action=retrain", NS, "model=conversion-mlp"], "retrain"),
+        # the route matches the loop's namespace only, as the Operator makes the AlertmanagerConfig's do
+        (["alertname=ModelInputDriftDetected", "action=retrain", "namespace=team-b", "model=m"], "null"),
+        (["alertname=ModelInputDriftDetected", "action=retrain", "model=m"], "null"),
+        (["alertname=InferenceCanaryErrorRateHigh", NS, "model=conversion-xgboost", "role=canary"], "null"),
+        (["alertname=InferenceCanaryLatencyHigh", NS, "model=conversion-mlp", "severity=warning"], "null"),
     ],
 )
 def test_alertmanager_routes_only_retrain_alerts_to_the_trigger(

@@ -156,9 +156,9 @@ def test_the_spec_driven_alerts_join_the_exported_series(alert_exprs: dict[str, 
     for alert, series in SPEC_DRIVEN.items():
         assert series <= exported, alert
         for name in series:
-            assert re.search(rf"on \(model\) group_left[^\n]*\n?\s*[^\n]*{name}", alert_exprs[alert]), (
-                f"{alert} does not join {name} on (model)"
-            )
+            assert re.search(
+                rf"on \(namespace, model\) group_left[^\n]*\n?\s*[^\n]*{name}", alert_exprs[alert]
+            ), f"{alert} does not join {name} on (namespace, model)"
 
 
 def test_no_spec_value_is_copied_into_the_rules(alert_exprs: dict[str, str]) -> None:

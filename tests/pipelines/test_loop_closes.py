@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from core.settings import variable
-from monitoring.local_stack_config import duration_s, scaled
+from monitoring.local_stack_config import NAMESPACE, duration_s, scaled
 from monitoring.local_stack_runner import SERVING_PYTHON, LocalMonitoringStack, StackError
 from tests.helpers.drifted_demo import DRIFT_START, drifted_tables, session_rows
 from tests.helpers.environment import require_executable
@@ -64,6 +64,10 @@ def test_generated_configuration_passes_promtool_and_amtool(tmp_path):
         "drift-detector": [f"127.0.0.1:{stack.ports['drift']}"],
         "retrain-trigger": [f"127.0.0.1:{stack.ports['trigger']}"],
     }
+    # the target label the Operator adds on a cluster, which the rules keep and the route matches
+    assert {job["static_configs"][0]["labels"]["namespace"] for job in config["scrape_configs"]} == {
+        NAMESPACE
+    }
     assert config["global"]["evaluation_interval"] == "1s"
     checked = _run(promtool, "check", "config", prometheus_yml)  # loads the rule files too
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -92,9 +96,8 @@ def test_generated_configuration_passes_promtool_and_amtool(tmp_path):
 def test_router_target_adds_a_router_scrape_job(tmp_path):
     stack = LocalMonitoringStack(tmp_path, home=tmp_path, router_target="127.0.0.1:8090")
     config = yaml.safe_load(stack.write_configs()[0].read_text())
-    assert {"job_name": "router", "static_configs": [{"targets": ["127.0.0.1:8090"]}]} in config[
-        "scrape_configs"
-    ]
+    router = {"targets": ["127.0.0.1:8090"], "labels": {"namespace": NAMESPACE}}
+    assert {"job_name": "router", "static_configs": [router]} in config["scrape_configs"]
     assert config["global"]["scrape_interval"] == "15s"  # no time scale: the real durations
 
 
