@@ -44,9 +44,6 @@ from inference.canary.traffic import Endpoints, Traffic, send_traffic
 from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach
 from inference.router.isvc import Route
 
-NAMESPACE = release.NAMESPACE
-EVIDENCE_ARTIFACT = release.EVIDENCE_ARTIFACT
-
 
 @dataclass(frozen=True)
 class Outcome:

@@ -14,13 +14,10 @@ from typing import Any
 
 import yaml
 
+from inference.deploy.annotations import NAMESPACE
+
 # Prometheus' own defaults, which the committed rules were written against.
 SCRAPE_INTERVAL_S, RESEND_DELAY_S = 15.0, 60.0
-NAMESPACE = "mlops"
-"""The namespace the kustomize overlays deploy into. The Prometheus Operator gives every series a
-PodMonitor/ServiceMonitor scrapes this `namespace` target label; the local scrape jobs set it the same
-way, so the rules keep it and the Alertmanager route (which matches it) behaves as on the cluster."""
-
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _ROUTE_TIMERS = ("group_wait", "group_interval", "repeat_interval")
@@ -81,6 +78,8 @@ def prometheus_config(
         "rule_files": [str(path) for path in rule_files],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_target]}]}]},
         "scrape_configs": [
+            # the `namespace` target label the Prometheus Operator gives every series on a cluster: the
+            # rules keep it and the Alertmanager route matches it
             {"job_name": job, "static_configs": [{"targets": [target], "labels": {"namespace": NAMESPACE}}]}
             for job, target in jobs.items()
         ],

@@ -38,6 +38,7 @@ from inference.canary import release
 from inference.canary.analysis import CanaryDecision, decide
 from inference.canary.evidence import evidence_from_metrics_text, evidence_from_prometheus
 from inference.canary.traffic import Encoder, Endpoints, Traffic, send_traffic
+from inference.deploy.annotations import NAMESPACE
 from inference.deploy.apply import FileApplier
 from inference.local_runtime import RuntimeInfo, require_runtime
 from inference.router.isvc import load_isvc_file
@@ -102,7 +103,7 @@ def analyze_locally(
 ) -> tuple[CanaryDecision, Traffic]:
     """Demo traffic through the runtime's router, then the decision on what the router measured."""
     route = load_isvc_file(
-        FileApplier(Path(info.isvc_dir)).path_for("InferenceService", spec.name, release.NAMESPACE)
+        FileApplier(Path(info.isvc_dir)).path_for("InferenceService", spec.name, NAMESPACE)
     )
     if route.canary_version != challenger.version or route.stable_version != champion.version:
         raise LookupError(

@@ -24,11 +24,11 @@ from core.registry import ModelVersionRef, quiet_mlflow
 from core.settings import settings, variable
 from inference.canary.analysis import CanaryDecision
 from inference.canary.bad_canary import MODES, sabotage
+from inference.deploy.annotations import NAMESPACE
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
 from inference.deploy.rollout import Rollout
 from inference.local_runtime import RuntimeInfo, require_runtime, stage_version
 
-NAMESPACE = "mlops"
 SERVING_MODES = ("cluster", "local")
 NO_CANARY = "no-canary"
 """What the steps pass on when a first champion was deployed alone: nothing to analyse or decide."""

@@ -1,6 +1,10 @@
-"""The metadata `python -m inference.deploy` writes on every InferenceService it renders, and the local
-router reads back: which model, which version the newest revision serves, and during a canary which
+"""The namespace and metadata `python -m inference.deploy` writes on every InferenceService it renders, and
+the local router reads back: which model, which version the newest revision serves, and during a canary which
 version is stable and which is the canary (with their local Triton repositories)."""
+
+NAMESPACE = "mlops"
+"""The namespace the kustomize overlays deploy into and deploy writes InferenceServices to. On a cluster
+the Prometheus Operator labels every scraped series with it (`namespace`), and the alert route matches it."""
 
 ANNOTATION_PREFIX = "serving.mlops-loop.io/"
 MODEL_KEY = ANNOTATION_PREFIX + "model"

@@ -21,8 +21,10 @@ from core.registry import (
     get_alias_version,
     set_alias,
 )
+from inference.canary.release import EVIDENCE_ARTIFACT
+from inference.deploy.annotations import NAMESPACE
 from inference.deploy.apply import FileApplier
-from inference.local_rollout import EVIDENCE_ARTIFACT, NAMESPACE, run_local_rollout
+from inference.local_rollout import run_local_rollout
 from inference.local_runtime import attach
 from tests.helpers.environment import served_test
 from tests.helpers.rollout import MODEL, fit_version, register_version, write_rollout_spec

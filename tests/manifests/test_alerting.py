@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from inference.deploy.annotations import NAMESPACE
 from manifests.validate import referenced_secrets, render
-from monitoring.local_stack_config import NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ("dev", "staging", "prod")

@@ -18,7 +18,7 @@ import yaml
 
 from core.paths import REPO_ROOT
 from core.spec.monitoring import Monitoring
-from monitoring.local_stack_config import NAMESPACE
+from inference.deploy.annotations import NAMESPACE
 from monitoring.rules.alertmanager_config import DEFAULT_CONFIG, render
 from monitoring.rules.check import DEFAULT_TESTS
 from monitoring.rules.extract import DEFAULT_SOURCE, ExtractError, extract, find_prometheus_rules

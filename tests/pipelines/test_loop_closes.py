@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from core.settings import variable
-from monitoring.local_stack_config import NAMESPACE, duration_s, scaled
+from inference.deploy.annotations import NAMESPACE
+from monitoring.local_stack_config import duration_s, scaled
 from monitoring.local_stack_runner import SERVING_PYTHON, LocalMonitoringStack, StackError
 from tests.helpers.drifted_demo import DRIFT_START, drifted_tables, session_rows
 from tests.helpers.environment import require_executable

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from core.settings import variable
-from inference.canary.release import EVIDENCE_ARTIFACT, NAMESPACE
+from inference.canary.release import EVIDENCE_ARTIFACT
+from inference.deploy.annotations import NAMESPACE
 from pipelines.local_run import demo_data_window, run_training
 from pipelines.run_summary import format_releases
 from pipelines.training import DEFAULT_MODELS
