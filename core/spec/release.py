@@ -125,6 +125,10 @@ class Canary(SpecModel):
 
     traffic_percent: int = Field(ge=1, le=99)
     analysis_window_s: PositiveInt
+    """Seconds of live canary traffic the cluster analysis judges, counted from the canary being Ready."""
+    ready_timeout_s: PositiveInt = 900
+    """How long the canary revision may take to become Ready (image pull, model load) before it is rolled
+    back without being judged."""
     min_requests: PositiveInt
     """Requests the canary must have served within the window before it can be promoted."""
     success: CanarySuccess

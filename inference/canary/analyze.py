@@ -1,8 +1,11 @@
 """Canary analysis: compare canary and stable over the spec's window, decide with the spec's criteria and
 record the decision and its evidence on the challenger's MLflow version.
 
-Cluster: wait `canary.analysis_window_s` of live traffic, then read requests, 5xx and p95 per role from
-Prometheus (`$PROMETHEUS_URL`), prediction shift from the drift service's score histograms. Local: send the
+Cluster: wait (at most `canary.ready_timeout_s`) for the canary revision to be Ready in the
+InferenceService's status (inference/canary/readiness.py; one that fails or never gets there is rolled
+back with that reason), then `canary.analysis_window_s` of live traffic from that moment, then read
+requests, 5xx and p95 per role from Prometheus (`$PROMETHEUS_URL`), prediction shift from the drift
+service's score histograms. Local: send the
 demo traffic (the newest rows of the champion's training set) through the live runtime's router with
 `tritonclient` over HTTP and gRPC, then read the router's /metrics for what changed during the traffic
 (only the two versions under analysis) and add the collected scores for the PSI.
@@ -15,8 +18,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import mlflow
@@ -35,11 +39,12 @@ from core.settings import settings
 from core.spec.model import ModelSpec, load_specs
 from core.timing import timed_step
 from inference.canary import release
-from inference.canary.analysis import CanaryDecision, decide
+from inference.canary.analysis import CanaryDecision, CanaryEvidence, RoleEvidence, decide, evidence_summary
 from inference.canary.evidence import evidence_from_metrics_text, evidence_from_prometheus
+from inference.canary.readiness import wait_for_canary
 from inference.canary.traffic import Encoder, Endpoints, Traffic, send_traffic
 from inference.deploy.annotations import NAMESPACE
-from inference.deploy.apply import FileApplier
+from inference.deploy.apply import FileApplier, KubernetesApplier
 from inference.local_runtime import RuntimeInfo, require_runtime
 from inference.router.isvc import load_isvc_file
 
@@ -82,8 +87,18 @@ def analyze_in_cluster(
     spec: ModelSpec,
     stable_version: str,
     canary_version: str,
+    read_isvc: Callable[[], Mapping[str, Any] | None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> CanaryDecision:
+    """Wait for the canary to be Ready, then for the window of traffic, then decide on Prometheus.
+    `read_isvc` GETs the InferenceService (default: the Kubernetes API)."""
+    read = read_isvc or (lambda: KubernetesApplier().get("InferenceService", spec.name, NAMESPACE))
+    state = wait_for_canary(read, spec.canary.ready_timeout_s, clock=clock, sleep=sleep)
+    if not state.ready:
+        evidence = evidence_summary(CanaryEvidence(RoleEvidence(), RoleEvidence(), "isvc-status"))
+        reason = f"canary v{canary_version} was never judged: {state.detail}"
+        return CanaryDecision(False, [reason], {**evidence, "canary_revision": state.revision})
     sleep(spec.canary.analysis_window_s)
     prometheus = settings().prometheus_url
     versions = {"stable": stable_version, "canary": canary_version}

@@ -33,6 +33,10 @@ _PRIMITIVES: dict[str, tuple[type, ...]] = {
     "object": (object,),
     "datetime": (str,),
     "date": (str,),
+    # Knative's apis.VolatileTime and apis.URL marshal to JSON strings (knative.dev/pkg apis), though the
+    # SDK generated wrapper models for them
+    "KnativeVolatileTime": (str,),
+    "KnativeURL": (str,),
 }
 _LIST = re.compile(r"^list\[(.*)\]$")
 _DICT = re.compile(r"^dict\(([^,]*), (.*)\)$")
@@ -101,7 +105,16 @@ def _build_model(value: Any, type_name: str, path: str, problems: list[str]) -> 
 
 
 def _model_class(type_name: str) -> type | None:
+    import importlib
+
     import kserve.models
     import kubernetes.client.models
 
-    return getattr(kserve.models, type_name, None) or getattr(kubernetes.client.models, type_name, None)
+    found = getattr(kserve.models, type_name, None) or getattr(kubernetes.client.models, type_name, None)
+    if found is None:  # the Knative status models are generated but not exported from kserve.models
+        module = re.sub(r"(?<!^)(?=[A-Z])", "_", type_name).lower()
+        try:
+            found = getattr(importlib.import_module(f"kserve.models.{module}"), type_name, None)
+        except ImportError:
+            return None
+    return found

@@ -12,6 +12,7 @@ from inference.canary.analyze import (
     analyze_in_cluster,
     default_requests,
 )
+from tests.helpers.kserve_status import recorded_isvc
 from tests.helpers.recorded_prometheus import recorded_prometheus
 from tests.helpers.specs import fixture_spec
 
@@ -37,12 +38,34 @@ def test_default_requests_reach_min_requests_on_the_share_the_router_counts(spec
     assert default_requests(spec, 1.0 - GRPC_SHARE) > default_requests(spec, 1.0)
 
 
-def test_cluster_analysis_waits_the_window_then_decides_on_prometheus(spec, monkeypatch) -> None:
+def test_cluster_analysis_waits_for_ready_then_the_window_then_decides_on_prometheus(
+    spec, monkeypatch
+) -> None:
     waited: list[float] = []
+    get, calls = recorded_isvc("becomes_ready")
     with recorded_prometheus("conversion-xgboost", spec.canary.analysis_window_s) as (url, _):
         monkeypatch.setenv(variable("prometheus_url"), url)
-        decision = analyze_in_cluster(spec, "1", "2", sleep=waited.append)
-    assert waited == [spec.canary.analysis_window_s]
+        decision = analyze_in_cluster(spec, "1", "2", read_isvc=get, sleep=waited.append)
+    # two polls until the canary revision is Ready, then the whole window counted from that moment
+    assert len(calls) == 3 and waited[-1] == spec.canary.analysis_window_s and len(waited) == 3
     assert decision.verdict == "rollback"
     assert decision.reasons == ["canary error rate 0.020 > 0.01 (4 of 201)"]
     assert decision.evidence["source"] == "prometheus" and decision.evidence["prediction_shift"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "why"), [("fails", "RevisionFailed"), ("never_ready", "not Ready within 900 s")]
+)
+def test_a_canary_that_never_serves_is_rolled_back_unjudged(spec, name, why) -> None:
+    get, _ = recorded_isvc(name)
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    decision = analyze_in_cluster(spec, "1", "2", read_isvc=get, sleep=sleep, clock=lambda: clock[0])
+    assert decision.verdict == "rollback" and len(decision.reasons) == 1
+    assert decision.reasons[0].startswith("canary v2 was never judged: ") and why in decision.reasons[0]
+    assert decision.evidence["source"] == "isvc-status"
+    assert decision.evidence["canary_revision"] == "conversion-xgboost-predictor-00002"
+    assert clock[0] <= spec.canary.ready_timeout_s  # the window was never waited

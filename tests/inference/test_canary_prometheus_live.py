@@ -34,6 +34,7 @@ from inference.router.metrics import RouterMetrics
 from monitoring.drift_service.metrics import DriftMetrics
 from monitoring.local_stack_runner import PROMETHEUS_BIN
 from tests.helpers.environment import require_file
+from tests.helpers.kserve_status import recorded_isvc
 from tests.helpers.specs import fixture_spec
 from tests.helpers.waiting import wait_for, wait_until_serving
 
@@ -160,7 +161,8 @@ def test_cluster_analysis_rolls_back_the_failing_shifted_canary(prometheus, monk
     canary = spec.canary.model_copy(update={"analysis_window_s": WINDOW_S, "min_requests": 20})
     spec = spec.model_copy(update={"canary": canary})
     monkeypatch.setenv(variable("prometheus_url"), prometheus)
-    decision = analyze_in_cluster(spec, "1", "2", sleep=lambda _: None)
+    ready, _ = recorded_isvc("becomes_ready")
+    decision = analyze_in_cluster(spec, "1", "2", read_isvc=ready, sleep=lambda _: None)
     assert decision.verdict == "rollback"
     assert any(reason.startswith("canary error rate") for reason in decision.reasons)
     assert any(reason.startswith("prediction shift PSI") for reason in decision.reasons)
