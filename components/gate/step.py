@@ -119,7 +119,10 @@ def _rows_check(candidate: dict[str, Any], min_rows: int) -> dict[str, Any]:
         return _check(
             "rows", "min_rows", int(rows), min_rows, True, f"test rows {rows:.0f} >= min {min_rows}"
         )
-    reason = f"test rows {rows:.0f} < min {min_rows}: too few for reliable metrics"
+    reason = (
+        f"test rows {rows:.0f} < min {min_rows} (the spec's evaluation.min_test_rows): "
+        "too few for reliable metrics"
+    )
     return _check("rows", "min_rows", int(rows), min_rows, False, reason)
 
 

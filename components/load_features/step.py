@@ -12,7 +12,7 @@ dict that records where the rows came from and a content hash that changes whene
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ from core.settings import settings
 from core.spec.model import ModelSpec, load_specs
 from core.timing import timed_step
 from core.training_set import TIME_COLUMN, TIME_DTYPE, content_sha256, save_training_set
+
+ANCHOR_MARGIN = timedelta(seconds=1)
+"""The window's end is exclusive: one second past the newest row keeps that row in."""
 
 
 class LoadFeaturesError(ValueError):
@@ -108,7 +111,8 @@ def _rows_in_window(spec: ModelSpec, table: pd.DataFrame, start: datetime, end: 
     if rows.empty:
         raise LoadFeaturesError(
             f"label dataset {spec.label.dataset!r} has no rows in [{start.isoformat()}, {end.isoformat()}) "
-            f"(its data spans {_span(times)})"
+            f"(its data spans {_span(times)}): widen the spec's training.window (lookback_days, or "
+            "start/end), or set training.window.anchor: newest_row for data that stops before today"
         )
     return rows.reset_index(drop=True)
 
@@ -202,10 +206,35 @@ def load_training_set(
 def run(model: str, start: str, end: str, out_path: str) -> dict:
     with timed_step("load_features", model):
         (spec,) = load_specs(names=[model])
-        window = resolve_window(spec, start or None, end or None)
+        anchored = not end and spec.training.window.anchor == "newest_row"
+        now = newest_label_time(spec) + ANCHOR_MARGIN if anchored else None
+        window = resolve_window(spec, start or None, end or None, now)
         frame, lineage = load_training_set(spec, *window)
         save_training_set(frame, lineage, Path(out_path))
         source = lineage["feature_service"] or "request fields"
-        span = f"{window[0]:%Y-%m-%d} .. {window[1]:%Y-%m-%d}"
+        span = f"{window[0]:%Y-%m-%d %H:%M} .. {window[1]:%Y-%m-%d %H:%M} ({window_origin(spec, start, end)})"
         print(f"training set for {spec.name}: {lineage['rows']} rows, {span}, from {source}", flush=True)
         return lineage
+
+
+def window_origin(spec: ModelSpec, start: str, end: str) -> str:
+    """Where the window came from, for the log line a user reads when rows are missing."""
+    if start or end:
+        return "the run's --start/--end"
+    window = spec.training.window
+    if window.lookback_days is None:
+        return "the spec's training.window start/end"
+    to = "the newest label row" if window.anchor == "newest_row" else "the run time"
+    return f"the spec's training.window: {window.lookback_days} days to {to}"
+
+
+def newest_label_time(spec: ModelSpec, data_dir: str | Path | None = None) -> datetime:
+    """The newest `event_timestamp` in the model's label table (where an anchored window ends)."""
+    location = label_table_location(spec, data_dir)
+    try:
+        times = pd.read_parquet(location, columns=[TIME_COLUMN])[TIME_COLUMN]
+    except (OSError, ValueError, KeyError) as exc:
+        raise LoadFeaturesError(f"cannot read {TIME_COLUMN} of label dataset at {location}: {exc}") from exc
+    if times.empty:
+        raise LoadFeaturesError(f"label dataset {spec.label.dataset!r} at {location} has no rows")
+    return pd.to_datetime(times, utc=True).max().to_pydatetime()

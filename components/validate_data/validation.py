@@ -187,7 +187,10 @@ def _describe(
     if name == "label_values" and "allowed" in stats:
         return f"{len(group)} value(s) not among {', '.join(map(str, stats['allowed']))}"
     if name == "min_rows" and "min_rows" in stats:
-        return f"{len(frame)} rows, at least {stats['min_rows']} needed for the test split's minimum"
+        return (
+            f"{len(frame)} rows, at least {stats['min_rows']} needed for the test split's minimum: lower the "
+            "spec's evaluation.min_test_rows, raise training.split.test_fraction or widen training.window"
+        )
     if name == "label_balance" and "classes" in stats:
         return _balance_message(frame, stats)
     return f"{len(group)} failing value(s)"

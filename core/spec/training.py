@@ -113,7 +113,11 @@ class TrainingWindow(SpecModel):
     end: UtcDatetime | None = None
     """Exclusive; a date means midnight UTC."""
     lookback_days: PositiveInt | None = None
-    """Rolling window ending when the pipeline runs (what scheduled and drift-triggered retrains use)."""
+    """Rolling window of this many days (what scheduled and drift-triggered retrains use), ending at
+    `anchor`."""
+    anchor: Literal["run_time", "newest_row"] = "run_time"
+    """Where a rolling window ends: when the pipeline runs, or at the newest row of the model's own label
+    table (for data that stops before today, such as a fixed extract or the demo's generated period)."""
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
@@ -122,6 +126,8 @@ class TrainingWindow(SpecModel):
             raise ValueError("use either {start, end} or {lookback_days}, not both")
         if not fixed and self.lookback_days is None:
             raise ValueError("set either {start, end} or {lookback_days}")
+        if fixed and self.anchor != "run_time":
+            raise FieldProblem("anchor", "applies to a rolling {lookback_days} window only")
         if fixed:
             if self.start is None:
                 raise FieldProblem("start", "required together with end")

@@ -82,7 +82,7 @@ CASES = [
         None,
         False,
         {("min_rows", "rows")},
-        "test rows 150 < min 200: too few for reliable metrics",
+        "test rows 150 < min 200 (the spec's evaluation.min_test_rows): too few for reliable metrics",
     ),
     ("min rows pass", GOOD, None, True, set(), "test rows 500 >= min 200"),
     (

@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from components.load_features.step import LoadFeaturesError, load_training_set, resolve_window
+from components.load_features.step import (
+    LoadFeaturesError,
+    load_training_set,
+    newest_label_time,
+    resolve_window,
+    run,
+    window_origin,
+)
 from components.validate_data.validation import validate
 from core.training_set import TrainingSetError, load_training_set_file, save_training_set
 from feature_repo import store as feature_store
@@ -179,6 +186,29 @@ def test_an_empty_window_names_the_dataset_and_the_window(home, store):
         )
     message = str(err.value)
     assert "'conversions'" in message and "2025-01-01T00:00:00+00:00" in message and "\n" not in message
+    assert "training.window" in message  # names the spec field to change
+
+
+def test_an_anchored_window_ends_at_the_models_newest_label_row(home, fixture_specs, tmp_path):
+    """No demo default: a run without --start/--end takes the spec's window; the demo's specs end it at
+    their own newest label row (`anchor: newest_row`), whatever today is."""
+    spec = fixture_spec("intent-transformer")
+    assert (spec.training.window.anchor, spec.training.window.lookback_days) == ("newest_row", 180)
+    messages = _raw(home, "messages")
+    newest = messages["event_timestamp"].max()
+    assert newest_label_time(spec, home / "data") == newest.to_pydatetime()
+    lineage = run("intent-transformer", "", "", str(tmp_path / "set.parquet"))
+    inside = messages[messages.event_timestamp > newest - pd.Timedelta(days=180)]
+    assert lineage["rows"] == len(inside) > 0
+
+
+def test_the_run_log_says_where_the_window_came_from():
+    spec = fixture_spec("conversion-xgboost")
+    assert window_origin(spec, "", "") == "the spec's training.window: 90 days to the newest label row"
+    assert window_origin(spec, "2026-09-01", "") == "the run's --start/--end"
+    rolling = spec.training.window.model_copy(update={"anchor": "run_time"})
+    at_run = spec.model_copy(update={"training": spec.training.model_copy(update={"window": rolling})})
+    assert window_origin(at_run, "", "") == "the spec's training.window: 90 days to the run time"
 
 
 def test_saved_training_set_round_trips_and_detects_tampering(tmp_path, xgboost_set):

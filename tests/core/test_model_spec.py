@@ -247,6 +247,21 @@ INVALID = [
     ),
     ("window-both-forms", _set("training.window.start", dt.date(2024, 1, 1)), "training.window", "not both"),
     (
+        "window-anchor-on-fixed",
+        _set(
+            "training.window",
+            {"start": dt.date(2024, 1, 1), "end": dt.date(2024, 6, 1), "anchor": "newest_row"},
+        ),
+        "training.window.anchor",
+        "rolling {lookback_days} window only",
+    ),
+    (
+        "window-anchor-unknown",
+        _set("training.window.anchor", "yesterday"),
+        "training.window.anchor",
+        "newest_row",
+    ),
+    (
         "window-lookback-zero",
         _set("training.window.lookback_days", 0),
         "training.window.lookback_days",

@@ -44,8 +44,9 @@ def restore_data(local_platform):
 def first_run(local_platform):
     """The pipeline over all four demo models on fresh stores: every model becomes a first champion,
     served alone by the local serving runtime the run starts (and stops) for its release steps."""
-    from pipelines.local_run import demo_data_window, run_training
+    from pipelines.local_run import run_training
     from pipelines.training import DEFAULT_MODELS
+    from tests.helpers.demo_window import demo_data_window
 
     start, end = demo_data_window()
     run = run_training(DEFAULT_MODELS, start, end, reason="test: first run")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.local_run import demo_data_window, run_training
+from pipelines.local_run import run_training
+from tests.helpers.demo_window import demo_data_window
 
 pytestmark = pytest.mark.slow
 MODEL = "conversion-sklearn"

@@ -17,9 +17,10 @@ import yaml
 from core.settings import variable
 from inference.canary.release import EVIDENCE_ARTIFACT
 from inference.deploy.annotations import NAMESPACE
-from pipelines.local_run import demo_data_window, run_training
+from pipelines.local_run import run_training
 from pipelines.run_summary import format_releases
 from pipelines.training import DEFAULT_MODELS
+from tests.helpers.demo_window import demo_data_window
 from tests.helpers.fast_specs import FAST_CANARY
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.local_run import demo_data_window, run_training
+from pipelines.local_run import run_training
 from pipelines.training import DEFAULT_MODELS
+from tests.helpers.demo_window import demo_data_window
 from tests.helpers.fast_specs import write_spec
 
 pytestmark = pytest.mark.slow
