@@ -23,7 +23,7 @@ and no canary of its own. Knative splits the transformer's and the predictor's r
 a canary transformer could not be paired with the canary predictor; one stable transformer in front of
 both predictor revisions is the smaller error (the canary gets the stable encoder: same tensor width when
 the feature service and categories are the same, and the stable fit's medians for missing values; standardised
-models scale inside the model with their own fit; README "Known limits"). Promote moves it on.
+models scale inside the model with their own fit; docs/limits.md). Promote moves it on.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The cluster's alert routing is the one local mode and amtool check: the AlertmanagerConfig equals
-manifests/monitoring/alertmanager.yaml's retrain route, and the Operator selectors the README tells the
+manifests/monitoring/alertmanager.yaml's retrain route, and the Operator selectors docs/cluster.md tells the
 platform team to set match the labels the rendered objects carry."""
 
 from __future__ import annotations
@@ -126,9 +126,8 @@ def test_the_token_secret_counts_as_referenced(overlays):
 
 
 def readme_selectors() -> dict[str, dict]:
-    """`fieldSelector: {matchLabels: {...}}` lines of the README's "Deploy to a cluster" section."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Deploy to a cluster", 1)[1].split("\n## ", 1)[0]
+    """`fieldSelector: {matchLabels: {...}}` lines of docs/cluster.md."""
+    section = (ROOT / "docs" / "cluster.md").read_text()
     found = {}
     for name, labels in re.findall(r"(\w+Selector): \{matchLabels: (\{[^}]*\})\}", section):
         found[name] = yaml.safe_load(labels)
@@ -144,7 +143,7 @@ def test_readme_selectors_match_the_rendered_labels(overlays):
         "podMonitorSelector": "PodMonitor",
         "alertmanagerConfigSelector": "AlertmanagerConfig",
     }
-    assert set(pairs) <= set(selectors), f"README lacks {sorted(set(pairs) - set(selectors))}"
+    assert set(pairs) <= set(selectors), f"docs/cluster.md lacks {sorted(set(pairs) - set(selectors))}"
     for selector, kind in pairs.items():
         for obj in (o for o in objects if o["kind"] == kind):
             labels = obj["metadata"]["labels"]
@@ -155,7 +154,7 @@ def test_readme_selectors_match_the_rendered_labels(overlays):
 
 def test_no_cluster_wide_matcher_strategy_is_asked_for_and_every_aggregation_keeps_the_namespace(overlays):
     # The Operator's default strategy matches the AlertmanagerConfig's namespace: the alerts must keep it.
-    assert "alertmanagerConfigMatcherStrategy" not in (ROOT / "README.md").read_text()
+    assert "alertmanagerConfigMatcherStrategy" not in (ROOT / "docs" / "cluster.md").read_text()
     assert (
         "alertmanagerConfigMatcherStrategy:"
         not in (ROOT / "manifests" / "monitoring" / "alertmanager-config.yaml").read_text()
