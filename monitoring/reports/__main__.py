@@ -3,7 +3,8 @@
 against its training set, logged to its MLflow run and summarised in tags on the model version.
 
 --source is the drift service (`http://drift-detector` in the cluster) or its --state-dir (local mode).
-The tracking server comes from MLFLOW_TRACKING_URI (or --tracking-uri).
+The tracking store is the project's (core.registry.configure_tracking): --tracking-uri, else
+MLFLOW_TRACKING_URI, else the local store under MLOPS_HOME; never a file in the current directory.
 """
 
 from __future__ import annotations
@@ -27,8 +28,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     which.add_argument("--alias", default="champion", help="alias to report on (default: champion)")
     parser.add_argument("--window-hours", type=float, default=24.0, help="recent rows: the last H hours")
     parser.add_argument("--source", required=True, help="drift service URL, or its --state-dir")
-    parser.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI")
-    parser.add_argument("--spec-dir", default=None, help="model specs (class names); default: the repo's")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="default: MLFLOW_TRACKING_URI, else the local store in MLOPS_HOME",
+    )
+    parser.add_argument(
+        "--spec-dir",
+        default=None,
+        help="model specs (class names); default: MLOPS_SPEC_DIR, else pipelines/models",
+    )
     args = parser.parse_args(argv)
     if args.window_hours <= 0:
         parser.error("--window-hours must be > 0")
@@ -51,11 +60,12 @@ def model_classes(model: str, spec_dir: str | None) -> list[str] | None:
 def run(args: argparse.Namespace, model: str, now: datetime | None = None) -> str:
     from mlflow import MlflowClient
 
+    from core.registry import configure_tracking
     from monitoring.reports.build import build_reports
     from monitoring.reports.publish import publish, resolve_version, training_set
 
     now = now or datetime.now(UTC)
-    client = MlflowClient(tracking_uri=args.tracking_uri)
+    client = MlflowClient(tracking_uri=configure_tracking(args.tracking_uri))
     version = resolve_version(client, model, args.version, args.alias)
     since = (now - timedelta(hours=args.window_hours)).timestamp()
     classes = model_classes(model, args.spec_dir)

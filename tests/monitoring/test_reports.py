@@ -124,3 +124,26 @@ def test_no_recent_data_is_one_clear_line(registry, tmp_path, capsys):
         == 1
     )
     assert "alias 'challenger' not found" in capsys.readouterr().err
+
+
+def test_without_a_tracking_uri_the_projects_store_is_used_not_the_current_directory(
+    registry, tmp_path, monkeypatch, capsys
+):
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["--model", MODEL, "--source", str(tmp_path)]) == 1  # the local store has no such model
+    assert list(elsewhere.iterdir()) == []  # no ./mlflow.db
+    assert (home / "mlflow" / "mlflow.db").is_file()
+    assert MODEL in capsys.readouterr().err
+    uri, version = registry  # MLFLOW_TRACKING_URI reaches the report as it reaches every step
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    _log_rows(tmp_path / "state", version, _frame(50, seed=7), labels=None)
+    args = parse_args(["--model", MODEL, "--source", str(tmp_path / "state")])
+    folder = run(args, MODEL, now=NOW)
+    assert folder.startswith("monitoring/reports/")
+    run_id = MlflowClient(tracking_uri=uri).get_model_version(MODEL, version).run_id
+    assert MlflowClient(tracking_uri=uri).list_artifacts(run_id, folder)  # logged to that store
+    assert list(elsewhere.iterdir()) == []
