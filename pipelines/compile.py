@@ -4,7 +4,11 @@ Kubernetes `Pipeline` + `PipelineVersion` objects (KFP's Kubernetes-native API) 
 
     python -m pipelines.compile [--check]
 
-`--check` compiles into a temporary folder and fails if the committed files differ (stale).
+The PipelineVersion is named after a hash of the compiled IR (core/pipeline_version.py): KFP versions are
+immutable, so a changed pipeline is a new version. The version the previous compile wrote moves to
+`manifests/pipelines/previous/` and stays deployed (runs and schedules may still reference it) until
+someone deletes its file there. `--check` compiles into a temporary folder and fails if the committed
+current files differ (stale).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.images import VERSION
+import yaml
+
 from core.paths import REPO_ROOT
+from core.pipeline_version import pipeline_version_name
 
 COMPILED_DIR = REPO_ROOT / "pipelines" / "compiled"
 MANIFEST_DIR = REPO_ROOT / "manifests" / "pipelines"
+PREVIOUS = "previous"
 
 
 def _pipelines() -> dict:
@@ -28,27 +35,55 @@ def _pipelines() -> dict:
     return {PIPELINE_NAME: training_pipeline}
 
 
-def compile_all(ir_dir: Path = COMPILED_DIR, manifest_dir: Path = MANIFEST_DIR) -> list[Path]:
+def compile_all(
+    ir_dir: Path = COMPILED_DIR, manifest_dir: Path = MANIFEST_DIR, pipelines: dict | None = None
+) -> list[Path]:
+    """Compile `pipelines` (name -> pipeline; default: the project's) into the two folders."""
     from kfp import compiler
     from kfp.compiler.compiler_utils import KubernetesManifestOptions
 
     ir_dir.mkdir(parents=True, exist_ok=True)
     manifest_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, pipeline in _pipelines().items():
+    for name, pipeline in (pipelines or _pipelines()).items():
         ir_path = ir_dir / f"{name}.yaml"
         compiler.Compiler().compile(pipeline, str(ir_path))
         k8s_path = manifest_dir / f"{name}.k8s.yaml"
+        version = pipeline_version_name(name, ir_path)
+        keep_previous_version(k8s_path, version, manifest_dir / PREVIOUS)
         options = KubernetesManifestOptions(
-            pipeline_name=name,
-            pipeline_version_name=f"{name}-v{VERSION.replace('.', '-')}",
-            include_pipeline_manifest=True,
+            pipeline_name=name, pipeline_version_name=version, include_pipeline_manifest=True
         )
         compiler.Compiler().compile(
             pipeline, str(k8s_path), kubernetes_manifest_options=options, kubernetes_manifest_format=True
         )
         written += [ir_path, k8s_path]
+    write_previous_kustomization(manifest_dir / PREVIOUS)
     return written
+
+
+def keep_previous_version(k8s_path: Path, new_version: str, previous_dir: Path) -> None:
+    """Move the PipelineVersion `k8s_path` holds into `previous_dir` when a compile names a new one."""
+    if not k8s_path.is_file():
+        return
+    for document in yaml.safe_load_all(k8s_path.read_text()):
+        if document and document.get("kind") == "PipelineVersion":
+            name = document["metadata"]["name"]
+            if name != new_version:
+                previous_dir.mkdir(parents=True, exist_ok=True)
+                (previous_dir / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def write_previous_kustomization(previous_dir: Path) -> None:
+    """The kustomization that keeps every earlier PipelineVersion deployed (none: an empty one)."""
+    previous_dir.mkdir(parents=True, exist_ok=True)
+    files = sorted(p.name for p in previous_dir.glob("*.yaml") if p.name != "kustomization.yaml")
+    header = (
+        "# Earlier PipelineVersions, still deployed for the runs and schedules that reference them. Written\n"
+        "# by `make compile` (pipelines/compile.py); delete a version's file once nothing uses it.\n"
+    )
+    body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": files}
+    (previous_dir / "kustomization.yaml").write_text(header + yaml.safe_dump(body, sort_keys=False))
 
 
 def stale_files() -> list[str]:

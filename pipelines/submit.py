@@ -1,18 +1,20 @@
-"""Submit one run of the compiled training pipeline to a KFP API server and print its run id.
+"""Start one run of the deployed training pipeline on a KFP API server and print its run id.
 
     python -m pipelines.submit --host URL [--models a,b] [--reason TEXT]
-        [--package pipelines/compiled/training-pipeline.yaml] [--experiment retraining]
+        [--package pipelines/compiled/training-pipeline.yaml] [--upload-package] [--experiment retraining]
 
-The weekly CronJob (manifests/retraining-schedule) runs this; so can a person. Every task runs with
-caching off: a retrain must recompute. Without --models the pipeline's own default (every model) applies.
-Exit codes: 0 submitted, 1 the KFP API refused the run, 2 bad flags, missing package or unreachable host.
+The weekly CronJob (manifests/retraining-schedule) runs this; so can a person. The run is created against
+the deployed Pipeline and the PipelineVersion named after --package's hash (monitoring/retrain_trigger/
+deployed.py): what Argo CD synced is what runs. --upload-package uploads the package with the run
+instead (a KFP without the Kubernetes objects). Every step is compiled with caching off: a run must
+recompute. Without --models the pipeline's own default (every model) applies. Exit codes: 0 submitted,
+1 the KFP API refused the run (or has no such version), 2 bad flags, missing package or unreachable host.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from contextlib import redirect_stdout
@@ -22,12 +24,8 @@ from typing import Any
 
 from core.errors import SpecError
 from core.spec.model import load_specs
-from monitoring.retrain_trigger.submitters import (
-    DEFAULT_PIPELINE_PACKAGE,
-    kfp_client,
-    one_line,
-    without_caching,
-)
+from monitoring.retrain_trigger.deployed import DeployedPipeline, run_deployed
+from monitoring.retrain_trigger.submitters import DEFAULT_PIPELINE_PACKAGE, kfp_client, one_line
 
 DEFAULT_EXPERIMENT = "retraining"
 DEFAULT_REASON = "schedule"
@@ -78,21 +76,20 @@ def submit(
     reason: str,
     models: Sequence[str] | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
+    upload_package: bool = False,
 ) -> str:
     """Create the run on the KFP API at `host`; returns its run id. Raises UsageError or RuntimeError."""
     if not package.is_file():
         raise UsageError(f"--package {package}: not found (run `make compile`)")
     client = connect(host)
-    name = run_name()
+    name, arguments = run_name(), run_arguments(reason, models)
     try:
         # kfp prints run links to stdout; stdout carries only the run id, so scripts can read it.
-        with tempfile.TemporaryDirectory(prefix="scheduled-") as scratch, redirect_stdout(sys.stderr):
+        with redirect_stdout(sys.stderr):
+            if not upload_package:
+                return run_deployed(client, DeployedPipeline.of_package(package), name, arguments, experiment)
             result = client.create_run_from_pipeline_package(
-                str(without_caching(package, Path(scratch))),
-                arguments=run_arguments(reason, models),
-                run_name=name,
-                experiment_name=experiment,
-                enable_caching=False,
+                str(package), arguments=arguments, run_name=name, experiment_name=experiment
             )
     except Exception as exc:
         raise RuntimeError(f"KFP at {host}: cannot create run {name}: {one_line(exc)}") from exc
@@ -104,7 +101,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", required=True, help="KFP API server URL")
     parser.add_argument("--models", help="comma-separated model spec names (default: all)")
     parser.add_argument("--reason", default=DEFAULT_REASON, help="why this run (logged with it)")
-    parser.add_argument("--package", type=Path, default=DEFAULT_PIPELINE_PACKAGE)
+    parser.add_argument(
+        "--package", type=Path, default=DEFAULT_PIPELINE_PACKAGE, help="its hash names the version that runs"
+    )
+    parser.add_argument(
+        "--upload-package",
+        action="store_true",
+        help="fallback: upload the package instead of the deployed version",
+    )
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
     return parser.parse_args(argv)
 
@@ -113,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)  # argparse exits 2 itself on unknown or missing flags
     try:
         models = parse_models(args.models)
-        run_id = submit(args.host, args.package, args.reason, models, args.experiment)
+        run_id = submit(args.host, args.package, args.reason, models, args.experiment, args.upload_package)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -44,12 +44,14 @@ def _train_and_release(model, start, end, reason, gpus, serving_mode) -> None:
     training_set = features.outputs["training_set"]
     validation = validate_data(model=model, training_set=training_set).set_caching_options(False)
 
-    trained = train(model=model, training_set=training_set).after(validation)
+    # Caching is off for every step: a run (scheduled or a retrain) must recompute, and runs are created
+    # against the deployed PipelineVersion, whose compiled caching options no client can rewrite.
+    trained = train(model=model, training_set=training_set).after(validation).set_caching_options(False)
     trained.set_cpu_request("2").set_memory_request("4G").set_memory_limit("8G")
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus.output).after(gpus)
     bundle, test_set = trained.outputs["bundle"], trained.outputs["test_set"]
     # The drift detector for this training set, fitted next to evaluation (serving image: alibi-detect).
-    detector = fit_detector(model=model, training_set=training_set).after(trained)
+    detector = fit_detector(model=model, training_set=training_set).after(trained).set_caching_options(False)
     detector.set_cpu_request("1").set_memory_request("2G").set_memory_limit("4G")
 
     evaluation = evaluate(
@@ -71,7 +73,7 @@ def _train_and_release(model, start, end, reason, gpus, serving_mode) -> None:
     ).set_caching_options(False)
 
     with dsl.If(decision.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
-        exported = export_triton(model=model, bundle=bundle, test_set=test_set)
+        exported = export_triton(model=model, bundle=bundle, test_set=test_set).set_caching_options(False)
         registration = register(
             model=model,
             mlflow_run_id=evaluation.outputs["Output"],

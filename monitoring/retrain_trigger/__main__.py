@@ -1,5 +1,6 @@
 """Entry point: `python -m monitoring.retrain_trigger --port 8080 --state-db PATH --token-file PATH
---mode local|kfp [--kfp-host URL] [--cooldown-s N] [--pipeline-package PATH] [--local-command CMD]`."""
+--mode local|kfp [--kfp-host URL] [--cooldown-s N] [--pipeline-package PATH] [--upload-package]
+[--local-command CMD]`."""
 
 from __future__ import annotations
 
@@ -37,7 +38,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("local", "kfp"), required=True)
     parser.add_argument("--kfp-host", default=None, help="KFP API server URL (required with --mode kfp)")
     parser.add_argument("--cooldown-s", type=float, default=DEFAULT_COOLDOWN_S, help="per-model cool-down")
-    parser.add_argument("--pipeline-package", default=str(DEFAULT_PIPELINE_PACKAGE), help="compiled pipeline")
+    parser.add_argument(
+        "--pipeline-package",
+        default=str(DEFAULT_PIPELINE_PACKAGE),
+        help="compiled pipeline: its hash names the deployed PipelineVersion that runs",
+    )
+    parser.add_argument(
+        "--upload-package",
+        action="store_true",
+        help="fallback: upload the package with each run instead of running the deployed version",
+    )
     parser.add_argument("--kfp-poll-s", type=float, default=30.0, help="how often to poll a KFP run")
     parser.add_argument(
         "--local-command",
@@ -56,7 +66,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def build_submitter(args: argparse.Namespace) -> Submitter:
     if args.mode == "kfp":
-        return KfpSubmitter(args.kfp_host, args.pipeline_package, poll_s=args.kfp_poll_s)
+        return KfpSubmitter(
+            args.kfp_host, args.pipeline_package, poll_s=args.kfp_poll_s, upload_package=args.upload_package
+        )
     return LocalSubmitter(shlex.split(args.local_command))
 
 

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from core import paths
 from core.settings import settings, variable
+from monitoring.retrain_trigger.deployed import DeployedPipeline, run_deployed
 from monitoring.retrain_trigger.errors import SubmitError
 from monitoring.retrain_trigger.state import RunRecord
 
@@ -123,7 +121,9 @@ class LocalSubmitter:
 
 
 class KfpSubmitter:
-    """Creates a run of the compiled training pipeline on a KFP API server and polls it until it ends."""
+    """Creates a run of the deployed training pipeline version on a KFP API server (monitoring/
+    retrain_trigger/deployed.py; with `upload_package`, of the package file instead) and polls it until it
+    ends."""
 
     def __init__(
         self,
@@ -132,11 +132,14 @@ class KfpSubmitter:
         poll_s: float = 30.0,
         experiment: str = "retraining",
         client_factory: Callable[[str], Any] | None = None,
+        upload_package: bool = False,
     ) -> None:
         if not Path(package).is_file():
             raise ValueError(f"pipeline package: {package} not found (run `make compile`)")
         self.host = host
         self.package = Path(package)
+        self.deployed = DeployedPipeline.of_package(self.package)
+        self.upload_package = upload_package
         self.poll_s = poll_s
         self.experiment = experiment
         self._client_factory = client_factory or kfp_client
@@ -152,19 +155,15 @@ class KfpSubmitter:
         return {"models": [run.model], "reason": run.reason}
 
     def submit(self, run: RunRecord) -> str:
+        name, arguments = self.run_name(run), self.run_arguments(run)
         try:
-            with tempfile.TemporaryDirectory(prefix="retrain-") as scratch:
-                result = self.client().create_run_from_pipeline_package(
-                    str(without_caching(self.package, Path(scratch))),
-                    arguments=self.run_arguments(run),
-                    run_name=self.run_name(run),
-                    experiment_name=self.experiment,
-                    enable_caching=False,
-                )
+            if not self.upload_package:
+                return run_deployed(self.client(), self.deployed, name, arguments, self.experiment)
+            result = self.client().create_run_from_pipeline_package(
+                str(self.package), arguments=arguments, run_name=name, experiment_name=self.experiment
+            )
         except Exception as exc:  # any failure means no run: the caller answers 5xx so the alert is resent
-            raise SubmitError(
-                f"KFP at {self.host}: cannot create run {self.run_name(run)}: {one_line(exc)}"
-            ) from exc
+            raise SubmitError(f"KFP at {self.host}: cannot create run {name}: {one_line(exc)}") from exc
         return str(result.run_id)
 
     def wait(self, run: RunRecord, on_running: Callable[[], None]) -> RunOutcome:
@@ -191,23 +190,6 @@ class KfpSubmitter:
         except Exception as exc:  # the API server may be briefly away; the run goes on without us
             log.warning("KFP at %s: cannot read run %s: %s", self.host, run_id, one_line(exc))
             return None
-
-
-def without_caching(package: Path, out_dir: Path) -> Path:
-    """A copy of the compiled package with caching off for every task, nested ones included.
-
-    A retrain must recompute; kfp 2.17's `enable_caching=False` only reaches the root DAG's tasks, so the
-    steps inside `ParallelFor` would keep their compile-time `enableCache: true`.
-    """
-    documents = list(yaml.safe_load_all(package.read_text(encoding="utf-8")))
-    spec = documents[0]
-    dags = [spec["root"]["dag"], *(c["dag"] for c in spec.get("components", {}).values() if "dag" in c)]
-    for dag in dags:
-        for task in dag.get("tasks", {}).values():
-            task["cachingOptions"] = {"enableCache": False}
-    copy = out_dir / package.name
-    copy.write_text(yaml.safe_dump_all(documents, sort_keys=False), encoding="utf-8")
-    return copy
 
 
 def kfp_client(host: str) -> Any:

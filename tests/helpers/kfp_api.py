@@ -1,14 +1,28 @@
-"""A tiny fake of the KFP v2beta1 API: just the endpoints `kfp.Client.create_run_from_pipeline_package` and
-`get_run` call, recording the runs created."""
+"""A tiny fake of the KFP v2beta1 API: the endpoints `kfp.Client` calls to find a deployed Pipeline and
+PipelineVersion by display name, create a run (of that version, or of an uploaded package) and read its
+state; it records the runs created."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+import json
+
+from fastapi import FastAPI, Query, Request
+
+from monitoring.retrain_trigger.deployed import DeployedPipeline
+from monitoring.retrain_trigger.submitters import DEFAULT_PIPELINE_PACKAGE
 
 
-def fake_kfp(runs: list[dict], states: list[str]) -> FastAPI:
-    """Just the KFP v2beta1 endpoints `create_run_from_pipeline_package` and `get_run` call."""
+def committed_deployment() -> dict[str, list[str]]:
+    """What `manifests/pipelines` deploys: the training pipeline with its current version (and, in the
+    fake, one earlier version to pick it out from)."""
+    current = DeployedPipeline.of_package(DEFAULT_PIPELINE_PACKAGE)
+    return {current.name: [f"{current.name}-0000000000", current.version]}
+
+
+def fake_kfp(runs: list[dict], states: list[str], deployed: dict[str, list[str]] | None = None) -> FastAPI:
+    """`deployed`: pipeline display name -> its versions' display names (default: the committed ones)."""
     api, experiments = FastAPI(), []
+    deployed = committed_deployment() if deployed is None else deployed
 
     @api.get("/apis/v2beta1/healthz")
     async def healthz() -> dict:
@@ -23,6 +37,18 @@ def fake_kfp(runs: list[dict], states: list[str]) -> FastAPI:
         experiments.append({**await request.json(), "experiment_id": "exp-1"})
         return experiments[-1]
 
+    @api.get("/apis/v2beta1/pipelines")
+    async def list_pipelines(query: str = Query("", alias="filter")) -> dict:
+        names = [n for n in deployed if n == _display_name(query)]
+        return {"pipelines": [{"pipeline_id": f"pl-{n}", "display_name": n} for n in names]} if names else {}
+
+    @api.get("/apis/v2beta1/pipelines/{pipeline_id}/versions")
+    async def list_versions(pipeline_id: str, query: str = Query("", alias="filter")) -> dict:
+        wanted = _display_name(query)
+        versions = [v for v in deployed.get(pipeline_id.removeprefix("pl-"), []) if v == wanted]
+        listed = [{"pipeline_version_id": f"pv-{v}", "display_name": v} for v in versions]
+        return {"pipeline_versions": listed} if listed else {}
+
     @api.post("/apis/v2beta1/runs")
     async def create_run(request: Request) -> dict:
         runs.append(await request.json())
@@ -35,8 +61,14 @@ def fake_kfp(runs: list[dict], states: list[str]) -> FastAPI:
     return api
 
 
-def pipeline_tasks(body: dict) -> list[dict]:
-    """Every task of a created run's pipeline spec, the root DAG's and those of nested DAGs (ParallelFor)."""
-    spec = body["pipeline_spec"]
+def _display_name(filter_json: str) -> str | None:
+    # kfp.Client sends {"predicates": [{"operation": 1, "key": "display_name", "stringValue": ...}]}
+    predicates = json.loads(filter_json).get("predicates", []) if filter_json else []
+    names = [p.get("stringValue") for p in predicates if p.get("key") == "display_name"]
+    return names[0] if names else None
+
+
+def pipeline_tasks(spec: dict) -> list[dict]:
+    """Every task of a pipeline spec, the root DAG's and those of nested DAGs (ParallelFor, If)."""
     dags = [spec["root"]["dag"], *(c["dag"] for c in spec["components"].values() if "dag" in c)]
     return [task for dag in dags for task in dag["tasks"].values()]

@@ -13,10 +13,12 @@ import yaml
 
 from manifests.kfp_objects import is_kfp_object, kfp_object_problems, schema_sources
 from manifests.validate import main, render
+from monitoring.retrain_trigger.deployed import DeployedPipeline
+from monitoring.retrain_trigger.submitters import DEFAULT_PIPELINE_PACKAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ("dev", "staging", "prod")
-VERSION_NAME = "training-pipeline-v0-1-0"
+VERSION_NAME = DeployedPipeline.of_package(DEFAULT_PIPELINE_PACKAGE).version  # the current one
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +29,19 @@ def kfp_objects() -> dict[str, list[dict]]:
 
 
 def broken(objects: list[dict], change) -> list[dict]:
-    """The overlay's KFP objects with its PipelineVersion changed by `change(version)`."""
+    """The overlay's KFP objects with its current PipelineVersion changed by `change(version)`."""
     copies = copy.deepcopy(objects)
-    change(next(o for o in copies if o["kind"] == "PipelineVersion"))
+    change(
+        next(o for o in copies if o["kind"] == "PipelineVersion" and o["metadata"]["name"] == VERSION_NAME)
+    )
     return copies
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_every_overlay_renders_a_valid_pipeline_and_version(kfp_objects, env):
-    assert sorted(o["kind"] for o in kfp_objects[env]) == ["Pipeline", "PipelineVersion"]
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in kfp_objects[env]]
+    assert ("Pipeline", "training-pipeline") in kinds and ("PipelineVersion", VERSION_NAME) in kinds
+    assert {kind for kind, _ in kinds} == {"Pipeline", "PipelineVersion"}  # and the earlier versions
     assert kfp_object_problems(kfp_objects[env]) == []
 
 

@@ -15,6 +15,10 @@ from manifests.validate import (
     render,
     schema_violations,
 )
+from monitoring.retrain_trigger.deployed import DeployedPipeline
+from monitoring.retrain_trigger.submitters import DEFAULT_PIPELINE_PACKAGE
+
+CURRENT_VERSION = DeployedPipeline.of_package(DEFAULT_PIPELINE_PACKAGE).version
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ("dev", "staging", "prod")
@@ -62,7 +66,7 @@ def test_overlay_builds_every_app_into_the_namespace(overlays, env):
         ("CronJob", "feast-materialize"),
         ("Deployment", "feast-feature-server"),
         ("AlertmanagerConfig", "mlops-retrain"),
-        ("PipelineVersion", "training-pipeline-v0-1-0"),
+        ("PipelineVersion", CURRENT_VERSION),
         ("PrometheusRule", "mlops-alerts"),
         ("NetworkPolicy", "default-deny-all"),
     ]:
@@ -234,7 +238,7 @@ def test_pipeline_manifest_is_written_by_the_compiler(overlays):
     assert [o["kind"] for o in yaml.safe_load_all(shipped.read_text())] == ["Pipeline", "PipelineVersion"]
     for env in ENVS:
         kinds = {(o["kind"], o["metadata"]["name"]) for o in overlays[env]}
-        assert ("PipelineVersion", "training-pipeline-v0-1-0") in kinds, env
+        assert ("PipelineVersion", CURRENT_VERSION) in kinds, env
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -18,6 +18,7 @@ from core.spec.model import load_specs
 from monitoring.retrain_trigger.__main__ import main as trigger_main
 from monitoring.retrain_trigger.alerts import parse_webhook
 from monitoring.retrain_trigger.app import TriggerService, create_app
+from monitoring.retrain_trigger.deployed import DeployedPipeline
 from monitoring.retrain_trigger.state import RunRecord, StateStore
 from monitoring.retrain_trigger.submitters import (
     DEFAULT_PIPELINE_PACKAGE,
@@ -25,7 +26,7 @@ from monitoring.retrain_trigger.submitters import (
     LocalSubmitter,
     RunOutcome,
 )
-from tests.helpers.kfp_api import fake_kfp, pipeline_tasks
+from tests.helpers.kfp_api import fake_kfp
 from tests.helpers.metrics_text import sample_value
 from tests.helpers.servers import serving_in_thread
 from tests.helpers.specs import FIXTURE_SPEC_DIR
@@ -373,10 +374,9 @@ def test_kfp_submitter_creates_and_follows_a_run_on_the_kfp_api():
     body = runs[0]
     assert body["display_name"] == "retrain-conversion-sklearn-5" and body["experiment_id"] == "exp-1"
     assert body["runtime_config"]["parameters"] == {"models": ["conversion-sklearn"], "reason": run.reason}
-    assert body["pipeline_spec"]["pipelineInfo"]["name"] == "training-pipeline"
-    # A retrain recomputes everything, also the steps nested in ParallelFor (train caches when compiled).
-    caching = {task.get("cachingOptions", {}).get("enableCache", False) for task in pipeline_tasks(body)}
-    assert caching == {False}
+    # the PipelineVersion GitOps deployed from this image's commit, by id (what was synced is what runs)
+    current = DeployedPipeline.of_package(DEFAULT_PIPELINE_PACKAGE)
+    assert body["pipeline_version_reference"]["pipeline_version_id"] == f"pv-{current.version}"
 
 
 def test_entry_point_refuses_a_missing_token_file(tmp_path, capsys):

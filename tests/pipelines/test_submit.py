@@ -1,15 +1,18 @@
 """`python -m pipelines.submit` against the tiny fake KFP v2beta1 API (tests/helpers/kfp_api.py): the
-run it creates (name, experiment, arguments, caching off everywhere) and its one-line failures."""
+run it creates against the deployed PipelineVersion (name, experiment, arguments), the package upload
+fallback, and its one-line failures."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from core.ports import free_port
+from monitoring.retrain_trigger.deployed import DeployedPipeline
 from monitoring.retrain_trigger.submitters import DEFAULT_PIPELINE_PACKAGE
 from pipelines.submit import main
 from tests.helpers.kfp_api import fake_kfp, pipeline_tasks
@@ -22,9 +25,11 @@ pytestmark = [
 ]
 
 
-def submitted(argv: list[str], capsys, refuse: bool = False) -> tuple[int, list[dict], str, str]:
+def submitted(
+    argv: list[str], capsys, refuse: bool = False, deployed: dict | None = None
+) -> tuple[int, list[dict], str, str]:
     runs: list[dict] = []
-    api = fake_kfp(runs, [])
+    api = fake_kfp(runs, [], deployed)
     if refuse:
         refuse_runs(api)
     with serving_in_thread(api) as url:
@@ -33,7 +38,7 @@ def submitted(argv: list[str], capsys, refuse: bool = False) -> tuple[int, list[
     return code, runs, out, err
 
 
-def test_submits_every_model_with_caching_off_and_prints_the_run_id(capsys):
+def test_runs_the_deployed_version_of_every_model_and_prints_the_run_id(capsys):
     code, runs, out, err = submitted(["--reason", "schedule"], capsys)
     assert code == 0, err
     assert out.strip() == "kfp-run-1" and len(runs) == 1
@@ -42,10 +47,38 @@ def test_submits_every_model_with_caching_off_and_prints_the_run_id(capsys):
     assert body["experiment_id"] == "exp-1"
     # No models argument: the compiled default (every spec) applies.
     assert body["runtime_config"]["parameters"] == {"reason": "schedule"}
-    assert body["pipeline_spec"]["pipelineInfo"]["name"] == "training-pipeline"
-    tasks = pipeline_tasks(body)
-    assert len(tasks) > 3
-    assert {task.get("cachingOptions", {}).get("enableCache", False) for task in tasks} == {False}
+    # The version the committed manifests deploy, by id; no spec travels with the run.
+    current = DeployedPipeline.of_package(DEFAULT_PIPELINE_PACKAGE)
+    assert body["pipeline_version_reference"] == {
+        "pipeline_id": f"pl-{current.name}",
+        "pipeline_version_id": f"pv-{current.version}",
+    }
+    assert "pipeline_spec" not in body
+
+
+def test_every_step_of_the_deployed_pipeline_is_compiled_without_caching():
+    """A run by version id cannot rewrite caching: the compiled spec itself must recompute everything."""
+    spec = next(iter(yaml.safe_load_all(DEFAULT_PIPELINE_PACKAGE.read_text())))
+    executors = [
+        t for t in pipeline_tasks(spec) if "dag" not in spec["components"][t["componentRef"]["name"]]
+    ]
+    assert len(executors) > 5
+    assert {task.get("cachingOptions", {}).get("enableCache", False) for task in executors} == {False}
+
+
+def test_a_version_argo_cd_has_not_synced_is_one_line_and_starts_nothing(capsys):
+    code, runs, _, err = submitted([], capsys, deployed={"training-pipeline": ["training-pipeline-0ld"]})
+    assert code == 1 and runs == []
+    current = DeployedPipeline.of_package(DEFAULT_PIPELINE_PACKAGE).version
+    assert err.count("\n") == 1 and f"KFP has no version {current!r}" in err and "sync Argo CD" in err
+    code, runs, _, err = submitted([], capsys, deployed={})
+    assert code == 1 and "KFP has no pipeline 'training-pipeline'" in err
+
+
+def test_the_package_upload_is_an_explicit_fallback(capsys):
+    code, runs, _, err = submitted(["--upload-package"], capsys, deployed={})
+    assert code == 0, err
+    assert runs[0]["pipeline_spec"]["pipelineInfo"]["name"] == "training-pipeline"
 
 
 def test_models_and_experiment_are_passed_through(capsys):
