@@ -4,8 +4,9 @@
         [--logger-url URL] [--bad-canary error|slow|model=mode,...]
 
 The pipeline definition is the one compiled for the cluster; `kfp.local.SubprocessRunner` runs each
-component function in a subprocess of the platform environment. The data window defaults to the demo
-data's range (from its manifest), since a rolling window from today may not overlap fixed demo data.
+component function in a subprocess of the platform environment. Each model trains on its own spec's
+`training.window` (a rolling `lookback_days` ends at the newest row of the model's label table; see
+components/load_features/step.py) unless the run passes `--start/--end`.
 
 Its release steps run with `serving_mode="local"` against the local serving runtime (Triton + router,
 inference/local_runtime.py): a live one (`python -m inference.serve`) is attached to, else one is started
@@ -15,7 +16,6 @@ for the run's duration. The steps find it through `$MLOPS_SERVING_RUNTIME` (its 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -74,14 +74,6 @@ def _create_tracking_store() -> None:
     configure_tracking()
     with quiet_mlflow():
         mlflow.search_experiments(max_results=1)
-
-
-def demo_data_window() -> tuple[str, str]:
-    manifest = paths.feature_data_dir() / "manifest.json"
-    if not manifest.exists():
-        return "", ""
-    data = json.loads(manifest.read_text())
-    return data["start"], data["end"]
 
 
 def _newest_run_dir(before: set[Path]) -> Path:
@@ -166,6 +158,16 @@ def run_training(
     return run
 
 
+def window_source(start: str, end: str) -> str:
+    """Where the run's data window comes from, for its first lines of output."""
+    if start or end:
+        return f"--start {start or '(spec)'} --end {end or '(spec)'} for every model"
+    return (
+        "each model's spec training.window (a rolling lookback_days ends at the newest row of the "
+        "model's label table); the pipeline log's 'training set for' lines give each window"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from core.registry import local_tracking_uri
     from pipelines.training import DEFAULT_MODELS
@@ -174,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m pipelines.local_run", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model spec names")
-    parser.add_argument("--start", default=None, help="ISO start of the data window (default: demo data)")
-    parser.add_argument("--end", default=None, help="ISO end of the data window (default: demo data)")
+    parser.add_argument("--start", default="", help="ISO start of the data window (default: each spec's)")
+    parser.add_argument("--end", default="", help="ISO end of the data window (default: each spec's)")
     parser.add_argument("--reason", default="manual", help="why this run exists")
     parser.add_argument("--logger-url", help="where the router posts CloudEvents (the drift detector)")
     parser.add_argument(
@@ -184,12 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bad_canary:
         os.environ[variable("bad_canary")] = args.bad_canary
-    default_start, default_end = demo_data_window()
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     log_path = paths.logs_dir() / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}.log"
     print(f"training pipeline (kfp.local): {', '.join(models)}; full log: {log_path}", flush=True)
-    window = args.start or default_start, args.end or default_end
-    run = run_training(models, *window, args.reason, log_path, logger_url=args.logger_url)
+    print(f"data window: {window_source(args.start, args.end)}", flush=True)
+    run = run_training(models, args.start, args.end, args.reason, log_path, logger_url=args.logger_url)
     print()
     print(format_table(run.outcomes))
     print()

@@ -64,6 +64,31 @@ def resolve_window(
     return start, end
 
 
+def window_anchor(spec: ModelSpec, data_dir: str | Path | None = None) -> datetime:
+    """Where a rolling window ends when the run names no end: just after the newest row of the model's own
+    label table (end is exclusive), so a table whose data stops before today still trains on its newest
+    `lookback_days`, and a live table (newest row about now) trains on the days before the run."""
+    times = _read_label_table(spec, data_dir)[TIME_COLUMN]
+    if times.empty:
+        raise LoadFeaturesError(
+            f"label dataset {spec.label.dataset!r} at {label_table_location(spec, data_dir)} has no rows"
+        )
+    return (times.max() + pd.Timedelta(microseconds=1)).to_pydatetime()
+
+
+def describe_window(spec: ModelSpec, start: str, end: str) -> str:
+    """One line saying where a run's window comes from (the log states it, since it decides the rows)."""
+    if start or end:
+        return f"the run's --start/--end ({start or 'spec'} .. {end or 'spec'})"
+    window = spec.training.window
+    if window.lookback_days is None:
+        return f"{spec.name}.yaml training.window (fixed)"
+    return (
+        f"{spec.name}.yaml training.window.lookback_days={window.lookback_days}, "
+        f"ending at the newest row of label table {spec.label.dataset!r}"
+    )
+
+
 # ------------------------------------------------------------------------------------------ label rows
 def label_table_location(spec: ModelSpec, data_dir: str | Path | None = None) -> str:
     """`<data_dir>/<dataset>.parquet`; data_dir defaults to FEATURE_DATA_URI (a folder or an s3:// prefix,
@@ -108,7 +133,8 @@ def _rows_in_window(spec: ModelSpec, table: pd.DataFrame, start: datetime, end: 
     if rows.empty:
         raise LoadFeaturesError(
             f"label dataset {spec.label.dataset!r} has no rows in [{start.isoformat()}, {end.isoformat()}) "
-            f"(its data spans {_span(times)})"
+            f"(its data spans {_span(times)}): change {spec.name}.yaml training.window or the run's "
+            "--start/--end"
         )
     return rows.reset_index(drop=True)
 
@@ -202,10 +228,15 @@ def load_training_set(
 def run(model: str, start: str, end: str, out_path: str) -> dict:
     with timed_step("load_features", model):
         (spec,) = load_specs(names=[model])
-        window = resolve_window(spec, start or None, end or None)
+        anchor = None if end or spec.training.window.lookback_days is None else window_anchor(spec)
+        window = resolve_window(spec, start or None, end or None, now=anchor)
         frame, lineage = load_training_set(spec, *window)
         save_training_set(frame, lineage, Path(out_path))
         source = lineage["feature_service"] or "request fields"
-        span = f"{window[0]:%Y-%m-%d} .. {window[1]:%Y-%m-%d}"
-        print(f"training set for {spec.name}: {lineage['rows']} rows, {span}, from {source}", flush=True)
+        span = f"{window[0]:%Y-%m-%d %H:%M} .. {window[1]:%Y-%m-%d %H:%M}"
+        print(
+            f"training set for {spec.name}: {lineage['rows']} rows, {span}, from {source}; "
+            f"window: {describe_window(spec, start, end)}",
+            flush=True,
+        )
         return lineage

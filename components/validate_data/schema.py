@@ -171,7 +171,15 @@ def _frame_checks(spec: ModelSpec, limits: Limits) -> list[pa.Check]:
         return all(shares.get(value, 0.0) >= limits.min_class_fraction for value in classes)
 
     return [
-        pa.Check(lambda frame: len(frame) >= needed, name="min_rows", statistics={"min_rows": needed}),
+        pa.Check(
+            lambda frame: len(frame) >= needed,
+            name="min_rows",
+            statistics={
+                "min_rows": needed,
+                "min_test_rows": spec.evaluation.min_test_rows,
+                "test_fraction": spec.training.split.test_fraction,
+            },
+        ),
         pa.Check(
             balanced,
             name="label_balance",

@@ -187,7 +187,13 @@ def _describe(
     if name == "label_values" and "allowed" in stats:
         return f"{len(group)} value(s) not among {', '.join(map(str, stats['allowed']))}"
     if name == "min_rows" and "min_rows" in stats:
-        return f"{len(frame)} rows, at least {stats['min_rows']} needed for the test split's minimum"
+        return (
+            f"{len(frame)} rows, at least {stats['min_rows']} needed for the test split's minimum "
+            f"(evaluation.min_test_rows={stats.get('min_test_rows')} / "
+            f"training.split.test_fraction={stats.get('test_fraction')}): widen training.window "
+            "(or the run's --start/--end), or lower evaluation.min_test_rows or raise "
+            "training.split.test_fraction in the model spec"
+        )
     if name == "label_balance" and "classes" in stats:
         return _balance_message(frame, stats)
     return f"{len(group)} failing value(s)"

@@ -113,7 +113,8 @@ class TrainingWindow(SpecModel):
     end: UtcDatetime | None = None
     """Exclusive; a date means midnight UTC."""
     lookback_days: PositiveInt | None = None
-    """Rolling window ending when the pipeline runs (what scheduled and drift-triggered retrains use)."""
+    """Rolling window ending just after the newest row of the model's own label table (on live data that
+    is about when the pipeline runs; what scheduled and drift-triggered retrains use)."""
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:

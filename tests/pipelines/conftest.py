@@ -44,10 +44,12 @@ def restore_data(local_platform):
 def first_run(local_platform):
     """The pipeline over all four demo models on fresh stores: every model becomes a first champion,
     served alone by the local serving runtime the run starts (and stops) for its release steps."""
-    from pipelines.local_run import demo_data_window, run_training
+    from core.paths import feature_data_dir
+    from feature_repo.demo_data.writer import data_window as demo_data_window
+    from pipelines.local_run import run_training
     from pipelines.training import DEFAULT_MODELS
 
-    start, end = demo_data_window()
+    start, end = demo_data_window(feature_data_dir())
     run = run_training(DEFAULT_MODELS, start, end, reason="test: first run")
     assert run.succeeded, [(o.model, o.stage, o.reasons) for o in run.outcomes]
     return run
