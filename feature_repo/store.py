@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -95,30 +96,32 @@ def _data_manifest() -> dict:
     return json.loads(manifest.read_text())
 
 
-def materialize(force: bool = False) -> tuple[datetime, datetime] | None:
-    """Load the latest value of every online feature view into the online store for the data's time range.
+def materialize(force: bool = False, views: Sequence[str] | None = None) -> tuple[datetime, datetime] | None:
+    """Load the latest value of every online feature view (or only `views`, by name) into the online store
+    for the data's time range.
 
     Skipped when this exact data (by the manifest's hashes) was materialized after the last apply.
     """
     manifest = _data_manifest()
     start, end = datetime.fromisoformat(manifest["start"]), datetime.fromisoformat(manifest["end"])
     key = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-    key += (paths.feast_dir() / "applied.sha256").read_text()
+    key += (paths.feast_dir() / "applied.sha256").read_text() + ",".join(sorted(views or ()))
     stamp = paths.feast_dir() / "materialized.sha256"
     if not force and stamp.exists() and stamp.read_text() == key:
         return None
     with warnings.catch_warnings():
         # ibis (under Feast's DuckDB store) calls a DuckDB method DuckDB has deprecated; not ours to fix.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
-        open_store().materialize(start_date=start, end_date=end)
+        open_store().materialize(start_date=start, end_date=end, feature_views=list(views) if views else None)
     stamp.write_text(key)
     return start, end
 
 
-def bootstrap(force: bool = False) -> None:
+def bootstrap(force: bool = False, views: Sequence[str] | None = None) -> None:
+    """Apply, then materialize every online view (or only `views`: tests of the demo name the demo's)."""
     applied = apply(force=force)
     print(f"feast apply: {'applied' if applied else 'definitions unchanged, skipped'} ({FEATURE_REPO.name}/)")
-    window = materialize(force=force or applied)
+    window = materialize(force=force or applied, views=views)
     if window is None:
         print("feast materialize: online store already holds this data, skipped")
     else:
