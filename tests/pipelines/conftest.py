@@ -11,6 +11,7 @@ from feature_repo import store
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
+from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
 from tests.helpers.fast_specs import fast_specs
 
 
@@ -25,7 +26,7 @@ def local_platform(tmp_path_factory):
         patch.delenv("FEATURE_DATA_URI", raising=False)
         config = GeneratorConfig(customers=100)
         write_tables(config, generate(config), home / "data")
-        store.bootstrap()
+        store.bootstrap(views=DEMO_FEATURE_VIEWS)
         fast_specs(home / "specs")
         yield home
 
