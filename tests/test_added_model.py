@@ -82,3 +82,59 @@ def test_feast_over_the_checkout_with_the_demo_data_only_and_then_the_users_tabl
     assert lineage["rows"] == 569  # every label row: no demo window cuts the user's data
     assert lineage["input_columns"] == FEATURES
     assert frame[FEATURES].notna().all().all()
+
+
+@pytest.fixture
+def own_home(checkout, tmp_path, monkeypatch):
+    """A home with only the user's tables (no demo data, no demo manifest) over the checkout's repo."""
+    _, repo = checkout
+    home = tmp_path / "home"
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    monkeypatch.delenv("FEATURE_DATA_URI", raising=False)
+    monkeypatch.setattr(store, "FEATURE_REPO", repo)
+    monkeypatch.setattr(store, "LOCAL_CONFIG", repo / "feature_store.yaml")
+    return home, write_own_tables(home / "data")
+
+
+def test_features_materialize_what_exists_over_its_own_range_without_demo_data(own_home, capsys):
+    _, patients = own_home
+    store.bootstrap()
+    printed = capsys.readouterr()
+    assert "feast materialize: patient_measurements_fv 2027-01-04 .. 2027-03-04" in printed.out
+    for view in DEMO_FEATURE_VIEWS:  # the demo's tables are absent: said, skipped, nothing fails
+        assert f"warning: feast materialize: {view}: no source at" in printed.err
+    assert "entities of" not in printed.err  # every patient has an online value
+    newest = patients.iloc[-1]
+    online = (
+        store.open_store()
+        .get_online_features(
+            features=[f"patient_measurements_fv:{name}" for name in FEATURES],
+            entity_rows=[{"patient_id": int(newest.patient_id)}],
+        )
+        .to_dict()
+    )
+    assert [online[name][0] for name in FEATURES] == pytest.approx(list(newest[FEATURES]))
+
+
+def test_a_source_row_added_after_materializing_is_counted_as_missing_online(own_home):
+    home, patients = own_home
+    store.bootstrap()
+    late = patients.tail(3).assign(patient_id=lambda t: t.patient_id + 10_000)
+    pd.concat([patients, late]).to_parquet(home / "data" / "patients.parquet", index=False)
+    feast = store.open_store()
+    view = feast.get_feature_view("patient_measurements_fv")
+    assert store.missing_online(feast, view) == (3, len(patients) + 3)
+
+
+def test_editing_the_users_view_module_is_a_change_apply_sees(own_home, checkout):
+    _, repo = checkout
+    assert repo / "patients.py" in store.repo_files()
+    assert store.apply() is True
+    assert store.apply() is False
+    module = repo / "patients.py"
+    original = module.read_text()
+    try:
+        module.write_text(original.replace("ttl=timedelta(days=30)", "ttl=timedelta(days=31)"))
+        assert store.apply() is True
+    finally:
+        module.write_text(original)
