@@ -96,3 +96,9 @@ def test_an_empty_label_table_is_a_one_line_error(tmp_path):
         LoadFeaturesError, match=r"label dataset 'messages' at .*messages\.parquet has no rows$"
     ):
         window_anchor(spec, tmp_path)
+
+
+def test_a_run_without_models_takes_every_spec_in_the_spec_folder(fixture_specs):
+    from pipelines.local_run import discovered_models
+
+    assert discovered_models() == sorted(p.stem for p in fixture_specs.glob("*.yaml"))
