@@ -20,6 +20,10 @@ SERVING_PY := .venv-serving/bin/python
 DEB_PACKAGES := prometheus prometheus-alertmanager
 BENCH_DEB_PACKAGES := wrk
 DEMO_CUSTOMERS ?= 1000
+# `make pipeline MODELS=a,b` / `make serve MODELS=a PORT=8181`: empty means every spec in pipelines/models/.
+MODELS ?=
+PORT ?=
+MODEL_ARGS := $(if $(MODELS),--models $(MODELS))
 
 .PHONY: help install run test lint format compile clean distclean lock data features pipeline serve rollout monitor rules-test check-manifests manifests images deb-packages bench bench-packages
 
@@ -29,7 +33,7 @@ help: ## List the targets
 install: .venv/.synced .venv-serving/.synced .venv-tools/.synced manifests/schemas/node_modules/.installed deb-packages ## Create the environments and install Debian packages (idempotent)
 
 run: install data features ## The local loop: data -> Feast -> pipeline (train ... register -> canary) -> drift -> alert -> retrain
-	$(PY) -m pipelines.local_run
+	$(PY) -m pipelines.local_run $(MODEL_ARGS)
 	$(PY) -m pipelines.loop_demo --model conversion-xgboost --time-scale 30
 	@echo "local state: $(MLOPS_HOME)"
 
@@ -57,11 +61,11 @@ data: .venv/.synced ## Generate the demo data (skipped when already up to date)
 features: .venv/.synced ## feast apply + materialize the online store (skipped when nothing changed)
 	$(PY) -m feature_repo.store bootstrap
 
-pipeline: .venv/.synced ## Run only the training pipeline locally (data and features must exist)
-	$(PY) -m pipelines.local_run
+pipeline: .venv/.synced ## Run only the training pipeline locally over every spec or MODELS=a,b (data and features must exist)
+	$(PY) -m pipelines.local_run $(MODEL_ARGS)
 
-serve: .venv/.synced ## Serve the registered models locally (Triton + canary router on :8081) until Ctrl-C
-	$(PY) -m inference.serve
+serve: .venv/.synced ## Serve the registered models (or MODELS=a,b) locally (Triton + canary router on :8081, or PORT=) until Ctrl-C
+	$(PY) -m inference.serve $(MODEL_ARGS) $(if $(PORT),--port $(PORT))
 
 rollout: .venv/.synced ## Canary the registry's challengers by hand (the pipeline already does it for what it registers)
 	$(PY) -m inference.local_rollout

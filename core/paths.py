@@ -33,3 +33,9 @@ def pipeline_root() -> Path:
 
 def logs_dir() -> Path:
     return state_root() / "logs"
+
+
+def monitoring_runtime_file() -> Path:
+    """Where a live `make monitor` says where it listens (serving reads it: inference cannot import
+    monitoring)."""
+    return state_root() / "monitoring" / "runtime.json"

@@ -15,7 +15,9 @@ def _data_uri() -> str:
     return str(settings().feature_data_uri or feature_data_dir()).rstrip("/")
 
 
-def _parquet_source(table: str, description: str) -> FileSource:
+def parquet_source(table: str, description: str) -> FileSource:
+    """`<FEATURE_DATA_URI>/<table>.parquet` with `event_timestamp` and `created` columns: what a view of
+    any model (the demo's or a user's own module beside them) reads."""
     return FileSource(
         name=f"{table}_source",
         path=f"{_data_uri()}/{table}.parquet",
@@ -25,8 +27,8 @@ def _parquet_source(table: str, description: str) -> FileSource:
     )
 
 
-customer_profile_source = _parquet_source("customer_profile", "Weekly snapshot of each customer's account.")
-customer_activity_source = _parquet_source(
+customer_profile_source = parquet_source("customer_profile", "Weekly snapshot of each customer's account.")
+customer_activity_source = parquet_source(
     "customer_activity", "Daily rolling counts of each customer's activity."
 )
-session_stats_source = _parquet_source("session_stats", "One row per chat session, stamped at its end.")
+session_stats_source = parquet_source("session_stats", "One row per chat session, stamped at its end.")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import subprocess
 import sys
 import warnings
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core import paths
@@ -23,14 +23,6 @@ from core.settings import settings, variable
 FEATURE_REPO = Path(__file__).resolve().parent
 LOCAL_CONFIG = FEATURE_REPO / "feature_store.yaml"
 CLUSTER_CONFIG = FEATURE_REPO / "cluster" / "feature_store.yaml"
-_DEFINITION_FILES = (
-    "entities.py",
-    "data_sources.py",
-    "feature_views.py",
-    "on_demand.py",
-    "feature_services.py",
-    "feature_store.yaml",
-)
 
 
 class FeatureRepoError(RuntimeError):
@@ -46,11 +38,19 @@ def feast_environment() -> dict[str, str]:
     return env
 
 
+def repo_files() -> list[Path]:
+    """Every file `feast apply` loads: Feast's own listing (feast 0.67.0, repo_operations.get_repo_files:
+    each `*.py` under the repo but `__init__.py` and what `.feastignore` names), plus the config."""
+    from feast.repo_operations import get_repo_files
+
+    return [*get_repo_files(FEATURE_REPO), LOCAL_CONFIG]
+
+
 def definitions_digest() -> str:
     digest = hashlib.sha256()
-    for name in _DEFINITION_FILES:
-        digest.update(name.encode())
-        digest.update((FEATURE_REPO / name).read_bytes())
+    for path in repo_files():
+        digest.update(str(path.relative_to(FEATURE_REPO.resolve())).encode())
+        digest.update(path.read_bytes())
     digest.update(str(settings().feature_data_uri or paths.feature_data_dir()).encode())
     return digest.hexdigest()
 
@@ -86,43 +86,96 @@ def open_store():
     return FeatureStore(repo_path=str(FEATURE_REPO), fs_yaml_file=LOCAL_CONFIG)
 
 
-def _data_manifest() -> dict:
-    manifest = paths.feature_data_dir() / "manifest.json"
-    if not manifest.exists():
-        raise FeatureRepoError(
-            f"no demo data in {manifest.parent}: run `python -m feature_repo.demo_data` first"
-        )
-    return json.loads(manifest.read_text())
+def _source_path(view) -> str:
+    return view.batch_source.path
 
 
-def materialize(force: bool = False) -> tuple[datetime, datetime] | None:
-    """Load the latest value of every online feature view into the online store for the data's time range.
+def _source_range(view) -> tuple[datetime, datetime]:
+    """The first and last event time in a view's Parquet source (the end one second on: Feast's window
+    must reach the newest row)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
-    Skipped when this exact data (by the manifest's hashes) was materialized after the last apply.
+    stamps = pq.read_table(_source_path(view), columns=[view.batch_source.timestamp_field]).column(0)
+    bounds = pc.min_max(stamps)
+    return bounds["min"].as_py(), bounds["max"].as_py() + timedelta(seconds=1)
+
+
+def _stat(path: str) -> str:
+    if "://" in path:
+        return path
+    stat = Path(path).stat()
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def missing_online(store, view) -> tuple[int, int]:
+    """(entities of the view's source without an online value, all of them): what materializing left out."""
+    import pyarrow.parquet as pq
+
+    keys = [column.name for column in view.entity_columns]
+    rows = pq.read_table(_source_path(view), columns=keys).to_pandas().drop_duplicates()
+    feature = f"{view.name}:{view.features[0].name}"
+    online = store.get_online_features(features=[feature], entity_rows=rows.to_dict("records")).to_dict()
+    return sum(value is None for value in online[view.features[0].name]), len(rows)
+
+
+def materialize(force: bool = False, views: Sequence[str] | None = None) -> list[tuple] | None:
+    """Load the latest value of every online feature view (or only `views`, by name) into the online store,
+    each over its own source's time range; a view whose source file is absent is skipped with a warning,
+    and so is every view's count of source entities left without an online value.
+
+    Returns (view, start, end) per materialized view; None when this exact data (by each source file's
+    size and modification time) was materialized after the last apply.
     """
-    manifest = _data_manifest()
-    start, end = datetime.fromisoformat(manifest["start"]), datetime.fromisoformat(manifest["end"])
-    key = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-    key += (paths.feast_dir() / "applied.sha256").read_text()
+    store = open_store()
+    chosen = [v for v in store.list_feature_views() if v.online and (not views or v.name in views)]
+    present = []
+    for view in chosen:
+        path = _source_path(view)
+        if "://" not in path and not Path(path).is_file():
+            print(f"warning: feast materialize: {view.name}: no source at {path}, skipped", file=sys.stderr)
+        else:
+            present.append(view)
+    key = (paths.feast_dir() / "applied.sha256").read_text()
+    key += ";".join(sorted(f"{view.name}={_stat(_source_path(view))}" for view in present))
     stamp = paths.feast_dir() / "materialized.sha256"
     if not force and stamp.exists() and stamp.read_text() == key:
         return None
+    done = []
     with warnings.catch_warnings():
         # ibis (under Feast's DuckDB store) calls a DuckDB method DuckDB has deprecated; not ours to fix.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
-        open_store().materialize(start_date=start, end_date=end)
+        for view in present:
+            if "://" in _source_path(view):  # a remote source: up to now, from where the last run stopped
+                store.materialize_incremental(end_date=datetime.now(UTC), feature_views=[view.name])
+                done.append((view.name, None, None))
+                continue
+            start, end = _source_range(view)
+            store.materialize(start_date=start, end_date=end, feature_views=[view.name])
+            done.append((view.name, start, end))
     stamp.write_text(key)
-    return start, end
+    for view in present:
+        missing, total = missing_online(store, view)
+        if missing:
+            print(
+                f"warning: feast materialize: {view.name}: {missing} of {total} entities of "
+                f"{_source_path(view)} have no online value",
+                file=sys.stderr,
+            )
+    return done
 
 
-def bootstrap(force: bool = False) -> None:
+def bootstrap(force: bool = False, views: Sequence[str] | None = None) -> None:
+    """Apply, then materialize every online view (or only `views`: tests of the demo name the demo's)."""
     applied = apply(force=force)
     print(f"feast apply: {'applied' if applied else 'definitions unchanged, skipped'} ({FEATURE_REPO.name}/)")
-    window = materialize(force=force or applied)
-    if window is None:
+    done = materialize(force=force or applied, views=views)
+    if done is None:
         print("feast materialize: online store already holds this data, skipped")
-    else:
-        print(f"feast materialize: {window[0]:%Y-%m-%d} .. {window[1]:%Y-%m-%d} -> {paths.feast_dir()}")
+        return
+    for view, start, end in done:
+        span = "incrementally to now" if start is None else f"{start:%Y-%m-%d} .. {end:%Y-%m-%d}"
+        print(f"feast materialize: {view} {span} -> {paths.feast_dir()}")
 
 
 def main(argv: list[str] | None = None) -> int:

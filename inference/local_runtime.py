@@ -93,6 +93,18 @@ def attach(path: Path | None = None) -> RuntimeInfo | None:
     return info if _pid_alive(info.pid) else None
 
 
+def monitoring_logger_url(path: Path | None = None) -> str | None:
+    """The drift service's URL from a live `make monitor`'s runtime file (default:
+    `core.paths.monitoring_runtime_file()`), for the router's payload logger; None when none is live."""
+    from core.paths import monitoring_runtime_file
+
+    try:
+        info = json.loads(Path(path or monitoring_runtime_file()).read_text())
+        return f"{info['drift_url'].rstrip('/')}/" if _pid_alive(int(info["pid"])) else None
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 def require_runtime() -> RuntimeInfo:
     info = attach()
     if info is None:

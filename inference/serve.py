@@ -26,7 +26,7 @@ from core.ports import HOST
 from core.registry import CHALLENGER, CHAMPION, ModelVersionRef, configure_tracking, resolve_alias
 from core.spec.model import ModelSpec, load_specs
 from inference.canary.deploy import deploy_canary
-from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach
+from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach, monitoring_logger_url
 from inference.router.routing import RouteTable
 
 DEFAULT_PORT = 8081
@@ -133,14 +133,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="the router's port (default: %(default)s)"
     )
-    parser.add_argument("--logger-url", help="where the router posts CloudEvents (the drift detector)")
+    parser.add_argument(
+        "--logger-url",
+        help="where the router posts CloudEvents (default: the drift service of a live `make monitor`)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     for stop_signal in STOP_SIGNALS:  # installed first: a signal during startup also stops cleanly
         signal.signal(stop_signal, _raise_stop)
     try:
-        serve(models, args.port, args.logger_url, seed=args.seed, say=lambda line: print(line, flush=True))
+        logger_url = args.logger_url or monitoring_logger_url()
+        serve(models, args.port, logger_url, seed=args.seed, say=lambda line: print(line, flush=True))
     except Stop as stop:
         print(f"serve: stopped on {stop}", flush=True)
     except (LookupError, ValueError, SpecError, FileNotFoundError, RuntimeError, TimeoutError) as exc:

@@ -2,7 +2,10 @@
 
     python -m monitoring.local_stack --detectors DIR [--router 127.0.0.1:8090] [--time-scale 1]
 
-runs in the foreground until Ctrl-C; `LocalMonitoringStack` is the same as a context manager. Under
+runs in the foreground until Ctrl-C, scraping a live `make serve`'s router unless `--router` names one, and
+says where it listens in `$MLOPS_HOME/monitoring/runtime.json` (a `make serve` started afterwards points its
+payload logger at the drift service from there); `LocalMonitoringStack` is the same as a context
+manager. Under
 `$MLOPS_HOME/monitoring/` it writes `prometheus.yml` (scrape jobs `drift-detector`, `retrain-trigger` and
 an optional `router`; the rules extracted from the PrometheusRule objects; the local Alertmanager) and
 `alertmanager.yml` (the committed configuration with the retrain webhook pointed at the local trigger and
@@ -20,12 +23,15 @@ and are re-exported here.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from core import paths
 from monitoring.local_stack_runner import (
@@ -41,6 +47,26 @@ def wait_for_exit(stack: LocalMonitoringStack) -> str:
     return stack.exited()[0].name
 
 
+def live_router_target() -> str | None:
+    """host:port of a live `make serve`'s router (its runtime.json), so monitoring scrapes it unasked."""
+    from inference.local_runtime import attach
+
+    info = attach()
+    return urlsplit(info.router_http_url).netloc if info is not None else None
+
+
+def write_runtime_file(stack: LocalMonitoringStack) -> Path:
+    """Say where the stack listens (`core.paths.monitoring_runtime_file()`): a `make serve` started later
+    points its payload logger at the drift service without a port copied by hand."""
+    path = paths.monitoring_runtime_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    urls = {f"{name}_url": stack.url(name) for name in ("prometheus", "alertmanager", "drift", "trigger")}
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps({**urls, "pid": os.getpid()}))
+    partial.replace(path)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m monitoring.local_stack", description=__doc__.split("\n")[0]
@@ -49,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--detectors", type=Path, default=None, help="detector bundles (default: $MLOPS_HOME/detectors)"
     )
     parser.add_argument(
-        "--router", default=None, help="host:port of the serving router to scrape as job `router`"
+        "--router",
+        default=None,
+        help="host:port of the serving router to scrape as job `router` (default: a live `make serve`'s)",
     )
     parser.add_argument(
         "--time-scale", type=float, default=1.0, help="divide alert timers by this (tests, demos)"
@@ -66,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = LocalMonitoringStack(
         detectors,
         time_scale=args.time_scale,
-        router_target=args.router,
+        router_target=args.router or live_router_target(),
         cooldown_s=args.cooldown_s,
         local_command=command,
     )
@@ -75,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stack:
             for name in ("prometheus", "alertmanager", "drift", "trigger"):
                 print(f"{name:13} {stack.url(name)}", flush=True)
+            write_runtime_file(stack)
             print(f"logs          {stack.logs_dir}  (Ctrl-C stops everything)", flush=True)
             name = wait_for_exit(stack)
             print(f"local stack: {name} exited: see {stack.logs_dir}", file=sys.stderr)
@@ -84,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+    finally:
+        paths.monitoring_runtime_file().unlink(missing_ok=True)
     return 0
 
 

@@ -158,14 +158,35 @@ def run_training(
     return run
 
 
+def discovered_models() -> list[str]:
+    """Every spec in the spec folder (`pipelines/models/`, or `$MLOPS_SPEC_DIR`): a model is trained by
+    adding its spec, not by editing a list."""
+    from core.spec.model import load_specs
+
+    return [spec.name for spec in load_specs()]
+
+
+def window_source(start: str, end: str) -> str:
+    """Where the run's data window comes from, for its first lines of output."""
+    if start or end:
+        return f"--start {start or '(spec)'} --end {end or '(spec)'} for every model"
+    return (
+        "each model's spec training.window (ending at the run time, or at the newest label row with "
+        "anchor: newest_row); the pipeline log's 'training set for' lines give each window"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from core.registry import local_tracking_uri
-    from pipelines.training import DEFAULT_MODELS
 
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.local_run", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model spec names")
+    parser.add_argument(
+        "--models",
+        default="",
+        help="comma-separated model spec names (default: every spec in the spec folder)",
+    )
     parser.add_argument("--start", default="", help="ISO start of the data window (default: each spec's)")
     parser.add_argument("--end", default="", help="ISO end of the data window (default: each spec's)")
     parser.add_argument("--reason", default="manual", help="why this run exists")
@@ -176,11 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bad_canary:
         os.environ[variable("bad_canary")] = args.bad_canary
-    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    models = [name.strip() for name in args.models.split(",") if name.strip()] or discovered_models()
     log_path = paths.logs_dir() / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}.log"
     print(f"training pipeline (kfp.local): {', '.join(models)}; full log: {log_path}", flush=True)
-    window = args.start, args.end
-    run = run_training(models, *window, args.reason, log_path, logger_url=args.logger_url)
+    print(f"data window: {window_source(args.start, args.end)}", flush=True)
+    run = run_training(models, args.start, args.end, args.reason, log_path, logger_url=args.logger_url)
     print()
     print(format_table(run.outcomes))
     print()

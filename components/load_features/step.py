@@ -206,9 +206,7 @@ def load_training_set(
 def run(model: str, start: str, end: str, out_path: str) -> dict:
     with timed_step("load_features", model):
         (spec,) = load_specs(names=[model])
-        anchored = not end and spec.training.window.anchor == "newest_row"
-        now = newest_label_time(spec) + ANCHOR_MARGIN if anchored else None
-        window = resolve_window(spec, start or None, end or None, now)
+        window = resolve_window(spec, start or None, end or None, None if end else spec_anchor(spec))
         frame, lineage = load_training_set(spec, *window)
         save_training_set(frame, lineage, Path(out_path))
         source = lineage["feature_service"] or "request fields"
@@ -226,6 +224,14 @@ def window_origin(spec: ModelSpec, start: str, end: str) -> str:
         return "the spec's training.window start/end"
     to = "the newest label row" if window.anchor == "newest_row" else "the run time"
     return f"the spec's training.window: {window.lookback_days} days to {to}"
+
+
+def spec_anchor(spec: ModelSpec, data_dir: str | Path | None = None) -> datetime | None:
+    """Where the spec's rolling window ends when the run gives no end: None (the run time), or just past
+    the newest label row with `anchor: newest_row`."""
+    if spec.training.window.anchor != "newest_row":
+        return None
+    return newest_label_time(spec, data_dir) + ANCHOR_MARGIN
 
 
 def newest_label_time(spec: ModelSpec, data_dir: str | Path | None = None) -> datetime:

@@ -76,6 +76,15 @@ def read_manifest(out_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def data_window(out_dir: Path) -> tuple[str, str]:
+    """The demo data's `[start, end)` from its manifest (ISO strings; empty when there is none): what tests
+    of the demo pass as an explicit window."""
+    manifest = read_manifest(out_dir)
+    if manifest is None:
+        return "", ""
+    return manifest["start"], manifest["end"]
+
+
 def is_up_to_date(config: GeneratorConfig, out_dir: Path) -> bool:
     """True when the folder holds this config's data, every file unchanged since it was written."""
     manifest = read_manifest(out_dir)

@@ -3,8 +3,8 @@
     python -m pipelines.loop_demo.run [--model conversion-xgboost] [--time-scale 30] [--stop-after finished]
 
 1. the world drifts: `$MLOPS_HOME/data` is regenerated with the same parameters plus a covariate shift over
-   its newest fifth, and Feast re-materialized, so the retraining run's window (the demo data's range)
-   holds the drifted rows;
+   its newest fifth, and Feast re-materialized, so the retraining run's window (each spec's, up to its
+   label table's newest row) holds the drifted rows;
 2. serving: the local serving runtime (Triton + router, inference/local_runtime.py) with the router's
    payload logger pointed at the drift service; the champion deployed into it;
 3. monitoring: Prometheus, Alertmanager, the drift service and the retrain trigger (local mode: an alert

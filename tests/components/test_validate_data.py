@@ -118,6 +118,9 @@ def test_too_few_rows_fails_min_rows(xgb, conversion_training_set):
     assert needed == 1334  # 200 test rows at test_fraction 0.15
     report = validate(xgb, conversion_training_set.iloc[: needed - 1])
     assert _checks(report) == {(None, "min_rows")}
+    (failure,) = report.failures
+    for field in ("training.window", "evaluation.min_test_rows", "training.split.test_fraction"):
+        assert field in failure.message, failure.message
     assert validate(xgb, conversion_training_set.iloc[:needed]).passed
 
 

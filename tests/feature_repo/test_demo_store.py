@@ -10,6 +10,8 @@ from feature_repo import store
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
+from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
+from tests.helpers.specs import DEMO_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +22,12 @@ def demo_store(tmp_path_factory):
         patch.delenv("FEATURE_DATA_URI", raising=False)
         config = GeneratorConfig(customers=60)
         write_tables(config, generate(config), home / "data")
-        store.bootstrap()
+        store.bootstrap(views=DEMO_FEATURE_VIEWS)
         yield store.open_store(), home
 
 
 def _feature_service_specs():
-    return [spec for spec in load_specs(DEFAULT_SPEC_DIR) if spec.inputs.feature_service]
+    return [spec for spec in load_specs(DEFAULT_SPEC_DIR, names=DEMO_MODELS) if spec.inputs.feature_service]
 
 
 def test_every_spec_names_a_registered_feature_service_with_its_slices(demo_store):
@@ -67,7 +69,7 @@ def test_online_store_serves_the_latest_session_of_a_customer(demo_store):
 
 
 def test_bootstrap_a_second_time_does_nothing(demo_store, capsys):
-    store.bootstrap()
+    store.bootstrap(views=DEMO_FEATURE_VIEWS)
     printed = capsys.readouterr().out
     assert "definitions unchanged, skipped" in printed
     assert "already holds this data, skipped" in printed

@@ -33,6 +33,7 @@ from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
 from inference.triton_local import Ports, TritonLocal
 from inference.triton_repository import export_repository
+from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
 from tests.helpers.specs import FIXTURE_SPEC_DIR, fixture_spec
 from tests.helpers.waiting import wait_until_serving
 
@@ -135,7 +136,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         patch.delenv("FEATURE_DATA_URI", raising=False)
         config = GeneratorConfig(customers=40)
         write_tables(config, generate(config), home / "data")
-        store.bootstrap()
+        store.bootstrap(views=DEMO_FEATURE_VIEWS)
         fs = store.open_store()
         spec = fixture_spec(MODEL)
         bundle = _train_and_export(fs, spec, home, root)

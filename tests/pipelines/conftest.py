@@ -11,6 +11,7 @@ from feature_repo import store
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
+from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
 from tests.helpers.fast_specs import fast_specs
 
 
@@ -25,7 +26,7 @@ def local_platform(tmp_path_factory):
         patch.delenv("FEATURE_DATA_URI", raising=False)
         config = GeneratorConfig(customers=100)
         write_tables(config, generate(config), home / "data")
-        store.bootstrap()
+        store.bootstrap(views=DEMO_FEATURE_VIEWS)
         fast_specs(home / "specs")
         yield home
 
@@ -44,11 +45,12 @@ def restore_data(local_platform):
 def first_run(local_platform):
     """The pipeline over all four demo models on fresh stores: every model becomes a first champion,
     served alone by the local serving runtime the run starts (and stops) for its release steps."""
+    from core.paths import feature_data_dir
+    from feature_repo.demo_data.writer import data_window as demo_data_window
     from pipelines.local_run import run_training
     from pipelines.training import DEFAULT_MODELS
-    from tests.helpers.demo_window import demo_data_window
 
-    start, end = demo_data_window()
+    start, end = demo_data_window(feature_data_dir())
     run = run_training(DEFAULT_MODELS, start, end, reason="test: first run")
     assert run.succeeded, [(o.model, o.stage, o.reasons) for o in run.outcomes]
     return run

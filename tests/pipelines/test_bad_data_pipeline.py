@@ -7,8 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from core.paths import feature_data_dir
+from feature_repo.demo_data.writer import data_window as demo_data_window
 from pipelines.local_run import run_training
-from tests.helpers.demo_window import demo_data_window
 
 pytestmark = pytest.mark.slow
 MODEL = "conversion-sklearn"
@@ -33,7 +34,7 @@ def _rewrite(data_dir, table: str, change) -> None:
 
 def _run_and_expect_validation_failure(*fragments: str, start: str | None = None, end: str | None = None):
     versions, champion = len(_versions()), _champion_version()
-    default_start, default_end = demo_data_window()
+    default_start, default_end = demo_data_window(feature_data_dir())
     run = run_training([MODEL], start or default_start, end or default_end, reason="test: bad data")
     (outcome,) = run.outcomes
     assert not run.succeeded
@@ -65,6 +66,6 @@ def test_a_changed_column_type(first_run, restore_data):
 
 
 def test_too_few_rows(first_run):
-    _, end = demo_data_window()
+    _, end = demo_data_window(feature_data_dir())
     start = (pd.Timestamp(end) - pd.Timedelta(days=2)).isoformat()
     _run_and_expect_validation_failure("min_rows", start=start, end=end)

@@ -14,13 +14,14 @@ import json
 import pytest
 import yaml
 
+from core.paths import feature_data_dir
 from core.settings import variable
+from feature_repo.demo_data.writer import data_window as demo_data_window
 from inference.canary.release import EVIDENCE_ARTIFACT
 from inference.deploy.annotations import NAMESPACE
 from pipelines.local_run import run_training
 from pipelines.run_summary import format_releases
 from pipelines.training import DEFAULT_MODELS
-from tests.helpers.demo_window import demo_data_window
 from tests.helpers.fast_specs import FAST_CANARY
 
 pytestmark = pytest.mark.slow
@@ -78,7 +79,7 @@ def second_run(first_run, local_platform):
     """Retrains of two models: both pass the gate against their champion and become challengers."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(variable("bad_canary"), f"{BAD}=error")
-        start, end = demo_data_window()
+        start, end = demo_data_window(feature_data_dir())
         run = run_training([GOOD, BAD], start, end, reason="test: canary release")
     assert run.succeeded, [(o.model, o.stage, o.reasons, o.rollout_state) for o in run.outcomes]
     return {outcome.model: outcome for outcome in run.outcomes}

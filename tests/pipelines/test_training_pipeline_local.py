@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from core.paths import feature_data_dir
+from feature_repo.demo_data.writer import data_window as demo_data_window
 from pipelines.local_run import run_training
 from pipelines.training import DEFAULT_MODELS
-from tests.helpers.demo_window import demo_data_window
 from tests.helpers.fast_specs import write_spec
 
 pytestmark = pytest.mark.slow
@@ -55,7 +56,7 @@ def test_the_gate_passed_every_declared_behavioural_check(first_run):
 
 
 def test_versions_carry_lineage_tags(first_run):
-    start, end = demo_data_window()
+    start, end = demo_data_window(feature_data_dir())
     for model in DEFAULT_MODELS:
         version = _client().get_model_version(model, "1")  # a later release may promote another
         tags = version.tags
@@ -144,7 +145,7 @@ def test_a_challenger_worse_than_the_champion_is_not_aliased(first_run, local_pl
     data["evaluation"]["floors"] = {"roc_auc": 0.5}
     write_spec(spec_dir, "conversion-sklearn", data)
     try:
-        start, end = demo_data_window()
+        start, end = demo_data_window(feature_data_dir())
         run = run_training(["conversion-sklearn"], start, end, reason="test: worse challenger")
     finally:
         write_spec(spec_dir, "conversion-sklearn", original)

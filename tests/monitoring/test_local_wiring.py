@@ -1,0 +1,58 @@
+"""`make serve` and `make monitor` find each other through runtime files under $MLOPS_HOME, the way the
+pipeline finds the serving runtime: no port copied by hand, and a file left by a dead process is ignored."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+
+from core.paths import monitoring_runtime_file
+from inference.local_runtime import RuntimeInfo, monitoring_logger_url, runtime_file
+from monitoring.local_stack import live_router_target, write_runtime_file
+
+STACK_PORTS = {"prometheus": 9090, "alertmanager": 9093, "drift": 8085, "trigger": 8086}
+
+
+class _Listening:
+    """What write_runtime_file reads of a running stack: the URL of each of its processes."""
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{STACK_PORTS[name]}"
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_serve_finds_the_drift_service_of_a_live_monitor(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    assert monitoring_logger_url() is None  # no monitor: the logger stays off
+    path = write_runtime_file(_Listening())
+    assert path == monitoring_runtime_file()
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert monitoring_logger_url() == "http://127.0.0.1:8085/"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "pid": _dead_pid()}))
+    assert monitoring_logger_url() is None  # its monitor is gone
+
+
+def test_monitor_scrapes_the_router_of_a_live_serve(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    assert live_router_target() is None
+    info = RuntimeInfo(
+        router_http_url="http://127.0.0.1:8181",
+        router_grpc_address="127.0.0.1:8182",
+        triton_http_url="http://127.0.0.1:9000",
+        triton_grpc_address="127.0.0.1:9001",
+        triton_metrics_url="http://127.0.0.1:9002/metrics",
+        repository=str(tmp_path / "repo"),
+        isvc_dir=str(tmp_path / "isvc"),
+        pid=os.getpid(),
+    )
+    runtime_file().parent.mkdir(parents=True)
+    runtime_file().write_text(json.dumps(asdict(info)))
+    assert live_router_target() == "127.0.0.1:8181"
