@@ -56,11 +56,7 @@ def test_feast_over_the_checkout_with_the_demo_data_only_and_then_the_users_tabl
     checkout, tmp_path, monkeypatch
 ):
     specs, repo = checkout
-    home = tmp_path / "home"
-    monkeypatch.setenv("MLOPS_HOME", str(home))
-    monkeypatch.delenv("FEATURE_DATA_URI", raising=False)
-    monkeypatch.setattr(store, "FEATURE_REPO", repo)
-    monkeypatch.setattr(store, "LOCAL_CONFIG", repo / "feature_store.yaml")
+    home = _home_over(repo, tmp_path / "home", monkeypatch)
     config = GeneratorConfig(customers=30)
     write_tables(config, generate(config), home / "data")
 
@@ -88,12 +84,17 @@ def test_feast_over_the_checkout_with_the_demo_data_only_and_then_the_users_tabl
 def own_home(checkout, tmp_path, monkeypatch):
     """A home with only the user's tables (no demo data, no demo manifest) over the checkout's repo."""
     _, repo = checkout
-    home = tmp_path / "home"
+    home = _home_over(repo, tmp_path / "home", monkeypatch)
+    return home, write_own_tables(home / "data")
+
+
+def _home_over(repo, home, monkeypatch):
+    """`home` as MLOPS_HOME (no FEATURE_DATA_URI), with feature_repo.store pointed at the checkout's repo."""
     monkeypatch.setenv("MLOPS_HOME", str(home))
     monkeypatch.delenv("FEATURE_DATA_URI", raising=False)
     monkeypatch.setattr(store, "FEATURE_REPO", repo)
     monkeypatch.setattr(store, "LOCAL_CONFIG", repo / "feature_store.yaml")
-    return home, write_own_tables(home / "data")
+    return home
 
 
 def test_features_materialize_what_exists_over_its_own_range_without_demo_data(own_home, capsys):
