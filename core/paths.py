@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from core.settings import settings
@@ -29,6 +30,15 @@ def mlflow_dir() -> Path:
 
 def pipeline_root() -> Path:
     return state_root() / "pipeline_root"
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write beside `path` and rename over it, so a reader (another process polling the file) never sees
+    half a file; creates the parent folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def logs_dir() -> Path:

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from core.paths import logs_dir, state_root
+from core.paths import logs_dir, state_root, write_text_atomically
 from core.ports import HOST
 from core.settings import settings
 from inference.router.app import RouterSettings, create_app, triton_readiness
@@ -155,7 +155,7 @@ class LocalServingRuntime:
                 pid=os.getpid(),
                 logger_url=self.logger_url,
             )
-            _write_atomically(runtime_file(), json.dumps(asdict(self.info), indent=2))
+            write_text_atomically(runtime_file(), json.dumps(asdict(self.info), indent=2))
         except BaseException:
             self.stop()
             raise
@@ -285,13 +285,6 @@ def _repository_call(info: RuntimeInfo, action: str, name: str) -> None:
         raise ServingRuntimeError(
             f"serving: triton {action} of {name} answered {answer.status_code}: {answer.text}"
         )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -59,11 +59,8 @@ def write_runtime_file(stack: LocalMonitoringStack) -> Path:
     """Say where the stack listens (`core.paths.monitoring_runtime_file()`): a `make serve` started later
     points its payload logger at the drift service without a port copied by hand."""
     path = paths.monitoring_runtime_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
     urls = {f"{name}_url": stack.url(name) for name in ("prometheus", "alertmanager", "drift", "trigger")}
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps({**urls, "pid": os.getpid()}))
-    partial.replace(path)
+    paths.write_text_atomically(path, json.dumps({**urls, "pid": os.getpid()}))
     return path
 
 

@@ -6,11 +6,12 @@ and no longer sends, which is how promotion drops `canaryTrafficPercent` without
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+
+from core.paths import write_text_atomically
 
 FIELD_MANAGER = "mlops-loop-deploy"
 
@@ -36,10 +37,7 @@ class FileApplier:
     def apply(self, obj: dict[str, Any]) -> None:
         metadata = obj["metadata"]
         path = self.path_for(obj["kind"], metadata["name"], metadata["namespace"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        partial.write_text(yaml.safe_dump(obj, sort_keys=False))
-        partial.replace(path)
+        write_text_atomically(path, yaml.safe_dump(obj, sort_keys=False))
 
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
         path = self.path_for(kind, name, namespace)

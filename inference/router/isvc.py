@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,16 +53,22 @@ class Route:
 
     @property
     def targets(self) -> list[Target]:
-        targets = [self._target(self.stable_version, "stable")]
-        if self.canary_version is not None:
-            targets.append(self._target(self.canary_version, "canary"))
-        return targets
+        return [self._stable] if self._canary is None else [self._stable, self._canary]
 
     def pick(self, draw: float) -> Target:
         """The target for a uniform `draw` in [0, 1): the canary when it falls in the canary's share."""
-        if self.canary_version is not None and draw * 100 < self.canary_percent:
-            return self._target(self.canary_version, "canary")
+        if self._canary is not None and draw * 100 < self.canary_percent:
+            return self._canary
+        return self._stable
+
+    # Built once per route, not per request: `pick` is on the router's request path.
+    @cached_property
+    def _stable(self) -> Target:
         return self._target(self.stable_version, "stable")
+
+    @cached_property
+    def _canary(self) -> Target | None:
+        return None if self.canary_version is None else self._target(self.canary_version, "canary")
 
     def _target(self, version: str, role: Role) -> Target:
         # Each Knative revision's pods keep the annotations of the template they were created from, so
