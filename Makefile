@@ -18,6 +18,8 @@ UV := .tools/bin/uv
 PY := .venv/bin/python
 SERVING_PY := .venv-serving/bin/python
 DEB_PACKAGES := prometheus prometheus-alertmanager
+# Tests of the cluster's Feast config run its SQL registry on PostgreSQL and its online store on Redis.
+TEST_DEB_PACKAGES := postgresql redis-server
 BENCH_DEB_PACKAGES := wrk
 DEMO_CUSTOMERS ?= 1000
 # `make pipeline MODELS=a,b` / `make serve MODELS=a PORT=8181`: empty means every spec in pipelines/models/.
@@ -25,7 +27,7 @@ MODELS ?=
 PORT ?=
 MODEL_ARGS := $(if $(MODELS),--models $(MODELS))
 
-.PHONY: help install run test lint format compile clean distclean lock data features pipeline serve rollout monitor rules-test check-manifests manifests images deb-packages bench bench-packages
+.PHONY: help install run test test-packages lint format compile clean distclean lock data features pipeline serve rollout monitor rules-test check-manifests manifests images deb-packages bench bench-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,7 +39,7 @@ run: install data features ## The local loop: data -> Feast -> pipeline (train .
 	$(PY) -m pipelines.loop_demo --model conversion-xgboost --time-scale 30
 	@echo "local state: $(MLOPS_HOME)"
 
-test: install .venv-bench/.synced bench-packages lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites (bench harness smoke tests included)
+test: install .venv-bench/.synced bench-packages test-packages lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites (bench harness smoke tests included)
 	$(SERVING_PY) -m pytest -q tests/serving_env
 	$(PY) -m pytest -q --ignore=tests/serving_env
 
@@ -140,6 +142,15 @@ deb-packages: ## Install prometheus (promtool) and alertmanager (amtool) from De
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES); \
+	fi
+
+test-packages: ## Install PostgreSQL and Redis (servers the tests start) from Debian when missing
+	@if command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "debian packages: present ($(TEST_DEB_PACKAGES))"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(TEST_DEB_PACKAGES); \
 	fi
 
 bench: install .venv-bench/.synced bench-packages ## Benchmarks: serving (Triton, router, MLServer) and monitoring (detectors); tables in build/bench/

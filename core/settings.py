@@ -6,17 +6,20 @@ configuration. `settings()` reads the environment as it is now (processes set va
 they start, and tests change them), so it is cheap and never cached; a bad value fails with one line naming
 the variable. `docs/configuration.md` is the table of these variables; a test keeps it equal to this class.
 
-On a cluster the same variables come from one ConfigMap and named Secrets; locally the runner and the
-Makefile set them.
+On a cluster the pipeline's steps get them from one ConfigMap (`mlops-platform-config`) and named Secrets:
+a field's `FromConfigMap` / `FromSecret` marker says which, and which steps read it. The compiled pipeline
+injects exactly that (pipelines/runtime_config.py), the overlays provide the ConfigMap, and local mode sets
+the same keys from a local rendering of it (core/runtime_config.py).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
@@ -27,6 +30,34 @@ def _device(value: str) -> str:
     if not _DEVICE.fullmatch(value):
         raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
     return value
+
+
+# The pipeline steps that read a variable, by KFP task name (the component function's name, dashed).
+MLFLOW_STEPS = (
+    "validate-data", "evaluate", "gate", "register", "deploy-canary", "analyze-canary", "promote-or-rollback",
+)  # fmt: skip
+FEAST_STEPS = ("load-features",)
+ROLLOUT_STEPS = ("deploy-canary", "analyze-canary", "promote-or-rollback")
+
+
+@dataclass(frozen=True)
+class FromConfigMap:
+    """On a cluster: the key of the same name in ConfigMap `mlops-platform-config`, injected into `steps`;
+    `required`: those steps stop in their first second when it is unset (no local fallback there)."""
+
+    steps: tuple[str, ...]
+    required: bool = False
+    cluster_value: str | None = None  # what the base ConfigMap holds (None: the field's default)
+
+
+@dataclass(frozen=True)
+class FromSecret:
+    """On a cluster: key `key` of Secret `secret` (the installation provides it), injected into `steps`."""
+
+    secret: str
+    key: str
+    steps: tuple[str, ...]
+    required: bool = False
 
 
 class SettingsError(ValueError):
@@ -47,24 +78,69 @@ class Settings(BaseSettings):
     spec_dir: Path | None = Field(default=None, validation_alias="MLOPS_SPEC_DIR")
     """Where the model specs are read (default: the repository's `pipelines/models/`; on a cluster: a
     mounted ConfigMap)."""
-    feature_data_uri: str | None = Field(default=None, validation_alias="FEATURE_DATA_URI")
+    feature_data_uri: Annotated[
+        str | None, FromSecret("feast-offline-store", "uri", FEAST_STEPS, required=True)
+    ] = Field(default=None, validation_alias="FEATURE_DATA_URI")
     """Folder or s3:// prefix of the feature and label tables (default: `<MLOPS_HOME>/data`)."""
-    mlflow_tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
-    """MLflow tracking server (default: the local sqlite store under `<MLOPS_HOME>/mlflow`)."""
-    mlflow_artifacts_destination: str | None = Field(
-        default=None, validation_alias="MLFLOW_ARTIFACTS_DESTINATION"
+    feast_fs_yaml: Annotated[
+        Path | None,
+        FromConfigMap(
+            FEAST_STEPS, required=True, cluster_value="/app/feature_repo/cluster/feature_store.yaml"
+        ),
+    ] = Field(default=None, validation_alias="FEAST_FS_YAML_FILE_PATH")
+    """The Feast config steps open (Feast's own variable, feast/constants.py; default outside the pipeline:
+    the repository's local `feature_repo/feature_store.yaml`)."""
+    feast_registry_host: Annotated[str | None, FromSecret("feast-registry", "host", FEAST_STEPS)] = Field(
+        default=None, validation_alias="FEAST_REGISTRY_HOST"
     )
+    """Feast SQL registry's Postgres host (`${FEAST_REGISTRY_HOST}` in the cluster feature_store.yaml)."""
+    feast_registry_user: Annotated[str | None, FromSecret("feast-registry", "username", FEAST_STEPS)] = Field(
+        default=None, validation_alias="FEAST_REGISTRY_USER"
+    )
+    """Feast SQL registry's Postgres user."""
+    feast_registry_password: Annotated[
+        SecretStr | None, FromSecret("feast-registry", "password", FEAST_STEPS)
+    ] = Field(default=None, validation_alias="FEAST_REGISTRY_PASSWORD")
+    """Feast SQL registry's Postgres password."""
+    feast_redis_host: Annotated[str | None, FromSecret("feast-online-store", "host", FEAST_STEPS)] = Field(
+        default=None, validation_alias="FEAST_REDIS_HOST"
+    )
+    """Feast online store's Redis host (`${FEAST_REDIS_HOST}` in the cluster feature_store.yaml)."""
+    feast_redis_password: Annotated[
+        SecretStr | None, FromSecret("feast-online-store", "password", FEAST_STEPS)
+    ] = Field(default=None, validation_alias="FEAST_REDIS_PASSWORD")
+    """Feast online store's Redis password."""
+    aws_access_key_id: Annotated[
+        str | None, FromSecret("feast-offline-store", "access-key-id", FEAST_STEPS)
+    ] = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
+    """Object-store key of the feature tables (read by DuckDB/boto for s3:// sources)."""
+    aws_secret_access_key: Annotated[
+        SecretStr | None, FromSecret("feast-offline-store", "secret-access-key", FEAST_STEPS)
+    ] = Field(default=None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    """Object-store secret of the feature tables."""
+    mlflow_tracking_uri: Annotated[
+        str | None, FromConfigMap(MLFLOW_STEPS, required=True, cluster_value="http://mlflow:5000")
+    ] = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
+    """MLflow tracking server (default: the local sqlite store under `<MLOPS_HOME>/mlflow`)."""
+    mlflow_artifacts_destination: Annotated[
+        str | None, FromSecret("mlflow-artifact-store", "destination", ROLLOUT_STEPS)
+    ] = Field(default=None, validation_alias="MLFLOW_ARTIFACTS_DESTINATION")
     """The store behind an MLflow artifact proxy (`mlflow-artifacts:/` URIs are rewritten onto it)."""
-    prometheus_url: str = Field(
+    prometheus_url: Annotated[str, FromConfigMap(("analyze-canary",))] = Field(
         default="http://prometheus-operated.monitoring.svc:9090", validation_alias="PROMETHEUS_URL"
     )
     """The Prometheus the cluster canary analysis queries."""
-    code_version: str | None = Field(default=None, validation_alias="CODE_VERSION")
-    """The code a model was trained with, recorded on its version (default: the git commit, if any)."""
-    train_threads: Annotated[int, Field(ge=1)] = Field(default=1, validation_alias="MLOPS_TRAIN_THREADS")
+    code_version: Annotated[str | None, FromConfigMap(("register",), cluster_value="unknown")] = Field(
+        default=None, validation_alias="CODE_VERSION"
+    )
+    """The code a model was trained with, recorded on its version (default: the git commit, if any; on a
+    cluster the overlay sets the ConfigMap's value to the images' commit)."""
+    train_threads: Annotated[int, Field(ge=1), FromConfigMap(("train",), cluster_value="2")] = Field(
+        default=1, validation_alias="MLOPS_TRAIN_THREADS"
+    )
     """Threads a trainer may use. OpenMP trainers spin-wait for busy cores: on a shared node two threads
     were 10-40x slower than one here. Raise it to the pod's CPU request."""
-    train_device: Annotated[str, AfterValidator(_device)] = Field(
+    train_device: Annotated[str, AfterValidator(_device), FromConfigMap(("train",))] = Field(
         default="auto", validation_alias="MLOPS_TRAIN_DEVICE"
     )
     """`auto` (a GPU when torch sees one), `cpu`, `cuda` or `cuda:N`."""

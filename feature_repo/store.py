@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -79,11 +80,30 @@ def apply(force: bool = False) -> bool:
 
 
 def open_store():
-    """The local FeatureStore (imported lazily: Feast is slow to import)."""
+    """The FeatureStore of this environment's config: `FEAST_FS_YAML_FILE_PATH` (the cluster config in a
+    pipeline step, which requires it), else the local one. Feast is imported lazily (slow to import)."""
     from feast import FeatureStore
 
     os.environ.setdefault(variable("home"), str(paths.state_root()))
-    return FeatureStore(repo_path=str(FEATURE_REPO), fs_yaml_file=LOCAL_CONFIG)
+    config = Path(settings().feast_fs_yaml or LOCAL_CONFIG)
+    require_config_variables(config)
+    return FeatureStore(repo_path=str(FEATURE_REPO), fs_yaml_file=config)
+
+
+def require_config_variables(config: Path) -> None:
+    """Feast expands `${NAME}` in its config with os.path.expandvars, which leaves an unset one in place
+    (feast 0.67.0 repo_config.py: a registry URL with a literal `${FEAST_REGISTRY_HOST}` fails much later,
+    far from its cause); here an unset one is named with where it comes from."""
+    from core.runtime_config import injections
+
+    if not config.is_file():
+        raise FeatureRepoError(f"feature_store.yaml not found at {config} ({variable('feast_fs_yaml')})")
+    origins = {injection.variable: injection.origin() for injection in injections()}
+    names = dict.fromkeys(re.findall(r"\$\{(\w+)\}", config.read_text()))
+    missing = [name for name in names if name not in os.environ]
+    if missing:
+        where = "; ".join(f"{name} ({origins.get(name, 'not a platform setting')})" for name in missing)
+        raise FeatureRepoError(f"{config} needs unset environment variables: {where}")
 
 
 def _source_path(view) -> str:

@@ -128,11 +128,14 @@ def policy_violations(objects: Iterable[dict]) -> list[str]:
 
 
 def referenced_secrets(objects: Iterable[dict]) -> set[str]:
-    """Names of Secrets the workloads read: env secretKeyRef, envFrom secretRef, secret/projected volumes."""
+    """Names of Secrets the workloads read: env secretKeyRef, envFrom secretRef, secret/projected volumes,
+    and the pipeline steps' `secretAsEnv` (a PipelineVersion's platform spec)."""
     names: set[str] = set()
     for obj in objects:
         if obj["kind"] == "AlertmanagerConfig":
             names.update(alertmanager_config_secrets(obj))
+        for executor in pipeline_executors(obj).values():
+            names.update(ref["secretName"] for ref in executor.get("secretAsEnv", []))
         spec = pod_spec(obj)
         if spec is None:
             continue
@@ -151,6 +154,14 @@ def referenced_secrets(objects: Iterable[dict]) -> set[str]:
                 if "secret" in source:
                     names.add(source["secret"]["name"])
     return names
+
+
+def pipeline_executors(obj: dict) -> dict[str, dict]:
+    """A PipelineVersion's Kubernetes executor configs by executor label (others: none)."""
+    if obj["kind"] != "PipelineVersion":
+        return {}
+    platforms = obj["spec"].get("platformSpec", {}).get("platforms", {})
+    return platforms.get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
 
 
 def alertmanager_config_secrets(obj: dict) -> set[str]:

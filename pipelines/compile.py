@@ -1,6 +1,7 @@
 """Compile every pipeline: the IR YAML the KFP UI and API take (`pipelines/compiled/`), and the
 Kubernetes `Pipeline` + `PipelineVersion` objects (KFP's Kubernetes-native API) that GitOps applies
-(`manifests/pipelines/`, a kustomize base).
+(`manifests/pipelines/`, a kustomize base), and the ConfigMap of the steps' runtime configuration
+(`manifests/platform-config/`, core/runtime_config.py).
 
     python -m pipelines.compile [--check]
 
@@ -23,6 +24,8 @@ import yaml
 
 from core.paths import REPO_ROOT
 from core.pipeline_version import pipeline_version_name
+from core.runtime_config import MANIFEST as CONFIG_MAP_MANIFEST
+from core.runtime_config import cluster_manifest
 
 COMPILED_DIR = REPO_ROOT / "pipelines" / "compiled"
 MANIFEST_DIR = REPO_ROOT / "manifests" / "pipelines"
@@ -62,6 +65,13 @@ def compile_all(
     return written
 
 
+def write_config_map(path: Path = CONFIG_MAP_MANIFEST) -> Path:
+    """The base ConfigMap of the steps' runtime configuration, from the settings model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(cluster_manifest())
+    return path
+
+
 def keep_previous_version(k8s_path: Path, new_version: str, previous_dir: Path) -> None:
     """Move the PipelineVersion `k8s_path` holds into `previous_dir` when a compile names a new one."""
     if not k8s_path.is_file():
@@ -94,11 +104,14 @@ def stale_files() -> list[str]:
             path.name: (COMPILED_DIR if path.parent.name == "ir" else MANIFEST_DIR) / path.name
             for path in fresh
         }
-        return [
+        stale = [
             str(committed[path.name].relative_to(REPO_ROOT))
             for path in fresh
             if not committed[path.name].exists() or not filecmp.cmp(path, committed[path.name], shallow=False)
         ]
+    if not CONFIG_MAP_MANIFEST.is_file() or CONFIG_MAP_MANIFEST.read_text() != cluster_manifest():
+        stale.append(str(CONFIG_MAP_MANIFEST.relative_to(REPO_ROOT)))
+    return stale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print("compiled pipelines are up to date")
         return 0
-    for path in compile_all():
+    for path in [*compile_all(), write_config_map()]:
         print(f"wrote {path.relative_to(REPO_ROOT)}")
     return 0
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import paths
+from core.runtime_config import CONFIG_MAP, local_rendering
 from core.settings import variable
 from core.timing import read_timings
 from pipelines.console import progress_only
@@ -49,10 +50,7 @@ class LocalRun:
 
 def prepare_environment() -> None:
     """What every component subprocess inherits: the code on PYTHONPATH, the local stores, no network."""
-    from core.registry import local_tracking_uri  # mlflow is slow to import: only when a run starts
-
     os.environ[variable("home")] = str(paths.state_root())
-    os.environ.setdefault(variable("mlflow_tracking_uri"), local_tracking_uri())
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(paths.REPO_ROOT), os.environ.get("PYTHONPATH")])
     )
@@ -85,6 +83,25 @@ def _newest_run_dir(before: set[Path]) -> Path:
     if not candidates:
         raise RuntimeError(f"kfp.local wrote no run folder under {paths.pipeline_root()}")
     return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+@contextmanager
+def runtime_configuration() -> Iterator[Path]:
+    """The steps' runtime configuration for the block: the variables a cluster pod gets from the ConfigMap
+    and its Secrets, set from the local rendering of that ConfigMap (yielded), then restored."""
+    from core.runtime_config import render_local
+
+    rendering, variables = render_local()
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield rendering
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
@@ -138,7 +155,7 @@ def run_training(
     os.environ[variable("timings_file")] = str(timings_file)
     started = time.perf_counter()
     # The runtime starts outside the `try`: a Triton that cannot start is the user's error to see.
-    with serving_runtime(serving_mode, logger_url):
+    with runtime_configuration(), serving_runtime(serving_mode, logger_url):
         try:
             with progress_only(log_path) if log_path else nullcontext():
                 training_pipeline(
@@ -201,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path = paths.logs_dir() / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}.log"
     print(f"training pipeline (kfp.local): {', '.join(models)}; full log: {log_path}", flush=True)
     print(f"data window: {window_source(args.start, args.end)}", flush=True)
+    print(f"runtime configuration: {local_rendering()} (ConfigMap {CONFIG_MAP}, local values)", flush=True)
     run = run_training(models, args.start, args.end, args.reason, log_path, logger_url=args.logger_url)
     print()
     print(format_table(run.outcomes))

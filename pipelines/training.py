@@ -27,9 +27,17 @@ from components.register.component import register
 from components.resolve_spec.component import resolve_spec
 from components.train.component import train
 from components.validate_data.component import validate_data
+from pipelines.step_environment import inject_settings
 
 PIPELINE_NAME = "training-pipeline"
 DEFAULT_MODELS = ["conversion-mlp", "conversion-sklearn", "conversion-xgboost", "intent-transformer"]
+
+
+def _step(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Every step: its runtime configuration injected from the ConfigMap and Secrets, and no caching (a
+    run, scheduled or a retrain, must recompute, and runs are created against the deployed
+    PipelineVersion, whose compiled caching options no client can rewrite)."""
+    return inject_settings(task).set_caching_options(False)
 
 
 def _retry_io(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -40,18 +48,16 @@ def _retry_io(task: dsl.PipelineTask) -> dsl.PipelineTask:
 
 
 def _train_and_release(model, start, end, reason, gpus, serving_mode) -> None:
-    features = _retry_io(load_features(model=model, start=start, end=end)).set_caching_options(False)
+    features = _step(_retry_io(load_features(model=model, start=start, end=end)))
     training_set = features.outputs["training_set"]
-    validation = validate_data(model=model, training_set=training_set).set_caching_options(False)
+    validation = _step(validate_data(model=model, training_set=training_set))
 
-    # Caching is off for every step: a run (scheduled or a retrain) must recompute, and runs are created
-    # against the deployed PipelineVersion, whose compiled caching options no client can rewrite.
-    trained = train(model=model, training_set=training_set).after(validation).set_caching_options(False)
+    trained = _step(train(model=model, training_set=training_set)).after(validation)
     trained.set_cpu_request("2").set_memory_request("4G").set_memory_limit("8G")
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus.output).after(gpus)
     bundle, test_set = trained.outputs["bundle"], trained.outputs["test_set"]
     # The drift detector for this training set, fitted next to evaluation (serving image: alibi-detect).
-    detector = fit_detector(model=model, training_set=training_set).after(trained).set_caching_options(False)
+    detector = _step(fit_detector(model=model, training_set=training_set)).after(trained)
     detector.set_cpu_request("1").set_memory_request("2G").set_memory_limit("4G")
 
     evaluation = evaluate(
@@ -62,18 +68,20 @@ def _train_and_release(model, start, end, reason, gpus, serving_mode) -> None:
         test_set=test_set,
         training_set=training_set,
     )
-    _retry_io(evaluation).set_caching_options(False).set_memory_limit("8G")
-    decision = _retry_io(
-        gate(
-            model=model,
-            mlflow_run_id=evaluation.outputs["Output"],
-            evaluation=evaluation.outputs["evaluation"],
-            test_set=test_set,
+    _step(_retry_io(evaluation)).set_memory_limit("8G")
+    decision = _step(
+        _retry_io(
+            gate(
+                model=model,
+                mlflow_run_id=evaluation.outputs["Output"],
+                evaluation=evaluation.outputs["evaluation"],
+                test_set=test_set,
+            )
         )
-    ).set_caching_options(False)
+    )
 
     with dsl.If(decision.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
-        exported = export_triton(model=model, bundle=bundle, test_set=test_set).set_caching_options(False)
+        exported = _step(export_triton(model=model, bundle=bundle, test_set=test_set))
         registration = register(
             model=model,
             mlflow_run_id=evaluation.outputs["Output"],
@@ -84,7 +92,7 @@ def _train_and_release(model, start, end, reason, gpus, serving_mode) -> None:
             detector=detector.outputs["detector"],
             training_set=training_set,
         )
-        _retry_io(registration).set_caching_options(False)
+        _step(_retry_io(registration))
         _release(model, registration, serving_mode)
 
 
@@ -92,15 +100,17 @@ def _release(model, registration: dsl.PipelineTask, serving_mode) -> None:
     """Canary the registered version (or serve a first champion alone), analyse, promote or roll back.
     No retries: a repeated analysis would send its traffic again; each step fails with a one-line cause."""
     version = registration.outputs["version"]
-    deployed = deploy_canary(
-        model=model, version=version, alias=registration.outputs["alias"], serving_mode=serving_mode
-    ).set_caching_options(False)
-    analysis = analyze_canary(
-        model=model, version=version, deployment=deployed.output, serving_mode=serving_mode
-    ).set_caching_options(False)
-    promote_or_rollback(
-        model=model, version=version, decision=analysis.output, serving_mode=serving_mode
-    ).set_caching_options(False)
+    deployed = _step(
+        deploy_canary(
+            model=model, version=version, alias=registration.outputs["alias"], serving_mode=serving_mode
+        )
+    )
+    analysis = _step(
+        analyze_canary(model=model, version=version, deployment=deployed.output, serving_mode=serving_mode)
+    )
+    _step(
+        promote_or_rollback(model=model, version=version, decision=analysis.output, serving_mode=serving_mode)
+    )
 
 
 @dsl.pipeline(
@@ -118,5 +128,5 @@ def training_pipeline(
     `reason`: why this run exists (manual, schedule, or the alert that asked for it); `serving_mode`:
     where the release steps deploy ("cluster": KServe; "local": the local serving runtime)."""
     with dsl.ParallelFor(models, parallelism=4) as model:
-        resolved = resolve_spec(model=model).set_caching_options(False)
+        resolved = _step(resolve_spec(model=model))
         _train_and_release(model, start, end, reason, gpus=resolved, serving_mode=serving_mode)

@@ -10,6 +10,10 @@ def analyze_canary(model: str, version: str, deployment: str, serving_mode: str)
     the spec's criteria and record decision and evidence on the MLflow version. Returns the verdict
     ("promote", "rollback", "inconclusive"), or "no-canary" when `deployment` started none.
     """
+    from core.runtime_config import check_step_environment
+
+    check_step_environment("analyze-canary")  # first: before the heavy imports
+
     from components.analyze_canary.step import run
 
     return run(model=model, version=version, deployment=deployment, serving_mode=serving_mode)

@@ -10,6 +10,10 @@ def deploy_canary(model: str, version: str, alias: str, serving_mode: str) -> st
     `serving_mode`: "cluster" (KServe InferenceService via the Kubernetes API) or "local" (the live
     local serving runtime: Triton + router).
     """
+    from core.runtime_config import check_step_environment
+
+    check_step_environment("deploy-canary")  # first: before the heavy imports
+
     from components.deploy_canary.step import run
 
     return run(model=model, version=version, alias=alias, serving_mode=serving_mode)

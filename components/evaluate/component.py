@@ -21,6 +21,10 @@ def evaluate(
     an Evidently report of training vs test data and model quality. Opens the MLflow run of this
     training attempt and returns its id.
     """
+    from core.runtime_config import check_step_environment
+
+    check_step_environment("evaluate")  # first: before the heavy imports
+
     from components.evaluate.step import run
 
     return run(

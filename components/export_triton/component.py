@@ -10,6 +10,10 @@ def export_triton(model: str, bundle: Input[Model], test_set: Input[Dataset], re
     `local/` (the same artifact in Triton's Python backend). Fails if the exported model's predictions
     differ from the native model's on the test rows beyond the stated tolerance.
     """
+    from core.runtime_config import check_step_environment
+
+    check_step_environment("export-triton")  # first: before the heavy imports
+
     from components.export_triton.step import run
 
     repository.metadata.update(

@@ -15,6 +15,10 @@ def gate(
     """The spec's floors, and the current champion scored on the same test rows. Returns whether the
     model passed; every reason is in the `decision` output (shown in the UI) and on the MLflow run.
     """
+    from core.runtime_config import check_step_environment
+
+    check_step_environment("gate")  # first: before the heavy imports
+
     from components.gate.step import run
 
     return run(

@@ -13,6 +13,10 @@ def load_features(model: str, start: str, end: str, training_set: Output[Dataset
     """
     import json
 
+    from core.runtime_config import check_step_environment
+
+    check_step_environment("load-features")  # first: before the heavy imports
+
     from components.load_features.step import run
 
     lineage = run(model=model, start=start, end=end, out_path=training_set.path)

@@ -9,6 +9,10 @@ def promote_or_rollback(model: str, version: str, decision: str, serving_mode: s
     registry aliases and the InferenceService consistent; locally, versions no longer served are unloaded.
     Returns the rollout state ("promoted", "rolled_back"), or "no-canary" when there was none.
     """
+    from core.runtime_config import check_step_environment
+
+    check_step_environment("promote-or-rollback")  # first: before the heavy imports
+
     from components.promote_or_rollback.step import run
 
     return run(model=model, version=version, decision=decision, serving_mode=serving_mode)

@@ -21,6 +21,10 @@ def register(
     detector, tied by tags to the pipeline run, feature service, data range and code version. Alias
     `champion` for a model's first version, `challenger` after that; runs only when the gate passed.
     """
+    from core.runtime_config import check_step_environment
+
+    check_step_environment("register")  # first: before the heavy imports
+
     from components.register.step import run
 
     return run(

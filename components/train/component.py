@@ -11,6 +11,10 @@ def train(model: str, training_set: Input[Dataset], bundle: Output[Model], test_
     `bundle` is the framework-agnostic model bundle (components/README.md); `test_set` holds the newest
     rows, never seen in training, for evaluation, the gate and the export parity check.
     """
+    from core.runtime_config import check_step_environment
+
+    check_step_environment("train")  # first: before the heavy imports
+
     from components.train.step import run
 
     summary = run(

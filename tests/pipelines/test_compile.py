@@ -48,7 +48,7 @@ def test_kubernetes_form_is_a_pipeline_and_a_pipeline_version(tmp_path):
 
 
 def test_retries_caching_and_resources_are_where_they_belong(tmp_path):
-    spec = yaml.safe_load(_compiled(tmp_path)[f"{PIPELINE_NAME}.yaml"].read_text())
+    spec = next(yaml.safe_load_all(_compiled(tmp_path)[f"{PIPELINE_NAME}.yaml"].read_text()))
     tasks = _tasks(spec)
     for io_step in ("load-features", "evaluate", "gate", "register"):
         assert tasks[io_step]["retryPolicy"]["maxRetryCount"] == 3, io_step
@@ -64,7 +64,7 @@ def test_retries_caching_and_resources_are_where_they_belong(tmp_path):
 
 
 def test_gate_guards_export_and_register(tmp_path):
-    spec = yaml.safe_load(_compiled(tmp_path)[f"{PIPELINE_NAME}.yaml"].read_text())
+    spec = next(yaml.safe_load_all(_compiled(tmp_path)[f"{PIPELINE_NAME}.yaml"].read_text()))
     tasks = _tasks(spec)
     conditions = [task for task in tasks.values() if "triggerPolicy" in task]
     (gated,) = [task for task in conditions if "gate" in task["triggerPolicy"]["condition"]]
@@ -79,7 +79,7 @@ def _producer(task: dict, parameter: str) -> tuple[str, str]:
 
 
 def test_release_steps_follow_register_in_order_without_nested_conditions(tmp_path):
-    spec = yaml.safe_load(_compiled(tmp_path)[f"{PIPELINE_NAME}.yaml"].read_text())
+    spec = next(yaml.safe_load_all(_compiled(tmp_path)[f"{PIPELINE_NAME}.yaml"].read_text()))
     tasks = _tasks(spec)
     deploy, analysis, finish = (tasks[n] for n in ("deploy-canary", "analyze-canary", "promote-or-rollback"))
     assert _producer(deploy, "version") == ("register", "version")

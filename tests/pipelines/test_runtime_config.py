@@ -1,0 +1,163 @@
+"""The steps' runtime configuration as a contract: the compiled IR injects every settings key into every
+step that reads it (from the IR's platform spec, against the settings model), the overlays render the
+ConfigMap those injections name, and a step checks its environment first, with one line per problem."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.paths import REPO_ROOT
+from core.runtime_config import (
+    CONFIG_MAP,
+    MANIFEST,
+    check_step_environment,
+    cluster_config_data,
+    cluster_manifest,
+    injections,
+    step_injections,
+)
+from core.settings import FromConfigMap, FromSecret, Settings, variable
+from manifests.validate import pipeline_executors, render
+
+IR = REPO_ROOT / "pipelines" / "compiled" / "training-pipeline.yaml"
+OVERLAYS = ("dev", "staging", "prod")
+
+
+def compiled_executors() -> dict[str, dict]:
+    """The committed IR's Kubernetes executor configs by step (task) name."""
+    _, platform = yaml.safe_load_all(IR.read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    return {label.removeprefix("exec-"): config for label, config in executors.items()}
+
+
+def compiled_steps() -> set[str]:
+    pipeline, _ = yaml.safe_load_all(IR.read_text())
+    return {label.removeprefix("exec-") for label in pipeline["deploymentSpec"]["executors"]}
+
+
+def injected(config: dict) -> set[tuple[str, str, str]]:
+    """(source, key, variable) for each variable an executor config injects."""
+    found = set()
+    for ref in config.get("configMapAsEnv", []):
+        assert ref["optional"] is False, "an optional ConfigMap key would start a pod without it"
+        source = f"configmap/{ref['configMapName']}"
+        found |= {(source, e["configMapKey"], e["envVar"]) for e in ref["keyToEnv"]}
+    for ref in config.get("secretAsEnv", []):
+        assert ref["optional"] is False, "an optional Secret key would start a pod without it"
+        source = f"secret/{ref['secretName']}"
+        found |= {(source, e["secretKey"], e["envVar"]) for e in ref["keyToEnv"]}
+    return found
+
+
+def expected(step: str) -> set[tuple[str, str, str]]:
+    found = set()
+    for injection in step_injections(step):
+        source = injection.source
+        if isinstance(source, FromSecret):
+            found.add((f"secret/{source.secret}", source.key, injection.variable))
+        else:
+            found.add((f"configmap/{CONFIG_MAP}", injection.variable, injection.variable))
+    return found
+
+
+def test_every_step_gets_exactly_the_settings_it_reads() -> None:
+    executors = compiled_executors()
+    for step in sorted(compiled_steps()):
+        assert injected(executors.get(step, {})) == expected(step), f"{step}: injections differ"
+
+
+def test_every_step_named_by_the_settings_model_is_a_compiled_step() -> None:
+    named = {step for injection in injections() for step in injection.source.steps}
+    assert named <= compiled_steps(), f"settings name steps the pipeline lacks: {named - compiled_steps()}"
+    # The load-bearing keys are injected somewhere: a marker without steps would inject nothing.
+    assert all(injection.source.steps for injection in injections())
+
+
+def test_every_step_checks_its_environment_before_its_work() -> None:
+    pipeline, _ = yaml.safe_load_all(IR.read_text())
+    for label, executor in pipeline["deploymentSpec"]["executors"].items():
+        program = "\n".join(executor["container"]["command"])
+        step = label.removeprefix("exec-")
+        call = f'check_step_environment("{step}")'
+        assert call in program, f"{step}: its component does not call {call}"
+        assert program.index(call) < program.index(".step import run"), f"{step}: checks after its imports"
+
+
+def test_the_base_config_map_is_the_settings_model() -> None:
+    assert MANIFEST.read_text() == cluster_manifest(), "run `make compile`"
+    config_keys = {i.variable for i in injections() if isinstance(i.source, FromConfigMap)}
+    assert set(cluster_config_data()) == config_keys
+    for key, value in cluster_config_data().items():  # the cluster values are valid settings values
+        field = next(i.field for i in injections() if i.variable == key)
+        Settings.model_validate({variable(field): value})
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_overlay_renders_the_config_map_the_pipeline_reads(overlay: str) -> None:
+    objects = render(REPO_ROOT / "kustomize" / "overlays" / overlay)
+    maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
+    assert CONFIG_MAP in maps, f"{overlay}: no ConfigMap {CONFIG_MAP}"
+    data = maps[CONFIG_MAP]["data"]
+    versions = [o for o in objects if o["kind"] == "PipelineVersion"]
+    assert versions
+    for version in versions:
+        for label, config in pipeline_executors(version).items():
+            for ref in config.get("configMapAsEnv", []):
+                assert ref["configMapName"] in maps, f"{overlay}: {label} reads a ConfigMap not rendered"
+                missing = {e["configMapKey"] for e in ref["keyToEnv"]} - set(data)
+                # Earlier versions may read fewer keys, never keys the ConfigMap dropped.
+                name = version["metadata"]["name"]
+                assert not missing, f"{overlay}: {name} {label} reads absent keys {missing}"
+    assert data["MLFLOW_TRACKING_URI"].startswith("http"), "steps on a cluster talk to the MLflow server"
+
+
+@pytest.fixture
+def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(variable(name), raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("missing", ["FEAST_FS_YAML_FILE_PATH", "FEATURE_DATA_URI"])
+def test_a_missing_required_key_stops_the_step_with_one_line(environ: pytest.MonkeyPatch, missing) -> None:
+    environ.setenv("FEAST_FS_YAML_FILE_PATH", "/app/feature_repo/cluster/feature_store.yaml")
+    environ.setenv("FEATURE_DATA_URI", "s3://features")
+    environ.delenv(missing)
+    with pytest.raises(SystemExit) as stopped:
+        check_step_environment("load-features")
+    message = str(stopped.value)
+    assert message.startswith(f"load-features: environment variable {missing} is not set: on a cluster")
+    assert "\n" not in message
+    origin = next(i.origin() for i in injections() if i.variable == missing)
+    assert origin in message  # where it comes from: the ConfigMap key or the Secret and its key
+
+
+def test_a_malformed_value_stops_the_step_with_one_line(environ: pytest.MonkeyPatch) -> None:
+    environ.setenv("MLOPS_TRAIN_THREADS", "two")
+    with pytest.raises(SystemExit) as stopped:
+        check_step_environment("train")
+    assert re.fullmatch(r"train: environment variable MLOPS_TRAIN_THREADS: .*'two'.*", str(stopped.value))
+
+
+def test_a_step_without_required_keys_runs_on_defaults(environ: pytest.MonkeyPatch) -> None:
+    assert check_step_environment("train").train_threads == 1
+    environ.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert check_step_environment("gate").mlflow_tracking_uri == "http://mlflow:5000"
+
+
+def test_the_secrets_carry_no_value_into_the_compiled_pipeline() -> None:
+    """Secret values never reach the IR: only names and keys (a literal would be committed to git)."""
+    text = Path(IR).read_text()
+    for injection in injections():
+        if isinstance(injection.source, FromSecret):
+            assert f"{injection.variable}=" not in text
+
+
+def test_the_cluster_guide_lists_the_config_map_as_it_is() -> None:
+    guide = (REPO_ROOT / "docs" / "cluster.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", guide, flags=re.MULTILINE))
+    assert rows == cluster_config_data(), "docs/cluster.md: the ConfigMap table differs from the model"
