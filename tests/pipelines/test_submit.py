@@ -78,7 +78,12 @@ def test_a_version_argo_cd_has_not_synced_is_one_line_and_starts_nothing(capsys)
 def test_the_package_upload_is_an_explicit_fallback(capsys):
     code, runs, _, err = submitted(["--upload-package"], capsys, deployed={})
     assert code == 0, err
-    assert runs[0]["pipeline_spec"]["pipelineInfo"]["name"] == "training-pipeline"
+    # kfp's client sends a package with a platform spec as {pipeline_spec, platform_spec} (kfp 2.17
+    # client.py _PipelineDoc.to_dict): the steps' ConfigMap and Secret injections travel with the upload.
+    sent = runs[0]["pipeline_spec"]
+    assert sent["pipeline_spec"]["pipelineInfo"]["name"] == "training-pipeline"
+    executors = sent["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["exec-load-features"]["configMapAsEnv"][0]["configMapName"] == "mlops-platform-config"
 
 
 def test_models_and_experiment_are_passed_through(capsys):
