@@ -29,7 +29,20 @@ def test_the_component_body_calls_its_step_run(step: str) -> None:
     assert len(functions) == 1, f"{step}/component.py: one component function, nothing else"
     imports = [ast.unparse(n) for n in ast.walk(functions[0]) if isinstance(n, ast.Import | ast.ImportFrom)]
     project = [line for line in imports if line.split()[1].split(".")[0] not in sys.stdlib_module_names]
-    assert project == [f"from components.{step}.step import run"], f"{step}/component.py imports {imports}"
+    # First the runtime-configuration check (a bad environment fails in its first second), then the step.
+    expected = [
+        "from core.runtime_config import check_step_environment",
+        f"from components.{step}.step import run",
+    ]
+    assert project == expected, f"{step}/component.py imports {imports}"
+    checks = [
+        n
+        for n in ast.walk(functions[0])
+        if isinstance(n, ast.Call) and ast.unparse(n.func) == "check_step_environment"
+    ]
+    assert [ast.literal_eval(c.args[0]) for c in checks] == [step.replace("_", "-")], (
+        f"{step}: check its task name"
+    )
     calls = [n for n in ast.walk(functions[0]) if isinstance(n, ast.Call) and ast.unparse(n.func) == "run"]
     assert len(calls) == 1, f"{step}/component.py: call run once"
     run = importlib.import_module(f"components.{step}.step").run
