@@ -53,13 +53,17 @@ def step_injections(step: str) -> list[Injection]:
 
 
 def cluster_config_data() -> dict[str, str]:
-    """The base ConfigMap's data: each ConfigMap key with its cluster value (else the field's default)."""
+    """The base ConfigMap's data: each ConfigMap key with its cluster value (else the field's default);
+    CODE_VERSION is the images' tag, which carries the digest of their code (core/images.py)."""
+    from core.images import TAG  # at call time: `make compile` writes the tag's digest first
+
     data = {}
     for injection in injections():
         if isinstance(injection.source, FromConfigMap):
             value = injection.source.cluster_value
             default = Settings.model_fields[injection.field].default
             data[injection.variable] = value if value is not None else str(default)
+    data["CODE_VERSION"] = TAG
     return data
 
 

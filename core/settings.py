@@ -130,11 +130,11 @@ class Settings(BaseSettings):
         default="http://prometheus-operated.monitoring.svc:9090", validation_alias="PROMETHEUS_URL"
     )
     """The Prometheus the cluster canary analysis queries."""
-    code_version: Annotated[str | None, FromConfigMap(("register",), cluster_value="unknown")] = Field(
+    code_version: Annotated[str | None, FromConfigMap(("register",))] = Field(
         default=None, validation_alias="CODE_VERSION"
     )
     """The code a model was trained with, recorded on its version (default: the git commit, if any; on a
-    cluster the overlay sets the ConfigMap's value to the images' commit)."""
+    cluster the ConfigMap holds the images' tag, which carries the digest of their code)."""
     train_threads: Annotated[int, Field(ge=1), FromConfigMap(("train",), cluster_value="2")] = Field(
         default=1, validation_alias="MLOPS_TRAIN_THREADS"
     )

@@ -1,7 +1,11 @@
 """Compile every pipeline: the IR YAML the KFP UI and API take (`pipelines/compiled/`), and the
 Kubernetes `Pipeline` + `PipelineVersion` objects (KFP's Kubernetes-native API) that GitOps applies
 (`manifests/pipelines/`, a kustomize base), and the ConfigMap of the steps' runtime configuration
-(`manifests/platform-config/`, core/runtime_config.py).
+(`manifests/platform-config/`, core/runtime_config.py), and the one `images:` block every overlay uses
+(`kustomize/components/images/`, from core/images.py).
+
+The image tag carries the digest of the code (core/code_digest.py), and the compiled pipeline carries the
+image names: `main` writes `core/image_tag.py` first, before anything imports core.images.
 
     python -m pipelines.compile [--check]
 
@@ -22,11 +26,13 @@ from pathlib import Path
 
 import yaml
 
+from core.code_digest import TAG_FILE, code_digest, tag_file_text, write_tag_file
 from core.paths import REPO_ROOT
 from core.pipeline_version import pipeline_version_name
 from core.runtime_config import MANIFEST as CONFIG_MAP_MANIFEST
 from core.runtime_config import cluster_manifest
 
+IMAGES_COMPONENT = REPO_ROOT / "kustomize" / "components" / "images" / "kustomization.yaml"
 COMPILED_DIR = REPO_ROOT / "pipelines" / "compiled"
 MANIFEST_DIR = REPO_ROOT / "manifests" / "pipelines"
 PREVIOUS = "previous"
@@ -96,6 +102,29 @@ def write_previous_kustomization(previous_dir: Path) -> None:
     (previous_dir / "kustomization.yaml").write_text(header + yaml.safe_dump(body, sort_keys=False))
 
 
+def images_component() -> str:
+    """The kustomize Component pinning every image the overlays run, from core/images.py."""
+    from core import images
+
+    entries = []
+    for image in (*images.PROJECT_IMAGES, *images.THIRD_PARTY_IMAGES):
+        name, tag = image.rsplit(":", 1)
+        entries.append({"name": name, "newTag": tag})
+    header = (
+        "# The one `images:` block of every overlay, written by `make compile` from core/images.py (the\n"
+        "# project's tags carry the digest of their code). Do not edit; a test fails when it is stale.\n"
+    )
+    body = {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component", "images": entries}
+    return header + yaml.safe_dump(body, sort_keys=False)
+
+
+def write_generated() -> list[Path]:
+    """The ConfigMap and the images Component (after the tag file and the pipelines)."""
+    IMAGES_COMPONENT.parent.mkdir(parents=True, exist_ok=True)
+    IMAGES_COMPONENT.write_text(images_component())
+    return [write_config_map(), IMAGES_COMPONENT]
+
+
 def stale_files() -> list[str]:
     """Committed compiled files that differ from a fresh compile (or are missing)."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -109,8 +138,9 @@ def stale_files() -> list[str]:
             for path in fresh
             if not committed[path.name].exists() or not filecmp.cmp(path, committed[path.name], shallow=False)
         ]
-    if not CONFIG_MAP_MANIFEST.is_file() or CONFIG_MAP_MANIFEST.read_text() != cluster_manifest():
-        stale.append(str(CONFIG_MAP_MANIFEST.relative_to(REPO_ROOT)))
+    for path, text in ((CONFIG_MAP_MANIFEST, cluster_manifest()), (IMAGES_COMPONENT, images_component())):
+        if not path.is_file() or path.read_text() != text:
+            stale.append(str(path.relative_to(REPO_ROOT)))
     return stale
 
 
@@ -119,13 +149,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the committed files are stale")
     args = parser.parse_args(argv)
     if args.check:
+        if TAG_FILE.read_text() != tag_file_text(code_digest()):
+            print(
+                f"stale {TAG_FILE.relative_to(REPO_ROOT)}: the code changed; run `make compile`",
+                file=sys.stderr,
+            )
+            return 1
         stale = stale_files()
         if stale:
             print(f"stale compiled pipelines: {', '.join(stale)}; run `make compile`", file=sys.stderr)
             return 1
         print("compiled pipelines are up to date")
         return 0
-    for path in [*compile_all(), write_config_map()]:
+    write_tag_file()  # first: the pipelines embed the image names, whose tag is this digest
+    for path in [TAG_FILE, *compile_all(), *write_generated()]:
         print(f"wrote {path.relative_to(REPO_ROOT)}")
     return 0
 

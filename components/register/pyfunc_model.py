@@ -1,46 +1,34 @@
-"""The MLflow pyfunc face of a model bundle: `mlflow.pyfunc.load_model(uri).predict(frame)` returns the
-bundle's class probabilities as a DataFrame, one column per class, equal to `predict_proba(frame)`.
-
-The bundle folder is the model's only artifact; the Python model holds no state of its own, so its
-pickle is a reference to `BundleModel` and loading needs this repository's code importable (the
-component images contain it; locally run from the repository root). The code is not copied into the
-model: a second copy would drift from the one the images ship.
-"""
+"""Log a model bundle as an MLflow pyfunc model (core/bundle_pyfunc.py) that stands alone: its code (the
+`core` package, copied without caches) travels in the model through `code_paths`, its pip requirements are
+pinned to what is installed here, and signature and input example come from the training set's dtypes."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import warnings
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
-from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from core.bundle import BundleInfo, Predictor, load_predictor
+import core
+from core.bundle import BundleInfo, load_predictor
+from core.bundle_pyfunc import BundleModel
 from core.frameworks.registry import get_framework
 from core.registry import BUNDLE_ARTIFACT, quiet_mlflow
 
 MODEL_ARTIFACT_NAME = "model"
 EXAMPLE_ROWS = 5
-# Import names every predictor needs at load time; each framework plug-in adds its own (PIP_MODULES).
-_BASE_IMPORTS = ("mlflow", "cloudpickle", "numpy", "pandas")
-
-
-class BundleModel(PythonModel):
-    """Serves a bundle through pyfunc: probabilities per class, columns named by `info.classes`."""
-
-    def load_context(self, context: PythonModelContext) -> None:
-        self.predictor: Predictor = load_predictor(context.artifacts[BUNDLE_ARTIFACT])
-
-    def predict(
-        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
-        proba = self.predictor.predict_proba(model_input)
-        return pd.DataFrame(proba, columns=list(self.predictor.info.classes), index=model_input.index)
+# Import names every predictor needs at load time: MLflow's and those of the `core` code the model
+# carries (settings, specs, Parquet); each framework plug-in adds its own (PIP_MODULES).
+_BASE_IMPORTS = (
+    "mlflow", "cloudpickle", "numpy", "pandas", "pyarrow", "pydantic", "pydantic_settings", "yaml",
+)  # fmt: skip
+CORE_PACKAGE = Path(core.__file__).resolve().parent
 
 
 def example_rows(info: BundleInfo, frame: pd.DataFrame, rows: int = EXAMPLE_ROWS) -> pd.DataFrame:
@@ -93,7 +81,9 @@ def log_bundle_model(
     info = BundleInfo.load(bundle_dir)
     example = example_rows(info, input_example)
     predictions = _predict_example(bundle_dir, example)
-    with quiet_mlflow(), warnings.catch_warnings():
+    with quiet_mlflow(), warnings.catch_warnings(), tempfile.TemporaryDirectory() as scratch:
+        code = Path(scratch) / CORE_PACKAGE.name  # MLflow puts code/ on sys.path: `import core` works
+        shutil.copytree(CORE_PACKAGE, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         # Integer columns are kept on purpose (see `example_rows`); MLflow warns about each one.
         warnings.filterwarnings(
             "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
@@ -105,6 +95,7 @@ def log_bundle_model(
             signature=infer_signature(example, predictions),
             input_example=example,
             pip_requirements=pip_requirements(info.framework),
+            code_paths=[str(code)],
         )
 
 

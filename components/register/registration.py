@@ -64,6 +64,8 @@ class RegistrationResult:
     """`models:/<name>/<version>`."""
     triton_artifact_uri: str | None
     """Artifact URI of the logged Triton repository (holding `cluster/` and `local/`), if one was given."""
+    model_id: str = ""
+    """The MLflow 3 LoggedModel the version points at (its metrics and training input are linked to it)."""
 
 
 def register(
@@ -79,10 +81,14 @@ def register(
     input_example: pd.DataFrame,
     run_id: str | None = None,
     tracking_uri: str | None = None,
+    evaluation_logged: bool = False,
 ) -> RegistrationResult:
     """Log the run, register a version of `spec.name` and alias it; refuses a failed gate decision.
 
     Everything the caller passes is checked before MLflow is touched, so bad input leaves no run behind.
+    `evaluation_logged`: the run (`run_id`) already holds the evaluation folder (metrics.json, plots,
+    report: the evaluate step logged it), so they are not stored a second time. The metrics are logged
+    after the model, linked to its LoggedModel (MLflow 3 shows a model's metrics only when linked).
     """
     decision = _as_dict(decision)
     _require_passed(spec, decision)
@@ -95,12 +101,17 @@ def register(
     with quiet_mlflow(), _open_run(spec, run_id, run_context) as run:
         recorded = mlflow.MlflowClient().get_run(run.info.run_id).data
         _log_params(info.hyperparameters, recorded.params)
-        _log_metrics(flatten_metrics(metrics), recorded.metrics)
-        _log_json(metrics, "metrics.json")
         _log_json(decision, "decision.json")
         _log_json(lineage, "lineage.json")
-        _log_files(plots, report_html, triton_repository)
+        if not evaluation_logged:
+            _log_json(metrics, "metrics.json")
+            _log_files(plots, report_html)
+        if triton_repository is not None:
+            mlflow.log_artifacts(str(triton_repository), TRITON_ARTIFACT_PATH)
         model_info = log_bundle_model(bundle_dir, example)
+        # What the run already recorded (the evaluate step's values) is kept, and linked to the model too.
+        linked = {key: recorded.metrics.get(key, value) for key, value in flatten_metrics(metrics).items()}
+        mlflow.log_metrics(linked, model_id=model_info.model_id)
     triton_uri = f"{run.info.artifact_uri}/{TRITON_ARTIFACT_PATH}" if triton_repository else None
     tags = version_tags(spec, info, lineage, run_context, decision)
     if triton_uri:
@@ -115,6 +126,7 @@ def register(
         run_id=run.info.run_id,
         model_uri=f"models:/{spec.name}/{version}",
         triton_artifact_uri=triton_uri,
+        model_id=model_info.model_id,
     )
 
 
@@ -197,12 +209,6 @@ def _log_params(hyperparameters: Mapping[str, Any], recorded: Mapping[str, str])
         mlflow.log_params(params)
 
 
-def _log_metrics(metrics: Mapping[str, float], recorded: Mapping[str, float]) -> None:
-    fresh = {key: value for key, value in metrics.items() if key not in recorded}
-    if fresh:
-        mlflow.log_metrics(fresh)
-
-
 def _log_json(data: Any, artifact_file: str) -> None:
     mlflow.log_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable), artifact_file)
 
@@ -215,13 +221,11 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _log_files(plots: Sequence[Path], report_html: Path | None, triton_repository: Path | None) -> None:
+def _log_files(plots: Sequence[Path], report_html: Path | None) -> None:
     for plot in plots:
         mlflow.log_artifact(str(plot), "plots")
     if report_html is not None:
         mlflow.log_artifact(str(report_html), "reports")
-    if triton_repository is not None:
-        mlflow.log_artifacts(str(triton_repository), TRITON_ARTIFACT_PATH)
 
 
 # ---------------------------------------------------------------------------------------- registration

@@ -22,6 +22,18 @@ TRAINING_SET_ARTIFACT = "data"  # the champion's training set is the next run's 
 DETECTOR_ARTIFACT = "detector"  # what the drift service loads for this version
 
 
+def log_training_input(spec, frame, training_set_path: str, model_id: str) -> None:
+    """The training set as the run's and the LoggedModel's input (MLflow's dataset lineage: digest,
+    schema, row count, and as source the copy logged under `data/`), not a second copy of the rows."""
+    import mlflow
+    from mlflow.entities import LoggedModelInput
+
+    source = f"{mlflow.get_artifact_uri(TRAINING_SET_ARTIFACT)}/{Path(training_set_path).name}"
+    targets = spec.label.column if spec.label.column in frame.columns else None
+    dataset = mlflow.data.from_pandas(frame, source=source, name=f"{spec.name}-training-set", targets=targets)
+    mlflow.log_input(dataset, context="training", model=LoggedModelInput(model_id=model_id))
+
+
 def run(
     model: str,
     mlflow_run_id: str,
@@ -57,9 +69,11 @@ def run(
             report_html=evaluation / REPORT_FILE,
             input_example=example_rows(BundleInfo.load(Path(bundle_dir)), frame),
             run_id=mlflow_run_id,
+            evaluation_logged=True,  # evaluate logged its whole folder into this run: stored once
         )
         with quiet_mlflow(), mlflow.start_run(run_id=mlflow_run_id), tempfile.TemporaryDirectory() as scratch:
             mlflow.log_artifact(training_set_path, artifact_path=TRAINING_SET_ARTIFACT)
+            log_training_input(spec, frame, training_set_path, result.model_id)
             # The detector was fitted before the version existed: stamp the registry version into it.
             stamped = stamp_version(
                 Path(detector_dir),

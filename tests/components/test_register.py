@@ -34,6 +34,7 @@ from core.registry import (
     champion_predictor,
     configure_tracking,
     delete_alias,
+    ensure_experiment,
     get_alias_version,
     local_tracking_uri,
     set_alias,
@@ -203,6 +204,25 @@ def test_first_version_is_champion_with_tags_metrics_and_artifacts(first, store:
     assert result.triton_artifact_uri == f"{run.info.artifact_uri}/triton"
     local = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="decision.json"))
     assert json.loads(local.read_text()) == PASSED
+
+
+def test_the_logged_model_carries_its_metrics_and_its_code(first) -> None:
+    """MLflow 3's model page shows the metrics linked to the LoggedModel; the model's code/ folder holds
+    the `core` package (no bytecode caches), so loading needs no checkout of this repository."""
+    result, _ = first
+    logged = mlflow.get_logged_model(result.model_id)
+    assert {m.key: m.value for m in logged.metrics} == {
+        "roc_auc": 0.81,
+        "log_loss": 0.52,
+        "rows": 90,
+        "slice.plan_tier.pro.roc_auc": 0.77,
+        "slice.plan_tier.pro.rows": 30,
+    }
+    model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=result.model_uri))
+    code = model_dir / "code" / "core"
+    assert (code / "bundle_pyfunc.py").is_file() and (code / "frameworks" / "sklearn_model.py").is_file()
+    assert not list(code.rglob("__pycache__"))
+    assert "core.bundle_pyfunc" in (model_dir / "python_model.pkl").read_bytes().decode("latin-1")
 
 
 def _list_files(client: mlflow.MlflowClient, run_id: str, path: str | None = None) -> set[str]:
@@ -381,3 +401,17 @@ def test_register_into_the_evaluate_steps_run_keeps_what_it_recorded(second, sto
         _register(store, bundle, data, "run-8", run_id=other.info.run_id)
     with pytest.raises(LookupError, match="run 0123456789abcdef not found"):
         _register(store, bundle, data, "run-9", run_id="0123456789abcdef")
+
+
+def test_an_evaluated_run_stores_its_evaluation_once(store: Path, data: pd.DataFrame) -> None:
+    """The evaluate step logged its folder (metrics.json, plots, report) into the run: registering into
+    that run adds the model, not a second copy of them."""
+    configure_tracking()
+    with mlflow.start_run(experiment_id=ensure_experiment(MODEL)) as attempt:
+        mlflow.log_text("{}", "evaluation/metrics.json")
+    bundle = _make_bundle(store / "bundle-once", data.iloc[10:210], c=0.7)
+    result = _register(store, bundle, data, "run-once", run_id=attempt.info.run_id, evaluation_logged=True)
+    files = _list_files(mlflow.MlflowClient(), result.run_id)
+    assert "evaluation/metrics.json" in files
+    assert not {"metrics.json", "plots/roc.png", "reports/report.html"} & files
+    assert {"decision.json", "lineage.json"} <= files

@@ -21,19 +21,17 @@ import treelite
 from components.train.splits import time_split
 from core.frameworks import xgboost_model
 from core.frameworks.xgboost_model import fil_compatible_json
-from core.paths import REPO_ROOT
+from core.images import TRITON_IMAGE
 from core.spec.model import ModelSpec
 from inference.python_backend_model import load_artifact
 from tests.helpers.specs import fixture_spec
 
 FIL_TREELITE = {"25.10": "4.4.1"}  # Triton release -> Treelite in its FIL backend (see the docstring)
-SERVING_KUSTOMIZATION = REPO_ROOT / "manifests" / "serving" / "kustomization.yaml"
 
 
 def pinned_triton_release() -> str:
-    text = SERVING_KUSTOMIZATION.read_text()
-    match = re.search(r"name: nvcr\.io/nvidia/tritonserver\s+newTag: (\d+\.\d+)-py3", text)
-    assert match, f"{SERVING_KUSTOMIZATION}: no tritonserver image tag"
+    match = re.fullmatch(r"nvcr\.io/nvidia/tritonserver:(\d+\.\d+)-py3", TRITON_IMAGE)
+    assert match, f"core/images.py: TRITON_IMAGE {TRITON_IMAGE!r} is not an NGC release tag"
     return match.group(1)
 
 

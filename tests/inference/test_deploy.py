@@ -142,6 +142,7 @@ def serving_runtime(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "namespace": "mlops",
                 "labels": [{"pairs": {"app.kubernetes.io/instance": "mlops-dev"}, "includeTemplates": True}],
                 "resources": [os.path.relpath(ROOT / "manifests" / "serving", overlay)],
+                "components": [os.path.relpath(ROOT / "kustomize" / "components" / "images", overlay)],
             }
         )
     )

@@ -17,11 +17,13 @@ import pytest
 import yaml
 
 from core import images
+from core.code_digest import image_input_files
 from manifests.validate import render
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ("dev", "staging", "prod")
 COMPILED_PIPELINE = ROOT / "pipelines" / "compiled" / "training-pipeline.yaml"
+IMAGES_COMPONENT = ROOT / "kustomize" / "components" / "images" / "kustomization.yaml"
 # Image family (the repository part after REGISTRY) -> the Dockerfile and the target that builds it.
 FAMILY_TARGETS = {
     "platform": ("components/Dockerfile", "platform"),
@@ -147,7 +149,21 @@ def dockerfiles() -> dict[str, dict[str, Stage]]:
 
 @pytest.fixture(scope="module")
 def rendered_objects() -> list[dict]:
-    return [obj for env in ENVS for obj in render(ROOT / "kustomize" / "overlays" / env)]
+    """The overlays' objects, without the earlier PipelineVersions: those keep the images (and tags) of
+    the code they were compiled from, for the runs and schedules that still reference them."""
+    current = {
+        doc["metadata"]["name"]
+        for doc in yaml.safe_load_all(
+            (ROOT / "manifests" / "pipelines" / "training-pipeline.k8s.yaml").read_text()
+        )
+        if doc and doc["kind"] == "PipelineVersion"
+    }
+    return [
+        obj
+        for env in ENVS
+        for obj in render(ROOT / "kustomize" / "overlays" / env)
+        if obj["kind"] != "PipelineVersion" or obj["metadata"]["name"] in current
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -293,19 +309,40 @@ def test_every_project_image_is_named_in_images_py_and_built(
         assert target in dockerfiles[relative], f"{image}: {relative} has no stage {target}"
 
 
-def test_kustomize_pins_equal_images_py() -> None:
-    named = {images.PLATFORM_IMAGE, images.TRAINING_IMAGE, images.SERVING_IMAGE}
-    pins = [
-        (path, entry)
-        for path in kustomizations()
-        for entry in (yaml.safe_load(path.read_text()) or {}).get("images", [])
-        if entry["name"].startswith(images.REGISTRY + "/")
-    ]
-    assert pins, "no kustomization pins a project image"
-    for path, entry in pins:
-        where = path.relative_to(ROOT)
-        assert "newName" not in entry and "digest" not in entry, f"{where}: {entry} bypasses images.py"
-        assert f"{entry['name']}:{entry.get('newTag')}" in named, f"{where}: {entry} is not in images.py"
+def test_one_images_block_pins_every_image_as_images_py_names_it() -> None:
+    """Only kustomize/components/images pins images (every overlay includes it), exactly images.py's."""
+    pinning = [path for path in kustomizations() if (yaml.safe_load(path.read_text()) or {}).get("images")]
+    assert pinning == [IMAGES_COMPONENT], f"images: blocks outside the images component: {pinning}"
+    entries = yaml.safe_load(IMAGES_COMPONENT.read_text())["images"]
+    assert all(set(entry) == {"name", "newTag"} for entry in entries), "newName/digest bypass images.py"
+    assert {f"{e['name']}:{e['newTag']}" for e in entries} == {
+        *images.PROJECT_IMAGES,
+        *images.THIRD_PARTY_IMAGES,
+    }
+    for env in ENVS:
+        overlay = yaml.safe_load((ROOT / "kustomize" / "overlays" / env / "kustomization.yaml").read_text())
+        assert "../../components/images" in overlay.get("components", []), f"{env}: not pinned"
+
+
+def test_the_project_tag_carries_the_digest_of_the_code_the_images_are_built_from(tmp_path: Path) -> None:
+    from core.code_digest import code_digest
+
+    assert f"{images.RELEASE}-{code_digest()}" == images.TAG, "stale core/image_tag.py: run `make compile`"
+    for entry in ("core", "components", "inference", "pipelines", "platform.lock"):  # what the images copy
+        assert any(f.relative_to(ROOT).as_posix().startswith(entry) for f in image_input_files()), entry
+    # A changed byte of code is a new tag; a generated file (which embeds the tag) is not an input.
+    copy = tmp_path / "repo"
+    for path in image_input_files():
+        target = copy / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    assert code_digest(copy) == code_digest()
+    (copy / "pipelines" / "compiled").mkdir(parents=True, exist_ok=True)
+    (copy / "pipelines" / "compiled" / "training-pipeline.yaml").write_text("generated")
+    assert code_digest(copy) == code_digest()
+    with (copy / "core" / "paths.py").open("a") as handle:
+        handle.write("\n# changed\n")
+    assert code_digest(copy) != code_digest()
 
 
 def test_dockerignore_keeps_local_state_out() -> None:
@@ -314,10 +351,9 @@ def test_dockerignore_keeps_local_state_out() -> None:
     assert not missing, f".dockerignore: missing {missing}"
 
 
-# Third-party images the overlays run, each pinned in its base's `images:`. Not in images.py (which names
-# the images this project builds); docs/cluster.md flags them as not verified against
-# their registry from this machine.
-THIRD_PARTY_IMAGES = {"ghcr.io/mlflow/mlflow:v3.17.2", "nvcr.io/nvidia/tritonserver:25.10-py3"}
+# Third-party images the overlays run (images.py pins them too); docs/cluster.md flags them as not verified
+# against their registry from this machine.
+THIRD_PARTY_IMAGES = set(images.THIRD_PARTY_IMAGES)
 
 
 def rendered_images(objects: list[dict]) -> set[str]:
@@ -329,8 +365,10 @@ def rendered_images(objects: list[dict]) -> set[str]:
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_every_rendered_image_is_a_project_or_a_listed_third_party_image(env: str) -> None:
-    found = rendered_images(render(ROOT / "kustomize" / "overlays" / env))
+def test_every_rendered_image_is_a_project_or_a_listed_third_party_image(env: str, rendered_objects) -> None:
+    found = rendered_images(
+        [o for o in rendered_objects if o["metadata"].get("namespace") == "mlops" and _instance(o) == env]
+    )
     named = {images.PLATFORM_IMAGE, images.TRAINING_IMAGE, images.SERVING_IMAGE} | THIRD_PARTY_IMAGES
     assert found - named == set(), "add the image to images.py or THIRD_PARTY_IMAGES (and docs/cluster.md)"
     assert found >= THIRD_PARTY_IMAGES, "a listed third-party image is no longer used"
@@ -341,4 +379,8 @@ def test_cluster_docs_flag_every_image_not_verified_against_a_registry() -> None
     flagged = section.split("Not verified against a registry", 1)[1].split("\n\n", 1)[0]
     for image in THIRD_PARTY_IMAGES:
         assert f"`{image}`" in flagged, image
-    assert f"/{{platform,training,serving}}:{images.VERSION}" in flagged
+    assert f"/{{platform,training,serving}}:{images.RELEASE}-<code digest>" in flagged
+
+
+def _instance(obj: dict) -> str:
+    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/instance", "").removeprefix("mlops-")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.images import PLATFORM_IMAGE
 from manifests.validate import pod_spec, policy_violations, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ def test_cron_job_submits_the_training_pipeline_with_a_kfp_token(prod):
     (container,) = pod["containers"]
     argv = container["command"] + container["args"]
     assert argv == ["python", "-m", "pipelines.submit", "--host", KFP_HOST, "--reason", "schedule"]
-    assert container["image"] == "ghcr.io/mlops-loop/platform:0.1.0"
+    assert container["image"] == PLATFORM_IMAGE
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["KF_PIPELINES_SA_TOKEN_PATH"] == f"{TOKEN_DIR}/token"
     mounts = {m["name"]: m for m in container["volumeMounts"]}

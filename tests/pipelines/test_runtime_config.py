@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
+from core.images import RELEASE
 from core.paths import REPO_ROOT
 from core.runtime_config import (
     CONFIG_MAP,
@@ -22,21 +22,13 @@ from core.runtime_config import (
 )
 from core.settings import FromConfigMap, FromSecret, Settings, variable
 from manifests.validate import pipeline_executors, render
+from tests.helpers.compiled_ir import IR, executor_configs, pipeline_spec
 
-IR = REPO_ROOT / "pipelines" / "compiled" / "training-pipeline.yaml"
 OVERLAYS = ("dev", "staging", "prod")
 
 
-def compiled_executors() -> dict[str, dict]:
-    """The committed IR's Kubernetes executor configs by step (task) name."""
-    _, platform = yaml.safe_load_all(IR.read_text())
-    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    return {label.removeprefix("exec-"): config for label, config in executors.items()}
-
-
 def compiled_steps() -> set[str]:
-    pipeline, _ = yaml.safe_load_all(IR.read_text())
-    return {label.removeprefix("exec-") for label in pipeline["deploymentSpec"]["executors"]}
+    return {label.removeprefix("exec-") for label in pipeline_spec()["deploymentSpec"]["executors"]}
 
 
 def injected(config: dict) -> set[tuple[str, str, str]]:
@@ -65,7 +57,7 @@ def expected(step: str) -> set[tuple[str, str, str]]:
 
 
 def test_every_step_gets_exactly_the_settings_it_reads() -> None:
-    executors = compiled_executors()
+    executors = executor_configs()
     for step in sorted(compiled_steps()):
         assert injected(executors.get(step, {})) == expected(step), f"{step}: injections differ"
 
@@ -78,8 +70,7 @@ def test_every_step_named_by_the_settings_model_is_a_compiled_step() -> None:
 
 
 def test_every_step_checks_its_environment_before_its_work() -> None:
-    pipeline, _ = yaml.safe_load_all(IR.read_text())
-    for label, executor in pipeline["deploymentSpec"]["executors"].items():
+    for label, executor in pipeline_spec()["deploymentSpec"]["executors"].items():
         program = "\n".join(executor["container"]["command"])
         step = label.removeprefix("exec-")
         call = f'check_step_environment("{step}")'
@@ -160,4 +151,5 @@ def test_the_secrets_carry_no_value_into_the_compiled_pipeline() -> None:
 def test_the_cluster_guide_lists_the_config_map_as_it_is() -> None:
     guide = (REPO_ROOT / "docs" / "cluster.md").read_text()
     rows = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", guide, flags=re.MULTILINE))
-    assert rows == cluster_config_data(), "docs/cluster.md: the ConfigMap table differs from the model"
+    expected = cluster_config_data() | {"CODE_VERSION": f"{RELEASE}-<code digest>"}  # changes with the code
+    assert rows == expected, "docs/cluster.md: the ConfigMap table differs from the model"

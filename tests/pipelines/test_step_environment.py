@@ -19,8 +19,8 @@ from core.runtime_config import CONFIG_MAP, cluster_config_data
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
+from tests.helpers.compiled_ir import executor_configs
 from tests.helpers.stores import loopback_address, postgres_server, redis_server
-from tests.pipelines.test_runtime_config import IR
 
 IMAGE_ROOT = "/app"  # where the platform image holds the repository (components/Dockerfile)
 DRIVER = """
@@ -83,8 +83,7 @@ def _apply_as_the_job_does(values: dict, home: Path) -> None:
 
 def _injected_environment(step: str, values: dict) -> dict[str, str]:
     """The variables the compiled IR injects into `step`, valued from the installation."""
-    _, platform = yaml.safe_load_all(IR.read_text())
-    config = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][f"exec-{step}"]
+    config = executor_configs()[step]
     env = {}
     for ref in config.get("configMapAsEnv", []):
         for entry in ref["keyToEnv"]:
