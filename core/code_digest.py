@@ -3,8 +3,9 @@ identifies its code and a node never runs stale code under a reused tag.
 
 The inputs are what `components/Dockerfile` and `inference/Dockerfile` copy (the lock files, the
 Dockerfiles, pyproject.toml and the code folders), less what `.dockerignore` keeps out of the build
-context and less what is generated from the code (the compiled pipeline, `core/image_tag.py` itself):
-those embed the tag, and hashing them would make the tag depend on itself. `make compile` writes the
+context (the model specs among it: they reach pods as a ConfigMap) and less what is generated from the
+code (the compiled pipeline, `core/image_tag.py` itself): those embed the tag, and hashing them would
+make the tag depend on itself. `make compile` writes the
 digest to `core/image_tag.py`; `make compile --check` (a test) fails when it is stale.
 """
 
@@ -19,7 +20,8 @@ IMAGE_INPUTS = (
     "components/Dockerfile", "inference/Dockerfile", "platform.lock", "serving.lock", "pyproject.toml",
     "core", "components", "feature_repo", "inference", "monitoring", "pipelines",
 )  # fmt: skip
-GENERATED = ("core/image_tag.py", "pipelines/compiled")
+# Generated files, and the model specs: configuration that reaches pods as a ConfigMap, not in images.
+GENERATED = ("core/image_tag.py", "pipelines/compiled", "pipelines/models")
 SKIPPED_PARTS = ("__pycache__", "node_modules", ".pytest_cache")
 TAG_FILE = REPO_ROOT / "core" / "image_tag.py"
 

@@ -21,6 +21,8 @@ from core.settings import FromConfigMap, FromSecret, Settings, SettingsError, se
 
 CONFIG_MAP = "mlops-platform-config"
 MANIFEST = REPO_ROOT / "manifests" / "platform-config" / "config-map.yaml"
+SPECS_CONFIG_MAP = "mlops-model-specs"  # one key per spec file, mounted at SPECS_MOUNT where specs are read
+SPECS_MANIFEST = REPO_ROOT / "manifests" / "platform-config" / "model-specs.yaml"
 LOCAL_FEATURE_STORE_YAML = REPO_ROOT / "feature_repo" / "feature_store.yaml"
 
 
@@ -71,8 +73,10 @@ def local_config_data() -> dict[str, str]:
     """The local rendering's data: this machine's stand-ins, a variable already set in this process
     winning (a user's `MLOPS_TRAIN_THREADS=4 make run` is kept)."""
     from core.registry import local_tracking_uri  # MLflow is slow to import: only when rendering
+    from core.spec.model import DEFAULT_SPEC_DIR
 
     local = {
+        "MLOPS_SPEC_DIR": str(DEFAULT_SPEC_DIR),  # the folder the specs ConfigMap is rendered from
         "MLFLOW_TRACKING_URI": local_tracking_uri(),
         "FEAST_FS_YAML_FILE_PATH": str(LOCAL_FEATURE_STORE_YAML),
         "MLOPS_TRAIN_THREADS": "1",  # one busy-waiting OpenMP thread per trainer on a shared machine
@@ -95,8 +99,21 @@ def cluster_manifest() -> str:
     return config_map(cluster_config_data(), header)
 
 
-def config_map(data: dict[str, str], comment: str = "") -> str:
-    document = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CONFIG_MAP}, "data": data}
+def specs_manifest() -> str:
+    """The model specs as the ConfigMap every spec reader mounts (`make compile` writes SPECS_MANIFEST):
+    a spec change is a configuration change that Argo CD syncs, not a new image."""
+    from core.spec.model import DEFAULT_SPEC_DIR
+
+    data = {path.name: path.read_text() for path in sorted(DEFAULT_SPEC_DIR.glob("*.yaml"))}
+    header = (
+        "# The model specs (pipelines/models/*.yaml), mounted at MLOPS_SPEC_DIR by every pipeline step and\n"
+        "# service that reads them. Written by `make compile` (core/runtime_config.py); do not edit.\n"
+    )
+    return config_map(data, header, SPECS_CONFIG_MAP)
+
+
+def config_map(data: dict[str, str], comment: str = "", name: str = CONFIG_MAP) -> str:
+    document = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
     return comment + yaml.safe_dump(document, sort_keys=False)
 
 

@@ -33,6 +33,11 @@ def _device(value: str) -> str:
 
 
 # The pipeline steps that read a variable, by KFP task name (the component function's name, dashed).
+PIPELINE_STEPS = (
+    "resolve-spec", "load-features", "validate-data", "train", "fit-detector", "evaluate", "gate",
+    "export-triton", "register", "deploy-canary", "analyze-canary", "promote-or-rollback",
+)  # fmt: skip
+SPECS_MOUNT = "/etc/mlops/specs"  # where the specs ConfigMap is mounted (core/runtime_config.py)
 MLFLOW_STEPS = (
     "validate-data", "evaluate", "gate", "register", "deploy-canary", "analyze-canary", "promote-or-rollback",
 )  # fmt: skip
@@ -75,9 +80,11 @@ class Settings(BaseSettings):
     home: Path | None = Field(default=None, validation_alias="MLOPS_HOME")
     """Local state: feature data, Feast registry and online store, MLflow store, pipeline root, logs
     (default: `.local/` in the repository; `core.paths.state_root()`)."""
-    spec_dir: Path | None = Field(default=None, validation_alias="MLOPS_SPEC_DIR")
-    """Where the model specs are read (default: the repository's `pipelines/models/`; on a cluster: a
-    mounted ConfigMap)."""
+    spec_dir: Annotated[
+        Path | None, FromConfigMap(PIPELINE_STEPS, required=True, cluster_value=SPECS_MOUNT)
+    ] = Field(default=None, validation_alias="MLOPS_SPEC_DIR")
+    """Where the model specs are read (default: the repository's `pipelines/models/`; on a cluster the
+    ConfigMap `mlops-model-specs` mounted there: specs are configuration, not baked into images)."""
     feature_data_uri: Annotated[
         str | None, FromSecret("feast-offline-store", "uri", FEAST_STEPS, required=True)
     ] = Field(default=None, validation_alias="FEATURE_DATA_URI")

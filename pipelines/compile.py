@@ -30,7 +30,7 @@ from core.code_digest import TAG_FILE, code_digest, tag_file_text, write_tag_fil
 from core.paths import REPO_ROOT
 from core.pipeline_version import pipeline_version_name
 from core.runtime_config import MANIFEST as CONFIG_MAP_MANIFEST
-from core.runtime_config import cluster_manifest
+from core.runtime_config import SPECS_MANIFEST, cluster_manifest, specs_manifest
 
 IMAGES_COMPONENT = REPO_ROOT / "kustomize" / "components" / "images" / "kustomization.yaml"
 COMPILED_DIR = REPO_ROOT / "pipelines" / "compiled"
@@ -122,7 +122,8 @@ def write_generated() -> list[Path]:
     """The ConfigMap and the images Component (after the tag file and the pipelines)."""
     IMAGES_COMPONENT.parent.mkdir(parents=True, exist_ok=True)
     IMAGES_COMPONENT.write_text(images_component())
-    return [write_config_map(), IMAGES_COMPONENT]
+    SPECS_MANIFEST.write_text(specs_manifest())
+    return [write_config_map(), SPECS_MANIFEST, IMAGES_COMPONENT]
 
 
 def stale_files() -> list[str]:
@@ -138,7 +139,12 @@ def stale_files() -> list[str]:
             for path in fresh
             if not committed[path.name].exists() or not filecmp.cmp(path, committed[path.name], shallow=False)
         ]
-    for path, text in ((CONFIG_MAP_MANIFEST, cluster_manifest()), (IMAGES_COMPONENT, images_component())):
+    generated = (
+        (CONFIG_MAP_MANIFEST, cluster_manifest()),
+        (SPECS_MANIFEST, specs_manifest()),
+        (IMAGES_COMPONENT, images_component()),
+    )
+    for path, text in generated:
         if not path.is_file() or path.read_text() != text:
             stale.append(str(path.relative_to(REPO_ROOT)))
     return stale

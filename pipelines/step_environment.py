@@ -1,6 +1,7 @@
 """Inject each pipeline step's runtime configuration with kfp-kubernetes, exactly as the settings model
 declares it (core/settings.py markers, core/runtime_config.py): ConfigMap keys with
-`use_config_map_as_env`, Secret keys with `use_secret_as_env`. Not optional: a pod whose ConfigMap or
+`use_config_map_as_env`, Secret keys with `use_secret_as_env`, and the model specs ConfigMap as a volume
+where MLOPS_SPEC_DIR points. Not optional: a pod whose ConfigMap or
 Secret lacks a key does not start, and Kubernetes names the key in the pod's events.
 """
 
@@ -10,8 +11,8 @@ from collections import defaultdict
 
 from kfp import dsl, kubernetes
 
-from core.runtime_config import CONFIG_MAP, step_injections
-from core.settings import FromSecret
+from core.runtime_config import CONFIG_MAP, SPECS_CONFIG_MAP, step_injections
+from core.settings import SPECS_MOUNT, FromSecret
 
 
 def inject_settings(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -27,4 +28,6 @@ def inject_settings(task: dsl.PipelineTask) -> dsl.PipelineTask:
         kubernetes.use_config_map_as_env(task, CONFIG_MAP, config)
     for secret, keys in sorted(secrets.items()):
         kubernetes.use_secret_as_env(task, secret, keys)
+    if "MLOPS_SPEC_DIR" in config:  # the specs themselves, where that variable says they are
+        kubernetes.use_config_map_as_volume(task, SPECS_CONFIG_MAP, mount_path=SPECS_MOUNT)
     return task

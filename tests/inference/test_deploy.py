@@ -334,7 +334,11 @@ def test_feature_service_models_get_the_feast_transformer_pinned_to_stable(specs
     assert "--model-version=3" in container["args"], "the stable version's encoder, not the canary's"
     env = {item["name"]: item for item in container["env"]}
     assert env["STORAGE_URI"]["value"] == "s3://models/" + name + "/3/artifacts/triton/transformer"
-    secrets = {item["valueFrom"]["secretKeyRef"]["name"] for item in env.values() if "valueFrom" in item}
+    secrets = {
+        item["valueFrom"]["secretKeyRef"]["name"]
+        for item in env.values()
+        if "secretKeyRef" in item.get("valueFrom", {})
+    }
     assert secrets == {"feast-registry", "feast-online-store"}
     assert "canaryTrafficPercent" not in transformer
     assert service["spec"]["predictor"]["canaryTrafficPercent"] == spec.canary.traffic_percent

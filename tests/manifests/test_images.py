@@ -31,7 +31,8 @@ FAMILY_TARGETS = {
     "serving": ("inference/Dockerfile", "serving"),
 }
 DOCKERFILE_LOCKS = {"components/Dockerfile": "platform.lock", "inference/Dockerfile": "serving.lock"}
-DOCKERIGNORE_MUST_EXCLUDE = (".venv*", ".local", "build", "**/node_modules")
+# pipelines/models: the specs reach pods as a ConfigMap, so a spec change is no new image.
+DOCKERIGNORE_MUST_EXCLUDE = (".venv*", ".local", "build", "**/node_modules", "pipelines/models")
 
 
 @dataclass

@@ -8,20 +8,24 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from core.images import RELEASE
 from core.paths import REPO_ROOT
 from core.runtime_config import (
     CONFIG_MAP,
     MANIFEST,
+    SPECS_CONFIG_MAP,
+    SPECS_MANIFEST,
     check_step_environment,
     cluster_config_data,
     cluster_manifest,
     injections,
+    specs_manifest,
     step_injections,
 )
-from core.settings import FromConfigMap, FromSecret, Settings, variable
-from manifests.validate import pipeline_executors, render
+from core.settings import SPECS_MOUNT, FromConfigMap, FromSecret, Settings, variable
+from manifests.validate import pipeline_executors, pod_spec, render
 from tests.helpers.compiled_ir import IR, executor_configs, pipeline_spec
 
 OVERLAYS = ("dev", "staging", "prod")
@@ -117,6 +121,7 @@ def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_a_missing_required_key_stops_the_step_with_one_line(environ: pytest.MonkeyPatch, missing) -> None:
     environ.setenv("FEAST_FS_YAML_FILE_PATH", "/app/feature_repo/cluster/feature_store.yaml")
     environ.setenv("FEATURE_DATA_URI", "s3://features")
+    environ.setenv("MLOPS_SPEC_DIR", "/etc/mlops/specs")
     environ.delenv(missing)
     with pytest.raises(SystemExit) as stopped:
         check_step_environment("load-features")
@@ -134,7 +139,8 @@ def test_a_malformed_value_stops_the_step_with_one_line(environ: pytest.MonkeyPa
     assert re.fullmatch(r"train: environment variable MLOPS_TRAIN_THREADS: .*'two'.*", str(stopped.value))
 
 
-def test_a_step_without_required_keys_runs_on_defaults(environ: pytest.MonkeyPatch) -> None:
+def test_optional_keys_keep_their_defaults(environ: pytest.MonkeyPatch) -> None:
+    environ.setenv("MLOPS_SPEC_DIR", "/etc/mlops/specs")  # every step requires it
     assert check_step_environment("train").train_threads == 1
     environ.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     assert check_step_environment("gate").mlflow_tracking_uri == "http://mlflow:5000"
@@ -153,3 +159,47 @@ def test_the_cluster_guide_lists_the_config_map_as_it_is() -> None:
     rows = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", guide, flags=re.MULTILINE))
     expected = cluster_config_data() | {"CODE_VERSION": f"{RELEASE}-<code digest>"}  # changes with the code
     assert rows == expected, "docs/cluster.md: the ConfigMap table differs from the model"
+
+
+def test_every_step_that_reads_specs_mounts_the_specs_config_map() -> None:
+    executors = executor_configs()
+    for step in compiled_steps():
+        mounts = executors.get(step, {}).get("configMapAsVolume", [])
+        assert [(m["configMapName"], m["mountPath"]) for m in mounts] == [(SPECS_CONFIG_MAP, SPECS_MOUNT)], (
+            step
+        )
+    assert cluster_config_data()["MLOPS_SPEC_DIR"] == SPECS_MOUNT
+
+
+def test_the_specs_config_map_holds_every_spec_file() -> None:
+    data = yaml.safe_load(SPECS_MANIFEST.read_text())["data"]
+    folder = REPO_ROOT / "pipelines" / "models"
+    assert data == {path.name: path.read_text() for path in sorted(folder.glob("*.yaml"))}
+    assert SPECS_MANIFEST.read_text() == specs_manifest(), "run `make compile`"
+
+
+def _python_containers(pod: dict) -> list[dict]:
+    containers = [*pod.get("initContainers", []), *pod.get("containers", [])]
+    return [c for c in containers if c.get("command", [])[:2] == ["python", "-m"]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_reads_specs_from_the_config_map(overlay: str) -> None:
+    """Specs are not in the images (.dockerignore): every `python -m` container of the overlays and of
+    the InferenceService template (the transformer) mounts them where MLOPS_SPEC_DIR points."""
+    pods = [pod_spec(o) for o in render(REPO_ROOT / "kustomize" / "overlays" / overlay)]
+    template = yaml.safe_load(
+        (REPO_ROOT / "manifests" / "serving" / "inferenceservice.template.yaml").read_text()
+    )
+    pods = [pod for pod in pods if pod] + [template["spec"]["transformer"]]
+    checked = 0
+    for pod in pods:
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for container in _python_containers(pod):
+            env = {e["name"]: e for e in container.get("env", [])}
+            ref = env["MLOPS_SPEC_DIR"]["valueFrom"]["configMapKeyRef"]
+            assert ref == {"name": CONFIG_MAP, "key": "MLOPS_SPEC_DIR"}, container["name"]
+            (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == SPECS_MOUNT]
+            assert volumes[mount["name"]]["configMap"]["name"] == SPECS_CONFIG_MAP, container["name"]
+            checked += 1
+    assert checked >= 6  # retrain trigger, schedule, detector pull + service, reports, transformer

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from core.paths import REPO_ROOT
-from core.runtime_config import CONFIG_MAP, cluster_config_data
+from core.runtime_config import CONFIG_MAP, cluster_config_data, specs_manifest
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
@@ -42,6 +42,11 @@ def installation(tmp_path_factory) -> dict:
     registry, online = loopback_address(), loopback_address()
     with postgres_server(registry, "feast", "registry-pw", "feast"), redis_server(online, "online-pw"):
         cluster_config = {k: v.replace(IMAGE_ROOT, str(REPO_ROOT)) for k, v in cluster_config_data().items()}
+        # The kubelet's part: the specs ConfigMap's keys as files where MLOPS_SPEC_DIR points.
+        specs = tmp_path_factory.mktemp("specs")
+        for name, text in yaml.safe_load(specs_manifest())["data"].items():
+            (specs / name).write_text(text)
+        cluster_config["MLOPS_SPEC_DIR"] = str(specs)
         values = {(f"configmap/{CONFIG_MAP}", key): value for key, value in cluster_config.items()}
         values |= {
             ("secret/feast-registry", "host"): registry,
