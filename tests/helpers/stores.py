@@ -1,5 +1,6 @@
 """Real PostgreSQL and Redis servers for tests of the cluster's Feast config (SQL registry on Postgres,
-Redis online store), started from Debian's packages (`make test` installs them) and stopped afterwards.
+Redis online store), started from Debian's packages (`make test` installs them), and a real MLflow
+tracking server, each stopped afterwards.
 
 The cluster feature_store.yaml fixes the ports (5432, 6379: Feast expands `${VAR}` with
 os.path.expandvars, which has no defaults), so each server listens on those ports on an address of its
@@ -93,3 +94,38 @@ def redis_server(host: str, password: str) -> Iterator[None]:
         server.terminate()
         server.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def mlflow_server(folder: Path) -> Iterator[str]:
+    """`mlflow server` (sqlite backend, proxied artifacts under `folder`) on a free loopback port; yields
+    its URL, as the cluster's steps reach the MLflow Deployment."""
+    import sys
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+         "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return server.poll() is not None
+
+    try:
+        wait_for(healthy, f"mlflow server on {url}", 60)
+        assert server.poll() is None, f"mlflow server exited with {server.returncode}"
+        yield url
+    finally:
+        server.terminate()
+        server.wait(20)
