@@ -183,5 +183,30 @@ def response_probabilities(payload: Any, output: str = PROBABILITY_OUTPUT) -> np
     shape = item["shape"]
     if len(shape) == 1 or shape[1] == 1:
         positive = values.reshape(shape[0])
-        return np.column_stack([1.0 - positive, positive])
-    return values.reshape(shape[0], shape[1])
+        proba = np.column_stack([1.0 - positive, positive])
+    else:
+        proba = values.reshape(shape[0], shape[1])
+    return checked_probabilities(proba, item["name"])
+
+
+# FP32 softmax outputs sum to 1 within ~1e-6; a looser bound still refuses [0, 0] or [0.9, 0.9].
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
+
+def checked_probabilities(proba: np.ndarray, output: str) -> np.ndarray:
+    """`proba` if every row is a probability distribution (finite, in [0, 1], summing to 1); otherwise
+    the quality tracker could not score it (NaN or a zero row breaks log loss and ROC AUC for the whole
+    window, and would again after a restart), so it is refused with the first bad row named."""
+    finite = np.isfinite(proba).all(axis=1)
+    in_range = ((proba >= 0.0) & (proba <= 1.0)).all(axis=1)
+    sums = np.abs(proba.sum(axis=1) - 1.0) <= PROBABILITY_SUM_TOLERANCE
+    bad = np.flatnonzero(~(finite & in_range & sums))
+    if len(bad):
+        row = int(bad[0])
+        shown = [float(value) for value in proba[row][:4]]
+        raise EventError(
+            "bad_payload",
+            f"OIP output {output!r} row {row}: not class probabilities (finite, in [0, 1], summing to 1): "
+            f"{shown}{' ...' if proba.shape[1] > 4 else ''} ({len(bad)} bad rows of {len(proba)})",
+        )
+    return proba

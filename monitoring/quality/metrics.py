@@ -26,12 +26,22 @@ UNMATCHED_REASONS = (
 UNLOGGED_REASONS = ("bad_response", "row_mismatch")
 
 
+def usable_rows(labels: Sequence[int], proba: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows that can be scored. A store written before responses were checked at the door may hold
+    NaN or all-zero rows: one of them would fail the whole window, and the service's start with it."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    if len(y) == 0:
+        return y, p
+    usable = np.isfinite(p).all(axis=1) & (p >= 0).all(axis=1) & (p.sum(axis=1) > 0)
+    return y[usable], p[usable]
+
+
 def window_metrics(labels: Sequence[int], proba: Sequence[Sequence[float]]) -> dict[str, float]:
     """accuracy, roc_auc (one-vs-rest macro for multiclass) and log_loss of the window's rows."""
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-    y = np.asarray(labels, dtype=np.int64)
-    p = np.asarray(proba, dtype=np.float64)
+    y, p = usable_rows(labels, proba)
     if len(y) == 0:
         return dict.fromkeys(QUALITY_METRICS, math.nan)
     p = p / p.sum(axis=1, keepdims=True)  # FP32 outputs seldom sum to exactly 1; log loss insists

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from monitoring.payloads.logged import Key, LoggedInference
-from monitoring.quality.metrics import QualityMetrics, window_metrics
+from monitoring.quality.metrics import QualityMetrics, usable_rows, window_metrics
 from monitoring.quality.outcomes import Outcome, class_index, parse_outcomes
 from monitoring.quality.store import PredictionStore, StoredRow
 
@@ -185,7 +185,7 @@ class QualityTracker:
     def refresh(self, model: str, version: str) -> dict[str, float]:
         """Score the rolling window of (model, version) and export it."""
         since = self.clock() - self.window_max_age_s
-        labels, proba = self.store.labeled_window(model, version, self.window_size, since)
+        labels, proba = usable_rows(*self.store.labeled_window(model, version, self.window_size, since))
         scores = window_metrics(labels, proba)
         self.metrics.set_window(model, version, len(labels), scores)
         return scores

@@ -8,6 +8,7 @@ serving env; tests/serving_env/test_quality_real.py runs this over a real detect
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -262,3 +263,85 @@ def test_window_metrics_multiclass_and_undefined_auc():
     assert scores["roc_auc"] == pytest.approx(roc_auc_score([0, 1, 2, 1], proba, multi_class="ovr"))
     assert np.isnan(window_metrics([1, 1], [[0.2, 0.8], [0.4, 0.6]])["roc_auc"])  # one class only
     assert FEATURES  # the request body above sends the double's features
+
+
+def poisoned_response(values: list[float], request_id: str) -> bytes:
+    output = {"name": "output__0", "shape": [1, 2], "datatype": "FP32", "data": values}
+    # json.dumps writes NaN and Infinity as the bare tokens a server's JSON encoder may send.
+    return json.dumps({"id": request_id, "model_name": MODEL, "outputs": [output]}).encode()
+
+
+POISONS = {
+    "zeros": [0.0, 0.0],
+    "nan": [float("nan"), 0.5],
+    "above_one": [-0.5, 1.5],
+    "inf": [0.0, float("inf")],
+}
+
+
+def test_poisoned_predictions_are_counted_never_stored_and_the_service_keeps_serving(served, tmp_path):
+    """Responses that are no probability distribution reach the drift side (the event is acknowledged)
+    but are never stored for quality; their outcomes find no prediction, every other outcome still joins,
+    and a restart over the same state starts and scores."""
+    target = Target(MODEL, VERSION, "stable")
+    with running(build_service(tmp_path)) as base:
+        logger = EventLogger(base + "/", RouterMetrics()).start()
+        for name, values in POISONS.items():
+            row = served.iloc[[0]]
+            logger.log_pair(target, request_body(row, name), poisoned_response(values, name))
+        logger.stop(timeout_s=30)
+        log_served(base, served.iloc[:20])
+        wait_for(
+            lambda: (
+                gauge(
+                    base, "mlops_drift_events_received_total", model=MODEL, version=VERSION, kind="response"
+                )
+                == 20 + len(POISONS)
+            )
+        )
+        unlogged = "mlops_model_quality_predictions_unlogged_total"
+        assert gauge(base, unlogged, model=MODEL, version=VERSION, reason="bad_response") == len(POISONS)
+        reply = post_outcomes(base, [{"request_id": name, "label": 1} for name in POISONS])
+        assert reply.status_code == 202 and reply.json()["unmatched"] == {"no_prediction": len(POISONS)}
+        good = [{"request_id": f"req-{i}", "label": int(served["converted"].iloc[i])} for i in range(20)]
+        assert post_outcomes(base, good).json()["joined"] == 20
+        assert gauge(base, "mlops_model_quality_window_rows", model=MODEL, version=VERSION) == 20
+    with running(build_service(tmp_path)) as base:
+        assert gauge(base, "mlops_model_quality_window_rows", model=MODEL, version=VERSION) == 20
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+
+
+def test_a_store_holding_poisoned_rows_from_before_still_starts_and_scores(served, tmp_path):
+    """State written before responses were checked at the door (NaN, a zero row) is left out of the
+    window instead of failing every outcome for the version and the next start."""
+    store, now = PredictionStore.in_folder(tmp_path), time.time()
+    rows = [
+        (f"ok-{i}", [1 - served["p1"].iloc[i], served["p1"].iloc[i]], int(served["converted"].iloc[i]))
+        for i in range(30)
+    ]
+    rows += [("nan", [float("nan"), float("nan")], 1), ("zeros", [0.0, 0.0], 0)]
+    for request_id, proba, _ in rows:
+        store.log_request(f"ce-{request_id}", request_id, MODEL, VERSION, [{"x": 1}], now=now)
+        store.log_response(f"ce-{request_id}", request_id, MODEL, VERSION, [proba], now=now)
+    store.set_labels([(f"ce-{request_id}", 0, label, now, None) for request_id, _, label in rows])
+    store.close()
+    with running(build_service(tmp_path)) as base:
+        assert gauge(base, "mlops_model_quality_window_rows", model=MODEL, version=VERSION) == 30
+        auc = gauge(base, "mlops_model_quality_roc_auc", model=MODEL, version=VERSION)
+        expected = roc_auc_score(served["converted"].iloc[:30], served["p1"].iloc[:30])
+        assert auc == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(POISONS))
+def test_a_poisoned_response_is_refused_in_one_line_naming_its_row(name):
+    from monitoring.payloads.errors import EventError
+    from monitoring.payloads.oip import response_probabilities
+
+    good = {"name": "output__0", "shape": [2, 2], "datatype": "FP32", "data": [0.3, 0.7, 0.9, 0.1]}
+    assert response_probabilities({"outputs": [good]}).shape == (2, 2)
+    bad = {**good, "data": [0.3, 0.7, *POISONS[name]]}
+    with pytest.raises(EventError) as refused:
+        response_probabilities(json.loads(json.dumps({"outputs": [bad]})))
+    message = str(refused.value)
+    assert "'output__0' row 1: not class probabilities" in message and "(1 bad rows of 2)" in message
+    assert "\n" not in message
