@@ -65,8 +65,10 @@ class TriggerService:
         metrics: TriggerMetrics | None = None,
         cooldown_s: float = DEFAULT_COOLDOWN_S,
         clock: Callable[[], float] = time.time,
+        resume_retry_s: float = 30.0,
     ) -> None:
         self.store = store
+        self.resume_retry_s = resume_retry_s
         self.submitter = submitter
         self.models = frozenset(models)
         self.metrics = metrics or TriggerMetrics(self.models)
@@ -83,11 +85,7 @@ class TriggerService:
             log.info("run %s (%s): resuming watch of %s", run.id, run.model, run.external_id)
             self._watch(run)
         for run in self.store.runs(("pending",)):
-            log.info("run %s (%s): submitting after a restart", run.id, run.model)
-            try:
-                self._submit(run)
-            except SubmitError as exc:  # its alert was forgotten: Alertmanager's next resend retries
-                log.error("run %s (%s): %s", run.id, run.model, exc)
+            self._resume_pending(run)
         self._publish_in_flight()
         self.ready = True
 
@@ -126,6 +124,33 @@ class TriggerService:
         return _replace(result, outcome=admission.outcome, run_id=admission.run.id if admission.run else None)
 
     # ------------------------------------------------------------------------------------------- runs
+    def _resume_pending(self, run: RunRecord) -> None:
+        """A `pending` run after a restart: the trigger died after persisting it, maybe after starting
+        it too. A run the submitter finds started is recorded and watched; only one it does not is
+        submitted, so a crash at any point starts each run once. While the submitter cannot tell (the
+        KFP API is away), the run stays `pending` (its model in flight) and is asked about again."""
+        try:
+            external_id = self.submitter.started(run)
+        except Exception as exc:
+            log.error("run %s (%s): cannot tell whether it started (%s); asking again in %.0f s",
+                      run.id, run.model, " ".join(str(exc).split()), self.resume_retry_s)  # fmt: skip
+            timer = threading.Timer(self.resume_retry_s, self._resume_pending, args=(run,))
+            timer.daemon = True
+            timer.start()
+            return
+        if external_id is None:
+            log.info("run %s (%s): submitting after a restart", run.id, run.model)
+            try:
+                self._submit(run)
+            except SubmitError as exc:  # its alert was forgotten: Alertmanager's next resend retries
+                log.error("run %s (%s): %s", run.id, run.model, exc)
+            return
+        log.info("run %s (%s): started before the restart as %s; watching it", run.id, run.model, external_id)
+        self.store.mark_submitted(run.id, external_id, self.clock())
+        self.metrics.count_run(run.model, "submitted")
+        self._publish_in_flight()
+        self._watch(self.store.run(run.id))
+
     def _submit(self, run: RunRecord) -> None:
         try:
             external_id = self.submitter.submit(run)

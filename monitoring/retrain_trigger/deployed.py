@@ -21,7 +21,7 @@ import yaml
 
 from core.pipeline_version import pipeline_version_name
 
-_EQUALS = 1  # kfp.client.client._FILTER_OPERATIONS["EQUALS"] (the v2beta1 filter's operation enum)
+EQUALS = 1  # kfp.client.client._FILTER_OPERATIONS["EQUALS"] (the v2beta1 filter's operation enum)
 
 
 class NotDeployedError(RuntimeError):
@@ -48,7 +48,7 @@ def run_deployed(
     pipeline_id = client.get_pipeline_id(deployed.name)
     if pipeline_id is None:
         raise NotDeployedError(f"KFP has no pipeline {deployed.name!r}: sync manifests/pipelines first")
-    predicate = {"operation": _EQUALS, "key": "display_name", "stringValue": deployed.version}
+    predicate = {"operation": EQUALS, "key": "display_name", "stringValue": deployed.version}
     listed = client.list_pipeline_versions(pipeline_id, filter=json.dumps({"predicates": [predicate]}))
     versions = listed.pipeline_versions or []
     if not versions:

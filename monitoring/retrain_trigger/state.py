@@ -4,8 +4,9 @@ Every decision is one `BEGIN IMMEDIATE` transaction on a fresh connection, so co
 (an Alertmanager HA pair sends the same alert twice, on purpose, at the same moment) are serialized by
 sqlite itself: exactly one of them sees the alert as new.
 
-A run is written as `pending` before it is submitted. A crash between the two leaves the `pending` row,
-which `TriggerService.recover()` submits on restart, once.
+A run is written as `pending` before it is submitted. A crash after that leaves the `pending` row;
+`TriggerService.recover()` asks the submitter whether the run was started (the crash may have come after
+starting it and before recording that) and watches it if so, else submits it: each run starts once.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ only the stored `run.external_id`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 
 from core import paths
 from core.settings import settings, variable
-from monitoring.retrain_trigger.deployed import DeployedPipeline, run_deployed
+from monitoring.retrain_trigger.deployed import EQUALS, DeployedPipeline, run_deployed
 from monitoring.retrain_trigger.errors import SubmitError
 from monitoring.retrain_trigger.state import RunRecord
 
@@ -34,7 +35,12 @@ KFP_TERMINAL_STATES = {"SUCCEEDED": True, "FAILED": False, "CANCELED": False, "S
 
 # The shell records the exit code in a file ($0) so that a restarted trigger, which is no longer the
 # run's parent and cannot wait() for it, still learns how the run ended. mv makes the write atomic.
-_RECORD_EXIT_CODE = '"$@"; code=$?; echo "$code" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$code"'
+# argv: exit-code file, pid file, command. The shell records its pid (the run's) before anything else, so a
+# trigger that dies between starting the run and recording it finds the run again on restart.
+_RECORD_EXIT_CODE = (
+    'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; shift; '
+    '"$@"; code=$?; echo "$code" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$code"'
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,11 @@ class RunOutcome:
 
 class Submitter(Protocol):
     def submit(self, run: RunRecord) -> str: ...
+
+    def started(self, run: RunRecord) -> str | None:
+        """The external id of `run` if a submission already started it (the trigger died between
+        starting it and recording that), else None; raises if that cannot be known."""
+        ...
 
     def wait(self, run: RunRecord, on_running: Callable[[], None]) -> RunOutcome: ...
 
@@ -58,12 +69,14 @@ class LocalSubmitter:
         command: Sequence[str] = DEFAULT_LOCAL_COMMAND,
         logs_dir: Path | None = None,
         poll_s: float = 1.0,
+        claim_grace_s: float = 10.0,
     ) -> None:
         if not command or shutil.which(command[0]) is None:
             raise ValueError(f"local command: executable {command[0] if command else ''!r} not found")
         self.command = list(command)
         self.logs_dir = logs_dir if logs_dir is not None else paths.logs_dir()
         self.poll_s = poll_s
+        self.claim_grace_s = claim_grace_s
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
 
@@ -76,10 +89,37 @@ class LocalSubmitter:
     def exit_code_path(self, run: RunRecord) -> Path:
         return self.logs_dir / f"retrain-{run.id}.exit"
 
+    def pid_path(self, run: RunRecord) -> Path:
+        return self.logs_dir / f"retrain-{run.id}.pid"
+
+    def claim_path(self, run: RunRecord) -> Path:
+        return self.logs_dir / f"retrain-{run.id}.claim"
+
+    def started(self, run: RunRecord) -> str | None:
+        """The run's process records its pid before it runs anything: a pid file means it was started.
+        A claim without a pid file means a submission was under way when the trigger died: its process
+        may still be starting, so the pid file is waited for (`claim_grace_s`) before saying no."""
+        deadline = time.monotonic() + (self.claim_grace_s if self.claim_path(run).exists() else 0.0)
+        while True:
+            try:
+                text = self.pid_path(run).read_text().strip()
+            except FileNotFoundError:
+                text = ""
+            if text.isdigit():
+                return f"pid:{text}"
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(min(self.poll_s, 0.05))
+
     def submit(self, run: RunRecord) -> str:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.exit_code_path(run).unlink(missing_ok=True)
-        argv = ["/bin/sh", "-c", _RECORD_EXIT_CODE, str(self.exit_code_path(run)), *self.command_for(run)]
+        self.pid_path(run).unlink(missing_ok=True)
+        self.claim_path(run).touch()  # before the process exists: a restart knows to look for its pid
+        argv = [
+            "/bin/sh", "-c", _RECORD_EXIT_CODE, str(self.exit_code_path(run)), str(self.pid_path(run)),
+            *self.command_for(run),
+        ]  # fmt: skip
         try:
             with self.log_path(run).open("ab") as log_file:
                 child = subprocess.Popen(
@@ -165,6 +205,15 @@ class KfpSubmitter:
         except Exception as exc:  # any failure means no run: the caller answers 5xx so the alert is resent
             raise SubmitError(f"KFP at {self.host}: cannot create run {name}: {one_line(exc)}") from exc
         return str(result.run_id)
+
+    def started(self, run: RunRecord) -> str | None:
+        """A KFP run of this record exists when the retrain experiment holds one of its (unique) name."""
+        client = self.client()
+        experiment_id = client.create_experiment(self.experiment).experiment_id  # get or create
+        predicate = {"operation": EQUALS, "key": "display_name", "stringValue": self.run_name(run)}
+        listed = client.list_runs(experiment_id=experiment_id, filter=json.dumps({"predicates": [predicate]}))
+        runs = listed.runs or []
+        return str(runs[0].run_id) if runs else None
 
     def wait(self, run: RunRecord, on_running: Callable[[], None]) -> RunOutcome:
         reported_running = False

@@ -1,6 +1,6 @@
 """A tiny fake of the KFP v2beta1 API: the endpoints `kfp.Client` calls to find a deployed Pipeline and
-PipelineVersion by display name, create a run (of that version, or of an uploaded package) and read its
-state; it records the runs created."""
+PipelineVersion by display name, create a run (of that version, or of an uploaded package), list runs by
+display name and read a run's state; it records the runs created."""
 
 from __future__ import annotations
 
@@ -52,7 +52,21 @@ def fake_kfp(runs: list[dict], states: list[str], deployed: dict[str, list[str]]
     @api.post("/apis/v2beta1/runs")
     async def create_run(request: Request) -> dict:
         runs.append(await request.json())
-        return {"run_id": "kfp-run-1", "display_name": runs[-1]["display_name"], "state": "PENDING"}
+        return {
+            "run_id": f"kfp-run-{len(runs)}",
+            "display_name": runs[-1]["display_name"],
+            "state": "PENDING",
+        }
+
+    @api.get("/apis/v2beta1/runs")
+    async def list_runs(experiment_id: str = "", query: str = Query("", alias="filter")) -> dict:
+        wanted = _display_name(query)
+        listed = [
+            {"run_id": f"kfp-run-{i + 1}", "display_name": r["display_name"], "experiment_id": experiment_id}
+            for i, r in enumerate(runs)
+            if r["display_name"] == wanted and r.get("experiment_id") == experiment_id
+        ]
+        return {"runs": listed, "total_size": len(listed)} if listed else {}
 
     @api.get("/apis/v2beta1/runs/{run_id}")
     async def get_run(run_id: str) -> dict:

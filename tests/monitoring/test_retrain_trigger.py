@@ -55,6 +55,9 @@ class FakeSubmitter:
         self.submitted.append(run)
         return f"fake-{run.id}"
 
+    def started(self, run: RunRecord) -> str | None:
+        return None  # the restart tests here crash before starting; tests below crash after it
+
     def wait(self, run: RunRecord, on_running: Callable[[], None]) -> RunOutcome:
         self.waited.append(run.id)
         on_running()
@@ -391,3 +394,69 @@ def test_entry_point_refuses_a_missing_token_file(tmp_path, capsys):
     ]
     assert trigger_main(argv) == 2
     assert "token file" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ crash points
+def _pending_run(db: Path, clock) -> RunRecord:
+    store = StateStore(db)
+    store.initialize()
+    admission = store.admit(
+        fingerprint="c0ffee", starts_at="2026-12-05T10:00:00Z", model="conversion-xgboost",
+        alertname="ModelInputDriftDetected", reason="before the crash", now=clock(), cooldown_s=HOUR,
+    )  # fmt: skip
+    return admission.run
+
+
+@pytest.mark.parametrize("crash", ["after_persisting", "after_starting"])
+def test_a_crash_at_any_point_of_submission_starts_the_run_once(tmp_path, db, models, clock, crash):
+    """kill -9 of the trigger after it persisted the run (nothing started) or after it started the run's
+    process but before it recorded that: the restart starts or adopts the run, never both."""
+    starts = tmp_path / "starts"
+    command = [sys.executable, "-c", f"open({str(starts)!r}, 'a').write('x'); import time; time.sleep(0.5)"]
+    run = _pending_run(db, clock)
+    if crash == "after_starting":  # the dead trigger's submission: the process runs on in its session
+        LocalSubmitter(command, logs_dir=tmp_path / "logs", poll_s=0.05).submit(run)
+    restarted = TriggerService(
+        StateStore(db), LocalSubmitter(command, logs_dir=tmp_path / "logs", poll_s=0.05), models, clock=clock
+    )
+    restarted.recover()
+    wait_for(lambda: restarted.store.run(run.id).status == "succeeded", "the run finished", 30)
+    assert starts.read_text() == "x"  # started exactly once
+    assert restarted.store.runs(("pending", "submitted", "running")) == []
+
+
+def test_a_pending_run_waits_while_the_submitter_cannot_tell_whether_it_started(db, models, clock):
+    class Unsure(FakeSubmitter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked = 0
+
+        def started(self, run: RunRecord) -> str | None:
+            self.asked += 1
+            if self.asked < 3:
+                raise ConnectionError("KFP API unreachable")
+            return None
+
+    run = _pending_run(db, clock)
+    submitter = Unsure()
+    service = TriggerService(StateStore(db), submitter, models, clock=clock, resume_retry_s=0.05)
+    try:
+        service.recover()
+        assert service.store.run(run.id).status == "pending" and submitter.submitted == []
+        wait_for(lambda: [r.id for r in submitter.submitted] == [run.id], "submitted once it could tell", 10)
+        assert submitter.asked == 3
+    finally:
+        submitter.release_all()
+
+
+@pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
+def test_kfp_submitter_finds_a_run_it_started_by_its_name():
+    runs: list[dict] = []
+    run = RunRecord(9, "conversion-mlp", "DriftAlert", "pending", 0.0, None, None, None, None)
+    other = RunRecord(10, "conversion-mlp", "DriftAlert", "pending", 0.0, None, None, None, None)
+    with serving_in_thread(fake_kfp(runs, [])) as url:
+        assert KfpSubmitter(url, DEFAULT_PIPELINE_PACKAGE).started(run) is None
+        external_id = KfpSubmitter(url, DEFAULT_PIPELINE_PACKAGE).submit(run)
+        restarted = KfpSubmitter(url, DEFAULT_PIPELINE_PACKAGE)  # a new process: no memory of the submit
+        assert restarted.started(run) == external_id and restarted.started(other) is None
+    assert len(runs) == 1
