@@ -5,8 +5,8 @@ The inputs are what `components/Dockerfile` and `inference/Dockerfile` copy (the
 Dockerfiles, pyproject.toml and the code folders), less what `.dockerignore` keeps out of the build
 context (the model specs among it: they reach pods as a ConfigMap) and less what is generated from the
 code (the compiled pipeline, `core/image_tag.py` itself): those embed the tag, and hashing them would
-make the tag depend on itself. `make compile` writes the
-digest to `core/image_tag.py`; `make compile --check` (a test) fails when it is stale.
+make the tag depend on itself. `make compile` writes the digest to `core/image_tag.py`;
+`make compile --check` (a test) fails when it is stale.
 """
 
 from __future__ import annotations
@@ -57,13 +57,3 @@ def tag_file_text(digest: str) -> str:
         'from. Do not edit; a test fails when it is stale."""\n\n'
         f'CODE_DIGEST = "{digest}"\n'
     )
-
-
-def write_tag_file(root: Path = REPO_ROOT) -> bool:
-    """Write `core/image_tag.py` for the code as it is now; returns whether it changed."""
-    text = tag_file_text(code_digest(root))
-    path = root / TAG_FILE.relative_to(REPO_ROOT)
-    if path.is_file() and path.read_text() == text:
-        return False
-    path.write_text(text)
-    return True

@@ -122,15 +122,16 @@ def local_rendering() -> Path:
     return state_root() / "config" / f"{CONFIG_MAP}.yaml"
 
 
-def render_local() -> tuple[Path, dict[str, str]]:
-    """Write the local rendering of the ConfigMap and return (its path, the variables to set): its data
-    plus the local stand-ins of the Secret keys the steps read (the local Feast config needs none)."""
+def render_local() -> dict[str, str]:
+    """Write the local rendering of the ConfigMap (at `local_rendering()`) and return the variables to set:
+    its data plus the local stand-ins of the Secret keys the steps read (the local Feast config needs
+    none)."""
     path = local_rendering()
     data = local_config_data()
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# The local rendering of the ConfigMap (core/runtime_config.py); not a manifest.\n"
     write_text_atomically(path, config_map(data, header))
-    return path, {**data, "FEATURE_DATA_URI": settings().feature_data_uri or str(feature_data_dir())}
+    return {**data, "FEATURE_DATA_URI": settings().feature_data_uri or str(feature_data_dir())}
 
 
 def check_step_environment(step: str) -> Settings:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from core.code_digest import TAG_FILE, code_digest, tag_file_text, write_tag_file
+from core.code_digest import TAG_FILE, code_digest, tag_file_text
 from core.paths import REPO_ROOT
 from core.pipeline_version import pipeline_version_name
 from core.runtime_config import MANIFEST as CONFIG_MAP_MANIFEST
@@ -71,13 +71,6 @@ def compile_all(
     return written
 
 
-def write_config_map(path: Path = CONFIG_MAP_MANIFEST) -> Path:
-    """The base ConfigMap of the steps' runtime configuration, from the settings model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(cluster_manifest())
-    return path
-
-
 def keep_previous_version(k8s_path: Path, new_version: str, previous_dir: Path) -> None:
     """Move the PipelineVersion `k8s_path` holds into `previous_dir` when a compile names a new one."""
     if not k8s_path.is_file():
@@ -118,16 +111,21 @@ def images_component() -> str:
     return header + yaml.safe_dump(body, sort_keys=False)
 
 
-def write_generated() -> list[Path]:
-    """The ConfigMap and the images Component (after the tag file and the pipelines)."""
-    IMAGES_COMPONENT.parent.mkdir(parents=True, exist_ok=True)
-    IMAGES_COMPONENT.write_text(images_component())
-    SPECS_MANIFEST.write_text(specs_manifest())
-    return [write_config_map(), SPECS_MANIFEST, IMAGES_COMPONENT]
+def generated_files() -> list[tuple[Path, str]]:
+    """The files `make compile` writes besides the pipelines, with their content as of now: the runtime
+    ConfigMap, the specs ConfigMap and the images Component."""
+    return [
+        (CONFIG_MAP_MANIFEST, cluster_manifest()),
+        (SPECS_MANIFEST, specs_manifest()),
+        (IMAGES_COMPONENT, images_component()),
+    ]
 
 
 def stale_files() -> list[str]:
-    """Committed compiled files that differ from a fresh compile (or are missing)."""
+    """Committed compiled files that differ from a fresh compile (or are missing). The tag file first: the
+    pipelines compiled here embed the committed tag."""
+    if TAG_FILE.read_text() != tag_file_text(code_digest()):
+        return [str(TAG_FILE.relative_to(REPO_ROOT))]
     with tempfile.TemporaryDirectory() as scratch:
         fresh = compile_all(Path(scratch) / "ir", Path(scratch) / "k8s")
         committed = {
@@ -139,12 +137,7 @@ def stale_files() -> list[str]:
             for path in fresh
             if not committed[path.name].exists() or not filecmp.cmp(path, committed[path.name], shallow=False)
         ]
-    generated = (
-        (CONFIG_MAP_MANIFEST, cluster_manifest()),
-        (SPECS_MANIFEST, specs_manifest()),
-        (IMAGES_COMPONENT, images_component()),
-    )
-    for path, text in generated:
+    for path, text in generated_files():
         if not path.is_file() or path.read_text() != text:
             stale.append(str(path.relative_to(REPO_ROOT)))
     return stale
@@ -155,20 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the committed files are stale")
     args = parser.parse_args(argv)
     if args.check:
-        if TAG_FILE.read_text() != tag_file_text(code_digest()):
-            print(
-                f"stale {TAG_FILE.relative_to(REPO_ROOT)}: the code changed; run `make compile`",
-                file=sys.stderr,
-            )
-            return 1
         stale = stale_files()
         if stale:
             print(f"stale compiled pipelines: {', '.join(stale)}; run `make compile`", file=sys.stderr)
             return 1
         print("compiled pipelines are up to date")
         return 0
-    write_tag_file()  # first: the pipelines embed the image names, whose tag is this digest
-    for path in [TAG_FILE, *compile_all(), *write_generated()]:
+    TAG_FILE.write_text(tag_file_text(code_digest()))  # first: the pipelines embed the images' tag
+    written = [TAG_FILE, *compile_all()]
+    for path, text in generated_files():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    for path in written:
         print(f"wrote {path.relative_to(REPO_ROOT)}")
     return 0
 

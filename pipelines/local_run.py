@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import paths
-from core.runtime_config import CONFIG_MAP, local_rendering
+from core.runtime_config import CONFIG_MAP, local_rendering, render_local
 from core.settings import variable
 from core.timing import read_timings
 from pipelines.console import progress_only
@@ -86,16 +86,13 @@ def _newest_run_dir(before: set[Path]) -> Path:
 
 
 @contextmanager
-def runtime_configuration() -> Iterator[Path]:
-    """The steps' runtime configuration for the block: the variables a cluster pod gets from the ConfigMap
-    and its Secrets, set from the local rendering of that ConfigMap (yielded), then restored."""
-    from core.runtime_config import render_local
-
-    rendering, variables = render_local()
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """`variables` set in this process (its steps' subprocesses inherit them) for the block, then each
+    restored to what it was (or removed)."""
     previous = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
     try:
-        yield rendering
+        yield
     finally:
         for name, value in previous.items():
             if value is None:
@@ -113,20 +110,12 @@ def serving_runtime(serving_mode: str, logger_url: str | None = None) -> Iterato
         return
     from inference.local_runtime import LocalServingRuntime, attach, runtime_file
 
-    runtime_variable = variable("serving_runtime")
-    previous = os.environ.get(runtime_variable)
-    os.environ[runtime_variable] = str(runtime_file())  # the steps' subprocesses inherit it
-    try:
+    with environment({variable("serving_runtime"): str(runtime_file())}):
         if attach() is not None:
             yield "attached"
             return
         with LocalServingRuntime(logger_url=logger_url):
             yield "started"
-    finally:
-        if previous is None:
-            os.environ.pop(runtime_variable, None)
-        else:
-            os.environ[runtime_variable] = previous
 
 
 def run_training(
@@ -152,10 +141,12 @@ def run_training(
     )
     before = set(paths.pipeline_root().glob(f"{PIPELINE_NAME}-*"))
     timings_file = paths.logs_dir() / f"timings-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-    os.environ[variable("timings_file")] = str(timings_file)
+    # The steps' runtime configuration: what a cluster pod gets from the ConfigMap and its Secrets, set
+    # from the local rendering of that ConfigMap (core/runtime_config.py); and where they log timings.
+    step_variables = {**render_local(), variable("timings_file"): str(timings_file)}
     started = time.perf_counter()
     # The runtime starts outside the `try`: a Triton that cannot start is the user's error to see.
-    with runtime_configuration(), serving_runtime(serving_mode, logger_url):
+    with environment(step_variables), serving_runtime(serving_mode, logger_url):
         try:
             with progress_only(log_path) if log_path else nullcontext():
                 training_pipeline(
@@ -164,8 +155,6 @@ def run_training(
             succeeded = True
         except RuntimeError:
             succeeded = False
-        finally:
-            os.environ.pop(variable("timings_file"), None)
     seconds = time.perf_counter() - started
     run_dir = _newest_run_dir(before)
     run = LocalRun(run_dir.name, run_dir, succeeded, seconds, timings=read_timings(timings_file))

@@ -12,7 +12,7 @@ from collections import defaultdict
 from kfp import dsl, kubernetes
 
 from core.runtime_config import CONFIG_MAP, SPECS_CONFIG_MAP, step_injections
-from core.settings import SPECS_MOUNT, FromSecret
+from core.settings import SPECS_MOUNT, FromSecret, variable
 
 
 def inject_settings(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -28,6 +28,6 @@ def inject_settings(task: dsl.PipelineTask) -> dsl.PipelineTask:
         kubernetes.use_config_map_as_env(task, CONFIG_MAP, config)
     for secret, keys in sorted(secrets.items()):
         kubernetes.use_secret_as_env(task, secret, keys)
-    if "MLOPS_SPEC_DIR" in config:  # the specs themselves, where that variable says they are
+    if variable("spec_dir") in config:  # the specs themselves, where that variable says they are
         kubernetes.use_config_map_as_volume(task, SPECS_CONFIG_MAP, mount_path=SPECS_MOUNT)
     return task

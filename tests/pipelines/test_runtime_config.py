@@ -26,7 +26,7 @@ from core.runtime_config import (
 )
 from core.settings import SPECS_MOUNT, FromConfigMap, FromSecret, Settings, variable
 from manifests.validate import pipeline_executors, pod_spec, render
-from tests.helpers.compiled_ir import IR, executor_configs, pipeline_spec
+from tests.helpers.compiled_ir import IR, executor_configs, injected_variables, pipeline_spec
 
 OVERLAYS = ("dev", "staging", "prod")
 
@@ -36,16 +36,11 @@ def compiled_steps() -> set[str]:
 
 
 def injected(config: dict) -> set[tuple[str, str, str]]:
-    """(source, key, variable) for each variable an executor config injects."""
+    """(source, key, variable) for each variable an executor config injects, none of them optional."""
     found = set()
-    for ref in config.get("configMapAsEnv", []):
-        assert ref["optional"] is False, "an optional ConfigMap key would start a pod without it"
-        source = f"configmap/{ref['configMapName']}"
-        found |= {(source, e["configMapKey"], e["envVar"]) for e in ref["keyToEnv"]}
-    for ref in config.get("secretAsEnv", []):
-        assert ref["optional"] is False, "an optional Secret key would start a pod without it"
-        source = f"secret/{ref['secretName']}"
-        found |= {(source, e["secretKey"], e["envVar"]) for e in ref["keyToEnv"]}
+    for source, key, variable_name, optional in injected_variables(config):
+        assert optional is False, f"optional {source} key {key} would start a pod without it"
+        found.add((source, key, variable_name))
     return found
 
 

@@ -20,7 +20,7 @@ from core.runtime_config import CONFIG_MAP, cluster_config_data, specs_manifest
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
-from tests.helpers.compiled_ir import executor_configs
+from tests.helpers.compiled_ir import executor_configs, injected_variables
 from tests.helpers.stores import loopback_address, mlflow_server, postgres_server, redis_server
 
 IMAGE_ROOT = "/app"  # where the platform image holds the repository (components/Dockerfile)
@@ -111,15 +111,8 @@ def _apply_as_the_job_does(values: dict, home: Path) -> None:
 
 def _injected_environment(step: str, values: dict) -> dict[str, str]:
     """The variables the compiled IR injects into `step`, valued from the installation."""
-    config = executor_configs()[step]
-    env = {}
-    for ref in config.get("configMapAsEnv", []):
-        for entry in ref["keyToEnv"]:
-            env[entry["envVar"]] = values[(f"configmap/{ref['configMapName']}", entry["configMapKey"])]
-    for ref in config.get("secretAsEnv", []):
-        for entry in ref["keyToEnv"]:
-            env[entry["envVar"]] = values[(f"secret/{ref['secretName']}", entry["secretKey"])]
-    return env
+    injected = injected_variables(executor_configs()[step])
+    return {name: values[(source, key)] for source, key, name, _ in injected}
 
 
 def _run_step(step: str, env: dict[str, str], root: Path, *inputs: str) -> subprocess.CompletedProcess:
