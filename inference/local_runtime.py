@@ -10,6 +10,8 @@ What runs (all on loopback, free ports):
   with `stage_version` (copy + Triton's repository API `load`) and dropped with `retire_version`.
 - the REST router (`inference.router`) over every `$MLOPS_HOME/serving/isvc/**/*.yaml` (FileApplier's
   layout); its watcher also picks up files created after the start;
+- Prometheus (`inference.local_prometheus`) scraping that Triton as the cluster's Prometheus scrapes
+  predictor pods, with the committed rules: the canary analysis reads its series;
 - the router's OIP gRPC server when `inference.router.grpc_app.GrpcRouter` exists (else None: gRPC
   clients use Triton's gRPC port with Triton's `<model>__v<version>` names);
 - with `logger_url`, KServe-logger CloudEvents to that URL (the drift service).
@@ -39,6 +41,7 @@ import uvicorn
 from core.paths import logs_dir, state_root, write_text_atomically
 from core.ports import HOST
 from core.settings import settings
+from inference.local_prometheus import LocalPrometheus, triton_scrape_job
 from inference.router.app import RouterSettings, create_app, triton_readiness
 from inference.router.isvc import VERSION_SEPARATOR, triton_model_name
 from inference.router.logger import EventLogger
@@ -64,6 +67,7 @@ class RuntimeInfo:
     triton_http_url: str
     triton_grpc_address: str
     triton_metrics_url: str
+    prometheus_url: str
     repository: str
     isvc_dir: str
     pid: int
@@ -128,6 +132,7 @@ class LocalServingRuntime:
         self.repository = self.root / "repository"
         self.isvc_dir = self.root / "isvc"
         self.triton = TritonLocal(log_path=logs_dir() / "triton-runtime.log", model_control_mode="explicit")
+        self.prometheus = LocalPrometheus(self.root / "prometheus", logs_dir() / "prometheus-runtime.log")
         self.table = RouteTable(seed=seed)
         self.settings: RouterSettings | None = None
         self.info: RuntimeInfo | None = None
@@ -141,6 +146,7 @@ class LocalServingRuntime:
             folder.mkdir(parents=True, exist_ok=True)
         try:
             self.triton.start(self.repository)
+            prometheus_url = self.prometheus.start([triton_scrape_job(self.triton.metrics_address)])
             self.settings = self._router_settings()
             router_url = self._start_router(self.settings)
             grpc_address = self._start_grpc_router(self.settings)
@@ -150,6 +156,7 @@ class LocalServingRuntime:
                 triton_http_url=self.triton.http_url,
                 triton_grpc_address=self.triton.grpc_address,
                 triton_metrics_url=self.triton.metrics_url,
+                prometheus_url=prometheus_url,
                 repository=str(self.repository),
                 isvc_dir=str(self.isvc_dir),
                 pid=os.getpid(),
@@ -174,6 +181,7 @@ class LocalServingRuntime:
             self._server.should_exit = True
             self._thread.join(timeout=10)
         self._server = self._thread = None
+        self.prometheus.stop()
         self.triton.stop()
 
     def __enter__(self) -> LocalServingRuntime:

@@ -90,6 +90,7 @@ def describe(info: RuntimeInfo, table: RouteTable, models: Sequence[str]) -> lis
         f"triton HTTP:        {info.triton_http_url}",
         f"triton gRPC:        {info.triton_grpc_address}",
         f"triton metrics:     {info.triton_metrics_url}",
+        f"prometheus:         {info.prometheus_url}   (Triton scraped as on a cluster, the committed rules)",
         f"inference logger:   {info.logger_url or 'off (--logger-url)'}",
     ]
     for model in models:

@@ -156,8 +156,12 @@ class TritonLocal:
         return f"grpc://{self.grpc_address}"
 
     @property
+    def metrics_address(self) -> str:
+        return f"{HOST}:{self._ports().metrics}"
+
+    @property
     def metrics_url(self) -> str:
-        return f"http://{HOST}:{self._ports().metrics}/metrics"
+        return f"http://{self.metrics_address}/metrics"
 
     def is_ready(self) -> bool:
         return http_ok(f"{self.http_url}/v2/health/ready")
@@ -189,6 +193,8 @@ class TritonLocal:
             f"--metrics-address={HOST}",
             f"--metrics-port={ports.metrics}",
             "--allow-gpu-metrics=false",
+            # the request-latency quantiles the canary's p95 is read from, as the cluster's ServingRuntime
+            "--metrics-config=summary_latencies=true",
             "--exit-timeout-secs=10",
             # explicit mode loads nothing by default; load the whole repository, later changes go via the API
             *(["--load-model=*"] if self.model_control_mode == "explicit" else []),

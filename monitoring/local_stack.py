@@ -1,13 +1,13 @@
 """The monitoring loop on one machine: Prometheus, Alertmanager, the drift service and the retrain trigger.
 
-    python -m monitoring.local_stack --detectors DIR [--router 127.0.0.1:8090] [--time-scale 1]
+    python -m monitoring.local_stack --detectors DIR [--triton-metrics 127.0.0.1:8002] [--time-scale 1]
 
-runs in the foreground until Ctrl-C, scraping a live `make serve`'s router unless `--router` names one, and
-says where it listens in `$MLOPS_HOME/monitoring/runtime.json` (a `make serve` started afterwards points its
-payload logger at the drift service from there); `LocalMonitoringStack` is the same as a context
-manager. Under
-`$MLOPS_HOME/monitoring/` it writes `prometheus.yml` (scrape jobs `drift-detector`, `retrain-trigger` and
-an optional `router`; the rules extracted from the PrometheusRule objects; the local Alertmanager) and
+runs in the foreground until Ctrl-C, scraping a live `make serve`'s Triton unless `--triton-metrics`
+names one, and says where it listens in `$MLOPS_HOME/monitoring/runtime.json` (a `make serve` started
+afterwards points its payload logger at the drift service from there); `LocalMonitoringStack` is the same
+as a context manager. Under `$MLOPS_HOME/monitoring/` it writes `prometheus.yml` (scrape jobs
+`drift-detector`, `retrain-trigger` and an optional `inference-predictor`, Triton as the cluster's
+PodMonitor scrapes it; the rules extracted from the PrometheusRule objects; the local Alertmanager) and
 `alertmanager.yml` (the committed configuration with the retrain webhook pointed at the local trigger and
 its bearer token file). Every process listens on a free loopback port and logs to `$MLOPS_HOME/logs/`.
 
@@ -47,12 +47,13 @@ def wait_for_exit(stack: LocalMonitoringStack) -> str:
     return stack.exited()[0].name
 
 
-def live_router_target() -> str | None:
-    """host:port of a live `make serve`'s router (its runtime.json), so monitoring scrapes it unasked."""
+def live_triton_target() -> str | None:
+    """host:port of a live `make serve`'s Triton metrics (its runtime.json), so monitoring scrapes it
+    unasked."""
     from inference.local_runtime import attach
 
     info = attach()
-    return urlsplit(info.router_http_url).netloc if info is not None else None
+    return urlsplit(info.triton_metrics_url).netloc if info is not None else None
 
 
 def write_runtime_file(stack: LocalMonitoringStack) -> Path:
@@ -72,9 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--detectors", type=Path, default=None, help="detector bundles (default: $MLOPS_HOME/detectors)"
     )
     parser.add_argument(
-        "--router",
+        "--triton-metrics",
         default=None,
-        help="host:port of the serving router to scrape as job `router` (default: a live `make serve`'s)",
+        help="host:port of Triton's metrics, scraped as job `inference-predictor` "
+        "(default: a live `make serve`'s)",
     )
     parser.add_argument(
         "--time-scale", type=float, default=1.0, help="divide alert timers by this (tests, demos)"
@@ -91,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = LocalMonitoringStack(
         detectors,
         time_scale=args.time_scale,
-        router_target=args.router or live_router_target(),
+        predictor_target=args.triton_metrics or live_triton_target(),
         cooldown_s=args.cooldown_s,
         local_command=command,
     )

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from inference.deploy.annotations import NAMESPACE
+from inference.local_prometheus import triton_scrape_job
 
 # Prometheus' own defaults, which the committed rules were written against.
 SCRAPE_INTERVAL_S, RESEND_DELAY_S = 15.0, 60.0
@@ -67,12 +68,12 @@ def prometheus_config(
     alertmanager_target: str,
     rule_files: Sequence[Path],
     interval: str = "15s",
-    router_target: str | None = None,
+    predictor_target: str | None = None,
 ) -> dict[str, Any]:
-    """The local `prometheus.yml`: one static scrape job per service (job names as in the cluster)."""
+    """The local `prometheus.yml`: one static scrape job per service (job names as in the cluster), and
+    with `predictor_target` (Triton's metrics host:port) the predictor job of the serving runtime's own
+    Prometheus (inference/local_prometheus.py)."""
     jobs = {"drift-detector": drift_target, "retrain-trigger": trigger_target}
-    if router_target:
-        jobs["router"] = router_target
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
@@ -82,5 +83,6 @@ def prometheus_config(
             # rules keep it and the Alertmanager route matches it
             {"job_name": job, "static_configs": [{"targets": [target], "labels": {"namespace": NAMESPACE}}]}
             for job, target in jobs.items()
-        ],
+        ]
+        + ([triton_scrape_job(predictor_target)] if predictor_target else []),
     }

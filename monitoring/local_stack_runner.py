@@ -21,7 +21,9 @@ import yaml
 
 from core import paths
 from core.ports import free_port, http_ok
+from core.prometheus_rules import DEFAULT_SOURCE, extract
 from core.settings import variable
+from inference.local_prometheus import PROMETHEUS_BIN
 from monitoring.local_stack_config import (
     RESEND_DELAY_S,
     SCRAPE_INTERVAL_S,
@@ -32,9 +34,7 @@ from monitoring.local_stack_config import (
 )
 from monitoring.local_stack_processes import Process, signal_group, spawn
 from monitoring.rules.alertmanager_config import render
-from monitoring.rules.extract import DEFAULT_SOURCE, extract
 
-PROMETHEUS_BIN = "/usr/bin/prometheus"
 ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
 PLATFORM_PYTHON = paths.REPO_ROOT / ".venv" / "bin" / "python"
 SERVING_PYTHON = paths.REPO_ROOT / ".venv-serving" / "bin" / "python"
@@ -55,7 +55,7 @@ class LocalMonitoringStack:
         detectors_dir: str | Path,
         home: str | Path | None = None,
         time_scale: float = 1.0,
-        router_target: str | None = None,
+        predictor_target: str | None = None,
         cooldown_s: float | None = None,
         local_command: Sequence[str] | None = None,
         buffer_size: int | None = None,
@@ -68,7 +68,7 @@ class LocalMonitoringStack:
         self.detectors_dir = Path(detectors_dir).resolve()
         self.home = Path(home).resolve() if home else paths.state_root()
         self.config_dir, self.logs_dir = self.home / "monitoring", self.home / "logs"
-        self.time_scale, self.router_target = time_scale, router_target
+        self.time_scale, self.predictor_target = time_scale, predictor_target
         self.cooldown_s, self.local_command = cooldown_s, local_command
         self.buffer_size, self.max_age_s = buffer_size, max_age_s
         self.ready_timeout_s, self.rules_source = ready_timeout_s, rules_source
@@ -107,7 +107,7 @@ class LocalMonitoringStack:
             interval = scaled(interval, self.time_scale)
             alertmanager_text = time_scaled_alertmanager(alertmanager_text, self.time_scale)
         targets = [self._target(name) for name in ("drift", "trigger", "alertmanager")]
-        config = prometheus_config(*targets, rule_files, interval, self.router_target)
+        config = prometheus_config(*targets, rule_files, interval, self.predictor_target)
         prometheus_yml = self.config_dir / "prometheus.yml"
         prometheus_yml.write_text(yaml.safe_dump(config, sort_keys=False))
         alertmanager_yml = self.config_dir / "alertmanager.yml"

@@ -1,12 +1,12 @@
 """Decide a canary from its evidence: promote, or not (and why).
 
-    evidence = evidence_from_metrics_text(router_metrics, "conversion-xgboost").with_scores(stable, canary)
+    evidence = evidence_from_prometheus(prom_url, "conversion-xgboost", 600, {"stable": "3", "canary": "4"})
     decision = decide(spec, evidence)      # CanaryDecision(promote, inconclusive, reasons, evidence)
 
 The checks, in the spec's terms (`canary.min_requests`, `canary.success.*`):
 - the canary served at least `min_requests`, else the decision is *inconclusive* (not promoted; the local
   rollout rolls an inconclusive canary back, since nothing proved it is safe);
-- its error rate (HTTP 5xx share) is at most `max_error_rate`;
+- its error rate (the share of its requests Triton failed: server errors) is at most `max_error_rate`;
 - its p95 latency over the stable version's p95 is at most `max_p95_latency_ratio`, or the canary's p95
   is less than `min_p95_latency_increase_ms` above the stable one's (a ratio of small numbers is noise);
 - the PSI between its prediction scores and the stable version's is at most `max_prediction_shift`:
@@ -61,7 +61,7 @@ class CanaryEvidence:
     stable: RoleEvidence
     canary: RoleEvidence
     source: str = "unknown"
-    """Where the numbers came from: `router-metrics` or `prometheus`."""
+    """Where the numbers came from: `prometheus`, or `isvc-status` for a canary never judged."""
 
     def with_scores(self, stable: Sequence[float], canary: Sequence[float]) -> CanaryEvidence:
         return replace(
@@ -95,7 +95,7 @@ def decide(spec: ModelSpec, evidence: CanaryEvidence) -> CanaryDecision:
     if evidence.canary.error_rate > success.max_error_rate:
         reasons.append(
             f"canary error rate {evidence.canary.error_rate:.3f} > {success.max_error_rate:g} "
-            f"({evidence.canary.errors:g} of {evidence.canary.requests:g})"
+            f"({evidence.canary.errors:.0f} of {evidence.canary.requests:.0f})"
         )
     latency = _latency_reason(summary, success)
     if latency:

@@ -4,11 +4,12 @@ record the decision and its evidence on the challenger's MLflow version.
 Cluster: wait (at most `canary.ready_timeout_s`) for the canary revision to be Ready in the
 InferenceService's status (inference/canary/readiness.py; one that fails or never gets there is rolled
 back with that reason), then `canary.analysis_window_s` of live traffic from that moment, then read
-requests, 5xx and p95 per role from Prometheus (`$PROMETHEUS_URL`), prediction shift from the drift
-service's score histograms. Local: send the
-demo traffic (the newest rows of the champion's training set) through the live runtime's router with
-`tritonclient` over HTTP and gRPC, then read the router's /metrics for what changed during the traffic
-(only the two versions under analysis) and add the collected scores for the PSI.
+requests, server errors and p95 per version from Prometheus (`$PROMETHEUS_URL`), prediction shift from the
+drift service's score histograms. Local: once the runtime's Prometheus has recorded both versions, send
+the demo traffic (the newest rows of the champion's training set) through the live runtime's router with
+`tritonclient` over HTTP and gRPC, wait until Prometheus has recorded what Triton counted, and read it with
+the cluster's queries over the traffic's window; the collected scores stand in for the drift service's
+histograms (the runtime's Prometheus does not scrape a drift service).
 
 This module must not import kserve: the gRPC half of the traffic runs `tritonclient.grpc` (see
 inference/canary/traffic.py).
@@ -22,7 +23,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import mlflow
 import pandas as pd
 
@@ -40,7 +40,7 @@ from core.spec.model import ModelSpec, load_specs
 from core.timing import timed_step
 from inference.canary import release
 from inference.canary.analysis import CanaryDecision, CanaryEvidence, RoleEvidence, decide, evidence_summary
-from inference.canary.evidence import evidence_from_metrics_text, evidence_from_prometheus
+from inference.canary.evidence import evidence_from_prometheus, wait_for_recorded
 from inference.canary.readiness import wait_for_canary
 from inference.canary.traffic import Encoder, Endpoints, Traffic, send_traffic
 from inference.deploy.annotations import NAMESPACE
@@ -116,7 +116,8 @@ def analyze_locally(
     encoder_for: EncoderFor | None = None,
     seed: int = 0,
 ) -> tuple[CanaryDecision, Traffic]:
-    """Demo traffic through the runtime's router, then the decision on what the router measured."""
+    """Demo traffic through the runtime's router, then the decision on what Triton counted, read from the
+    runtime's Prometheus with the cluster's queries."""
     route = load_isvc_file(
         FileApplier(Path(info.isvc_dir)).path_for("InferenceService", spec.name, NAMESPACE)
     )
@@ -132,20 +133,25 @@ def analyze_locally(
         info.router_grpc_address or info.triton_grpc_address,
         grpc_through_router=info.router_grpc_address is not None,
     )
-    counted = 1.0 if endpoints.grpc_through_router else 1.0 - GRPC_SHARE
-    before = _metrics(info)
-    traffic = send_traffic(
-        endpoints, route, encoders, rows, requests or default_requests(spec, counted), seed, GRPC_SHARE
-    )
     versions = {"stable": champion.version, "canary": challenger.version}
-    evidence = evidence_from_metrics_text(_metrics(info), spec.name, since=before, versions=versions)
+    # Recorded samples of both versions just before and just after the traffic: the range between them
+    # (1 ms wider, so a left-open range keeps the first) needs no extrapolation at either edge.
+    before = wait_for_recorded(info.prometheus_url, spec.name, versions.values(), after=time.time())
+    count = requests or default_requests(spec)
+    traffic = send_traffic(endpoints, route, encoders, rows, count, seed, GRPC_SHARE)
+    after = wait_for_recorded(info.prometheus_url, spec.name, versions.values(), after=time.time())
+    window_s = round(after - before, 3) + 0.001
+    evidence = evidence_from_prometheus(
+        info.prometheus_url, spec.name, window_s, versions, scores=False, at=after
+    )
     evidence = evidence.with_scores(traffic.scores["stable"], traffic.scores["canary"])
     return decide(spec, evidence), traffic
 
 
-def default_requests(spec: ModelSpec, counted_share: float = 1.0) -> int:
-    """Enough requests that the canary share the router counts reaches `min_requests` with a margin."""
-    needed = math.ceil(spec.canary.min_requests * 100 / spec.canary.traffic_percent * 1.25 / counted_share)
+def default_requests(spec: ModelSpec) -> int:
+    """Enough requests that the canary's share reaches `min_requests` with a margin (Triton counts them
+    all, over HTTP through the router and over gRPC through the router or straight to Triton)."""
+    needed = math.ceil(spec.canary.min_requests * 100 / spec.canary.traffic_percent * 1.25)
     return max(MIN_REQUESTS, needed)
 
 
@@ -177,7 +183,3 @@ def newest_training_rows(
 
 def bundle_encoder(model: str, version: str) -> Encoder:
     return version_predictor(model, version).encode
-
-
-def _metrics(info: RuntimeInfo) -> str:
-    return httpx.get(f"{info.router_http_url}/metrics", timeout=10).text

@@ -1,9 +1,12 @@
 """Make a staged canary bad on purpose (`--bad-canary error|slow`), so demos and tests see a rollback.
 
 The staged `<model>__v<version>/1/model.py` (the exported Python-backend model) gets a wrapper appended
-around `TritonPythonModel.execute`: `error` answers a share of requests with a Triton error (HTTP 500 from
-Triton, 502 from the router), `slow` sleeps before answering. Only the staged copy changes; the registered
-artifacts stay as they are.
+around `TritonPythonModel.execute`: `error` fails a share of executions the way a crashing backend does
+(HTTP 500 from Triton, 502 from the router; Triton counts each of their requests in
+`nv_inference_request_failure{reason="BACKEND"}`, the canary's error signal), `slow` sleeps before
+answering. Raising is the failure Triton counts: a response that merely carries an error is counted as a
+success (`nv_inference_request_success`), seen with the Triton the serving environment ships. Only the
+staged copy changes; the registered artifacts stay as they are.
 """
 
 from __future__ import annotations
@@ -26,14 +29,9 @@ _exported_execute = TritonPythonModel.execute
 def _failing_execute(self, requests):
     import triton_python_backend_utils as pb_utils
 
-    answers = _exported_execute(self, requests)
-    failure = pb_utils.TritonError("bad canary: injected failure", pb_utils.TritonError.INTERNAL)
-    return [
-        pb_utils.InferenceResponse(output_tensors=[], error=failure)
-        if _bad_draws.random() < {ERROR_SHARE}
-        else answer
-        for answer in answers
-    ]
+    if _bad_draws.random() < {ERROR_SHARE}:
+        raise pb_utils.TritonModelException("bad canary: injected failure")
+    return _exported_execute(self, requests)
 
 
 TritonPythonModel.execute = _failing_execute

@@ -1,34 +1,36 @@
-"""Canary evidence from metrics: Prometheus' HTTP API (the cluster) or the router's /metrics text (local).
+"""Canary evidence from Prometheus' HTTP API: the cluster's Prometheus, or locally the serving runtime's own
+(inference/local_prometheus.py), with the same queries.
 
-Both read the router's metric contract, which the cluster's KServe/Knative metrics are exposed under too:
-`mlops_inference_requests_total{model,version,role,code}` and the histogram
-`mlops_inference_request_duration_seconds{model,version,role}`. Errors are the server-side failures: HTTP
-5xx, and for the gRPC router the status names that mean the same (INTERNAL, UNAVAILABLE, ...); a 4xx or
-INVALID_ARGUMENT is the client's fault, not the version's. Prediction scores: locally the caller adds the
-answers it collected (`CanaryEvidence.with_scores`); on a cluster they come from the drift service's score
-histogram `mlops_prediction_score{model,version}` (fed by the payload logger's response events), per version.
+They read the serving contract the PrometheusRule records from Triton's own metrics in every predictor pod
+(group `mlops-inference`; docs/signals.md): `mlops:inference_requests_total`,
+`mlops:inference_server_errors_total` and `mlops:inference_request_duration_seconds:p95`, per pod and
+registry `version`. Requests and server errors are summed over the pods of each version after `increase`;
+the p95 is the slowest pod's average over the window. The roles come from the versions the caller names
+(the canary is not a property of its pods: promotion moves traffic, not pods). Prediction scores come from
+the drift service's score histogram `mlops_prediction_score{model,version}` (fed by the payload logger's
+response events); locally the caller adds the answers it collected instead (`CanaryEvidence.with_scores`).
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from inference.canary.analysis import CanaryEvidence, RoleEvidence, histogram_quantile
+from inference.canary.analysis import CanaryEvidence, RoleEvidence
+from inference.deploy.annotations import NAMESPACE
 
-REQUESTS_METRIC = "mlops_inference_requests_total"
-DURATION_METRIC = "mlops_inference_request_duration_seconds"
+REQUESTS_METRIC = "mlops:inference_requests_total"
+ERRORS_METRIC = "mlops:inference_server_errors_total"
+P95_METRIC = "mlops:inference_request_duration_seconds:p95"
 SCORE_METRIC = "mlops_prediction_score"
-# The cluster's metrics carry HTTP codes only; the gRPC status names come from the local gRPC router.
-ERROR_CODES = '"5.."'
-GRPC_SERVER_ERRORS = ("INTERNAL", "UNAVAILABLE", "UNKNOWN", "DEADLINE_EXCEEDED", "DATA_LOSS", "UNIMPLEMENTED")
-P95 = 0.95
+# Triton's own counters (docs/user_guide/metrics.md): when a pod was last scraped and what it had counted.
+SCRAPED_METRIC = "nv_inference_request_success"
+FAILED_METRIC = "nv_inference_request_failure"
 ROLES = ("stable", "canary")
 
 
@@ -37,20 +39,19 @@ class EvidenceError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------ Prometheus
-def prometheus_queries(model: str, window_s: int) -> dict[str, str]:
-    """The PromQL for requests, errors and p95 latency per role of `model` over the last `window_s`."""
-    selector = f'model="{_escape(model)}"'
-    window = f"[{int(window_s)}s]"
+def prometheus_queries(model: str, window_s: float) -> dict[str, str]:
+    """The PromQL for requests, server errors and p95 latency per version of `model` over `window_s`."""
+    selector = _selector(model)
+    window = _range(window_s)
     return {
-        "requests": f"sum by (role) (increase({REQUESTS_METRIC}{{{selector}}}{window}))",
-        "errors": f"sum by (role) (increase({REQUESTS_METRIC}{{{selector},code=~{ERROR_CODES}}}{window}))",
-        "p95_latency_s": f"histogram_quantile({P95}, sum by (le, role) "
-        f"(rate({DURATION_METRIC}_bucket{{{selector}}}{window})))",
+        "requests": f"sum by (version) (increase({REQUESTS_METRIC}{{{selector}}}{window}))",
+        "errors": f"sum by (version) (increase({ERRORS_METRIC}{{{selector}}}{window}))",
+        "p95_latency_s": f"max by (version) (avg_over_time({P95_METRIC}{{{selector}}}{window}))",
     }
 
 
 def parse_prometheus_vector(body: dict[str, Any], query: str = "query") -> dict[str, float]:
-    """role -> value from an instant-query answer (`resultType: vector`); NaN values (no traffic) dropped."""
+    """version -> value from an instant-query answer (`resultType: vector`); NaN (no traffic) dropped."""
     if body.get("status") != "success":
         raise EvidenceError(f"prometheus: {query}: {body.get('errorType', 'error')}: {body.get('error')}")
     data = body.get("data") or {}
@@ -60,27 +61,36 @@ def parse_prometheus_vector(body: dict[str, Any], query: str = "query") -> dict[
     for sample in data.get("result") or []:
         value = float(sample["value"][1])
         if not math.isnan(value):
-            values[sample["metric"].get("role", "")] = value
+            values[sample["metric"].get("version", "")] = value
     return values
 
 
-def evidence_from_prometheus_results(results: dict[str, dict[str, float]]) -> CanaryEvidence:
-    """Evidence from the parsed answers of `prometheus_queries` (by query key, then by role)."""
+def evidence_from_prometheus_results(
+    results: dict[str, dict[str, float]], versions: Mapping[str, str]
+) -> CanaryEvidence:
+    """Evidence from the parsed answers of `prometheus_queries` (by query key, then by version) for the
+    `versions` (role -> registry version) under analysis."""
     roles = {
         role: RoleEvidence(
-            requests=results["requests"].get(role, 0.0),
-            errors=results["errors"].get(role, 0.0),
-            p95_latency_s=results["p95_latency_s"].get(role),
+            requests=results["requests"].get(versions[role], 0.0),
+            errors=results["errors"].get(versions[role], 0.0),
+            p95_latency_s=results["p95_latency_s"].get(versions[role]),
         )
         for role in ROLES
     }
     return CanaryEvidence(roles["stable"], roles["canary"], source="prometheus")
 
 
-def score_query(model: str, window_s: int) -> str:
+def score_query(model: str, window_s: float) -> str:
     """Per version and bucket: how many scores fell at or below each bound over the last `window_s`."""
-    selector = f'model="{_escape(model)}"'
-    return f"sum by (version, le) (increase({SCORE_METRIC}_bucket{{{selector}}}[{int(window_s)}s]))"
+    return f"sum by (version, le) (increase({SCORE_METRIC}_bucket{{{_selector(model)}}}{_range(window_s)}))"
+
+
+def _range(window_s: float) -> str:
+    """A range selector: whole seconds as `[600s]`, else milliseconds (the local window ends on samples)."""
+    if float(window_s).is_integer():
+        return f"[{int(window_s)}s]"
+    return f"[{max(1, round(window_s * 1000))}ms]"
 
 
 def parse_score_buckets(body: dict[str, Any], version: str) -> tuple[float, ...]:
@@ -102,21 +112,24 @@ def parse_score_buckets(body: dict[str, Any], version: str) -> tuple[float, ...]
 def evidence_from_prometheus(
     prom_url: str,
     model: str,
-    window_s: int,
-    versions: Mapping[str, str] | None = None,
+    window_s: float,
+    versions: Mapping[str, str],
+    scores: bool = True,
+    at: float | None = None,
     timeout_s: float = 10.0,
 ) -> CanaryEvidence:
-    """Query Prometheus (`prom_url`, e.g. http://prometheus:9090) for `model` over the last `window_s`;
-    with `versions` (role -> registry version) also the score histograms behind the prediction shift."""
+    """Query Prometheus (`prom_url`, e.g. http://prometheus:9090) for the `versions` (role -> registry
+    version) of `model` over the `window_s` before `at` (Unix seconds; default now); with `scores` also
+    the score histograms behind the prediction shift."""
     results = {}
     with httpx.Client(base_url=prom_url.rstrip("/"), timeout=timeout_s) as client:
         for key, query in prometheus_queries(model, window_s).items():
-            results[key] = parse_prometheus_vector(_query(client, prom_url, key, query), key)
-        scores = _query(client, prom_url, "scores", score_query(model, window_s)) if versions else None
-    evidence = evidence_from_prometheus_results(results)
-    if scores is None:
+            results[key] = parse_prometheus_vector(_query(client, prom_url, key, query, at), key)
+        answer = _query(client, prom_url, "scores", score_query(model, window_s), at) if scores else None
+    evidence = evidence_from_prometheus_results(results, versions)
+    if answer is None:
         return evidence
-    stable, canary = (parse_score_buckets(scores, versions.get(role, "")) for role in ROLES)
+    stable, canary = (parse_score_buckets(answer, versions[role]) for role in ROLES)
     return replace(
         evidence,
         stable=replace(evidence.stable, score_counts=stable),
@@ -124,70 +137,67 @@ def evidence_from_prometheus(
     )
 
 
-def _query(client: httpx.Client, prom_url: str, key: str, query: str) -> dict[str, Any]:
+def wait_for_recorded(
+    prom_url: str,
+    model: str,
+    versions: Collection[str],
+    after: float,
+    timeout_s: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Until every one of `versions` of `model` was scraped after `after` (Unix seconds) and the recorded
+    requests equal what that scrape counted; returns the recording's time, a sample every queried range
+    ending there counts everything served before `after` in. `EvidenceError` naming the versions when
+    that takes longer than `timeout_s`."""
+    selector = _selector(model)
+    raw = f"{{{selector}}}"
+    queries = {
+        "scraped": f"max by (model_version) (timestamp({SCRAPED_METRIC}{raw}))",
+        "counted": f"sum by (model_version) ({SCRAPED_METRIC}{raw})"
+        f" + sum by (model_version) ({FAILED_METRIC}{raw})",
+        "recorded": f"sum by (version) ({REQUESTS_METRIC}{raw})",
+        "recorded_at": f"max by (version) (timestamp({REQUESTS_METRIC}{raw}))",
+    }
+    labels = {"scraped": "model_version", "counted": "model_version"}
+    deadline, wanted = time.monotonic() + timeout_s, list(versions)
+    with httpx.Client(base_url=prom_url.rstrip("/"), timeout=10.0) as client:
+        while True:
+            found = {
+                key: _by_label(_query(client, prom_url, key, query), labels.get(key, "version"))
+                for key, query in queries.items()
+            }
+            if all(
+                found["scraped"].get(v, 0.0) >= after
+                and v in found["recorded"]
+                and found["recorded"][v] == found["counted"].get(v)
+                for v in wanted
+            ):
+                return min(found["recorded_at"][v] for v in wanted)  # one evaluation records them all
+            if time.monotonic() > deadline:
+                raise EvidenceError(
+                    f"prometheus {prom_url}: {model} v{', v'.join(wanted)} not scraped and recorded "
+                    f"within {timeout_s:g} s ({found}; is Triton scraped?)"
+                )
+            sleep(0.2)
+
+
+def _by_label(body: dict[str, Any], label: str) -> dict[str, float]:
+    samples = (body.get("data") or {}).get("result") or [] if body.get("status") == "success" else []
+    return {sample["metric"].get(label, ""): float(sample["value"][1]) for sample in samples}
+
+
+def _query(
+    client: httpx.Client, prom_url: str, key: str, query: str, at: float | None = None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"query": query} if at is None else {"query": query, "time": f"{at:.3f}"}
     try:
-        return client.get("/api/v1/query", params={"query": query}).json()
+        return client.get("/api/v1/query", params=params).json()
     except (httpx.HTTPError, ValueError) as exc:
         raise EvidenceError(f"prometheus {prom_url}: {key} query failed: {exc}") from exc
 
 
-# -------------------------------------------------------------------------------------- router /metrics
-def evidence_from_metrics_text(
-    text: str,
-    model: str,
-    since: str | None = None,
-    versions: Mapping[str, str] | None = None,
-) -> CanaryEvidence:
-    """Evidence for `model` from a Prometheus text exposition (the router's /metrics). The window is the
-    router's lifetime, or what changed after the exposition `since` (read before the traffic was sent).
-    `versions` (role -> version) keeps only those series: a long-lived router also counts earlier
-    canaries under the same roles."""
-    after = _role_counts(text, model, versions)
-    before = _role_counts(since, model, versions) if since is not None else _RoleCounts()
-    roles = {
-        role: RoleEvidence(
-            requests=after.requests[role] - before.requests[role],
-            errors=after.errors[role] - before.errors[role],
-            p95_latency_s=histogram_quantile(
-                P95,
-                [(le, n - before.buckets[role].get(le, 0.0)) for le, n in after.buckets[role].items()],
-            ),
-        )
-        for role in ROLES
-    }
-    return CanaryEvidence(roles["stable"], roles["canary"], source="router-metrics")
-
-
-class _RoleCounts:
-    def __init__(self) -> None:
-        self.requests: dict[str, float] = defaultdict(float)
-        self.errors: dict[str, float] = defaultdict(float)
-        self.buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
-
-
-def _role_counts(text: str, model: str, versions: Mapping[str, str] | None) -> _RoleCounts:
-    counts = _RoleCounts()
-    try:
-        samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
-    except ValueError as exc:
-        raise EvidenceError(f"metrics text: cannot parse: {exc}") from exc
-    for sample in samples:
-        labels = sample.labels
-        role = labels.get("role", "")
-        if labels.get("model") != model or (versions and versions.get(role) != labels.get("version")):
-            continue
-        if sample.name == REQUESTS_METRIC:
-            counts.requests[role] += sample.value
-            if is_server_error(labels.get("code", "")):
-                counts.errors[role] += sample.value
-        elif sample.name == f"{DURATION_METRIC}_bucket":
-            counts.buckets[role][float(labels["le"])] += sample.value  # summed over versions: `sum by (le)`
-    return counts
-
-
-def is_server_error(code: str) -> bool:
-    """Whether a `code` label (HTTP status or gRPC status name) is the serving version's failure."""
-    return code.startswith("5") or code in GRPC_SERVER_ERRORS
+def _selector(model: str) -> str:
+    return f'namespace="{NAMESPACE}",model="{_escape(model)}"'
 
 
 def _escape(value: str) -> str:

@@ -140,7 +140,7 @@ def evidence_line(decision: CanaryDecision, extra: dict | None = None) -> str:
     """The numbers a decision rests on, in one line."""
     evidence, canary = decision.evidence, decision.evidence["canary"]
     line = (
-        f"canary {canary['requests']:g} req, error rate {canary['error_rate']:.3f}, "
+        f"canary {canary['requests']:.0f} req, error rate {canary['error_rate']:.3f}, "
         f"p95 ratio {_fmt(evidence['p95_latency_ratio'])} ({_fmt_ms(evidence['p95_latency_increase_ms'])}), "
         f"PSI {_fmt(evidence['prediction_shift'])}"
     )

@@ -22,10 +22,9 @@ plain Starlette routes for infer (FastAPI's parameter solving cost more than the
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
@@ -40,6 +39,7 @@ from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable
 from inference.router.upstream import RouterFailure, call, is_ok, public_names, upstream_session
+from inference.router.validation import InputSpec, check_request, input_specs
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_UPSTREAM_TIMEOUT_S = 30.0
@@ -55,6 +55,8 @@ class RouterSettings:
     watcher: IsvcWatcher | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     upstream_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S
+    # Triton model name -> its inputs, read once from Triton's metadata (a staged version never changes)
+    inputs: dict[str, dict[str, InputSpec]] = field(default_factory=dict)
 
 
 def triton_readiness(triton_url: str, timeout_s: float = 2.0) -> Callable[[Target], bool]:
@@ -165,17 +167,7 @@ def _add_inference_routes(app: FastAPI, settings: RouterSettings) -> None:
     async def infer(request: Request) -> Response:
         name, version = request.path_params["name"], request.path_params.get("version")
         target = resolve_target(settings, name, version, draw=True)
-        started = time.perf_counter()
-        status = 500
-        try:
-            status, content = await _infer(request, settings, target)
-        except RouterFailure as exc:
-            status = exc.status
-            raise
-        finally:
-            settings.metrics.observe(
-                target.model, target.version, target.role, status, time.perf_counter() - started
-            )
+        status, content = await _infer(request, settings, target)
         return Response(content, status_code=status, media_type="application/json")
 
     # plain Starlette routes, matched first: FastAPI's parameter solving costs more than the routing itself
@@ -209,7 +201,10 @@ async def _infer(request: Request, settings: RouterSettings, target: Target) -> 
         parsed = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RouterFailure(400, f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
+    specs = await _input_specs(request, settings, target)
+    if specs is not None:
+        check_request(parsed, specs)
+    elif not isinstance(parsed, dict):
         raise RouterFailure(400, "request body must be a JSON object with an 'inputs' list")
     path = f"/v2/models/{target.triton_name}/infer"
     answer = await call(_upstream(request), "POST", path, data=body, headers=_JSON_HEADERS)
@@ -220,6 +215,20 @@ async def _infer(request: Request, settings: RouterSettings, target: Target) -> 
     if settings.event_logger is not None:
         settings.event_logger.log_pair(target, body, content)
     return 200, content
+
+
+async def _input_specs(
+    request: Request, settings: RouterSettings, target: Target
+) -> dict[str, InputSpec] | None:
+    """The target's inputs from Triton's metadata (cached); None while Triton cannot say (the infer call
+    then fails with Triton's own status)."""
+    specs = settings.inputs.get(target.triton_name)
+    if specs is None:
+        answer = await call(_upstream(request), "GET", f"/v2/models/{target.triton_name}")
+        if answer.status != 200:
+            return None
+        specs = settings.inputs[target.triton_name] = input_specs(answer.json())
+    return specs
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:

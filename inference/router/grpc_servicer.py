@@ -7,8 +7,6 @@ become INVALID_ARGUMENT instead of gRPC's INTERNAL.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +19,7 @@ from inference.router.app import RouterSettings, resolve_target
 from inference.router.isvc import Target
 from inference.router.oip_proto import request_json, response_json
 from inference.router.upstream import RouterFailure
+from inference.router.validation import InputSpec, check_grpc_request
 
 SERVICE = "inference.GRPCInferenceService"
 # Triton codes that mean "this routed version is not there": the router's fault, not the client's
@@ -113,30 +112,15 @@ class Servicer:
 
         return await self._guarded(context, metadata())
 
-    def _observe(self, target: Target, code: grpc.StatusCode, started: float) -> None:
-        self.settings.metrics.observe(
-            target.model, target.version, target.role, code.name, time.perf_counter() - started
-        )
-
     async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         target = await self._guarded(context, self._resolve_async(request))
-        started = time.perf_counter()
-        # Observed before the client hears the outcome: `context.abort` sends the status at once, so
-        # metrics recorded after it could be read without this request.
         try:
+            await self._check(request, target)
             request.model_name, request.model_version = target.triton_name, ""
             answer = await self._call("ModelInfer", request, passthrough=True)
             answer.model_name, answer.model_version = target.model, target.version
         except _Abort as exc:
-            self._observe(target, exc.code, started)
             await context.abort(exc.code, str(exc))
-        except asyncio.CancelledError:  # the client went away or its deadline passed
-            self._observe(target, grpc.StatusCode.CANCELLED, started)
-            raise
-        except BaseException:
-            self._observe(target, grpc.StatusCode.INTERNAL, started)
-            raise
-        self._observe(target, grpc.StatusCode.OK, started)
         if self.settings.event_logger is not None:
             # deferred: the protobuf -> JSON conversion happens in the logger's thread
             self.settings.event_logger.log_pair(
@@ -148,6 +132,22 @@ class Servicer:
     async def _resolve_async(self, request: Any) -> Target:
         _require_parsed(request)
         return self._resolve(request.model_name, request.model_version, draw=True)
+
+    async def _check(self, request: Any, target: Target) -> None:
+        """A client's mistake is INVALID_ARGUMENT before Triton sees it (validation.py), never a failure
+        counted against the version; the inputs come from Triton's metadata, once per version."""
+        specs = self.settings.inputs.get(target.triton_name)
+        if specs is None:
+            try:
+                answer = await self._call("ModelMetadata", pb.ModelMetadataRequest(name=target.triton_name))
+            except _Abort:
+                return  # Triton cannot say: the infer call fails with its own status
+            inputs = [InputSpec(t.name, t.datatype, tuple(t.shape)) for t in answer.inputs]
+            specs = self.settings.inputs[target.triton_name] = {spec.name: spec for spec in inputs}
+        try:
+            check_grpc_request(request, specs)
+        except RouterFailure as exc:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
 
     def _resolve(self, name: str, version: str, draw: bool) -> Target:
         try:

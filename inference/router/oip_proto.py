@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 # OIP datatype -> the InferTensorContents field that carries it typed, and its raw little-endian dtype
-_CONTENTS_FIELD = {
+CONTENTS_FIELD = {
     "BOOL": "bool_contents",
     "INT8": "int_contents",
     "INT16": "int_contents",
@@ -31,7 +31,7 @@ _CONTENTS_FIELD = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
-_RAW_DTYPE = {
+RAW_DTYPE = {
     "BOOL": "?",
     "INT8": "<i1",
     "INT16": "<i2",
@@ -83,7 +83,7 @@ def _tensors(tensors: Sequence[Any], raw: Sequence[bytes]) -> list[dict[str, Any
 
 
 def _typed_data(tensor: Any) -> list[Any]:
-    field = _CONTENTS_FIELD.get(tensor.datatype)
+    field = CONTENTS_FIELD.get(tensor.datatype)
     if field is None:
         return []
     values = list(getattr(tensor.contents, field))
@@ -96,7 +96,7 @@ def _raw_data(datatype: str, raw: bytes) -> list[Any]:
     if datatype == "BF16":  # no numpy dtype: the upper half of a float32
         widened = np.frombuffer(raw, dtype="<u2").astype("<u4") << 16
         return widened.view("<f4").tolist()
-    dtype = _RAW_DTYPE.get(datatype)
+    dtype = RAW_DTYPE.get(datatype)
     return np.frombuffer(raw, dtype=dtype).tolist() if dtype else []
 
 

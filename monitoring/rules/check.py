@@ -1,6 +1,6 @@
 """Check the alerting side end to end with the real tools: `python -m monitoring.rules.check`.
 
-1. extract the PrometheusRule groups (`monitoring.rules.extract`) into a temporary folder,
+1. extract the PrometheusRule groups (`core.prometheus_rules`) into a temporary folder,
 2. `promtool check rules` on them,
 3. `promtool test rules` on every file in `monitoring/rules/tests/` (copied beside the extracted rules,
    which their `rule_files` name),
@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.paths import REPO_ROOT
+from core.prometheus_rules import DEFAULT_SOURCE, ExtractError, extract
 from monitoring.rules.alertmanager_config import DEFAULT_CONFIG, AlertmanagerConfigError, render
-from monitoring.rules.extract import DEFAULT_SOURCE, ExtractError, extract
 
 DEFAULT_TESTS = REPO_ROOT / "monitoring" / "rules" / "tests"
 TOOL_PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}

@@ -7,7 +7,7 @@ import pytest
 
 from core.settings import variable
 from inference.canary.analyze import (
-    GRPC_SHARE,
+    MIN_REQUESTS,
     analyze_canary,
     analyze_in_cluster,
     default_requests,
@@ -30,12 +30,10 @@ def test_no_canary_is_passed_on_without_touching_anything(monkeypatch, tmp_path)
     assert list(tmp_path.iterdir()) == []  # no MLflow store, no runtime looked for
 
 
-def test_default_requests_reach_min_requests_on_the_share_the_router_counts(spec) -> None:
-    canary_share = spec.canary.traffic_percent / 100
-    for counted in (1.0, 1.0 - GRPC_SHARE):
-        requests = default_requests(spec, counted)
-        assert requests * counted * canary_share >= 1.2 * spec.canary.min_requests
-    assert default_requests(spec, 1.0 - GRPC_SHARE) > default_requests(spec, 1.0)
+def test_default_requests_reach_min_requests_on_the_canary_share(spec) -> None:
+    requests = default_requests(spec)
+    assert requests * spec.canary.traffic_percent / 100 >= 1.2 * spec.canary.min_requests
+    assert requests >= MIN_REQUESTS
 
 
 def test_cluster_analysis_waits_for_ready_then_the_window_then_decides_on_prometheus(

@@ -9,8 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from inference import python_backend_model
 from inference.deploy.annotations import CANARY_VERSION_KEY, MODEL_VERSION_KEY
@@ -138,3 +140,15 @@ def assert_kserve_logger_headers(pair: tuple[Event, Event], endpoint: str, versi
         assert headers["ce-inferenceservicename"] == "demo" and "ce-modelversion" not in headers
         assert headers["ce-source"].startswith("demo-predictor-") and headers["ce-component"] == "predictor"
         assert headers["content-type"] == "application/json" and headers["ce-time"].endswith("Z")
+
+
+def triton_counts(metrics_url: str) -> dict[tuple[str, str], float]:
+    """(Triton model, family) -> value of Triton's request counters, read from its /metrics."""
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(httpx.get(metrics_url, timeout=10).text):
+        if family.name not in ("nv_inference_request_success", "nv_inference_request_failure"):
+            continue
+        for sample in family.samples:  # the parser names counter samples `<family>_total`
+            key = (sample.labels["model"], family.name)
+            found[key] = found.get(key, 0.0) + sample.value
+    return found

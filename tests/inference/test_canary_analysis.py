@@ -1,4 +1,4 @@
-"""Canary analysis units: the decision table, PSI and quantile math, PromQL and the two evidence parsers."""
+"""Canary analysis units: the decision table, PSI and quantile math, PromQL and Prometheus' answers."""
 
 from __future__ import annotations
 
@@ -11,17 +11,16 @@ import pytest
 from inference.canary.analysis import CanaryEvidence, RoleEvidence, decide, histogram_quantile, psi
 from inference.canary.evidence import (
     EvidenceError,
-    evidence_from_metrics_text,
     evidence_from_prometheus,
     parse_prometheus_vector,
     prometheus_queries,
 )
-from inference.router.metrics import RouterMetrics
 from tests.helpers.recorded_prometheus import RECORDED, recorded_prometheus
 from tests.helpers.specs import fixture_spec
 
 RNG = np.random.default_rng(0)
 SAME = RNG.beta(2, 5, 400)
+VERSIONS = {"stable": "1", "canary": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -105,22 +104,23 @@ def test_histogram_quantile_matches_prometheus() -> None:
 
 def test_promql_selects_the_model_and_5xx_over_the_window() -> None:
     queries = prometheus_queries('a"b', 600)
+    selector = 'namespace="mlops",model="a\\"b"'
     assert (
-        queries["requests"] == 'sum by (role) (increase(mlops_inference_requests_total{model="a\\"b"}[600s]))'
+        queries["requests"]
+        == f"sum by (version) (increase(mlops:inference_requests_total{{{selector}}}[600s]))"
     )
     assert queries["errors"] == (
-        'sum by (role) (increase(mlops_inference_requests_total{model="a\\"b",code=~"5.."}[600s]))'
+        f"sum by (version) (increase(mlops:inference_server_errors_total{{{selector}}}[600s]))"
     )
     assert queries["p95_latency_s"] == (
-        "histogram_quantile(0.95, sum by (le, role) "
-        '(rate(mlops_inference_request_duration_seconds_bucket{model="a\\"b"}[600s])))'
+        f"max by (version) (avg_over_time(mlops:inference_request_duration_seconds:p95{{{selector}}}[600s]))"
     )
 
 
 def test_recorded_prometheus_answers_parse() -> None:
     recorded = json.loads(RECORDED.read_text())
-    assert parse_prometheus_vector(recorded["requests"]) == {"stable": 803.2, "canary": 201.0}
-    assert parse_prometheus_vector(recorded["p95_latency_s"]) == {"stable": 0.0042}  # NaN: no traffic
+    assert parse_prometheus_vector(recorded["requests"]) == {"1": 803.2, "2": 201.0}
+    assert parse_prometheus_vector(recorded["p95_latency_s"]) == {"1": 0.0042}  # NaN: no traffic
     with pytest.raises(EvidenceError, match="errors: bad_data: parse error"):
         parse_prometheus_vector(
             {"status": "error", "errorType": "bad_data", "error": "parse error"}, "errors"
@@ -131,31 +131,13 @@ def test_recorded_prometheus_answers_parse() -> None:
 
 def test_evidence_from_prometheus_over_http(spec) -> None:
     with recorded_prometheus("conversion-xgboost", 600) as (url, queries):
-        found = evidence_from_prometheus(url, spec.name, 600)
+        found = evidence_from_prometheus(url, spec.name, 600, VERSIONS, scores=False)
     assert len(queries) == 3
     assert (found.canary.requests, found.canary.errors, found.canary.p95_latency_s) == (201.0, 4.0, None)
     assert found.canary.error_rate == pytest.approx(4 / 201)
     assert (found.stable.requests, found.stable.errors, found.stable.p95_latency_s) == (803.2, 0.0, 0.0042)
     assert decide(spec, found).reasons == ["canary error rate 0.020 > 0.01 (4 of 201)"]
     with pytest.raises(EvidenceError, match="requests query failed"):
-        evidence_from_prometheus("http://127.0.0.1:9", spec.name, 600, timeout_s=1)
-
-
-def test_router_metrics_text_gives_counts_errors_and_p95_per_role() -> None:
-    metrics = RouterMetrics()
-    for _ in range(90):
-        metrics.observe("m", "1", "stable", 200, 0.003)
-    for _ in range(10):
-        metrics.observe("m", "1", "stable", 200, 0.02)
-    for code in (200,) * 17 + (502, 503, 400):
-        metrics.observe("m", "2", "canary", code, 0.004)
-    metrics.observe("other", "9", "canary", 502, 1.0)  # another model's series is ignored
-    found = evidence_from_metrics_text(metrics.exposition().decode(), "m")
-    assert (found.stable.requests, found.stable.errors) == (100, 0)
-    assert (found.canary.requests, found.canary.errors) == (20, 2)  # 4xx is the client's, not counted
-    # Interpolated inside the bucket that holds rank 95: (15 ms, 20 ms] holds the slow tenth.
-    assert found.stable.p95_latency_s == pytest.approx(0.015 + 0.005 * (95 - 90) / 10)
-    assert 0.003 < found.canary.p95_latency_s <= 0.004
-    assert evidence_from_metrics_text(metrics.exposition().decode(), "absent").canary.requests == 0
-    with pytest.raises(EvidenceError, match="cannot parse"):
-        evidence_from_metrics_text("mlops_inference_requests_total{model=", "m")
+        evidence_from_prometheus(
+            "http://127.0.0.1:9", spec.name, 600, {"stable": "1", "canary": "2"}, timeout_s=1
+        )

@@ -21,7 +21,6 @@ import httpx
 import numpy as np
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import binom
 
 from inference.router.__main__ import build_settings, parse_args
@@ -37,6 +36,7 @@ from tests.helpers.router_stack import (
     isvc,
     logged_pairs,
     stage_two_versions,
+    triton_counts,
     write_isvc,
 )
 from tests.helpers.triton_clients import GrpcClient
@@ -180,27 +180,57 @@ def _send_garbage(address: str) -> dict[str, Any]:
     return {"code": "OK"}
 
 
-def _requests_total(stack: GrpcStack) -> dict[tuple, float]:
-    found = {}
-    for family in text_string_to_metric_families(stack.settings.metrics.exposition().decode()):
-        for sample in family.samples:
-            if sample.name == "mlops_inference_requests_total":
-                labels = sample.labels
-                found[(labels["role"], labels["version"], labels["code"])] = sample.value
-    return found
+def _grpc_request(datatype: str = "FP32", shape: tuple = (1, N_FEATURES), **kind: Any) -> Any:
+    request = pb.ModelInferRequest(model_name="demo", model_version="2")
+    tensor = request.inputs.add(name=kind.get("name", "input__0"), datatype=datatype, shape=list(shape))
+    values = kind.get("values", [1.0] * N_FEATURES)
+    if kind.get("raw"):
+        request.raw_input_contents.append(np.asarray(values, dtype=np.float32).tobytes())
+    else:
+        tensor.contents.fp32_contents.extend(values)
+    return request
+
+
+GRPC_MALFORMED = {
+    "unknown input": (_grpc_request(name="x"), "unknown input 'x'"),
+    "wrong datatype": (_grpc_request(datatype="FP64"), "datatype 'FP64', the model takes FP32"),
+    "wrong rank": (_grpc_request(shape=(N_FEATURES,)), "shape [5], the model takes [-1, 5]"),
+    "short contents": (_grpc_request(values=[1.0] * 4), "needs 5 values, got 4"),
+    "short raw contents": (
+        _grpc_request(values=[1.0] * 4, raw=True),
+        "needs 20 bytes of raw contents, got 16",
+    ),
+    "NaN": (_grpc_request(values=[1.0, 2.0, float("nan"), 4.0, 5.0]), "not finite FP32"),
+    "infinity raw": (_grpc_request(values=[float("inf")] * N_FEATURES, raw=True), "not finite FP32"),
+    "no inputs": (pb.ModelInferRequest(model_name="demo", model_version="2"), "'inputs' must be a non-empty"),
+}
 
 
 @served_test
-def test_metrics_are_labelled_by_role_and_grpc_code(stack: GrpcStack) -> None:
-    before = _requests_total(stack)
+@pytest.mark.parametrize("case", sorted(GRPC_MALFORMED))
+def test_a_malformed_grpc_request_is_invalid_argument_and_not_a_failure_of_the_version(
+    stack: GrpcStack, case: str
+) -> None:
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    request, says = GRPC_MALFORMED[case]
+    before = triton_counts(stack.triton.metrics_url)
+    with grpc.insecure_channel(stack.router.address) as channel, pytest.raises(grpc.RpcError) as failure:
+        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT, failure.value.details()
+    assert says in failure.value.details()
+    assert triton_counts(stack.triton.metrics_url) == before
+
+
+@served_test
+def test_triton_counts_grpc_requests_under_their_version(stack: GrpcStack) -> None:
+    success = "nv_inference_request_success"
+    before = triton_counts(stack.triton.metrics_url)
     stack.client.infer(stack.rows, version="1")
     stack.client.infer(stack.rows, version="2", repeat=2)
-    # Which refusal Triton gives a wrong datatype is its business; the metric must carry that code.
-    refused = stack.client.infer(stack.rows, version="2", dtype="float64", datatype="FP64")["code"]
-    assert refused != "OK"
-    keys = [("stable", "1", "OK"), ("canary", "2", "OK"), ("canary", "2", refused)]
-    after = _requests_total(stack)
-    assert [after.get(key, 0.0) - before.get(key, 0.0) for key in keys] == [1, 2, 1], refused
+    after = triton_counts(stack.triton.metrics_url)
+    assert after[("demo__v1", success)] - before[("demo__v1", success)] == 1
+    assert after[("demo__v2", success)] - before[("demo__v2", success)] == 2
     unroutable = stack.settings.metrics.unroutable.labels("unknown_model")._value.get()
     stack.client.infer(stack.rows, model="nope")
     assert stack.settings.metrics.unroutable.labels("unknown_model")._value.get() == unroutable + 1
@@ -279,4 +309,3 @@ def test_triton_unreachable_is_unavailable_and_counted() -> None:
         router.stop()
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "triton unreachable" in failure.value.details()
-    assert settings.metrics.requests.labels("demo", "1", "stable", "UNAVAILABLE")._value.get() == 1

@@ -36,13 +36,11 @@ CONTRACT = {
     "mlops_canary_min_p95_latency_increase_seconds",
     "mlops_drift_window_max_age_seconds",
     "mlops_model_alert_severity",
-    "mlops_inference_requests_total",
-    "mlops_inference_request_duration_seconds",
     "mlops_retrain_trigger_webhooks_total",
     "mlops_retrain_trigger_runs_total",
     "mlops_retrain_trigger_runs_in_flight",
 }
-METRIC = re.compile(r"mlops_[a-z_]+")
+METRIC = re.compile(r"[a-z_:]*mlops_[a-z_:0-9]+")
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +89,9 @@ def test_dashboard_queries_only_contract_or_rule_metrics(dashboard, objects):
     assert used and not {name for name in used if not known_metric(name, rule_names)}
     # Every panel the issue asks for is there: traffic, drift, drops, quality and floor, retrain outcomes.
     for name in (
-        "mlops_inference_requests_total",
-        "mlops_inference_request_duration_seconds_bucket",
+        "model_version:mlops_inference_requests:rate5m",
+        "model_version:mlops_inference_error_ratio:rate5m",
+        "model_version:mlops_inference_request_duration_seconds:p95",
         "mlops_drift_detected",
         "mlops_drift_p_value",
         "mlops_drift_events_dropped_total",

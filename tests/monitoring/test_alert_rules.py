@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from core.paths import REPO_ROOT
+from core.prometheus_rules import DEFAULT_SOURCE, ExtractError, extract, find_prometheus_rules
 from core.spec.monitoring import Monitoring
 from inference.deploy.annotations import NAMESPACE
 from monitoring.rules.alertmanager_config import DEFAULT_CONFIG, render
 from monitoring.rules.check import DEFAULT_TESTS
-from monitoring.rules.extract import DEFAULT_SOURCE, ExtractError, extract, find_prometheus_rules
 from tests.helpers.environment import require_executable
 
 RULE_MANIFEST = REPO_ROOT / "manifests" / "monitoring" / "prometheus-rule.yaml"
@@ -104,7 +104,7 @@ def test_extraction_writes_exactly_the_groups(manifest: dict[str, Any], tmp_path
 
 
 def test_extract_command_line_writes_the_rule_file(tmp_path: Path) -> None:
-    done = _run(sys.executable, "-m", "monitoring.rules.extract", "--out", tmp_path, cwd=REPO_ROOT)
+    done = _run(sys.executable, "-m", "core.prometheus_rules", "--out", tmp_path, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path / "mlops-alerts.rules.yaml")
 

@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 from core.paths import monitoring_runtime_file
 from inference.local_runtime import RuntimeInfo, monitoring_logger_url, runtime_file
-from monitoring.local_stack import live_router_target, write_runtime_file
+from monitoring.local_stack import live_triton_target, write_runtime_file
 
 STACK_PORTS = {"prometheus": 9090, "alertmanager": 9093, "drift": 8085, "trigger": 8086}
 
@@ -40,19 +40,20 @@ def test_serve_finds_the_drift_service_of_a_live_monitor(tmp_path, monkeypatch):
     assert monitoring_logger_url() is None  # its monitor is gone
 
 
-def test_monitor_scrapes_the_router_of_a_live_serve(tmp_path, monkeypatch):
+def test_monitor_scrapes_the_triton_of_a_live_serve(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
-    assert live_router_target() is None
+    assert live_triton_target() is None
     info = RuntimeInfo(
         router_http_url="http://127.0.0.1:8181",
         router_grpc_address="127.0.0.1:8182",
         triton_http_url="http://127.0.0.1:9000",
         triton_grpc_address="127.0.0.1:9001",
         triton_metrics_url="http://127.0.0.1:9002/metrics",
+        prometheus_url="http://127.0.0.1:9090",
         repository=str(tmp_path / "repo"),
         isvc_dir=str(tmp_path / "isvc"),
         pid=os.getpid(),
     )
     runtime_file().parent.mkdir(parents=True)
     runtime_file().write_text(json.dumps(asdict(info)))
-    assert live_router_target() == "127.0.0.1:8181"
+    assert live_triton_target() == "127.0.0.1:9002"

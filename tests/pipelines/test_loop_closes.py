@@ -94,11 +94,14 @@ def test_generated_configuration_passes_promtool_and_amtool(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_router_target_adds_a_router_scrape_job(tmp_path):
-    stack = LocalMonitoringStack(tmp_path, home=tmp_path, router_target="127.0.0.1:8090")
+def test_predictor_target_adds_the_predictor_scrape_job(tmp_path):
+    stack = LocalMonitoringStack(tmp_path, home=tmp_path, predictor_target="127.0.0.1:8002")
     config = yaml.safe_load(stack.write_configs()[0].read_text())
-    router = {"targets": ["127.0.0.1:8090"], "labels": {"namespace": NAMESPACE}}
-    assert {"job_name": "router", "static_configs": [router]} in config["scrape_configs"]
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "inference-predictor"]
+    assert job["static_configs"] == [
+        {"targets": ["127.0.0.1:8002"], "labels": {"namespace": NAMESPACE, "pod": "local-triton"}}
+    ]
+    assert not [job for job in config["scrape_configs"] if job["job_name"] == "router"]
     assert config["global"]["scrape_interval"] == "15s"  # no time scale: the real durations
 
 

@@ -91,7 +91,7 @@ def test_a_good_challenger_is_decided_on_enough_traffic_and_released_consistentl
     assert outcome.canary_decision in ("promote", "rollback"), outcome  # not inconclusive
     evidence = _evidence(GOOD, "2")
     assert evidence["verdict"] == outcome.canary_decision
-    assert evidence["source"] == "router-metrics"
+    assert evidence["source"] == "prometheus"
     assert evidence["canary"]["requests"] >= MIN_REQUESTS and evidence["stable"]["requests"] > 0
     assert evidence["canary"]["error_rate"] == 0.0 and evidence["prediction_shift"] is not None
     assert evidence["traffic"]["grpc"] > 0 and evidence["traffic"]["failed"] == 0

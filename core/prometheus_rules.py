@@ -3,7 +3,7 @@
 The rules live once, as PrometheusRule objects under `manifests/monitoring/`; a plain Prometheus (local
 mode) and promtool read rule files, which are exactly such an object's `spec` (`groups: [...]`):
 
-    python -m monitoring.rules.extract --out DIR [--source manifests/monitoring]
+    python -m core.prometheus_rules --out DIR [--source manifests/monitoring]
 
 writes `DIR/<metadata.name>.rules.yaml` per object and prints the paths.
 """
@@ -108,7 +108,7 @@ def extract(source: str | Path, out_dir: str | Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m monitoring.rules.extract", description=__doc__.split("\n")[0]
+        prog="python -m core.prometheus_rules", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", required=True, type=Path, help="folder for the <name>.rules.yaml files")
     parser.add_argument(
