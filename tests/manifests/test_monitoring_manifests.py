@@ -186,3 +186,28 @@ def test_network_policies_admit_broker_prometheus_and_the_mlflow_pull(objects):
     assert ingress_allowed(objects, {"app.kubernetes.io/name": "mlflow"}, "mlops", detector)
     egress = find(objects, "NetworkPolicy", "drift-detector-to-mlflow")["spec"]["egress"][0]
     assert egress["ports"] == [{"protocol": "TCP", "port": 5000}]
+
+
+def _meta_annotation(key: str) -> str:
+    """Prometheus' Kubernetes SD name for a pod annotation (non-alphanumerics become `_`)."""
+    return "__meta_kubernetes_pod_annotation_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+
+def test_the_predictor_pod_monitor_reads_the_annotations_kserve_and_deploy_set(objects):
+    from inference.deploy.annotations import MODEL_VERSION_KEY
+
+    monitor = find(objects, "PodMonitor", "inference-predictors")
+    assert monitor["metadata"]["labels"]["prometheus"] == "mlops"  # the Prometheus' podMonitorSelector
+    assert monitor["spec"]["selector"]["matchLabels"] == {"component": "predictor"}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    sources = {label for rule in endpoint["relabelings"] for label in rule.get("sourceLabels", [])}
+    runtime = find(objects, "ServingRuntime", "kserve-tritonserver-mlops")["spec"]
+    (port_key,) = [key for key in runtime["annotations"] if key.endswith("/port")]
+    assert {_meta_annotation(MODEL_VERSION_KEY), _meta_annotation(port_key)} <= sources
+    version = next(r for r in endpoint["relabelings"] if r.get("targetLabel") == "model_version")
+    assert version["sourceLabels"] == [_meta_annotation(MODEL_VERSION_KEY)]
+    port = runtime["annotations"][port_key]
+    args = runtime["containers"][0]["args"]
+    assert f"--metrics-port={port}" in args and "--metrics-config=summary_latencies=true" in args
+    policy = find(objects, "NetworkPolicy", "inference-services-from-knative")["spec"]
+    assert any({"protocol": "TCP", "port": int(port)} in rule["ports"] for rule in policy["ingress"])
