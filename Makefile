@@ -131,9 +131,9 @@ images: .venv/.synced ## Build the platform, training and serving images (tags: 
 check-manifests: .venv/.synced .venv-tools/.synced manifests/schemas/node_modules/.installed ## Pre-merge check of a manifest change (~40 s): overlays build, schemas, policies, checkov, compiled pipeline current
 	$(PY) -m pytest -q tests/manifests tests/pipelines/test_compile.py
 
-manifests: ## Render every overlay into build/manifests/<env>.yaml
+manifests: ## Render every overlay (dev-standard: dev in KServe Standard mode) into build/manifests/<env>.yaml
 	mkdir -p build/manifests
-	for env in dev staging prod; do kubectl kustomize kustomize/overlays/$$env > build/manifests/$$env.yaml; done
+	for env in dev staging prod dev-standard; do kubectl kustomize kustomize/overlays/$$env > build/manifests/$$env.yaml; done
 
 deb-packages: ## Install prometheus (promtool) and alertmanager (amtool) from Debian when missing
 	@if command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null; then \

@@ -17,12 +17,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+DeploymentMode = Literal["Knative", "Standard"]
+# KServe's own spellings: `Serverless` and `RawDeployment` are the names before 0.16, still accepted by its
+# webhook (kserve v0.20.0 pkg/constants/constants.go ParseDeploymentMode).
+_LEGACY_MODES = {"Serverless": "Knative", "RawDeployment": "Standard"}
+
+
+def _deployment_mode(value: Any) -> Any:
+    return _LEGACY_MODES.get(value.strip(), value.strip()) if isinstance(value, str) else value
 
 
 def _device(value: str) -> str:
@@ -137,6 +145,12 @@ class Settings(BaseSettings):
         default="http://prometheus-operated.monitoring.svc:9090", validation_alias="PROMETHEUS_URL"
     )
     """The Prometheus the cluster canary analysis queries."""
+    kserve_deployment_mode: Annotated[
+        DeploymentMode, BeforeValidator(_deployment_mode), FromConfigMap(ROLLOUT_STEPS)
+    ] = Field(default="Knative", validation_alias="KSERVE_DEPLOYMENT_MODE")
+    """How deploy renders canaries, and what local mode's router follows: `Knative` (`canaryTrafficPercent`
+    between revisions) or `Standard` (`spec.canary`, KServe's Gateway API HTTPRoute splits; docs/cluster.md).
+    Set per overlay (component `kserve-standard`)."""
     code_version: Annotated[str | None, FromConfigMap(("register",))] = Field(
         default=None, validation_alias="CODE_VERSION"
     )

@@ -45,6 +45,7 @@ from inference.canary.readiness import wait_for_canary
 from inference.canary.traffic import Encoder, Endpoints, Traffic, send_traffic
 from inference.deploy.annotations import NAMESPACE
 from inference.deploy.apply import FileApplier, KubernetesApplier
+from inference.deploy.standard import predictor_name
 from inference.local_runtime import RuntimeInfo, require_runtime
 from inference.router.isvc import load_isvc_file
 
@@ -94,7 +95,8 @@ def analyze_in_cluster(
     """Wait for the canary to be Ready, then for the window of traffic, then decide on Prometheus.
     `read_isvc` GETs the InferenceService (default: the Kubernetes API)."""
     read = read_isvc or (lambda: KubernetesApplier().get("InferenceService", spec.name, NAMESPACE))
-    state = wait_for_canary(read, spec.canary.ready_timeout_s, clock=clock, sleep=sleep)
+    name = predictor_name(canary_version)  # its spec.canary entry in Standard mode
+    state = wait_for_canary(read, spec.canary.ready_timeout_s, clock=clock, sleep=sleep, canary_name=name)
     if not state.ready:
         evidence = evidence_summary(CanaryEvidence(RoleEvidence(), RoleEvidence(), "isvc-status"))
         reason = f"canary v{canary_version} was never judged: {state.detail}"

@@ -3,7 +3,7 @@
     deploy_canary("conversion-xgboost", "2", "challenger", "local")   # -> "canary"
     deploy_canary("conversion-xgboost", "1", "champion", "local")     # -> "no-canary"
 
-Cluster: the InferenceService is server-side applied (KServe/Knative split the traffic). Local: the
+Cluster: the InferenceService is server-side applied (KServe splits the traffic, in either mode). Local: the
 served versions are staged into the live runtime's Triton first (loaded through its repository API),
 then the InferenceService file is written and the router's route is awaited, so the analysis that follows
 never sends traffic to a version that is not there yet.

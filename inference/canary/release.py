@@ -53,7 +53,7 @@ def rollout_for(serving_mode: str, logger_url: str | None = None) -> Rollout:
     else:
         info = require_runtime()
         applier, logger_url = FileApplier(Path(info.isvc_dir)), logger_url or info.logger_url
-    return Rollout(applier, NAMESPACE, logger_url)
+    return Rollout(applier, NAMESPACE, logger_url, mode=settings().kserve_deployment_mode)
 
 
 # ------------------------------------------------------------------------------------- local staging

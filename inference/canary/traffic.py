@@ -4,7 +4,7 @@ InferenceService splits it and encoded per version.
 Each version's bundle carries its own feature encoder (fitted medians, scales, categories), so a request
 must be encoded for the version that answers it. In the cluster the KServe transformer does that server
 side; locally the client does it: each request draws its target with the router's own seeded split
-(`RouteTable.choose` over the same route, so the share is still `canaryTrafficPercent`), is encoded with
+(`RouteTable.choose` over the same route, so the share is still the InferenceService's), is encoded with
 that version's encoder and is sent pinned to that version (`model_version`). The router counts a pinned
 request under the version's role, so its metrics match a drawn request's.
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import get_args
 
 import yaml
 
 from core.errors import SpecError
 from core.registry import CHAMPION, configure_tracking, resolve_alias
+from core.settings import DeploymentMode, settings
 from core.spec.model import load_specs
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
 from inference.deploy.render import render_inference_service
@@ -33,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--kubernetes", action="store_true", help="server-side apply to the cluster")
     parser.add_argument(
         "--reason", default="rolled back by hand", help="rollback: why (tagged on the version)"
+    )
+    parser.add_argument(
+        "--deployment-mode",
+        choices=get_args(DeploymentMode),
+        help="KServe deployment mode to render for (default: $KSERVE_DEPLOYMENT_MODE, else Knative)",
     )
     parser.add_argument("--logger-url", help="where KServe's logger posts payloads (default: the broker)")
     parser.add_argument("--spec-dir", type=Path, help="model spec folder (default: $MLOPS_SPEC_DIR or repo)")
@@ -54,16 +61,19 @@ def run(args: argparse.Namespace) -> int:
     [spec] = load_specs(args.spec_dir, names=[args.model])
     configure_tracking(args.tracking_uri)
     applier = _applier(args)
+    mode = args.deployment_mode or settings().kserve_deployment_mode
     if applier is None:
         if args.command != "render":
             raise ValueError(f"deploy: {args.command} changes the service: pass --out DIR or --kubernetes")
         champion = resolve_alias(spec.name, CHAMPION, args.artifacts_destination)
         if champion is None:
             raise LookupError(f"deploy: {spec.name} has no {CHAMPION!r} version in the registry")
-        service = render_inference_service(spec, champion, None, args.namespace, logger_url=args.logger_url)
+        service = render_inference_service(
+            spec, champion, None, args.namespace, logger_url=args.logger_url, mode=mode
+        )
         print(yaml.safe_dump(service, sort_keys=False), end="")
         return 0
-    rollout = Rollout(applier, args.namespace, args.logger_url, args.artifacts_destination)
+    rollout = Rollout(applier, args.namespace, args.logger_url, args.artifacts_destination, mode=mode)
     steps = {
         "render": rollout.deploy,
         "canary": rollout.start_canary,

@@ -53,9 +53,24 @@ def sdk_problems(obj: dict[str, Any]) -> list[str]:
     if not problems:
         from kubernetes.client import ApiClient
 
-        if ApiClient().sanitize_for_serialization(model) != obj:
+        if _without_filled_defaults(ApiClient().sanitize_for_serialization(model), obj) != obj:
             problems.append(f"{obj['kind']}: changes on a round trip through the SDK models")
     return problems
+
+
+def _without_filled_defaults(serialized: Any, original: Any) -> Any:
+    """`serialized` less the empty strings the generated constructors fill in where `original` has no
+    field (V1beta1ModelSpec defaults `name` to "", which the CRD does not require and KServe's webhook
+    wants empty)."""
+    if isinstance(serialized, dict) and isinstance(original, dict):
+        return {
+            k: _without_filled_defaults(v, original.get(k))
+            for k, v in serialized.items()
+            if k in original or v != ""
+        }
+    if isinstance(serialized, list) and isinstance(original, list) and len(serialized) == len(original):
+        return [_without_filled_defaults(s, o) for s, o in zip(serialized, original, strict=True)]
+    return serialized
 
 
 def _build(value: Any, type_name: str, path: str, problems: list[str]) -> Any:

@@ -1,11 +1,12 @@
 """Render one model's KServe InferenceService from the spec and the versions it serves.
 
-Deployment mode: **Serverless (Knative) only**. Canaries use the predictor's `canaryTrafficPercent`:
-Knative keeps every revision, so KServe sends P% to the newest ready revision and the rest to the last
-fully rolled-out one, and moving traffic needs no new pods. RawDeployment (Standard) mode has no revisions
-to split between, so a canary there would need a second InferenceService or `spec.canary[]`; not supported.
+Deployment mode, per overlay (`KSERVE_DEPLOYMENT_MODE`): **Knative** (below) or **Standard**
+(inference/deploy/standard.py: the canary as a `spec.canary` entry with its own Deployment). In Knative
+mode canaries use the predictor's `canaryTrafficPercent`: Knative keeps every revision, so KServe sends P%
+to the newest ready revision and the rest to the last fully rolled-out one, and moving traffic needs no
+new pods.
 
-What the fields mean over a rollout (the storageUri is always the newest revision's model):
+What the fields mean over a Knative rollout (the storageUri is always the newest revision's model):
 
 | phase | storageUri | canaryTrafficPercent |
 | --- | --- | --- |
@@ -38,6 +39,7 @@ import yaml
 from core.images import PLATFORM_IMAGE
 from core.paths import REPO_ROOT
 from core.registry import ModelVersionRef
+from core.settings import DeploymentMode
 from core.spec.model import ModelSpec
 from inference.deploy.annotations import (
     CANARY_VERSION_KEY,
@@ -47,6 +49,7 @@ from inference.deploy.annotations import (
     STABLE_LOCAL_REPOSITORY_KEY,
     STABLE_VERSION_KEY,
 )
+from inference.deploy.standard import DEPLOYMENT_MODE_ANNOTATION, apply_standard_mode
 from inference.triton_repository import TRANSFORMER_FOLDER
 
 TEMPLATE_PATH = REPO_ROOT / "manifests" / "serving" / "inferenceservice.template.yaml"
@@ -70,11 +73,13 @@ def render_inference_service(
     canary_percent: int | None = None,
     logger_url: str | None = None,
     template_path: Path = TEMPLATE_PATH,
+    mode: DeploymentMode = "Knative",
 ) -> dict[str, Any]:
     """The InferenceService for `spec`: `stable` alone, or `canary` rolling out next to `stable`.
 
     `canary_percent` defaults to the spec's `canary.traffic_percent` when there is a canary; with no
-    canary, 0 pins all traffic to the last rolled-out revision (a rollback) and None rolls out fully.
+    canary, in Knative mode 0 pins all traffic to the last rolled-out revision (a rollback) and None rolls
+    out fully; in Standard mode it is not used (the stable predictor alone takes all traffic).
     """
     check_name(spec.name)
     served = _served_version(spec, stable, canary)
@@ -83,15 +88,20 @@ def render_inference_service(
     service["metadata"] |= {"name": spec.name, "namespace": namespace}
     service["metadata"]["labels"] |= _labels(spec, served)
     service["metadata"]["annotations"] |= _annotations(spec, served, stable, canary)
+    # KServe records the mode in status normalised (`Knative`, never `Serverless`) and refuses an update whose
+    # annotation differs from it (kserve v0.20.0 inference_service_validation.go validateDeploymentMode).
+    service["metadata"]["annotations"][DEPLOYMENT_MODE_ANNOTATION] = mode
     predictor = service["spec"]["predictor"]
     predictor["logger"]["url"] = logger_url or default_logger_url(namespace)
     _log_version_annotation(predictor["logger"])
     predictor["model"]["storageUri"] = served.storage_uri
-    if percent is not None:
-        predictor["canaryTrafficPercent"] = percent
     if spec.serving.gpu:
         _request_gpu(predictor)
     _configure_transformer(service["spec"], spec, stable)
+    if mode == "Standard":
+        apply_standard_mode(service, spec, stable, canary, canary_percent)
+    elif percent is not None:
+        predictor["canaryTrafficPercent"] = percent
     return service
 
 

@@ -18,10 +18,12 @@ alias still marks the rollout as unfinished; running the same step again re-appl
 - promote, crash after the apply: the challenger serves all traffic, champion still names the old
   version; retrying promote moves the aliases. The reverse order could leave `champion` on a version the
   service has not rolled out while `challenger` is already gone, and no retry could tell what to finish.
-- rollback: the first apply pins all traffic to the last rolled-out (champion) revision at once
+- rollback, Knative: the first apply pins all traffic to the last rolled-out (champion) revision at once
   (`canaryTrafficPercent: 0`, no new pods needed); the second points storageUri back at the champion
   and keeps the 0, so the champion revision Knative creates is not sent traffic before it is ready. A
   bare stable spec would send 100% to the newest *ready* revision - the rejected challenger - until then.
+- rollback, Standard: one apply drops the `spec.canary` entry; the stable predictor never changed, so
+  the HTTPRoute sends it everything and KServe deletes the canary's Deployment.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from core.registry import (
     resolve_alias,
     set_alias,
 )
+from core.settings import DeploymentMode
 from core.spec.model import ModelSpec
 from inference.deploy.apply import Applier
 from inference.deploy.render import render_inference_service
@@ -82,8 +85,10 @@ class Rollout:
         logger_url: str | None = None,
         artifacts_destination: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        mode: DeploymentMode = "Knative",
     ) -> None:
         self.applier = applier
+        self.mode = mode
         self.namespace = namespace
         self.logger_url = logger_url
         self.artifacts_destination = artifacts_destination
@@ -122,7 +127,8 @@ class Rollout:
     def rollback(self, spec: ModelSpec, reason: str) -> RolloutResult:
         """Pin all traffic to the champion, then drop the `challenger` alias and say why on its version."""
         champion, challenger = self._require(spec, CHAMPION), self._require(spec, CHALLENGER)
-        self._apply(spec, champion, challenger, 0)
+        if self.mode == "Knative":
+            self._apply(spec, champion, challenger, 0)
         service = self._apply(spec, champion, None, 0)
         self._record(spec, challenger, RolloutState.ROLLED_BACK, reason=reason)
         delete_alias(spec.name, CHALLENGER)
@@ -145,7 +151,9 @@ class Rollout:
         canary: ModelVersionRef | None,
         percent: int | None,
     ) -> dict[str, Any]:
-        service = render_inference_service(spec, stable, canary, self.namespace, percent, self.logger_url)
+        service = render_inference_service(
+            spec, stable, canary, self.namespace, percent, self.logger_url, mode=self.mode
+        )
         self.applier.apply(service)
         return service
 

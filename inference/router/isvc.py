@@ -101,11 +101,43 @@ def route_from_isvc(isvc: Mapping[str, Any], where: str = "InferenceService") ->
     if percent is not None and not 0 <= percent <= 100:
         raise RouteError(f"{where}: spec.predictor.canaryTrafficPercent must be in 0..100, got {percent}")
     logged = _logged_annotations(predictor, annotations, where)
+    if "canary" in isvc["spec"]:
+        return _standard_route(name, isvc["spec"], predictor, stable, logged, where)
     if canary is None or canary == stable:
         return Route(name, stable, logged_annotations=logged)
     if percent is None:  # Knative: without the field the newest revision takes all traffic (promoted)
         return Route(name, canary, logged_annotations=logged)
     return Route(name, stable, canary, percent, logged)
+
+
+def _standard_route(
+    name: str,
+    spec: Mapping[str, Any],
+    predictor: Mapping[str, Any],
+    fallback_stable: str,
+    logged: tuple[tuple[str, str], ...],
+    where: str,
+) -> Route:
+    """Standard mode: each predictor's own version annotation (inference/deploy/standard.py), the first
+    `spec.canary` entry's `trafficPercent` (KServe's HTTPRoute weights it against the stable predictor)."""
+    own = _mapping(predictor.get("annotations"), where, "spec.predictor.annotations")
+    stable = _version(own.get(MODEL_VERSION_KEY), where, MODEL_VERSION_KEY, required=False) or fallback_stable
+    canaries = spec.get("canary") or []
+    if not isinstance(canaries, list) or len(canaries) > 1:
+        raise RouteError(f"{where}: spec.canary must be a list of at most one entry (deploy renders one)")
+    if not canaries:
+        return Route(name, stable, logged_annotations=logged)
+    entry = _mapping(canaries[0], where, "spec.canary[0]")
+    percent = entry.get("trafficPercent")
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        field = "spec.canary[0].trafficPercent"
+        raise RouteError(f"{where}: {field} must be an integer in 0..100, got {percent!r}")
+    canary_predictor = _mapping(entry.get("predictor"), where, "spec.canary[0].predictor")
+    field = "spec.canary[0].predictor.annotations"
+    version = _mapping(canary_predictor.get("annotations"), where, field).get(MODEL_VERSION_KEY)
+    if version in (None, ""):
+        raise RouteError(f"{where}: {field}[{MODEL_VERSION_KEY!r}] is missing")
+    return Route(name, stable, str(version), percent, logged)
 
 
 def load_isvc_file(path: str | Path) -> Route:

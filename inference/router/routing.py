@@ -12,7 +12,9 @@ An InferenceService carries the versions in annotations and the split in `canary
         canaryTrafficPercent: 20                     # share of requests for the canary
 
 Knative semantics, which local mode copies: with a canary version and no `canaryTrafficPercent` the newest
-revision (the canary) takes all traffic, i.e. it has been promoted; `0` rolls back. Triton serves a model by
+revision (the canary) takes all traffic, i.e. it has been promoted; `0` rolls back. In KServe's Standard mode
+the split is `spec.canary[0].trafficPercent` and each predictor names its version in its own `annotations`
+(inference/deploy/standard.py); `isvc.py` reads both. Triton serves a model by
 its folder name, so each version lives in the router's repository as `<model>__v<version>/`
 (`stage_model_version`). The `RouteTable` is swapped as a whole, so a request sees either the old or the
 new routes, never a mix; `IsvcWatcher` reloads it when an InferenceService file changes.

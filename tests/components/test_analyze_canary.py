@@ -1,5 +1,6 @@
 """analyze_canary's decisions that need no serving stack: no canary to analyse, the request count that
-reaches the spec's minimum, and the cluster path (the spec's window, then Prometheus over HTTP)."""
+reaches the spec's minimum, and the cluster path (readiness in either KServe mode, the spec's window, then
+Prometheus over HTTP)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from inference.canary.analyze import (
     analyze_in_cluster,
     default_requests,
 )
-from tests.helpers.kserve_status import recorded_isvc
+from tests.helpers.kserve_status import FIXTURE, STANDARD_FIXTURE, recorded_isvc
 from tests.helpers.recorded_prometheus import recorded_prometheus
 from tests.helpers.specs import fixture_spec
 
@@ -36,11 +37,12 @@ def test_default_requests_reach_min_requests_on_the_canary_share(spec) -> None:
     assert requests >= MIN_REQUESTS
 
 
+@pytest.mark.parametrize("fixture", [FIXTURE, STANDARD_FIXTURE], ids=["Knative", "Standard"])
 def test_cluster_analysis_waits_for_ready_then_the_window_then_decides_on_prometheus(
-    spec, monkeypatch
+    spec, monkeypatch, fixture
 ) -> None:
     waited: list[float] = []
-    get, calls = recorded_isvc("becomes_ready")
+    get, calls = recorded_isvc("becomes_ready", fixture)
     with recorded_prometheus("conversion-xgboost", spec.canary.analysis_window_s) as (url, _):
         monkeypatch.setenv(variable("prometheus_url"), url)
         decision = analyze_in_cluster(spec, "1", "2", read_isvc=get, sleep=waited.append)

@@ -1,6 +1,7 @@
-"""Recorded InferenceService GETs during a Knative canary (tests/fixtures/kserve_status/canary_isvc.json,
-shaped from KServe's and Knative's source, recorded in the file): a stand-in for the Kubernetes API that
-answers each GET with the next object of a scenario and then keeps answering the last."""
+"""Recorded InferenceService GETs during a canary, Knative (tests/fixtures/kserve_status/canary_isvc.json) or
+Standard mode (standard_canary_isvc.json), shaped from KServe's and Knative's source, recorded in each file: a
+stand-in for the Kubernetes API that answers each GET with the next object of a scenario and then keeps
+answering the last."""
 
 from __future__ import annotations
 
@@ -9,17 +10,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "kserve_status" / "canary_isvc.json"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kserve_status"
+FIXTURE = FIXTURES / "canary_isvc.json"
+STANDARD_FIXTURE = FIXTURES / "standard_canary_isvc.json"
 SCENARIOS = ("becomes_ready", "fails", "never_ready")
+STANDARD_SCENARIOS = ("becomes_ready", "never_ready")
 
 
-def scenario(name: str) -> list[dict[str, Any]]:
-    return json.loads(FIXTURE.read_text())[name]
+def scenario(name: str, fixture: Path = FIXTURE) -> list[dict[str, Any]]:
+    return json.loads(fixture.read_text())[name]
 
 
-def recorded_isvc(name: str) -> tuple[Callable[[], dict[str, Any]], list[int]]:
+def recorded_isvc(name: str, fixture: Path = FIXTURE) -> tuple[Callable[[], dict[str, Any]], list[int]]:
     """A GET function over scenario `name`, and the list that counts its calls (one entry per GET)."""
-    objects, calls = scenario(name), []
+    objects, calls = scenario(name, fixture), []
 
     def get() -> dict[str, Any]:
         calls.append(1)

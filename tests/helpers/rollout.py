@@ -27,10 +27,17 @@ def fit_version(seed: int, c: float) -> Any:
     return LogisticRegression(C=c).fit(features, label)
 
 
-def write_rollout_spec(folder: Path) -> None:
-    """`demo.yaml` in `folder`: the conversion-sklearn fixture spec with a canary sized for a test."""
+def write_rollout_spec(folder: Path, request_fields: bool = False) -> None:
+    """`demo.yaml` in `folder`: the conversion-sklearn fixture spec with a canary sized for a test; with
+    `request_fields`, clients send the features themselves (no Feast transformer in front of the model)."""
     spec = fixture_spec_data("conversion-sklearn")
     spec["name"] = MODEL
+    if request_fields:
+        spec["inputs"] = {
+            "request_fields": [{"name": f"f{i}", "dtype": "float64"} for i in range(N_FEATURES)]
+        }
+        # the fixture slices and checks behaviour by Feast features
+        spec["evaluation"] |= {"slices": [], "behaviour": []}
     spec["serving"]["instances"] = 1
     # Half the traffic on the canary keeps the test short while both samples stay large enough for PSI.
     spec["canary"] = {

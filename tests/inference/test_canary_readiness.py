@@ -1,6 +1,6 @@
-"""The cluster analysis judges a canary only once its revision is Ready, and counts the window from then:
-InferenceService statuses recorded from KServe's and Knative's source, read through the same function
-the analysis polls."""
+"""The cluster analysis judges a canary only once it is Ready, and counts the window from then:
+InferenceService statuses recorded from KServe's and Knative's source, in Knative mode (revisions) and in
+Standard mode (`status.canaryStatuses`), read through the same function the analysis polls."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import pytest
 
 from inference.canary.readiness import canary_state, wait_for_canary
 from inference.deploy.kserve_schema import sdk_problems
-from tests.helpers.kserve_status import SCENARIOS, recorded_isvc, scenario
+from tests.helpers.kserve_status import (
+    SCENARIOS,
+    STANDARD_FIXTURE,
+    STANDARD_SCENARIOS,
+    recorded_isvc,
+    scenario,
+)
 
 # knative/serving pkg/apis/serving/v1/route_types.go `TrafficTarget` (commit 98e5ef90; KServe v0.20.0
 # pins knative.dev/serving v0.48.1, whose fields are the same): the SDK ships no model for it.
@@ -79,3 +85,40 @@ def test_a_revision_that_never_becomes_ready_times_out_naming_why():
     assert state.detail == (
         "not Ready within 60 s (revision conversion-xgboost-predictor-00002 is not Ready yet)"
     )
+
+
+# ------------------------------------------------------------------------------------- Standard mode
+@pytest.mark.parametrize("name", STANDARD_SCENARIOS)
+def test_the_recorded_standard_statuses_fit_kserves_schema(name):
+    assert all(sdk_problems(isvc) == [] for isvc in scenario(name, STANDARD_FIXTURE))
+
+
+def test_a_standard_canary_is_ready_when_its_entry_is_ready_with_traffic():
+    stale, pending, ready = (canary_state(i, "v2") for i in scenario("becomes_ready", STANDARD_FIXTURE))
+    assert (stale.ready, stale.detail) == (False, "status is for generation 1, the spec is 2")
+    assert (pending.ready, pending.failed, pending.detail) == (
+        False,
+        False,
+        "canary predictor v2 is not Ready yet",
+    )
+    assert ready.ready and ready.revision == "v2"
+    isvc = scenario("becomes_ready", STANDARD_FIXTURE)[-1]
+    isvc["status"]["canaryStatuses"][0]["trafficPercent"] = 0  # a dark launch is no canary to judge
+    assert canary_state(isvc, "v2").detail == "canary predictor v2 is Ready but has no traffic"
+    # The entry named for another version (the spec moved on): never read as this canary.
+    assert canary_state(isvc, "v3").detail == "spec.canary has no predictor v3 (it has ['v2'])"
+    del isvc["status"]["canaryStatuses"]
+    isvc["status"]["canaryStatuses"] = []
+    assert canary_state(isvc, "v2").detail == "status.canaryStatuses has no v2 yet"
+
+
+def test_waiting_for_a_standard_canary_polls_until_ready_or_times_out():
+    get, calls = recorded_isvc("becomes_ready", STANDARD_FIXTURE)
+    clock = FakeClock()
+    state = wait_for_canary(get, 600, poll_s=5, clock=clock, sleep=clock.sleep, canary_name="v2")
+    assert state.ready and len(calls) == 3 and clock.slept == [5, 5]
+    get, calls = recorded_isvc("never_ready", STANDARD_FIXTURE)
+    clock = FakeClock()
+    state = wait_for_canary(get, 60, poll_s=5, clock=clock, sleep=clock.sleep, canary_name="v2")
+    assert not state.ready and not state.failed and clock.now == 60
+    assert state.detail == "not Ready within 60 s (canary predictor v2 is not Ready yet)"

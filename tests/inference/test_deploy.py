@@ -17,7 +17,6 @@ from core.registry import (
     CHALLENGER,
     CHAMPION,
     ModelVersionRef,
-    configure_tracking,
     get_alias_version,
     resolve_alias,
     set_alias,
@@ -31,6 +30,7 @@ from inference.deploy.kserve_schema import sdk_problems
 from inference.deploy.render import render_inference_service
 from inference.deploy.rollout import Rollout
 from manifests.validate import container_violations, label_violations, render
+from tests.helpers.deploy_registry import two_version_registry, version_ref
 from tests.helpers.specs import FIXTURE_SPEC_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,11 +38,6 @@ MODEL = "conversion-xgboost"  # the fixture spec: gpu: true, canary 20%
 NAMESPACE = "mlops-test"
 LOGGER = "http://detector.mlops-test.svc.cluster.local/events"
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,45}[a-z0-9])?$")
-
-
-def _ref(name: str, version: str) -> ModelVersionRef:
-    base = f"s3://models/{name}/{version}/artifacts/triton"
-    return ModelVersionRef(name, version, f"{base}/cluster", f"{base}/local")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +56,7 @@ def spec(specs) -> ModelSpec:
 )
 def test_render_each_demo_spec(specs, name: str) -> None:
     spec = specs[name]
-    service = render_inference_service(spec, _ref(name, "3"), None, NAMESPACE, logger_url=LOGGER)
+    service = render_inference_service(spec, version_ref(name, "3"), None, NAMESPACE, logger_url=LOGGER)
     predictor = service["spec"]["predictor"]
     model = predictor["model"]
     assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
@@ -75,7 +70,7 @@ def test_render_each_demo_spec(specs, name: str) -> None:
     assert predictor["minReplicas"] >= 1 and predictor["maxReplicas"] >= predictor["minReplicas"]
     assert service["metadata"]["labels"][MODEL_VERSION_KEY] == "3"
     assert service["metadata"]["annotations"][MODEL_VERSION_KEY] == "3"
-    assert service["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+    assert service["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
     for part in ("requests", "limits"):
         assert ("nvidia.com/gpu" in model["resources"][part]) is spec.serving.gpu
     assert sdk_problems(service) == []
@@ -86,10 +81,11 @@ def test_some_demo_spec_serves_on_cpu(specs) -> None:
 
 
 def test_canary_render_splits_at_the_spec_percent(spec) -> None:
-    service = render_inference_service(spec, _ref(MODEL, "1"), _ref(MODEL, "2"), NAMESPACE)
+    service = render_inference_service(spec, version_ref(MODEL, "1"), version_ref(MODEL, "2"), NAMESPACE)
     predictor = service["spec"]["predictor"]
     assert predictor["canaryTrafficPercent"] == spec.canary.traffic_percent == 20
-    assert predictor["model"]["storageUri"] == _ref(MODEL, "2").storage_uri  # newest revision = challenger
+    # the newest revision serves the challenger
+    assert predictor["model"]["storageUri"] == version_ref(MODEL, "2").storage_uri
     assert service["metadata"]["annotations"][CANARY_VERSION_KEY] == "2"
     assert predictor["logger"]["url"].endswith(f"/{NAMESPACE}/default")  # default: the namespace's broker
     assert sdk_problems(service) == []
@@ -97,16 +93,16 @@ def test_canary_render_splits_at_the_spec_percent(spec) -> None:
 
 def test_render_refuses_what_cannot_be_served(spec) -> None:
     with pytest.raises(ValueError, match="needs a stable version"):
-        render_inference_service(spec, None, _ref(MODEL, "2"), NAMESPACE)
+        render_inference_service(spec, None, version_ref(MODEL, "2"), NAMESPACE)
     with pytest.raises(ValueError, match="belongs to model 'other'"):
-        render_inference_service(spec, _ref("other", "1"), None, NAMESPACE)
+        render_inference_service(spec, version_ref("other", "1"), None, NAMESPACE)
     bad = spec.model_copy(update={"name": "Conversion_XGB"})
     with pytest.raises(ValueError, match="cannot name an InferenceService"):
-        render_inference_service(bad, _ref("Conversion_XGB", "1"), None, NAMESPACE)
+        render_inference_service(bad, version_ref("Conversion_XGB", "1"), None, NAMESPACE)
 
 
 def test_sdk_check_reports_unknown_fields_and_wrong_types(spec) -> None:
-    service = render_inference_service(spec, _ref(MODEL, "1"), _ref(MODEL, "2"), NAMESPACE)
+    service = render_inference_service(spec, version_ref(MODEL, "1"), version_ref(MODEL, "2"), NAMESPACE)
     broken = copy.deepcopy(service)
     broken["spec"]["predictor"]["model"]["storageURI"] = "s3://typo"
     broken["spec"]["predictor"]["canaryTrafficPercent"] = "20"
@@ -178,29 +174,8 @@ def test_policy_rules_do_bite_on_the_runtime(serving_runtime: dict) -> None:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory):
     """Two registered versions of MODEL in a fresh sqlite store, each with a logged Triton repository."""
-    home = tmp_path_factory.mktemp("mlops_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_HOME", str(home))
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        configure_tracking()
-        client = mlflow.MlflowClient()
-        client.create_registered_model(MODEL)
-        experiment = client.create_experiment(MODEL, artifact_location=str(home / "artifacts"))
-        for number in (1, 2):
-            _register_version(client, experiment, home / f"repo-{number}")
+    with two_version_registry(tmp_path_factory.mktemp("mlops_home"), (MODEL,)) as home:
         yield home
-        mlflow.set_tracking_uri(None)
-
-
-def _register_version(client: mlflow.MlflowClient, experiment: str, folder: Path) -> None:
-    (folder / "cluster" / MODEL / "1").mkdir(parents=True)
-    (folder / "cluster" / MODEL / "config.pbtxt").write_text(f'name: "{MODEL}"\nbackend: "fil"\n')
-    (folder / "cluster" / MODEL / "1" / "xgboost.json").write_text("{}")
-    (folder / "local" / MODEL / "1").mkdir(parents=True)
-    with mlflow.start_run(experiment_id=experiment) as run:
-        mlflow.log_artifacts(str(folder), artifact_path="triton")
-    triton_uri = f"{run.info.artifact_uri}/triton"
-    client.create_model_version(MODEL, triton_uri, run.info.run_id, tags={"triton_uri": triton_uri})
 
 
 @pytest.fixture
@@ -322,7 +297,9 @@ def test_cli_renders_and_canaries(canary_state: Path, tmp_path: Path, capsys, fi
 )
 def test_feature_service_models_get_the_feast_transformer_pinned_to_stable(specs, name: str) -> None:
     spec = specs[name]
-    service = render_inference_service(spec, _ref(name, "3"), _ref(name, "4"), NAMESPACE, logger_url=LOGGER)
+    service = render_inference_service(
+        spec, version_ref(name, "3"), version_ref(name, "4"), NAMESPACE, logger_url=LOGGER
+    )
     assert sdk_problems(service) == []
     transformer = service["spec"].get("transformer")
     if not spec.inputs.feature_service:
@@ -350,7 +327,7 @@ def test_feature_service_models_get_the_feast_transformer_pinned_to_stable(specs
 def test_transformer_args_parse_with_what_kserve_appends(specs) -> None:
     from inference.transformer.__main__ import build_parser
 
-    service = render_inference_service(specs[MODEL], _ref(MODEL, "5"), None, NAMESPACE)
+    service = render_inference_service(specs[MODEL], version_ref(MODEL, "5"), None, NAMESPACE)
     [container] = service["spec"]["transformer"]["containers"]
     # KServe's controller appends these (snake_case) to a custom transformer's args.
     appended = [

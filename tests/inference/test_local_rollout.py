@@ -2,7 +2,8 @@
 served by the local serving runtime (real Triton behind the REST and gRPC routers), demo traffic with
 tritonclient over both protocols, judged from what Triton counted, read through the runtime's real
 Prometheus with the cluster's recording rules and queries, and promoted (good challenger) or rolled back
-(`--bad-canary error|slow`), with the versions no longer served unloaded from Triton."""
+(`--bad-canary error|slow`), with the versions no longer served unloaded from Triton; in Knative mode and,
+following the overlay's KSERVE_DEPLOYMENT_MODE, in Standard mode."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from core.registry import (
     get_alias_version,
     set_alias,
 )
+from core.settings import variable
 from inference.canary.release import EVIDENCE_ARTIFACT
 from inference.deploy.annotations import NAMESPACE
 from inference.deploy.apply import FileApplier
@@ -42,6 +44,8 @@ def home(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("mlops_home")
     (home / "specs").mkdir()
     write_rollout_spec(home / "specs")
+    (home / "specs-request-fields").mkdir()  # no transformer: a Standard-mode canary is possible
+    write_rollout_spec(home / "specs-request-fields", request_fields=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(home))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -66,10 +70,10 @@ def _encoder(model: str, version: str):
     return lambda frame: {"input__0": frame.to_numpy(dtype=np.float32)}
 
 
-def _rollout(home: Path, bad_canary: str | None = None):
+def _rollout(home: Path, bad_canary: str | None = None, specs: str = "specs"):
     lines: list[str] = []
     [outcome] = run_local_rollout(
-        [MODEL], REQUESTS, bad_canary, home / "specs", _rows, _encoder, seed=1, say=lines.append
+        [MODEL], REQUESTS, bad_canary, home / specs, _rows, _encoder, seed=1, say=lines.append
     )
     return outcome, lines
 
@@ -123,6 +127,24 @@ def test_a_good_challenger_is_promoted_without_a_failed_request(home: Path) -> N
     # The tiny test versions carry no drift detector: the rollout says so, then reports.
     assert "demo v2: no drift detector to stage (MlflowException)" in lines
     assert lines[-1] == outcome.line() and lines[-1].startswith("demo: promote v2 (champion v1)")
+
+
+@served_test
+def test_local_mode_follows_a_standard_mode_overlay(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(variable("kserve_deployment_mode"), "Standard")
+    set_alias(MODEL, CHAMPION, 1)
+    set_alias(MODEL, CHALLENGER, 2)
+    with pytest.raises(ValueError, match="no Standard-mode canary behind a transformer"):
+        _rollout(home)  # refused as KServe would route it: the transformer calls the stable Service
+    set_alias(MODEL, CHALLENGER, 2)
+    outcome, lines = _rollout(home, specs="specs-request-fields")
+    assert outcome.decision is not None and outcome.decision.promote, lines
+    # the router split by the `spec.canary` entry's trafficPercent (no canaryTrafficPercent rendered)
+    assert outcome.traffic.failed == 0 and 0.4 < _ok(outcome, "canary") / REQUESTS < 0.6
+    served = _served(home)
+    assert served["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert served["spec"]["predictor"]["name"] == "v2" and "canary" not in served["spec"]
+    assert _aliases() == ("2", None) and _staged(home) == ["demo__v2"]
 
 
 @served_test

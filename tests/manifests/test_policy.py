@@ -13,7 +13,7 @@ import yaml
 from manifests.validate import render
 
 ROOT = Path(__file__).resolve().parents[2]
-ENVS = ("dev", "staging", "prod")
+ENVS = ("dev", "staging", "prod", "dev-standard")
 CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
 
 
