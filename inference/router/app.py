@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route as StarletteRoute
 
+from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from inference.router.isvc import Target
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
@@ -198,9 +199,9 @@ def resolve_target(settings: RouterSettings, name: str, version: str | None, dra
 async def _infer(request: Request, settings: RouterSettings, target: Target) -> tuple[int, bytes]:
     body = await _read_capped(request, settings.max_body_bytes)
     try:
-        parsed = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RouterFailure(400, f"request body is not valid JSON: {exc}") from exc
+        parsed = loads_untrusted(body, "request body")
+    except UntrustedJsonError as exc:
+        raise RouterFailure(400, str(exc)) from None
     specs = await _input_specs(request, settings, target)
     if specs is not None:
         check_request(parsed, specs)

@@ -11,6 +11,7 @@ order) and `predicted_class` BYTES `[n]` (the most probable class).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from kserve import InferInput, InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
 
 INTEGER_TYPES = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_DECIMAL = re.compile(r"-?[0-9]{1,20}", re.ASCII)  # 20 digits: longer cannot fit INT64 (checked next)
 PROBABILITIES = "probabilities"
 PREDICTED_CLASS = "predicted_class"
 
@@ -49,18 +52,39 @@ def entity_rows(
 
 
 def _entity_ids(tensor: InferInput) -> list[int]:
+    """The ids as Python ints within INT64, the entity type of the feature views (Feast `Int64`)."""
     if tensor.datatype == "BYTES":
         texts = [_text(value) for value in _values(tensor)]
-        bad = [text for text in texts if not text.lstrip("-").isdigit()]
+        # ASCII digits only: str.isdigit() accepts '²' and int() then fails; a sign at most once
+        bad = [text for text in texts if not _DECIMAL.fullmatch(text)]
         if bad:
             raise InvalidInput(f"input {tensor.name}: BYTES ids must be decimal integers (got {bad[0]!r})")
-        return [int(text) for text in texts]
-    if tensor.datatype not in INTEGER_TYPES:
+        ids = [int(text) for text in texts]
+    elif tensor.datatype in INTEGER_TYPES:
+        # JSON data is checked before numpy casts it: 20701.7 must not become session 20701
+        if isinstance(tensor.data, list):
+            _check_ids(tensor.name, tensor.datatype, _flat(tensor.data))
+        ids = [int(value) for value in _values(tensor)]
+    else:
         raise InvalidInput(
             f"input {tensor.name}: datatype must be INT64 (or another integer type, or BYTES), "
             f"got {tensor.datatype}"
         )
-    return [int(value) for value in _values(tensor)]
+    _check_ids(tensor.name, tensor.datatype, ids)
+    return ids
+
+
+def _check_ids(name: str, datatype: str, values: list[Any]) -> None:
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int)]
+    if bad:
+        raise InvalidInput(f"input {name}: {datatype} ids must be integers (got {bad[0]!r})")
+    outside = [v for v in values if not INT64_MIN <= v <= INT64_MAX]
+    if outside:
+        raise InvalidInput(f"input {name}: ids must fit INT64 (got {outside[0]})")
+
+
+def _flat(data: list[Any]) -> list[Any]:
+    return [v for item in data for v in (_flat(item) if isinstance(item, list) else [item])]
 
 
 def _values(tensor: InferInput) -> list[Any]:
@@ -69,7 +93,7 @@ def _values(tensor: InferInput) -> list[Any]:
         raise InvalidInput(f"input {tensor.name}: shape must be [n] or [n, 1] (got {shape})")
     try:
         array = np.asarray(tensor.as_numpy())
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, OverflowError) as error:
         raise InvalidInput(
             f"input {tensor.name}: data does not fit shape {shape} and {tensor.datatype}: {error}"
         ) from None

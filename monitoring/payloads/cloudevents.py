@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from monitoring.payloads.errors import EventError
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
@@ -77,9 +77,9 @@ def _parse_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
 
 def _parse_structured(body: bytes) -> CloudEvent:
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EventError("bad_json", f"structured CloudEvent body: not JSON ({exc})") from None
+        document = loads_untrusted(body, "structured CloudEvent body")
+    except UntrustedJsonError as exc:
+        raise EventError("bad_json", str(exc)) from None
     if not isinstance(document, dict):
         raise EventError("bad_json", "structured CloudEvent body: expected a JSON object")
     data: Any = document.pop("data", None)
@@ -116,12 +116,13 @@ def event_json(event: CloudEvent) -> Any:
         return data
     if data is None or data == b"" or data == "":
         raise EventError("bad_json", f"CloudEvent {event.id}: no data")
+    if not isinstance(data, bytes | str):  # structured mode's `data` may be any JSON value
+        what = type(data).__name__
+        raise EventError("bad_json", f"CloudEvent {event.id} data: expected a JSON object, got {what}")
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EventError(
-            "bad_json", f"CloudEvent {event.id} data: not JSON ({exc.__class__.__name__})"
-        ) from None
+        return loads_untrusted(data, f"CloudEvent {event.id} data")
+    except UntrustedJsonError as exc:
+        raise EventError("bad_json", str(exc)) from None
 
 
 def _media_type(content_type: str) -> str:

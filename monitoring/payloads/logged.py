@@ -16,7 +16,6 @@ repository version ("1"), not the registry's, which is why the payload ranks bel
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core.encoding import FeatureEncoder
+from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from inference.deploy.annotations import MODEL_VERSION_KEY
 from monitoring.payloads.cloudevents import CloudEvent, event_json
 from monitoring.payloads.errors import EventError
@@ -124,11 +124,9 @@ def _annotated_version(event: CloudEvent) -> str | None:
     if not text:
         return None
     try:
-        annotations = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EventError(
-            "bad_attribute", f"CloudEvent {event.id}: ce-annotations is not JSON: {exc}"
-        ) from exc
+        annotations = loads_untrusted(text, f"CloudEvent {event.id}: ce-annotations")
+    except UntrustedJsonError as exc:
+        raise EventError("bad_attribute", str(exc)) from None
     if not isinstance(annotations, dict):
         raise EventError("bad_attribute", f"CloudEvent {event.id}: ce-annotations must be a JSON object")
     value = annotations.get(MODEL_VERSION_KEY)

@@ -15,12 +15,12 @@ quality window runs on arrival time, so historical outcomes replayed today still
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from monitoring.payloads.errors import EventError
 
 ROW_SEPARATOR = "#"
@@ -46,9 +46,9 @@ class Outcome:
 def parse_outcomes(body: bytes, max_outcomes: int = MAX_OUTCOMES) -> list[Outcome]:
     """Every outcome of the body, or OutcomeError naming the first problem (nothing is applied then)."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OutcomeError("bad_json", f"outcomes body: not JSON ({exc.__class__.__name__})") from None
+        document = loads_untrusted(body, "outcomes body")
+    except UntrustedJsonError as exc:
+        raise OutcomeError("bad_json", str(exc)) from None
     items = document.get("outcomes") if isinstance(document, dict) else None
     if not isinstance(items, list) or not items:
         raise OutcomeError(

@@ -1,6 +1,6 @@
 """Entry point: `python -m monitoring.retrain_trigger --port 8080 --state-db PATH --token-file PATH
---mode local|kfp [--kfp-host URL] [--cooldown-s N] [--pipeline-package PATH] [--upload-package]
-[--local-command CMD]`."""
+--mode local|kfp [--kfp-host URL] [--cooldown-s N] [--failure-backoff-s N] [--pipeline-package PATH]
+[--upload-package] [--local-command CMD]`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from core.errors import SpecError
 from core.spec.model import load_specs
 from monitoring.retrain_trigger.app import (
     DEFAULT_COOLDOWN_S,
+    DEFAULT_FAILURE_BACKOFF_S,
     DEFAULT_MAX_BODY_BYTES,
     TriggerService,
     create_app,
@@ -39,6 +40,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kfp-host", default=None, help="KFP API server URL (required with --mode kfp)")
     parser.add_argument("--cooldown-s", type=float, default=DEFAULT_COOLDOWN_S, help="per-model cool-down")
     parser.add_argument(
+        "--failure-backoff-s",
+        type=float,
+        default=DEFAULT_FAILURE_BACKOFF_S,
+        help="after a run that failed, wait this long (not the whole cool-down) before the next one",
+    )
+    parser.add_argument(
         "--pipeline-package",
         default=str(DEFAULT_PIPELINE_PACKAGE),
         help="compiled pipeline: its hash names the deployed PipelineVersion that runs",
@@ -59,8 +66,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.mode == "kfp" and not args.kfp_host:
         parser.error("--kfp-host is required with --mode kfp")
-    if args.cooldown_s < 0:
-        parser.error("--cooldown-s must be >= 0")
+    if args.cooldown_s < 0 or args.failure_backoff_s < 0:
+        parser.error("--cooldown-s and --failure-backoff-s must be >= 0")
     return args
 
 
@@ -86,7 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpecError, ValueError) as exc:
         print(f"retrain trigger: {exc}", file=sys.stderr)
         return 2
-    service = TriggerService(StateStore(args.state_db), submitter, models, cooldown_s=args.cooldown_s)
+    service = TriggerService(
+        StateStore(args.state_db),
+        submitter,
+        models,
+        cooldown_s=args.cooldown_s,
+        failure_backoff_s=args.failure_backoff_s,
+    )
     app = create_app(service, token, max_body_bytes=args.max_body_bytes)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

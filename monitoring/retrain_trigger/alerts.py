@@ -13,13 +13,13 @@ line naming the field, e.g. `alerts[0].startsAt: Input should be a valid datetim
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from datetime import UTC
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from monitoring.retrain_trigger.errors import PayloadError
 
 WEBHOOK_VERSION = "4"
@@ -101,13 +101,9 @@ def _decode_json(body: bytes) -> object:
     if not body.strip():
         raise PayloadError("body: empty; expected an Alertmanager webhook JSON object")
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise PayloadError("body: not valid JSON (not UTF-8 text)") from None
-    except json.JSONDecodeError as exc:
-        raise PayloadError(
-            f"body: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        return loads_untrusted(body, "body")
+    except UntrustedJsonError as exc:
+        raise PayloadError(str(exc)) from None
 
 
 def _json_kind(value: object) -> str:

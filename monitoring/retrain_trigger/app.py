@@ -42,6 +42,7 @@ from monitoring.retrain_trigger.submitters import RunOutcome, Submitter
 log = logging.getLogger(__name__)
 
 DEFAULT_COOLDOWN_S = 6 * 3600.0
+DEFAULT_FAILURE_BACKOFF_S = 15 * 60.0  # after a failed run: long enough not to hammer a broken pipeline
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 
@@ -66,7 +67,9 @@ class TriggerService:
         cooldown_s: float = DEFAULT_COOLDOWN_S,
         clock: Callable[[], float] = time.time,
         resume_retry_s: float = 30.0,
+        failure_backoff_s: float = DEFAULT_FAILURE_BACKOFF_S,
     ) -> None:
+        self.failure_backoff_s = failure_backoff_s
         self.store = store
         self.resume_retry_s = resume_retry_s
         self.submitter = submitter
@@ -116,6 +119,7 @@ class TriggerService:
             reason=alert.reason(),
             now=self.clock(),
             cooldown_s=self.cooldown_s,
+            failure_backoff_s=self.failure_backoff_s,
         )
         if admission.run is not None:
             self._submit(admission.run)

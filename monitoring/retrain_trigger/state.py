@@ -104,15 +104,17 @@ class StateStore:
         reason: str,
         now: float,
         cooldown_s: float,
+        failure_backoff_s: float = 0.0,
     ) -> Admission:
-        """Record a firing retrain alert and decide atomically: duplicate, cool-down, in flight, new run."""
+        """Record a firing retrain alert and decide atomically: duplicate, cool-down (`cooldown_s` after a
+        run that started and did not fail, `failure_backoff_s` after one that failed), in flight, new run."""
         with self._transaction() as conn:
             seen = conn.execute(
                 "SELECT 1 FROM alerts WHERE fingerprint = ? AND starts_at = ?", (fingerprint, starts_at)
             ).fetchone()
             if seen:
                 return Admission("deduplicated")
-            outcome = self._blocking_outcome(conn, model, now, cooldown_s)
+            outcome = self._blocking_outcome(conn, model, now, cooldown_s, failure_backoff_s)
             run = None
             if outcome is None:
                 outcome = "triggered"
@@ -126,13 +128,22 @@ class StateStore:
 
     @staticmethod
     def _blocking_outcome(
-        conn: sqlite3.Connection, model: str, now: float, cooldown_s: float
+        conn: sqlite3.Connection, model: str, now: float, cooldown_s: float, failure_backoff_s: float
     ) -> Outcome | None:
-        # The cool-down counts from the last run that really started; a failed submission does not count.
+        # The cool-down counts from the last run that really started and did not fail (a failed
+        # submission never started); a run that failed blocks only for the short back-off after it ended,
+        # so one broken run does not hold retraining for the whole cool-down.
         (last_submitted,) = conn.execute(
-            "SELECT MAX(submitted_at) FROM runs WHERE model = ?", (model,)
+            "SELECT MAX(submitted_at) FROM runs WHERE model = ? AND status != 'failed'", (model,)
         ).fetchone()
         if last_submitted is not None and now - last_submitted < cooldown_s:
+            return "cooldown"
+        (last_failed,) = conn.execute(
+            "SELECT MAX(finished_at) FROM runs WHERE model = ? AND status = 'failed'"
+            " AND submitted_at IS NOT NULL",
+            (model,),
+        ).fetchone()
+        if last_failed is not None and now - last_failed < failure_backoff_s:
             return "cooldown"
         (active,) = conn.execute(
             f"SELECT COUNT(*) FROM runs WHERE model = ? AND status IN {ACTIVE_STATUSES}", (model,)

@@ -153,6 +153,9 @@ def test_promotion_and_rollback_under_load_fail_no_request(stack: Stack) -> None
     assert [r for r in results if r[0] != 200] == []
 
 
+JSON_HEADERS = {"content-type": "application/json"}
+
+
 @served_test
 def test_malformed_requests_get_their_4xx_and_the_next_request_succeeds(stack: Stack) -> None:
     rows = stack.rows
@@ -165,8 +168,16 @@ def test_malformed_requests_get_their_4xx_and_the_next_request_succeeds(stack: S
         "unknown model": lambda: stack.infer("/v2/models/nope/infer"),
         "unknown version": lambda: stack.infer("/v2/models/demo/versions/9/infer"),
         "oversized": lambda: stack.infer(rows=np.zeros((2000, N_FEATURES), dtype=np.float32)),
+        # json.loads raises RecursionError past ~1,000 levels: a 500 until the router read bodies as untrusted
+        "nested past the parser": lambda: stack.client.post(
+            "/v2/models/demo/infer", content=b"[" * 5_000 + b"]" * 5_000, headers=JSON_HEADERS
+        ),
+        "lone surrogate": lambda: stack.client.post(
+            "/v2/models/demo/infer", content=b'{"id": "\\ud800", "inputs": []}', headers=JSON_HEADERS
+        ),
     }
     codes = {"bad json": 400, "wrong shape": 400, "wrong datatype": 400}
+    codes |= {"nested past the parser": 400, "lone surrogate": 400}
     codes |= {"unknown model": 404, "unknown version": 404, "oversized": 413}
     for case, send in bad.items():
         response = send()

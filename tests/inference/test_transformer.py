@@ -243,6 +243,12 @@ def test_unknown_customer_is_a_400_naming_it_and_the_next_request_works(stack: S
         (lambda t: t.append({"name": "x", "shape": [1], "datatype": "INT64", "data": [1]}), "unknown x"),
         (lambda t: t[0].update(datatype="BYTES", data=["abc"] * len(t[0]["data"])), "decimal integers"),
         (lambda t: t[1].update(shape=[1], data=t[1]["data"][:1]), "same number of rows"),
+        # fractional, signed-twice, non-ASCII and wider-than-INT64 ids: never truncated, never a 5xx
+        (lambda t: t[0]["data"].__setitem__(0, 20701.7), "INT64 ids must be integers (got 20701.7)"),
+        (lambda t: t[0].update(datatype="BYTES", data=["--5"] * len(t[0]["data"])), "(got '--5')"),
+        (lambda t: t[0].update(datatype="BYTES", data=["\u00b2"] * len(t[0]["data"])), "decimal integers"),
+        (lambda t: t[0].update(datatype="BYTES", data=[str(2**64)] * len(t[0]["data"])), "fit INT64"),
+        (lambda t: t[0]["data"].__setitem__(0, 2**64), f"ids must fit INT64 (got {2**64})"),
     ],
     ids=[
         "float-ids",
@@ -252,6 +258,11 @@ def test_unknown_customer_is_a_400_naming_it_and_the_next_request_works(stack: S
         "unknown-input",
         "bytes-not-ids",
         "rows",
+        "fractional-id",
+        "double-sign",
+        "superscript-digit",
+        "bytes-over-64-bits",
+        "int-over-64-bits",
     ],
 )
 def test_malformed_tensors_are_400s_with_an_oip_error_body(stack: Stack, change, fragment: str) -> None:
@@ -305,6 +316,20 @@ def test_grpc_clients_get_the_same_predictions(stack: Stack, which: str) -> None
     got = outputs["probabilities"].as_numpy().reshape(len(stack.known), 2)
     np.testing.assert_allclose(got, _expected(stack, stack.known), atol=1e-5, rtol=0)
     assert response.model_name == MODEL
+
+
+def test_grpc_malformed_ids_are_invalid_argument(stack: Stack) -> None:
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    request = _grpc_request(stack.known)
+    request.inputs[0].datatype = "BYTES"
+    request.inputs[0].contents.Clear()
+    request.inputs[0].contents.bytes_contents.extend([b"--5"] * len(stack.known))
+    for bad in (request, pb.ModelInferRequest(model_name=MODEL, id="g-2")):
+        with pytest.raises(grpc.RpcError) as caught:
+            _grpc_infer(stack.rest, bad)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    _grpc_infer(stack.rest, _grpc_request(stack.known))
 
 
 def test_grpc_unknown_customer_is_invalid_argument_and_serving_goes_on(stack: Stack) -> None:

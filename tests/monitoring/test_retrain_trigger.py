@@ -234,6 +234,22 @@ def test_resolved_and_non_retrain_alerts_are_ignored(app, fake):
 
 
 # ------------------------------------------------------------------------------------------ decisions
+def test_a_failed_run_frees_the_model_after_the_short_back_off(app, fake, clock):
+    client, service = app
+    first = post(client, payload())[0]
+    fake.finish(first["run_id"], succeeded=False)
+    wait_for(lambda: service.store.run(first["run_id"]).status == "failed")
+    clock.now += 60  # within the back-off: still cooling down
+    assert outcome(client, payload("second")) == "cooldown"
+    clock.now += service.failure_backoff_s  # long before the 6-hour cool-down would end
+    second = post(client, payload("third"))[0]
+    assert second["outcome"] == "triggered" and len(fake.submitted) == 2
+    fake.finish(second["run_id"])
+    wait_for(lambda: service.store.run(second["run_id"]).status == "succeeded")
+    clock.now += service.failure_backoff_s  # a run that succeeded keeps the whole cool-down
+    assert outcome(client, payload("fourth")) == "cooldown"
+
+
 def test_dedup_cooldown_in_flight_and_retrigger(app, fake, clock):
     client, service = app
     first = post(client, payload())[0]
