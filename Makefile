@@ -27,7 +27,7 @@ MODELS ?=
 PORT ?=
 MODEL_ARGS := $(if $(MODELS),--models $(MODELS))
 
-.PHONY: help install run test test-packages lint format compile clean distclean lock data features pipeline serve rollout monitor rules-test check-manifests manifests images deb-packages bench bench-packages
+.PHONY: help install run test test-packages lint format compile clean distclean lock data features pipeline serve rollout monitor fuzz rules-test check-manifests manifests images deb-packages bench bench-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,9 @@ run: install data features ## The local loop: data -> Feast -> pipeline (train .
 test: install .venv-bench/.synced bench-packages test-packages lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites (bench harness smoke tests included)
 	$(SERVING_PY) -m pytest -q tests/serving_env
 	$(PY) -m pytest -q --ignore=tests/serving_env
+
+fuzz: install ## The fuzz tier: every service surface with 5,000 derandomized hostile cases (make test runs 500)
+	MLOPS_FUZZ_CASES=5000 $(PY) -m pytest -q -m fuzz tests/inference tests/monitoring
 
 rules-test: .venv/.synced deb-packages ## promtool check/test the alert rules, amtool check the Alertmanager config
 	$(PY) -m monitoring.rules.check

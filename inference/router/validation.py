@@ -133,8 +133,11 @@ def _known(specs: Mapping[str, InputSpec], name: str, index: int) -> InputSpec:
 
 def _check_binary(body: dict[str, Any]) -> None:
     parameters = [body.get("parameters")]
-    parameters += [t.get("parameters") for t in body.get("outputs") or [] if isinstance(t, dict)]
-    parameters += [t.get("parameters") for t in body.get("inputs") or [] if isinstance(t, dict)]
+    for part in ("outputs", "inputs"):  # either may be any JSON value here; the checks below say which
+        tensors = body.get(part)
+        parameters += (
+            [t.get("parameters") for t in tensors if isinstance(t, dict)] if isinstance(tensors, list) else []
+        )
     for found in parameters:
         if isinstance(found, dict) and (
             found.get("binary_data_output") or found.get("binary_data") or "binary_data_size" in found

@@ -1,10 +1,11 @@
 """An ASGI guard in front of KServe's REST app: request size and model versions, answered the OIP way.
 
-KServe 0.21's REST server reads any body size and answers every `/versions/{v}/` path with 501 ("not
-supported yet"). Here a body over the limit gets 413, a version other than the one served gets 404, and
-the served version's paths are answered like the unversioned ones; each error body is the Open Inference
-Protocol's `{"error": "..."}`. Plain ASGI (no BaseHTTPMiddleware), so streaming and KServe's own
-exception handlers are untouched.
+KServe 0.21's REST server reads any body size, answers every `/versions/{v}/` path with 501 ("not
+supported yet") and a body that is not JSON with FastAPI's `{"detail": ...}` (or a 500 when nested too
+deeply). Here a body over the limit gets 413, a version other than the one served gets 404, an infer body
+that is not usable JSON gets 400, and the served version's paths are answered like the unversioned ones;
+each error body is the Open Inference Protocol's `{"error": "..."}`. Plain ASGI (no BaseHTTPMiddleware),
+so streaming and KServe's own exception handlers are untouched.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from core.untrusted_json import UntrustedJsonError, loads_untrusted
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,7 +53,25 @@ class RequestGuard:
         if body is None:
             await _error(send, 413, f"request body over {self.max_body_bytes} bytes")
             return
+        problem = _json_problem(scope, body)
+        if problem:
+            await _error(send, 400, problem)
+            return
         await self.app(scope, _replay(body, receive), send)
+
+
+def _json_problem(scope: Scope, body: bytes) -> str | None:
+    """Why an infer body is not a usable JSON document (KServe answers those `{"detail": ...}` or 500),
+    None otherwise; bodies with the binary extension's JSON-length header are KServe's to split."""
+    if scope.get("method") != "POST" or not scope["path"].endswith("/infer"):
+        return None
+    if any(name == b"inference-header-content-length" for name, _ in scope.get("headers", [])):
+        return None
+    try:
+        loads_untrusted(body, "request body")
+    except UntrustedJsonError as error:
+        return str(error)
+    return None
 
 
 def _declared_length(scope: Scope) -> int:

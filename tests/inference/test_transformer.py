@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
 
 from core.bundle import load_predictor
 from core.frameworks import xgboost_model
@@ -34,6 +35,15 @@ from feature_repo.demo_data.writer import write_tables
 from inference.triton_local import Ports, TritonLocal
 from inference.triton_repository import export_repository
 from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
+from tests.helpers.fuzz import (
+    FUZZ_CASES,
+    assert_client_error_or_success,
+    assert_no_server_fault,
+    encoded,
+    fuzz_settings,
+    grpc_requests,
+    oip_bodies,
+)
 from tests.helpers.specs import FIXTURE_SPEC_DIR, fixture_spec
 from tests.helpers.waiting import wait_until_serving
 
@@ -340,3 +350,29 @@ def test_grpc_unknown_customer_is_invalid_argument_and_serving_goes_on(stack: St
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "customer_id [424242]" in caught.value.details()
     _grpc_infer(stack.rest, _grpc_request(stack.known))
+
+
+# ------------------------------------------------------------------------------------------- fuzzing
+@pytest.fixture(scope="module")
+def rest_client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.rest.http, timeout=30) as client:  # one connection for every case
+        yield client
+
+
+@pytest.mark.fuzz
+@fuzz_settings(FUZZ_CASES)
+@given(body=encoded(oip_bodies(KEYS)))
+def test_fuzzed_rest_requests_never_get_a_server_fault(rest_client: httpx.Client, body: bytes) -> None:
+    url = f"/v2/models/{MODEL}/infer"
+    response = rest_client.post(url, content=body, headers={"content-type": "application/json"})
+    assert_client_error_or_success(response.status_code, response.content, f"POST {body[:200]!r}")
+
+
+@pytest.mark.fuzz
+@fuzz_settings(FUZZ_CASES // 4)  # a channel per call: slower per case than REST
+@given(request=grpc_requests(MODEL, KEYS))
+def test_fuzzed_grpc_requests_never_get_a_server_fault(stack: Stack, request) -> None:
+    try:
+        _grpc_infer(stack.rest, request)
+    except grpc.RpcError as error:
+        assert_no_server_fault(error.code().name, error.details(), str(request)[:300])

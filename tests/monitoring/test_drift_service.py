@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from inference.deploy.annotations import MODEL_VERSION_KEY
 from monitoring.drift_service.__main__ import main as drift_main
 from monitoring.drift_service.app import create_app
 from monitoring.drift_service.buffers import WindowBuffer
@@ -24,6 +23,7 @@ from monitoring.drift_service.errors import ConfigError
 from monitoring.drift_service.service import DriftService
 from monitoring.payloads.cloudevents import REQUEST_TYPE, RESPONSE_TYPE
 from tests.helpers.drift_doubles import MODEL, MeanBoundDetector
+from tests.helpers.drift_events import binary_headers, columns_body, make_service, version_annotation
 from tests.helpers.metrics_text import sample_value
 from tests.helpers.servers import serving_in_thread
 from tests.helpers.waiting import wait_for
@@ -47,49 +47,11 @@ def sample_event(kind: str = "request") -> tuple[dict[str, str], dict]:
     return event["headers"], event["body"]
 
 
-def columns_body(sessions: list[int]) -> dict:
-    n = len(sessions)
-    return {
-        "inputs": [
-            {"name": "plan_tier", "shape": [n], "datatype": "BYTES", "data": ["pro"] * n},
-            {"name": "company_size", "shape": [n, 1], "datatype": "INT64", "data": [[10]] * n},
-            {"name": "lifetime_value", "shape": [n], "datatype": "FP32", "data": [100.0] * n},
-            {"name": "sessions_7d", "shape": [n], "datatype": "INT64", "data": sessions},
-        ]
-    }
-
-
-def version_annotation(version: str) -> str:
-    """The `annotations` extension KServe's logger sends for a revision that serves `version`."""
-    return json.dumps({MODEL_VERSION_KEY: version}, separators=(",", ":"))
-
-
-def binary_headers(ce_type: str = REQUEST_TYPE, event_id: str = "e1", **extensions: str) -> dict[str, str]:
-    headers = {
-        "content-type": "application/json",
-        "ce-id": event_id,
-        "ce-specversion": "1.0",
-        "ce-source": "http://localhost:9081/",
-        "ce-type": ce_type,
-        "ce-inferenceservicename": MODEL,
-    }
-    headers.update({f"ce-{name}": value for name, value in extensions.items()})
-    return headers
-
-
 def metric(service_or_text: DriftService | str, name: str, **labels: str) -> float | None:
     text = (
         service_or_text if isinstance(service_or_text, str) else service_or_text.metrics.exposition().decode()
     )
     return sample_value(text, name, **labels)
-
-
-def make_service(detectors: list[MeanBoundDetector] | None = None, **kwargs) -> DriftService:
-    detectors = detectors if detectors is not None else [MeanBoundDetector()]
-    kwargs.setdefault("buffer_size", 4)
-    kwargs.setdefault("max_age_s", 10.0)
-    kwargs.setdefault("max_pending", 100)
-    return DriftService({(d.model, d.version): d for d in detectors}, **kwargs)
 
 
 def send(service: DriftService, sessions: list[int], **extensions: str):

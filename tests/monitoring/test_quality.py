@@ -11,7 +11,6 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -25,16 +24,14 @@ from inference.router.isvc import Target
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from monitoring.drift_service.app import create_app
-from monitoring.drift_service.metrics import DriftMetrics
 from monitoring.drift_service.service import DriftService
 from monitoring.quality.demo import outcome_records
-from monitoring.quality.metrics import QualityMetrics, window_metrics
+from monitoring.quality.metrics import window_metrics
 from monitoring.quality.store import PredictionStore
-from monitoring.quality.tracker import QualityTracker, labels_from_specs
-from tests.helpers.drift_doubles import FEATURES, MODEL, MeanBoundDetector
+from tests.helpers.drift_doubles import FEATURES, MODEL
+from tests.helpers.drift_events import quality_service
 from tests.helpers.metrics_text import sample_value
 from tests.helpers.servers import serving_in_thread
-from tests.helpers.specs import FIXTURE_SPEC_DIR
 from tests.helpers.waiting import wait_for
 
 # Servers in threads and waits on them: a hang fails here in minutes, not at the suite-wide timeout.
@@ -51,16 +48,6 @@ def served() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     p1 = np.clip(0.25 + 0.5 * sessions["converted"] + rng.normal(0, 0.2, len(sessions)), 0.01, 0.99)
     return sessions.assign(p1=p1, request_id=[f"req-{i}" for i in range(len(sessions))])
-
-
-def build_service(state: Path | None) -> DriftService:
-    metrics = DriftMetrics()
-    store = PredictionStore.in_folder(state) if state else PredictionStore()
-    tracker = QualityTracker(
-        store, QualityMetrics(metrics.registry), labels_from_specs([MODEL], FIXTURE_SPEC_DIR), window_size=500
-    )
-    detector = MeanBoundDetector(VERSION)
-    return DriftService({(MODEL, VERSION): detector}, metrics=metrics, buffer_size=1000, quality=tracker)
 
 
 @contextmanager
@@ -115,7 +102,7 @@ def gauge(base: str, name: str, **labels: str) -> float | None:
 
 def test_quality_matches_sklearn_and_concept_drift_falls_below_the_floor(served, tmp_path):
     tables = generate(GeneratorConfig(customers=40))
-    with running(build_service(tmp_path)) as base:
+    with running(quality_service(tmp_path)) as base:
         log_served(base, served)
         wait_for(
             lambda: (
@@ -146,7 +133,7 @@ def test_quality_matches_sklearn_and_concept_drift_falls_below_the_floor(served,
         assert gauge(base, "mlops_model_quality_roc_auc", **labels) > FLOOR_ROC_AUC
 
     # Concept drift: the same inputs, half the labels flipped; a fresh service on a fresh store.
-    with running(build_service(tmp_path / "drift")) as base:
+    with running(quality_service(tmp_path / "drift")) as base:
         log_served(base, served)
         wait_for(
             lambda: (
@@ -165,7 +152,7 @@ def test_quality_matches_sklearn_and_concept_drift_falls_below_the_floor(served,
 
 
 def test_unmatched_and_malformed_outcomes_are_counted_never_silent(served):
-    with running(build_service(None)) as base:
+    with running(quality_service(None)) as base:
         log_served(base, served.iloc[:3])
         batched = served.iloc[3:6]
         logger = EventLogger(base + "/", RouterMetrics()).start()
@@ -225,7 +212,7 @@ def test_unmatched_and_malformed_outcomes_are_counted_never_silent(served):
 
 
 def test_a_restart_keeps_pending_predictions_and_the_labeled_count(served, tmp_path):
-    with running(build_service(tmp_path)) as base:
+    with running(quality_service(tmp_path)) as base:
         log_served(base, served.iloc[:20])
         wait_for(
             lambda: (
@@ -238,7 +225,7 @@ def test_a_restart_keeps_pending_predictions_and_the_labeled_count(served, tmp_p
         post_outcomes(
             base, [{"request_id": f"req-{i}", "label": int(served["converted"].iloc[i])} for i in range(10)]
         )
-    with running(build_service(tmp_path)) as base:
+    with running(quality_service(tmp_path)) as base:
         assert gauge(base, "mlops_model_quality_labeled_total", model=MODEL, version=VERSION) == 10
         later = [{"request_id": f"req-{i}", "label": int(served["converted"].iloc[i])} for i in range(10, 20)]
         assert post_outcomes(base, later).json()["joined"] == 10
@@ -284,7 +271,7 @@ def test_poisoned_predictions_are_counted_never_stored_and_the_service_keeps_ser
     but are never stored for quality; their outcomes find no prediction, every other outcome still joins,
     and a restart over the same state starts and scores."""
     target = Target(MODEL, VERSION, "stable")
-    with running(build_service(tmp_path)) as base:
+    with running(quality_service(tmp_path)) as base:
         logger = EventLogger(base + "/", RouterMetrics()).start()
         for name, values in POISONS.items():
             row = served.iloc[[0]]
@@ -306,7 +293,7 @@ def test_poisoned_predictions_are_counted_never_stored_and_the_service_keeps_ser
         good = [{"request_id": f"req-{i}", "label": int(served["converted"].iloc[i])} for i in range(20)]
         assert post_outcomes(base, good).json()["joined"] == 20
         assert gauge(base, "mlops_model_quality_window_rows", model=MODEL, version=VERSION) == 20
-    with running(build_service(tmp_path)) as base:
+    with running(quality_service(tmp_path)) as base:
         assert gauge(base, "mlops_model_quality_window_rows", model=MODEL, version=VERSION) == 20
         assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
 
@@ -325,7 +312,7 @@ def test_a_store_holding_poisoned_rows_from_before_still_starts_and_scores(serve
         store.log_response(f"ce-{request_id}", request_id, MODEL, VERSION, [proba], now=now)
     store.set_labels([(f"ce-{request_id}", 0, label, now, None) for request_id, _, label in rows])
     store.close()
-    with running(build_service(tmp_path)) as base:
+    with running(quality_service(tmp_path)) as base:
         assert gauge(base, "mlops_model_quality_window_rows", model=MODEL, version=VERSION) == 30
         auc = gauge(base, "mlops_model_quality_roc_auc", model=MODEL, version=VERSION)
         expected = roc_auc_score(served["converted"].iloc[:30], served["p1"].iloc[:30])

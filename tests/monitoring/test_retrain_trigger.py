@@ -24,66 +24,17 @@ from monitoring.retrain_trigger.submitters import (
     DEFAULT_PIPELINE_PACKAGE,
     KfpSubmitter,
     LocalSubmitter,
-    RunOutcome,
 )
 from tests.helpers.kfp_api import fake_kfp
 from tests.helpers.metrics_text import sample_value
 from tests.helpers.servers import serving_in_thread
 from tests.helpers.specs import FIXTURE_SPEC_DIR
+from tests.helpers.trigger_doubles import AUTH, SAMPLE, TOKEN, Clock, FakeSubmitter, payload
 from tests.helpers.waiting import wait_for
 
 # Servers in threads and waits on them: a hang fails here in minutes, not at the suite-wide timeout.
 pytestmark = pytest.mark.timeout(120)
-SAMPLE = Path(__file__).parent / "data" / "alertmanager_webhook_v4.json"
-TOKEN = "s3cret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HOUR = 3600.0
-
-
-class FakeSubmitter:
-    """Records submissions; each run stays in flight until the test calls `finish`."""
-
-    def __init__(self) -> None:
-        self.submitted: list[RunRecord] = []
-        self.waited: list[int] = []
-        self.fail_with: Exception | None = None
-        self._done: dict[int, tuple[threading.Event, list[RunOutcome]]] = {}
-
-    def submit(self, run: RunRecord) -> str:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.submitted.append(run)
-        return f"fake-{run.id}"
-
-    def started(self, run: RunRecord) -> str | None:
-        return None  # the restart tests here crash before starting; tests below crash after it
-
-    def wait(self, run: RunRecord, on_running: Callable[[], None]) -> RunOutcome:
-        self.waited.append(run.id)
-        on_running()
-        event, outcome = self._slot(run.id)
-        event.wait(30)
-        return outcome[0] if outcome else RunOutcome(False, "test ended")
-
-    def finish(self, run_id: int, succeeded: bool = True) -> None:
-        event, outcome = self._slot(run_id)
-        outcome.append(RunOutcome(succeeded, "finished by the test"))
-        event.set()
-
-    def release_all(self) -> None:
-        for event, _ in self._done.values():
-            event.set()
-
-    def _slot(self, run_id: int) -> tuple[threading.Event, list[RunOutcome]]:
-        return self._done.setdefault(run_id, (threading.Event(), []))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -119,15 +70,6 @@ def running_app(db: Path, submitter, models, clock) -> Iterator[tuple[TestClient
 def app(db, fake, models, clock) -> Iterator[tuple[TestClient, TriggerService]]:
     with running_app(db, fake, models, clock) as pair:
         yield pair
-
-
-def payload(fingerprint: str = "5f3a2c9b8e1d7a46", starts_at: str | None = None, **labels: str) -> dict:
-    body = json.loads(SAMPLE.read_text())
-    alert = body["alerts"][0]
-    alert["fingerprint"] = fingerprint
-    alert["startsAt"] = starts_at or alert["startsAt"]
-    alert["labels"].update(labels)
-    return body
 
 
 def post(client: TestClient, body: dict) -> list[dict]:

@@ -14,8 +14,9 @@ from monitoring.payloads.cloudevents import REQUEST_TYPE, STRUCTURED_CONTENT_TYP
 from monitoring.retrain_trigger.app import TriggerService
 from monitoring.retrain_trigger.app import create_app as trigger_app
 from monitoring.retrain_trigger.state import StateStore
-from tests.monitoring.test_drift_service import MODEL, binary_headers, columns_body, make_service
-from tests.monitoring.test_retrain_trigger import AUTH, TOKEN, Clock, FakeSubmitter, payload
+from tests.helpers.drift_doubles import MODEL
+from tests.helpers.drift_events import binary_headers, columns_body, make_service
+from tests.helpers.trigger_doubles import AUTH, TOKEN, Clock, FakeSubmitter, payload
 
 NESTED = b"[" * 100_000 + b"]" * 100_000
 
