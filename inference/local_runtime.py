@@ -48,6 +48,7 @@ from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable, stage_model_version
 from inference.triton_local import Ports, TritonLocal
+from inference.triton_supervisor import TritonSupervisor
 
 ROUTER_START_TIMEOUT_S = 30.0
 LOAD_TIMEOUT_S = 120.0  # a Python-backend model imports onnxruntime/xgboost in a fresh stub process
@@ -139,6 +140,7 @@ class LocalServingRuntime:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._grpc: Any = None
+        self.supervisor = TritonSupervisor(self.triton, self.repository)
 
     def start(self) -> RuntimeInfo:
         """Start everything and write runtime.json; on any failure what started is stopped again."""
@@ -146,6 +148,7 @@ class LocalServingRuntime:
             folder.mkdir(parents=True, exist_ok=True)
         try:
             self.triton.start(self.repository)
+            self.supervisor.start()
             prometheus_url = self.prometheus.start([triton_scrape_job(self.triton.metrics_address)])
             self.settings = self._router_settings()
             router_url = self._start_router(self.settings)
@@ -182,6 +185,7 @@ class LocalServingRuntime:
             self._thread.join(timeout=10)
         self._server = self._thread = None
         self.prometheus.stop()
+        self.supervisor.stop()  # before Triton: its own stop is not a crash to restart
         self.triton.stop()
 
     def __enter__(self) -> LocalServingRuntime:

@@ -96,7 +96,7 @@ class TritonLocal:
         self.log_path = self.log_path or logs_dir() / f"triton-{self.ports.http}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:  # a restart keeps the crashed server's last lines
             self._process = subprocess.Popen(
                 self._command(dist, repository, backend_dir),
                 stdout=log,
@@ -137,6 +137,11 @@ class TritonLocal:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid, which is also its process group's id (its backend stubs are in the group)."""
+        return self._process.pid if self._process is not None else None
 
     @property
     def http_address(self) -> str:

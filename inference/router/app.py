@@ -1,6 +1,7 @@
 """The local serving router: Open Inference Protocol v2 over REST in front of a real Triton.
 
-    GET  /v2/health/live | /v2/health/ready
+    GET  /v2                                        Triton's server metadata
+    GET  /v2/health/live | /v2/health/ready        both follow Triton (live: its liveness)
     GET  /v2/models/{name}[/versions/{v}]          metadata of the stable (or the named) version
     GET  /v2/models/{name}[/versions/{v}]/ready
     POST /v2/models/{name}/infer                    stable or canary, drawn per request
@@ -127,8 +128,17 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def _add_health_routes(app: FastAPI, settings: RouterSettings) -> None:
     @app.get("/v2/health/live")
-    async def live() -> dict[str, bool]:
-        return {"live": True}
+    async def live(request: Request) -> JSONResponse:
+        # Live only while Triton behind it is: a router in front of a dead server serves nothing but 502s
+        # (on a cluster the kubelet restarts the container; locally the runtime's supervisor restarts it).
+        ok = await is_ok(_upstream(request), "/v2/health/live")
+        return JSONResponse({"live": ok}, status_code=200 if ok else 503)
+
+    @app.get("/v2")
+    async def server_metadata(request: Request) -> JSONResponse:
+        # Triton's own server metadata (name, version, extensions), as KServe's model server answers it.
+        answer = await call(_upstream(request), "GET", "/v2")
+        return JSONResponse(answer.json(), status_code=answer.status)
 
     @app.get("/v2/health/ready")
     async def ready(request: Request) -> JSONResponse:

@@ -78,7 +78,11 @@ class Servicer:
         self.timeout_s = settings.upstream_timeout_s
 
     async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return pb.ServerLiveResponse(live=True)
+        try:  # live only while Triton is, as over REST
+            live = (await self._call("ServerLive", pb.ServerLiveRequest())).live
+        except _Abort:
+            live = False
+        return pb.ServerLiveResponse(live=live)
 
     async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         targets = [t for route in self.settings.table.routes.values() for t in route.targets]

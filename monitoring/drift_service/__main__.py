@@ -95,7 +95,7 @@ def build_quality(args: argparse.Namespace, metrics: DriftMetrics, models: list[
         raise ConfigError(f"--state-dir {args.state_dir}: cannot open the prediction store ({exc})") from exc
     return QualityTracker(
         store,
-        QualityMetrics(metrics.registry),
+        QualityMetrics(metrics.registry, metrics.version_label),
         labels_from_specs(models, args.spec_dir),
         window_size=args.quality_window,
         window_max_age_s=args.quality_max_age_s,

@@ -1,9 +1,11 @@
 """The drift service behind HTTP (a thin adapter over `DriftService`):
 
 POST /            a KServe logger CloudEvent (binary or structured mode); 200 with what was queued,
-                  400 {"error": one line} for unusable events
+                  400 {"error": one line} for unusable events, 413 over the body limit (checked while
+                  reading); decoded and buffered off the event loop
 POST /v1/outcomes delayed ground truth {"outcomes": [{"request_id", "label", "observed_at"?}]}; 202 with
-                  joined/unmatched counts, 400 {"error": one line} for a malformed body (monitoring/quality)
+                  joined/unmatched counts, 400 {"error": one line} for a malformed body, 413 over the
+                  limit (monitoring/quality)
 GET  /v1/recent   recent logged rows of a model (?model=&version=&since=&limit=) with predictions and
                   joined outcomes, for the scheduled monitoring reports; 404 without --state-dir
 GET  /healthz     the process is alive
@@ -58,14 +60,13 @@ def create_app(
 
     @app.post("/")
     async def receive_event(request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > max_body_bytes:
+        body = await _read_capped(request, max_body_bytes)
+        if body is None:
             service.metrics.count_rejected("bad_payload")
-            raise EventError(
-                "bad_payload", f"body: {len(body)} bytes is over the {max_body_bytes}-byte limit"
-            )
+            raise EventError("bad_payload", f"body: over the {max_body_bytes}-byte limit", 413)
         try:
-            accepted = service.handle_http(request.headers, body)
+            # Off the event loop: decoding and buffering a large event must not stall /healthz.
+            accepted = await run_in_threadpool(service.handle_http, request.headers, body)
         except EventError as exc:
             log.warning("rejected event: %s", exc)
             raise
@@ -74,12 +75,10 @@ def create_app(
     @app.post("/v1/outcomes", status_code=202)
     async def receive_outcomes(request: Request) -> JSONResponse:
         quality = _quality_or_404(service)
-        body = await request.body()
+        body = await _read_capped(request, max_body_bytes)
         try:
-            if len(body) > max_body_bytes:
-                raise OutcomeError(
-                    "too_large", f"body: {len(body)} bytes is over the {max_body_bytes}-byte limit"
-                )
+            if body is None:
+                raise OutcomeError("too_large", f"body: over the {max_body_bytes}-byte limit", 413)
             report = await run_in_threadpool(quality.ingest_outcomes, body)
         except OutcomeError as exc:
             quality.metrics.rejected.labels(reason=exc.reason).inc()
@@ -116,6 +115,21 @@ def create_app(
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it passes `limit` bytes (declared or streamed): a huge body is never
+    held in memory whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _quality_or_404(service: DriftService):  # -> QualityTracker

@@ -12,10 +12,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from monitoring.detectors.base import DriftResult
 from monitoring.payloads.errors import REJECT_REASONS
+from monitoring.payloads.logged import UNKNOWN_VERSION
 
 EVENT_KINDS = ("request", "response")
 DROP_REASONS = ("buffer_full", "detector_error", "no_detector", "unknown_version")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+OTHER_VERSION = "other"
+"""The `version` label of every version without a loaded detector: what an event names is a client's
+string, and a label per distinct value would let anyone add series without bound."""
 # Twenty equal bins of [0, 1]: the canary analysis computes the PSI between versions from these counts.
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
@@ -33,6 +37,7 @@ def histogram_scores(probabilities: np.ndarray | None) -> list[float]:
 class DriftMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._versions: set[tuple[str, str]] = set()
         labels = ["model", "version"]
         self.received = Counter(
             "mlops_drift_events_received",
@@ -99,7 +104,14 @@ class DriftMetrics:
         for reason in REJECT_REASONS:
             self.rejected.labels(reason=reason)
 
+    def version_label(self, model: str, version: str) -> str:
+        """`version` when a detector of it is loaded (or no source named one: UNKNOWN_VERSION), else
+        OTHER_VERSION."""
+        known = (model, version) in self._versions or version == UNKNOWN_VERSION
+        return version if known else OTHER_VERSION
+
     def register_detector(self, model: str, version: str) -> None:
+        self._versions.add((model, version))
         # Series exist at 0 from load time, so increase() sees the first event and absent() stays quiet.
         for kind in EVENT_KINDS:
             self.received.labels(model=model, version=version, kind=kind)
@@ -109,10 +121,10 @@ class DriftMetrics:
         self.duration.labels(model=model, version=version)
 
     def count_received(self, model: str, version: str, kind: str) -> None:
-        self.received.labels(model=model, version=version, kind=kind).inc()
+        self.received.labels(model=model, version=self.version_label(model, version), kind=kind).inc()
 
     def observe_scores(self, model: str, version: str, scores: Iterable[float]) -> None:
-        histogram = self.scores.labels(model=model, version=version)
+        histogram = self.scores.labels(model=model, version=self.version_label(model, version))
         for score in scores:
             histogram.observe(score)
 
@@ -121,7 +133,8 @@ class DriftMetrics:
 
     def count_dropped(self, model: str, version: str, reason: str, rows: int) -> None:
         if rows:
-            self.dropped.labels(model=model, version=version, reason=reason).inc(rows)
+            label = self.version_label(model, version)
+            self.dropped.labels(model=model, version=label, reason=reason).inc(rows)
 
     def record_run(
         self,

@@ -14,9 +14,10 @@ class EventError(ValueError):
 
     status_code = 400
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, status_code: int = 400) -> None:
         super().__init__(message)
         self.reason = reason
+        self.status_code = status_code  # 413 for a body over the limit, else 400
 
 
 REJECT_REASONS = (

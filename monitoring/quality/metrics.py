@@ -8,7 +8,7 @@ comparisons with NaN are false, so an undefined metric never fires ModelQualityB
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -61,7 +61,12 @@ def window_metrics(labels: Sequence[int], proba: Sequence[Sequence[float]]) -> d
 
 
 class QualityMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, version_label: Callable[[str, str], str] | None = None
+    ) -> None:
+        # The drift service's label policy (loaded detectors' versions, the rest under one label), so a
+        # client naming versions at random cannot add series; identity when used alone.
+        self.version_label = version_label or (lambda model, version: version)
         labels = ["model", "version"]
         self.gauges = {
             name: Gauge(
@@ -115,15 +120,24 @@ class QualityMetrics:
 
     def register_version(self, model: str, version: str, labeled: int = 0) -> None:
         # Present at 0 from start, and restored from the store so `>= 100 outcomes` survives a restart.
-        self.labeled.labels(model=model, version=version).inc(labeled)
+        label = self.version_label(model, version)
+        self.labeled.labels(model=model, version=label).inc(labeled)
         for reason in UNLOGGED_REASONS:
-            self.unlogged.labels(model=model, version=version, reason=reason)
+            self.unlogged.labels(model=model, version=label, reason=reason)
+
+    def count_labeled(self, model: str, version: str, rows: int) -> None:
+        self.labeled.labels(model=model, version=self.version_label(model, version)).inc(rows)
+
+    def count_unlogged(self, model: str, version: str, reason: str) -> None:
+        self.unlogged.labels(model=model, version=self.version_label(model, version), reason=reason).inc()
 
     def set_floors(self, model: str, floors: Mapping[str, float]) -> None:
         for metric, value in floors.items():
             self.floor.labels(model=model, metric=metric).set(value)
 
     def set_window(self, model: str, version: str, rows: int, scores: Mapping[str, float]) -> None:
+        if self.version_label(model, version) != version:
+            return  # one window per version: versions under a shared label would overwrite each other
         self.window_rows.labels(model=model, version=version).set(rows)
         for name, value in scores.items():
             self.gauges[name].labels(model=model, version=version).set(value)

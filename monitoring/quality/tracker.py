@@ -124,7 +124,7 @@ class QualityTracker:
                 version,
                 logged.scores_problem,
             )
-            self.metrics.unlogged.labels(model=model, version=version, reason="bad_response").inc()
+            self.metrics.count_unlogged(model, version, "bad_response")
             return
         proba = logged.scores.tolist()
         self.store.log_response(logged.event_id, logged.request_id, model, version, proba, self.clock())
@@ -144,7 +144,7 @@ class QualityTracker:
                     self.metrics.unmatched.labels(reason=reason).inc()
             for key, rows in touched.items():
                 self._register(key)
-                self.metrics.labeled.labels(model=key[0], version=key[1]).inc(rows)
+                self.metrics.count_labeled(*key, rows)
                 self.refresh(*key)
         joined = len(outcomes) - sum(unmatched.values())
         return OutcomeReport(len(outcomes), joined, sum(touched.values()), dict(unmatched))

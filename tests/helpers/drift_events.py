@@ -60,7 +60,10 @@ def quality_service(state: Path | None, version: str = "3") -> DriftService:
     metrics = DriftMetrics()
     store = PredictionStore.in_folder(state) if state else PredictionStore()
     tracker = QualityTracker(
-        store, QualityMetrics(metrics.registry), labels_from_specs([MODEL], FIXTURE_SPEC_DIR), window_size=500
+        store,
+        QualityMetrics(metrics.registry, metrics.version_label),
+        labels_from_specs([MODEL], FIXTURE_SPEC_DIR),
+        window_size=500,
     )
     detector = MeanBoundDetector(version)
     return DriftService({(MODEL, version): detector}, metrics=metrics, buffer_size=1000, quality=tracker)

@@ -1,0 +1,78 @@
+"""The drift service's door under load (#18 item 4), over a real socket: a body over the limit is refused
+with 413 while it is being read (a streamed body without a length is not read whole), and decoding an event
+happens off the event loop, so /healthz answers while an event is still being handled."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import httpx
+
+from monitoring.drift_service.app import create_app
+from monitoring.drift_service.service import DriftService
+from tests.helpers.drift_doubles import MeanBoundDetector
+from tests.helpers.drift_events import binary_headers, columns_body
+from tests.helpers.servers import serving_in_thread
+
+LIMIT = 64 * 1024
+
+
+def _chunked_upload_answer(url: str, headers: dict[str, str], chunks: int) -> bytes:
+    """Send headers and `chunks` chunks of 64 KiB of a chunked body that never ends, then read what the
+    server answers: a server that reads the whole body first answers nothing (the socket times out)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        head = ["POST / HTTP/1.1", f"Host: {host}", "Transfer-Encoding: chunked"]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        chunk = b" " * (64 * 1024)
+        for _ in range(chunks):
+            conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        return conn.recv(4096)
+
+
+def test_a_streamed_body_over_the_limit_is_refused_while_it_is_read() -> None:
+    service = DriftService({(d.model, d.version): d for d in [MeanBoundDetector()]})
+    with serving_in_thread(create_app(service, max_body_bytes=LIMIT, tick_s=0.05)) as url:
+        # Three chunks (192 KiB) of an upload that would go on for ever: answered without its end.
+        answer = _chunked_upload_answer(url, binary_headers(), chunks=3)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert b"65536-byte limit" in answer
+        declared = httpx.post(url, content=b" " * (LIMIT + 1), headers=binary_headers(), timeout=30)
+        assert declared.status_code == 413
+        good = httpx.post(url, json=columns_body([1, 2]), headers=binary_headers(event_id="ok"), timeout=30)
+        assert good.status_code == 200, good.text
+    assert service.metrics.rejected.labels(reason="bad_payload")._value.get() == 2
+
+
+class HeldService(DriftService):
+    """Handles an event only once the test releases it: a stand-in for a large event's decoding time."""
+
+    def __init__(self) -> None:
+        super().__init__({(d.model, d.version): d for d in [MeanBoundDetector()]})
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def handle_http(self, headers, body):
+        self.started.set()
+        assert self.release.wait(60), "never released"
+        return super().handle_http(headers, body)
+
+
+def test_health_answers_while_an_event_is_being_handled() -> None:
+    service = HeldService()
+    with serving_in_thread(create_app(service, tick_s=0.05)) as url:
+        answers: list[httpx.Response] = []
+        body = json.dumps(columns_body([1, 2]))
+        post = threading.Thread(
+            target=lambda: answers.append(httpx.post(url, content=body, headers=binary_headers(), timeout=60))
+        )
+        post.start()
+        assert service.started.wait(30)
+        # With the handling on the event loop this would wait for the release and time out.
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+        assert not answers  # the event is still being handled
+        service.release.set()
+        post.join(60)
+    assert answers and answers[0].status_code == 200, answers
