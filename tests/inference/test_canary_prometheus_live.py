@@ -90,6 +90,9 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("live")
     _stage(root / "repo", root)
     drift = DriftMetrics()
+    for model in (SHIFTED, STEADY):  # as the drift service does for each detector it loads: labelled
+        for version in ("1", "2"):  # by version only then (others share version="other")
+            drift.register_detector(model, version)
     server = _drift_server(drift)
     drift_job = {
         "job_name": "drift-detector",
