@@ -43,7 +43,7 @@ test: install .venv-bench/.synced bench-packages test-packages lint rules-test #
 	$(SERVING_PY) -m pytest -q tests/serving_env
 	$(PY) -m pytest -q --ignore=tests/serving_env
 
-fuzz: install ## The fuzz tier: every service surface with 5,000 derandomized hostile cases (make test runs 500)
+fuzz: install ## The fuzz tier: every service surface with 5,000 derandomized hostile cases (make test runs 250)
 	MLOPS_FUZZ_CASES=5000 $(PY) -m pytest -q -m fuzz tests/inference tests/monitoring
 
 rules-test: .venv/.synced deb-packages ## promtool check/test the alert rules, amtool check the Alertmanager config

@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-FUZZ_CASES = int(os.environ.get("MLOPS_FUZZ_CASES", "500"))
-"""Cases per surface: 500 in `make test`, 5,000 in `make fuzz` (MLOPS_FUZZ_CASES=5000)."""
+FUZZ_CASES = int(os.environ.get("MLOPS_FUZZ_CASES", "250"))
+"""Cases per surface: 250 in `make test`, 5,000 in `make fuzz` (MLOPS_FUZZ_CASES=5000)."""
 ODD_TEXT = ["\ud800", "\udfff", "\x00", "\u2028", "\u00b2", "--5", "NaN", "", " ", "\U0001f600", "a" * 300]
 DATATYPES = ["BOOL", "INT8", "INT32", "INT64", "UINT64", "FP16", "FP32", "FP64", "BYTES", "BF16", "fp32", ""]
 

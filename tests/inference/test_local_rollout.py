@@ -130,24 +130,6 @@ def test_a_good_challenger_is_promoted_without_a_failed_request(home: Path) -> N
 
 
 @served_test
-def test_local_mode_follows_a_standard_mode_overlay(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(variable("kserve_deployment_mode"), "Standard")
-    set_alias(MODEL, CHAMPION, 1)
-    set_alias(MODEL, CHALLENGER, 2)
-    with pytest.raises(ValueError, match="no Standard-mode canary behind a transformer"):
-        _rollout(home)  # refused as KServe would route it: the transformer calls the stable Service
-    set_alias(MODEL, CHALLENGER, 2)
-    outcome, lines = _rollout(home, specs="specs-request-fields")
-    assert outcome.decision is not None and outcome.decision.promote, lines
-    # the router split by the `spec.canary` entry's trafficPercent (no canaryTrafficPercent rendered)
-    assert outcome.traffic.failed == 0 and 0.4 < _ok(outcome, "canary") / REQUESTS < 0.6
-    served = _served(home)
-    assert served["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
-    assert served["spec"]["predictor"]["name"] == "v2" and "canary" not in served["spec"]
-    assert _aliases() == ("2", None) and _staged(home) == ["demo__v2"]
-
-
-@served_test
 def test_a_failing_canary_is_rolled_back_and_the_champion_stays(home: Path) -> None:
     set_alias(MODEL, CHAMPION, 1)
     set_alias(MODEL, CHALLENGER, 3)
@@ -168,16 +150,26 @@ def test_a_failing_canary_is_rolled_back_and_the_champion_stays(home: Path) -> N
 
 
 @served_test
-def test_a_slow_canary_is_rolled_back_on_latency(home: Path) -> None:
+def test_a_slow_canary_is_rolled_back_on_latency_in_standard_mode(home: Path, monkeypatch) -> None:
+    # Local mode follows an overlay's KSERVE_DEPLOYMENT_MODE: the canary is a `spec.canary` entry.
+    monkeypatch.setenv(variable("kserve_deployment_mode"), "Standard")
     set_alias(MODEL, CHAMPION, 1)
     set_alias(MODEL, CHALLENGER, 3)
-    outcome, lines = _rollout(home, bad_canary="slow")
+    with pytest.raises(ValueError, match="no Standard-mode canary behind a transformer"):
+        _rollout(home)  # refused as KServe would route it: the transformer calls the stable Service
+    set_alias(MODEL, CHALLENGER, 3)
+    outcome, lines = _rollout(home, bad_canary="slow", specs="specs-request-fields")
     assert outcome.decision is not None and not outcome.decision.promote, lines
     assert outcome.traffic.failed == 0  # slow, not broken
+    # the router split by the entry's trafficPercent (no canaryTrafficPercent is rendered in this mode)
+    assert 0.4 < _ok(outcome, "canary") / REQUESTS < 0.6
     assert [r.split(" latency")[0] for r in outcome.decision.reasons] == ["canary p95"]
     assert outcome.decision.evidence["p95_latency_ratio"] > 3.0
     assert outcome.decision.evidence["p95_latency_increase_ms"] > 10
     assert _aliases() == ("1", None)
+    served = _served(home)
+    assert served["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert served["spec"]["predictor"]["name"] == "v1" and "canary" not in served["spec"]
 
 
 @served_test
