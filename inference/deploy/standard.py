@@ -60,7 +60,6 @@ def apply_standard_mode(
     for name in (service_name(spec, stable), *([service_name(spec, canary)] if canary else [])):
         if len(name) > 63:
             raise ValueError(f"deploy: {spec.name}: Service {name} is longer than a 63-character DNS label")
-    service["metadata"]["annotations"][DEPLOYMENT_MODE_ANNOTATION] = "Standard"
     predictor = service["spec"]["predictor"]
     for key in _KNATIVE_ONLY:
         predictor.pop(key, None)

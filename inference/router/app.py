@@ -35,6 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route as StarletteRoute
 
+from core.http_body import BodyTooLarge, read_capped
 from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from inference.router.isvc import Target
 from inference.router.logger import EventLogger
@@ -207,7 +208,10 @@ def resolve_target(settings: RouterSettings, name: str, version: str | None, dra
 
 
 async def _infer(request: Request, settings: RouterSettings, target: Target) -> tuple[int, bytes]:
-    body = await _read_capped(request, settings.max_body_bytes)
+    try:
+        body = await read_capped(request, settings.max_body_bytes)
+    except BodyTooLarge as exc:
+        raise RouterFailure(413, str(exc)) from None
     try:
         parsed = loads_untrusted(body, "request body")
     except UntrustedJsonError as exc:
@@ -240,20 +244,6 @@ async def _input_specs(
             return None
         specs = settings.inputs[target.triton_name] = input_specs(answer.json())
     return specs
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` (declared or streamed)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RouterFailure(413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RouterFailure(413, f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _target_ready(request: Request, target: Target) -> bool:

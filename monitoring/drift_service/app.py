@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
+from core.http_body import BodyTooLarge, read_capped
 from monitoring.drift_service.errors import DriftServiceError, NotEnabledError, status_for
 from monitoring.drift_service.flusher import Flusher
 from monitoring.drift_service.service import DriftService
@@ -60,10 +61,11 @@ def create_app(
 
     @app.post("/")
     async def receive_event(request: Request) -> JSONResponse:
-        body = await _read_capped(request, max_body_bytes)
-        if body is None:
+        try:
+            body = await read_capped(request, max_body_bytes)
+        except BodyTooLarge as exc:
             service.metrics.count_rejected("bad_payload")
-            raise EventError("bad_payload", f"body: over the {max_body_bytes}-byte limit", 413)
+            raise EventError("bad_payload", str(exc), 413) from None
         try:
             # Off the event loop: decoding and buffering a large event must not stall /healthz.
             accepted = await run_in_threadpool(service.handle_http, request.headers, body)
@@ -75,10 +77,11 @@ def create_app(
     @app.post("/v1/outcomes", status_code=202)
     async def receive_outcomes(request: Request) -> JSONResponse:
         quality = _quality_or_404(service)
-        body = await _read_capped(request, max_body_bytes)
         try:
-            if body is None:
-                raise OutcomeError("too_large", f"body: over the {max_body_bytes}-byte limit", 413)
+            try:
+                body = await read_capped(request, max_body_bytes)
+            except BodyTooLarge as exc:
+                raise OutcomeError("too_large", str(exc), 413) from None
             report = await run_in_threadpool(quality.ingest_outcomes, body)
         except OutcomeError as exc:
             quality.metrics.rejected.labels(reason=exc.reason).inc()
@@ -115,21 +118,6 @@ def create_app(
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it passes `limit` bytes (declared or streamed): a huge body is never
-    held in memory whole."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _quality_or_404(service: DriftService):  # -> QualityTracker

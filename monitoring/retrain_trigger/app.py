@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
+from core.http_body import BodyTooLarge, read_capped
 from monitoring.retrain_trigger.alerts import Alert, WebhookPayload, parse_webhook
 from monitoring.retrain_trigger.errors import (
     PayloadError,
@@ -233,7 +234,11 @@ def create_app(service: TriggerService, token: str, max_body_bytes: int = DEFAUL
     async def receive_alerts(request: Request) -> JSONResponse:
         try:
             _authorize(request.headers.get("authorization"), expected)
-            payload = parse_webhook(await _read_body(request, max_body_bytes), service.models)
+            try:
+                body = await read_capped(request, max_body_bytes)
+            except BodyTooLarge as exc:
+                raise PayloadTooLarge(str(exc)) from None
+            payload = parse_webhook(body, service.models)
         except Unauthorized:
             service.metrics.count_webhook("unauthorized")
             raise
@@ -272,15 +277,3 @@ def _authorize(header: str | None, expected: bytes) -> None:
         raise Unauthorized("Authorization: expected 'Bearer <token>'")
     if not hmac.compare_digest(presented.strip().encode(), expected):
         raise Unauthorized("Authorization: wrong bearer token")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body: {declared} bytes is over the {limit}-byte limit")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"body: over the {limit}-byte limit")
-    return bytes(body)
