@@ -41,8 +41,9 @@ from inference.canary.bad_canary import MODES
 from inference.canary.deploy import deploy_canary
 from inference.canary.finish import finish_rollout
 from inference.canary.traffic import Endpoints, Traffic, send_traffic
-from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach
+from inference.local_runtime import LocalServingRuntime
 from inference.router.isvc import Route
+from inference.runtime_file import RuntimeInfo, attach
 
 
 @dataclass(frozen=True)

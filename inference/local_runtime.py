@@ -14,10 +14,13 @@ What runs (all on loopback, free ports):
   predictor pods, with the committed rules: the canary analysis reads its series;
 - the router's OIP gRPC server when `inference.router.grpc_app.GrpcRouter` exists (else None: gRPC
   clients use Triton's gRPC port with Triton's `<model>__v<version>` names);
-- with `logger_url`, KServe-logger CloudEvents to that URL (the drift service).
+- with `logger_url`, KServe-logger CloudEvents to that URL (the drift service);
+- with `transformers=True` (`make serve`), KServe's transformer for each InferenceService that has one
+  (`inference.local_transformers`): entity ids in, Feast features, the router as its predictor.
 
 `$MLOPS_HOME/serving/runtime.json` (`RuntimeInfo`, or the file `$MLOPS_SERVING_RUNTIME` names) says where
-it all listens while it runs; `stop()` removes it. `attach()` trusts it only while its pid is alive.
+it all listens while it runs (`inference/runtime_file.py`); `stop()` removes it. `attach()` trusts it only
+while its pid is alive.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,15 +41,16 @@ from typing import Any
 import httpx
 import uvicorn
 
-from core.paths import logs_dir, state_root, write_text_atomically
+from core.paths import logs_dir, write_text_atomically
 from core.ports import HOST
-from core.settings import settings
 from inference.local_prometheus import LocalPrometheus, triton_scrape_job
+from inference.local_transformers import Endpoint, LocalTransformers
 from inference.router.app import RouterSettings, create_app, triton_readiness
 from inference.router.isvc import VERSION_SEPARATOR, triton_model_name
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable, stage_model_version
+from inference.runtime_file import RuntimeInfo, attach, runtime_file, serving_dir
 from inference.triton_local import Ports, TritonLocal
 from inference.triton_supervisor import TritonSupervisor
 
@@ -59,74 +63,20 @@ class ServingRuntimeError(RuntimeError):
     """The runtime could not start, or Triton refused a load/unload (the message names what and where)."""
 
 
-@dataclass(frozen=True)
-class RuntimeInfo:
-    """Where a live runtime listens (the content of runtime.json)."""
-
-    router_http_url: str
-    router_grpc_address: str | None
-    triton_http_url: str
-    triton_grpc_address: str
-    triton_metrics_url: str
-    prometheus_url: str
-    repository: str
-    isvc_dir: str
-    pid: int
-    logger_url: str | None = None
-
-    @classmethod
-    def read(cls, path: Path) -> RuntimeInfo:
-        return cls(**json.loads(Path(path).read_text()))
-
-
-def serving_dir() -> Path:
-    return state_root() / "serving"
-
-
-def runtime_file() -> Path:
-    return settings().serving_runtime or serving_dir() / "runtime.json"
-
-
-def attach(path: Path | None = None) -> RuntimeInfo | None:
-    """The live runtime that `path` (default: `runtime_file()`) describes; None when there is none or
-    the process that wrote it is gone."""
-    path = Path(path or runtime_file())
-    try:
-        info = RuntimeInfo.read(path)
-    except (OSError, ValueError, TypeError):
-        return None
-    return info if _pid_alive(info.pid) else None
-
-
-def monitoring_logger_url(path: Path | None = None) -> str | None:
-    """The drift service's URL from a live `make monitor`'s runtime file (default:
-    `core.paths.monitoring_runtime_file()`), for the router's payload logger; None when none is live."""
-    from core.paths import monitoring_runtime_file
-
-    try:
-        info = json.loads(Path(path or monitoring_runtime_file()).read_text())
-        return f"{info['drift_url'].rstrip('/')}/" if _pid_alive(int(info["pid"])) else None
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-def require_runtime() -> RuntimeInfo:
-    info = attach()
-    if info is None:
-        raise LookupError(
-            f"serving: no live local runtime at {runtime_file()}; start one (python -m inference.serve) "
-            "or run through python -m pipelines.local_run"
-        )
-    return info
-
-
 class LocalServingRuntime:
     """Triton (explicit model control) + router (+ gRPC router) over `$MLOPS_HOME/serving/`."""
 
     def __init__(
-        self, logger_url: str | None = None, router_port: int | None = None, seed: int | None = 0
+        self,
+        logger_url: str | None = None,
+        router_port: int | None = None,
+        seed: int | None = 0,
+        transformers: bool = False,
     ) -> None:
         self.logger_url = logger_url
+        self.with_transformers = transformers
+        self.transformers: LocalTransformers | None = None
+        self._publish_lock = threading.Lock()
         self.router_port = router_port
         self.seed = seed
         self.root = serving_dir()
@@ -166,6 +116,12 @@ class LocalServingRuntime:
                 logger_url=self.logger_url,
             )
             write_text_atomically(runtime_file(), json.dumps(asdict(self.info), indent=2))
+            if self.with_transformers:
+                host = router_url.removeprefix("http://")
+                self.transformers = LocalTransformers(
+                    self.isvc_dir, host, self.root / "transformers", on_change=self._publish_transformers
+                )
+                self.transformers.start()
         except BaseException:
             self.stop()
             raise
@@ -176,6 +132,9 @@ class LocalServingRuntime:
         if self.info is not None and attach() == self.info:
             runtime_file().unlink(missing_ok=True)
         self.info = None
+        if self.transformers is not None:  # before the router: their predictor
+            self.transformers.stop()
+            self.transformers = None
         if self._grpc is not None:
             with contextlib.suppress(Exception):
                 self._grpc.stop()
@@ -198,6 +157,13 @@ class LocalServingRuntime:
         self.stop()
 
     # -------------------------------------------------------------------------------------- internals
+    def _publish_transformers(self, endpoints: dict[str, Endpoint]) -> None:
+        with self._publish_lock:
+            if self.info is None:
+                return
+            self.info = replace(self.info, transformers={m: asdict(e) for m, e in endpoints.items()})
+            write_text_atomically(runtime_file(), json.dumps(asdict(self.info), indent=2))
+
     def _router_settings(self) -> RouterSettings:
         metrics = RouterMetrics()
         watcher = FolderIsvcWatcher(
@@ -297,13 +263,3 @@ def _repository_call(info: RuntimeInfo, action: str, name: str) -> None:
         raise ServingRuntimeError(
             f"serving: triton {action} of {name} answered {answer.status_code}: {answer.text}"
         )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True

@@ -3,8 +3,9 @@
     python -m inference.serve [--models a,b] [--port 8081] [--logger-url URL]
 
 Starts the local serving runtime (inference/local_runtime.py: Triton with explicit model control, the
-REST router on `--port`, the gRPC router) and deploys each model's registry state with the pipeline's
-deploy step: the champion alone, or the champion with its `challenger` as a canary at the spec's share.
+REST router on `--port`, the gRPC router, and KServe's transformer for each feature-service model, which
+takes entity ids) and deploys each model's registry state with the pipeline's deploy step: the champion
+alone, or the champion with its `challenger` as a canary at the spec's share.
 Nothing is decided here. While it runs, `$MLOPS_HOME/serving/runtime.json` lets other commands attach
 (a pipeline run releases into this runtime). A signal stops the routers first (no new requests reach a
 stopping Triton) and Triton second, and the command exits 0.
@@ -26,10 +27,12 @@ from core.ports import HOST
 from core.registry import CHALLENGER, CHAMPION, ModelVersionRef, configure_tracking, resolve_alias
 from core.spec.model import ModelSpec, load_specs
 from inference.canary.deploy import deploy_canary
-from inference.local_runtime import LocalServingRuntime, RuntimeInfo, attach, monitoring_logger_url
+from inference.local_runtime import LocalServingRuntime
 from inference.router.routing import RouteTable
+from inference.runtime_file import RuntimeInfo, attach, monitoring_logger_url
 
 DEFAULT_PORT = 8081
+TRANSFORMER_START_TIMEOUT_S = 180.0  # kserve and Feast import for seconds; several start at once
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -57,12 +60,15 @@ def serve(
     plans = [plan for spec in load_specs(spec_dir, names=models) if (plan := _plan(spec, say))]
     if not plans:
         raise LookupError("serve: no model has a 'champion' version; run the training pipeline first")
-    with LocalServingRuntime(logger_url=logger_url, router_port=port, seed=seed) as runtime:
-        assert runtime.info is not None
+    runtime = LocalServingRuntime(logger_url=logger_url, router_port=port, seed=seed, transformers=True)
+    with runtime:
+        assert runtime.info is not None and runtime.transformers is not None
         for spec, champion, challenger in plans:
             ref, alias = (challenger, CHALLENGER) if challenger else (champion, CHAMPION)
             deploy_canary(spec.name, ref.version, alias, "local", lambda _: None, spec_dir)
-        for line in describe(runtime.info, runtime.table, [spec.name for spec, _, _ in plans]):
+        names = [spec.name for spec, _, _ in plans]
+        runtime.transformers.wait_ready(names, TRANSFORMER_START_TIMEOUT_S)
+        for line in describe(runtime.info, runtime.table, names):
             say(line)
         (stop or threading.Event()).wait()
     say("serve: router and Triton stopped")
@@ -93,6 +99,11 @@ def describe(info: RuntimeInfo, table: RouteTable, models: Sequence[str]) -> lis
         f"prometheus:         {info.prometheus_url}   (Triton scraped as on a cluster, the committed rules)",
         f"inference logger:   {info.logger_url or 'off (--logger-url)'}",
     ]
+    for model, endpoint in sorted(info.transformers.items()):
+        lines.append(
+            f"{model} transformer (entity ids in): {endpoint['http']}/v2/models/{model}/infer   "
+            f"gRPC {endpoint['grpc']}"
+        )
     for model in models:
         route = table.get(model)
         if route is None:

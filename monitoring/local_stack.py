@@ -50,7 +50,7 @@ def wait_for_exit(stack: LocalMonitoringStack) -> str:
 def live_triton_target() -> str | None:
     """host:port of a live `make serve`'s Triton metrics (its runtime.json), so monitoring scrapes it
     unasked."""
-    from inference.local_runtime import attach
+    from inference.runtime_file import attach
 
     info = attach()
     return urlsplit(info.triton_metrics_url).netloc if info is not None else None

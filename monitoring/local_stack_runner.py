@@ -122,6 +122,9 @@ class LocalMonitoringStack:
             str(self.detectors_dir),
             "--checkpoint-dir",
             str(self.home / "drift-checkpoints"),
+            # acknowledged rows not yet scored, replayed if the process dies (as on the cluster's PVC)
+            "--journal-dir",
+            str(self.home / "drift-journal"),
             # logged predictions awaiting outcomes; `python -m monitoring.reports --source` reads it
             "--state-dir",
             str(self.home / "drift-state"),

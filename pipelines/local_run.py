@@ -108,7 +108,8 @@ def serving_runtime(serving_mode: str, logger_url: str | None = None) -> Iterato
     if serving_mode != "local":
         yield "none"
         return
-    from inference.local_runtime import LocalServingRuntime, attach, runtime_file
+    from inference.local_runtime import LocalServingRuntime
+    from inference.runtime_file import attach, runtime_file
 
     with environment({variable("serving_runtime"): str(runtime_file())}):
         if attach() is not None:

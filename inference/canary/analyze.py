@@ -46,8 +46,8 @@ from inference.canary.traffic import Encoder, Endpoints, Traffic, send_traffic
 from inference.deploy.annotations import NAMESPACE
 from inference.deploy.apply import FileApplier, KubernetesApplier
 from inference.deploy.standard import predictor_name
-from inference.local_runtime import RuntimeInfo, require_runtime
 from inference.router.isvc import load_isvc_file
+from inference.runtime_file import RuntimeInfo, require_runtime
 
 STEP = "analyze_canary"
 TRAINING_SET_ARTIFACT = "data"

@@ -23,7 +23,8 @@ from core.registry import (
 from core.spec.model import load_specs
 from core.timing import timed_step
 from inference.canary import release
-from inference.local_runtime import require_runtime, retire_version, staged_versions
+from inference.local_runtime import retire_version, staged_versions
+from inference.runtime_file import require_runtime
 
 STEP = "deploy_canary"
 CANARY = "canary"

@@ -16,7 +16,8 @@ from core.registry import CHALLENGER, configure_tracking, resolve_alias
 from core.spec.model import load_specs
 from core.timing import timed_step
 from inference.canary import release
-from inference.local_runtime import RuntimeInfo, require_runtime, retire_version, staged_versions
+from inference.local_runtime import retire_version, staged_versions
+from inference.runtime_file import RuntimeInfo, require_runtime
 
 STEP = "promote_or_rollback"
 PROMOTE = "promote"

@@ -27,7 +27,8 @@ from inference.canary.bad_canary import MODES, sabotage
 from inference.deploy.annotations import NAMESPACE
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
 from inference.deploy.rollout import Rollout
-from inference.local_runtime import RuntimeInfo, require_runtime, stage_version
+from inference.local_runtime import stage_version
+from inference.runtime_file import RuntimeInfo, require_runtime
 
 SERVING_MODES = ("cluster", "local")
 NO_CANARY = "no-canary"

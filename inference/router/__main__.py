@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from core.http_body import DEFAULT_READ_TIMEOUT_S
 from inference.router.app import DEFAULT_MAX_BODY_BYTES, RouterSettings, create_app, triton_readiness
 from inference.router.isvc import RouteError, load_isvc_file
 from inference.router.logger import EventLogger
@@ -47,6 +48,7 @@ def build_settings(args: argparse.Namespace) -> RouterSettings:
         event_logger=event_logger,
         watcher=watcher,
         max_body_bytes=args.max_body_bytes,
+        read_timeout_s=args.read_timeout_s,
     )
 
 
@@ -66,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--namespace", default="default", help="ce-namespace of the CloudEvents")
     parser.add_argument("--seed", type=int, help="seed of the stable/canary draw (default: random)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--read-timeout-s", type=float, default=DEFAULT_READ_TIMEOUT_S, help="a request body's, or 408"
+    )
     parser.add_argument("--reload-interval-s", type=float, default=0.5)
     args = parser.parse_args(argv)
     if args.grpc_port and not args.triton_grpc:

@@ -32,10 +32,10 @@ import aiohttp
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route as StarletteRoute
 
-from core.http_body import BodyTooLarge, read_capped
+from core.http_body import DEFAULT_READ_TIMEOUT_S, BodyRefused, read_capped
+from core.json_errors import install_json_errors
 from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from inference.router.isvc import Target
 from inference.router.logger import EventLogger
@@ -58,6 +58,7 @@ class RouterSettings:
     watcher: IsvcWatcher | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     upstream_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S  # a client's whole body, or 408
     # Triton model name -> its inputs, read once from Triton's metadata (a staged version never changes)
     inputs: dict[str, dict[str, InputSpec]] = field(default_factory=dict)
 
@@ -118,13 +119,11 @@ def create_app(settings: RouterSettings) -> FastAPI:
 
 # ------------------------------------------------------------------------------------------- routes
 def _add_error_handlers(app: FastAPI) -> None:
+    install_json_errors(app)
+
     @app.exception_handler(RouterFailure)
     async def router_failure(_: Request, exc: RouterFailure) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
 
 def _add_health_routes(app: FastAPI, settings: RouterSettings) -> None:
@@ -209,9 +208,9 @@ def resolve_target(settings: RouterSettings, name: str, version: str | None, dra
 
 async def _infer(request: Request, settings: RouterSettings, target: Target) -> tuple[int, bytes]:
     try:
-        body = await read_capped(request, settings.max_body_bytes)
-    except BodyTooLarge as exc:
-        raise RouterFailure(413, str(exc)) from None
+        body = await read_capped(request, settings.max_body_bytes, settings.read_timeout_s)
+    except BodyRefused as exc:  # too large (413) or too slow (408)
+        raise RouterFailure(exc.status_code, str(exc)) from None
     try:
         parsed = loads_untrusted(body, "request body")
     except UntrustedJsonError as exc:

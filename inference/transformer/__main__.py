@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from core.errors import SpecError
+from core.http_body import DEFAULT_READ_TIMEOUT_S
+from core.json_errors import install_json_errors
 from core.spec.model import ModelSpec, load_spec, spec_directory
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~10,000 entity rows as JSON, far above any batch we serve
@@ -44,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--http-port", "--http_port", type=int, default=8080)
     parser.add_argument("--grpc-port", "--grpc_port", type=int, default=8081)
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--read-timeout-s", type=float, default=DEFAULT_READ_TIMEOUT_S, help="a request body's, or 408"
+    )
     # KServe appends --workers when containerConcurrency is set; more processes would each need the model.
     parser.add_argument("--workers", type=int, choices=[1], default=1, help="server processes (only 1)")
     parser.add_argument(
@@ -69,8 +74,6 @@ def load_model_spec(model_name: str, path: Path | None) -> ModelSpec:
 
 def serve(args: argparse.Namespace) -> None:
     """Build the transformer and run KServe's ModelServer (imports kserve: it parses sys.argv on import)."""
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
     from kserve import ModelServer
     from kserve.model_server import app
     from kserve.predictor_config import PredictorConfig
@@ -89,12 +92,14 @@ def serve(args: argparse.Namespace) -> None:
     )
     model.load()
 
-    async def validation_error(_request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI answers 422 with its own body; OIP clients expect 400 and {"error": ...}.
-        return JSONResponse(status_code=400, content={"error": f"malformed request: {error.errors()[:3]}"})
-
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_middleware(RequestGuard, max_body_bytes=args.max_body_bytes, served_version=args.model_version)
+    # FastAPI answers 422 and unknown paths with its own bodies; OIP clients expect {"error": one line}.
+    install_json_errors(app)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=args.max_body_bytes,
+        served_version=args.model_version,
+        read_timeout_s=args.read_timeout_s,
+    )
     predictor = PredictorConfig(predictor_host=args.predictor_host, predictor_protocol=args.protocol)
     server = ModelServer(
         http_port=args.http_port, grpc_port=args.grpc_port, workers=1, predictor_config=predictor

@@ -1,20 +1,22 @@
 """An ASGI guard in front of KServe's REST app: request size and model versions, answered the OIP way.
 
-KServe 0.21's REST server reads any body size, answers every `/versions/{v}/` path with 501 ("not
-supported yet") and a body that is not JSON with FastAPI's `{"detail": ...}` (or a 500 when nested too
-deeply). Here a body over the limit gets 413, a version other than the one served gets 404, an infer body
-that is not usable JSON gets 400, and the served version's paths are answered like the unversioned ones;
-each error body is the Open Inference Protocol's `{"error": "..."}`. Plain ASGI (no BaseHTTPMiddleware),
-so streaming and KServe's own exception handlers are untouched.
+KServe 0.21's REST server reads any body size (and waits for a slow one for ever), answers every
+`/versions/{v}/` path with 501 ("not supported yet") and a body that is not JSON with FastAPI's
+`{"detail": ...}` (or a 500 when nested too deeply). Here a body over the limit gets 413, one not received
+whole in time 408, a version other than the one served gets 404, an infer body that is not usable JSON gets
+400, and the served version's paths are answered like the unversioned ones; each error body is the Open
+Inference Protocol's `{"error": "..."}`. Plain ASGI (no BaseHTTPMiddleware), so streaming and KServe's own
+exception handlers are untouched.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+from core.http_body import DEFAULT_READ_TIMEOUT_S, BodyRefused, read_body
 from core.untrusted_json import UntrustedJsonError, loads_untrusted
 
 Scope = MutableMapping[str, Any]
@@ -27,10 +29,17 @@ _VERSIONED = re.compile(r"^(?P<model>/v2/models/[^/]+)/versions/(?P<version>[^/]
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, served_version: str | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        served_version: str | None = None,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.served_version = served_version
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,12 +55,11 @@ class RequestGuard:
                 return
             path = match["model"] + (match["rest"] or "")
             scope = {**scope, "path": path, "raw_path": path.encode()}
-        if _declared_length(scope) > self.max_body_bytes:
-            await _error(send, 413, f"request body over {self.max_body_bytes} bytes")
-            return
-        body = await _read_body(receive, self.max_body_bytes)
-        if body is None:
-            await _error(send, 413, f"request body over {self.max_body_bytes} bytes")
+        declared = _header(scope, b"content-length")
+        try:
+            body = await read_body(_chunks(receive), self.max_body_bytes, declared, self.read_timeout_s)
+        except BodyRefused as refused:
+            await _error(send, refused.status_code, str(refused))
             return
         problem = _json_problem(scope, body)
         if problem:
@@ -74,30 +82,22 @@ def _json_problem(scope: Scope, body: bytes) -> str | None:
     return None
 
 
-def _declared_length(scope: Scope) -> int:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body (chunked uploads declare no length), or None as soon as it passes `limit`."""
-    chunks, size, more = [], 0, True
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's chunks as the server receives them; ends early if the client disconnects."""
+    more = True
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+            return
+        yield message.get("body", b"")
         more = message.get("more_body", False)
-    return b"".join(chunks)
 
 
 def _replay(body: bytes, upstream: Receive) -> Receive:

@@ -109,9 +109,14 @@ def _text(value: Any) -> str:
 def triton_request(
     model_name: str, input_name: str, matrix: np.ndarray, request_id: str | None
 ) -> InferRequest:
-    """The predictor's request: the encoded rows as the Triton model's one FP32 input."""
+    """The predictor's request: the encoded rows as the Triton model's one FP32 input, as JSON.
+
+    Not the binary tensor extension: KServe's logger agent on the predictor records the request body as
+    it is (kserve v0.20.0 pkg/logger/handler.go reads the body and queues its bytes), and the drift
+    service reads OIP JSON; the local router, which plays the predictor's Knative split, takes JSON
+    tensors only. At most `serving.max_batch_size` rows of a few dozen floats: the JSON costs little."""
     tensor = InferInput(input_name, list(matrix.shape), "FP32")
-    tensor.set_data_from_numpy(np.ascontiguousarray(matrix, dtype=np.float32), binary_data=True)
+    tensor.set_data_from_numpy(np.ascontiguousarray(matrix, dtype=np.float32), binary_data=False)
     return InferRequest(model_name=model_name, infer_inputs=[tensor], request_id=request_id)
 
 

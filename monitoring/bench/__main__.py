@@ -84,6 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration-s", type=float, default=10.0, help="drift service load, seconds")
     parser.add_argument("--service-concurrency", type=int, default=8, help="connections posting events")
     parser.add_argument("--skip-service", action="store_true", help="detector alone only")
+    parser.add_argument(
+        "--no-journal", action="store_true", help="service without checkpoints and journal (not as deployed)"
+    )
     parser.add_argument("--window", type=int, help="override the specs' monitoring window size (rows)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
     args = parser.parse_args(argv)
@@ -105,7 +108,8 @@ def write_report(out: Path, reports: list[stats.DetectorReport], args: argparse.
         "batch detectors per full window, online detectors per request and reset after each alarm",
         "per core: events / CPU seconds of the process doing the work, with numeric libraries at one thread "
         f"(machine: {os.cpu_count()} CPUs shared with the load generator and other work)",
-        "service: request CloudEvents only (responses are counted, not scored), one row each, posted by wrk",
+        "service: request CloudEvents only (responses are counted, not scored), one row each, posted by wrk"
+        + ("" if args.no_journal else ", with checkpoints and the write-ahead journal on (as deployed)"),
     ]
     text = [
         "# Monitoring benchmark",

@@ -1,5 +1,6 @@
 """The drift service end to end: `python -m monitoring.drift_service` on loopback, fed KServe-logger-style
-request CloudEvents (binary mode, one row each) by `wrk`, with the detector running on full windows.
+request CloudEvents (binary mode, one row each) by `wrk`, with the detector running on full windows, and
+(unless `--no-journal`) checkpoints and the write-ahead journal on as the cluster's manifest runs it.
 
 Per-core throughput is events over the CPU time the service process used while under load (read from
 /proc), so the load generator's own CPU on the shared cores is not counted against the service.
@@ -56,13 +57,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def drift_service(detectors: Path, buffer_size: int, log: Path) -> Iterator[tuple[str, int]]:
+def drift_service(
+    detectors: Path, buffer_size: int, log: Path, state: Path | None = None
+) -> Iterator[tuple[str, int]]:
     port = free_ports(1)[0]
     command = [
         sys.executable, "-m", "monitoring.drift_service", "--port", str(port), "--detectors", str(detectors),
         "--buffer-size", str(buffer_size), "--max-pending", str(max(10_000, buffer_size)),
         "--log-level", "warning",  # uvicorn's access log is at info: off
     ]  # fmt: skip
+    if state is not None:  # as deployed: progress checkpoints and the journal of acknowledged rows
+        command += ["--checkpoint-dir", str(state / "checkpoints"), "--journal-dir", str(state / "journal")]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -108,7 +113,8 @@ def measure_service(
     body = work / "event.json"
     body.write_text(json.dumps(event_body(row)))
     script = wrk.write_script(body, work / "event.lua", event_headers(model, version))
-    with drift_service(detector_dir.parent, window, work / "drift-service.log") as (url, pid):
+    state = None if args.no_journal else work / "drift-state"
+    with drift_service(detector_dir.parent, window, work / "drift-service.log", state) as (url, pid):
         wrk.run_wrk(url + "/", script, args.service_concurrency, 1)  # warm-up
         before_cpu, before_count = cpu_seconds(pid), received_requests(url)
         summary = wrk.run_wrk(url + "/", script, args.service_concurrency, args.duration_s)
@@ -116,4 +122,5 @@ def measure_service(
         used_cpu, counted = cpu_seconds(pid) - before_cpu, received_requests(url) - before_count
     accepted = int(summary["requests"])
     extra = {"wrk": summary, "events_counted_by_service": counted, "service_cpu_s": used_cpu}
+    extra["journal"] = state is not None
     return Throughput(accepted, float(summary["duration_s"]), used_cpu), extra

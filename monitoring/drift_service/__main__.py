@@ -1,8 +1,9 @@
-"""Entry point: `python -m monitoring.drift_service --port 8080 --detectors DIR [--checkpoint-dir DIR]
-[--state-dir DIR] [--buffer-size N] [--max-age-s S] [--max-pending N] [--spec-dir DIR]
-[--quality-window N] [--quality-max-age-s S]`.
+"""Entry point: `python -m monitoring.drift_service --port 8080 --detectors DIR [--checkpoint-dir DIR
+[--journal-dir DIR [--journal-fsync]]] [--state-dir DIR] [--buffer-size N] [--max-age-s S]
+[--max-pending N] [--spec-dir DIR] [--quality-window N] [--quality-max-age-s S]`.
 
-Without --state-dir the logged predictions waiting for outcomes live in memory (lost on restart)."""
+Without --state-dir the logged predictions waiting for outcomes live in memory (lost on restart). Without
+--journal-dir acknowledged rows wait for their window in memory: SIGTERM scores them, `kill -9` loses them."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
+from core.http_body import DEFAULT_READ_TIMEOUT_S
 from monitoring.drift_service.app import DEFAULT_MAX_BODY_BYTES, create_app
 from monitoring.drift_service.checkpoint import CheckpointStore
 from monitoring.drift_service.detectors import load_detectors
 from monitoring.drift_service.errors import ConfigError
+from monitoring.drift_service.journal import Journal
 from monitoring.drift_service.metrics import DriftMetrics
 from monitoring.drift_service.service import (
     DEFAULT_BUFFER_SIZE,
@@ -40,13 +43,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--detectors", required=True, help="folder holding detector bundles (detector.json)")
-    parser.add_argument("--checkpoint-dir", default=None, help="where online detector state is kept")
+    parser.add_argument(
+        "--checkpoint-dir", default=None, help="where each detector's progress and online state are kept"
+    )
+    parser.add_argument(
+        "--journal-dir",
+        default=None,
+        help="write-ahead journal of acknowledged rows (needs --checkpoint-dir); a PVC",
+    )
+    parser.add_argument(
+        "--journal-fsync",
+        action="store_true",
+        help="fsync each event before answering (survives the machine's crash, not only the process's)",
+    )
     parser.add_argument("--buffer-size", type=int, default=DEFAULT_BUFFER_SIZE, help="rows per detector run")
     parser.add_argument("--max-age-s", type=float, default=DEFAULT_MAX_AGE_S, help="flush older rows anyway")
     parser.add_argument(
         "--max-pending", type=int, default=DEFAULT_MAX_PENDING, help="rows waiting, per model"
     )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--read-timeout-s", type=float, default=DEFAULT_READ_TIMEOUT_S, help="a request body's, or 408"
+    )
     parser.add_argument(
         "--state-dir", default=None, help="keeps logged predictions and outcomes (quality.sqlite); a PVC"
     )
@@ -71,6 +89,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = parser.parse_args(argv)
+    if args.journal_dir and not args.checkpoint_dir:
+        parser.error("--journal-dir needs --checkpoint-dir (it records how far the journal is scored)")
     if args.buffer_size < 1 or args.max_pending < args.buffer_size or args.max_age_s <= 0:
         parser.error("need --buffer-size >= 1, --max-pending >= --buffer-size and --max-age-s > 0")
     if (
@@ -115,6 +135,7 @@ def build_service(args: argparse.Namespace) -> DriftService:
         max_pending=args.max_pending,
         checkpoints=checkpoints,
         quality=build_quality(args, metrics, [model for model, _ in detectors]),
+        journal=Journal(args.journal_dir, fsync=args.journal_fsync) if args.journal_dir else None,
     )
 
 
@@ -130,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"drift service: {exc}", file=sys.stderr)
         return 2
-    app = create_app(service, max_body_bytes=args.max_body_bytes)
+    app = create_app(service, max_body_bytes=args.max_body_bytes, read_timeout_s=args.read_timeout_s)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 

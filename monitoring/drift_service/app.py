@@ -1,8 +1,9 @@
 """The drift service behind HTTP (a thin adapter over `DriftService`):
 
-POST /            a KServe logger CloudEvent (binary or structured mode); 200 with what was queued,
-                  400 {"error": one line} for unusable events, 413 over the body limit (checked while
-                  reading); decoded and buffered off the event loop
+POST /            a KServe logger CloudEvent (binary or structured mode); 200 with what was queued (and
+                  journaled, with --journal-dir), 400 {"error": one line} for unusable events, 413 over
+                  the body limit (checked while reading), 503 when the journal cannot store it; decoded
+                  and buffered off the event loop
 POST /v1/outcomes delayed ground truth {"outcomes": [{"request_id", "label", "observed_at"?}]}; 202 with
                   joined/unmatched counts, 400 {"error": one line} for a malformed body, 413 over the
                   limit (monitoring/quality)
@@ -27,7 +28,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from core.http_body import BodyTooLarge, read_capped
+from core.http_body import DEFAULT_READ_TIMEOUT_S, BodyRefused, read_capped
+from core.json_errors import install_json_errors
 from monitoring.drift_service.errors import DriftServiceError, NotEnabledError, status_for
 from monitoring.drift_service.flusher import Flusher
 from monitoring.drift_service.service import DriftService
@@ -42,7 +44,10 @@ MAX_RECENT_ROWS = 100_000
 
 
 def create_app(
-    service: DriftService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, tick_s: float | None = None
+    service: DriftService,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    tick_s: float | None = None,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
 ) -> FastAPI:
     flusher = Flusher(service, tick_s)
 
@@ -50,9 +55,14 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         flusher.start()
         yield
+        # Shutdown (SIGTERM): uvicorn has answered the last request; score what they left pending.
         await run_in_threadpool(flusher.stop)
+        reports = await run_in_threadpool(service.drain)
+        log.info("drained %d rows in %d windows", sum(report.rows for report in reports), len(reports))
 
     app = FastAPI(title="drift service", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    install_json_errors(app)
 
     @app.exception_handler(DriftServiceError)
     @app.exception_handler(EventError)
@@ -62,10 +72,10 @@ def create_app(
     @app.post("/")
     async def receive_event(request: Request) -> JSONResponse:
         try:
-            body = await read_capped(request, max_body_bytes)
-        except BodyTooLarge as exc:
+            body = await read_capped(request, max_body_bytes, read_timeout_s)
+        except BodyRefused as exc:  # too large (413) or too slow (408)
             service.metrics.count_rejected("bad_payload")
-            raise EventError("bad_payload", str(exc), 413) from None
+            raise EventError("bad_payload", str(exc), exc.status_code) from None
         try:
             # Off the event loop: decoding and buffering a large event must not stall /healthz.
             accepted = await run_in_threadpool(service.handle_http, request.headers, body)
@@ -79,9 +89,10 @@ def create_app(
         quality = _quality_or_404(service)
         try:
             try:
-                body = await read_capped(request, max_body_bytes)
-            except BodyTooLarge as exc:
-                raise OutcomeError("too_large", str(exc), 413) from None
+                body = await read_capped(request, max_body_bytes, read_timeout_s)
+            except BodyRefused as exc:
+                reason = "too_large" if exc.status_code == 413 else "timeout"
+                raise OutcomeError(reason, str(exc), exc.status_code) from None
             report = await run_in_threadpool(quality.ingest_outcomes, body)
         except OutcomeError as exc:
             quality.metrics.rejected.labels(reason=exc.reason).inc()

@@ -3,6 +3,10 @@
 A buffer is due when it holds `buffer_size` rows (a full window; it gives exactly that many) or when its
 oldest row is older than `max_age_s` (it gives everything, so quiet models still get scored). At most
 `max_pending` rows wait per buffer; rows beyond that are dropped and the caller counts them.
+
+Every row kept gets an index, counting per (model, version) from the first row ever kept, so a window
+says where it ends (`Window.end_row`, the checkpoint's `rows_scored` once it is scored). With a journal,
+rows are written to it under the same lock before they are queued (and before the event is answered).
 """
 
 from __future__ import annotations
@@ -14,13 +18,22 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from monitoring.drift_service.journal import Journal
 from monitoring.payloads.logged import Key
 
 
 @dataclass
 class _Chunk:
     arrived: float
+    first_row: int
     rows: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Window:
+    key: Key
+    rows: pd.DataFrame
+    end_row: int  # the index after its last row: every row before it is taken once this one is scored
 
 
 class WindowBuffer:
@@ -35,14 +48,19 @@ class WindowBuffer:
         self.max_pending = max_pending
         self._chunks: deque[_Chunk] = deque()
         self.pending = 0
+        self.next_row = 0  # the index the next kept row gets
 
-    def add(self, rows: pd.DataFrame, now: float) -> int:
-        """Queue rows; returns how many did not fit and were dropped."""
-        room = max(self.max_pending - self.pending, 0)
-        kept = rows.iloc[:room]
+    def room(self) -> int:
+        return max(self.max_pending - self.pending, 0)
+
+    def add(self, rows: pd.DataFrame, now: float, first_row: int | None = None) -> int:
+        """Queue rows (indices from `first_row`, default the next); returns how many were dropped."""
+        kept = rows.iloc[: self.room()]
         if len(kept):
-            self._chunks.append(_Chunk(now, kept))
+            first = self.next_row if first_row is None else first_row
+            self._chunks.append(_Chunk(now, first, kept))
             self.pending += len(kept)
+            self.next_row = first + len(kept)
         return len(rows) - len(kept)
 
     def is_due(self, now: float) -> bool:
@@ -50,54 +68,83 @@ class WindowBuffer:
             return True
         return bool(self._chunks) and now - self._chunks[0].arrived >= self.max_age_s
 
-    def take(self, now: float) -> pd.DataFrame | None:
-        """The next window to score, or None when the buffer is not due."""
-        if not self.is_due(now):
+    def take(self, now: float, force: bool = False) -> tuple[pd.DataFrame, int] | None:
+        """The next window to score and its end row, or None when the buffer is not due (or empty)."""
+        if not self.pending or not (force or self.is_due(now)):
             return None
         wanted = min(self.buffer_size, self.pending)
         parts: list[pd.DataFrame] = []
+        end_row = 0
         while wanted:
             chunk = self._chunks.popleft()
             part, rest = chunk.rows.iloc[:wanted], chunk.rows.iloc[wanted:]
             if len(rest):  # the rest keeps its arrival time, so its age still counts
-                self._chunks.appendleft(_Chunk(chunk.arrived, rest))
+                self._chunks.appendleft(_Chunk(chunk.arrived, chunk.first_row + len(part), rest))
             parts.append(part)
             wanted -= len(part)
+            end_row = chunk.first_row + len(part)
         window = pd.concat(parts, ignore_index=True)
         self.pending -= len(window)
-        return window
+        return window, end_row
 
 
 class Buffers:
     """Thread-safe buffers by key; `wakeup` is set when a buffer fills, so the flusher need not poll."""
 
     def __init__(
-        self, buffer_size: int, max_age_s: float, max_pending: int, clock: Callable[[], float]
+        self,
+        buffer_size: int,
+        max_age_s: float,
+        max_pending: int,
+        clock: Callable[[], float],
+        journal: Journal | None = None,
     ) -> None:
         WindowBuffer(buffer_size, max_age_s, max_pending)  # validate the settings once, up front
         self._settings = (buffer_size, max_age_s, max_pending)
         self._clock = clock
+        self.journal = journal
         self._buffers: dict[Key, WindowBuffer] = {}
         self._lock = threading.Lock()
         self.wakeup = threading.Event()
 
+    def _buffer(self, key: Key) -> WindowBuffer:
+        return self._buffers.setdefault(key, WindowBuffer(*self._settings))
+
     def add(self, key: Key, rows: pd.DataFrame) -> int:
+        """Journal (if any) and queue the rows that fit; returns how many were dropped. JournalError:
+        nothing was queued, and the event must not be acknowledged."""
         with self._lock:
-            buffer = self._buffers.setdefault(key, WindowBuffer(*self._settings))
+            buffer = self._buffer(key)
+            kept = rows.iloc[: buffer.room()]
+            if len(kept) and self.journal is not None:
+                self.journal.for_key(key).append(buffer.next_row, kept)
             dropped = buffer.add(rows, self._clock())
             full = buffer.pending >= buffer.buffer_size
         if full:
             self.wakeup.set()
         return dropped
 
-    def take_due(self) -> list[tuple[Key, pd.DataFrame]]:
-        """Every due window, oldest keys first; a buffer holding several windows gives them all."""
+    def resume(
+        self, key: Key, rows_scored: int, chunks: list[tuple[int, pd.DataFrame]], next_row: int
+    ) -> int:
+        """At start: queue rows replayed from the journal (not journaled again) after the checkpoint's
+        `rows_scored`; returns how many did not fit (dropped)."""
+        with self._lock:
+            buffer = self._buffer(key)
+            buffer.next_row = rows_scored
+            dropped = sum(buffer.add(rows, self._clock(), first_row) for first_row, rows in chunks)
+            buffer.next_row = max(next_row, buffer.next_row)
+        return dropped
+
+    def take_due(self, force: bool = False) -> list[Window]:
+        """Every due window (every pending row with `force`), oldest keys first; a buffer holding
+        several windows gives them all."""
         now = self._clock()
-        windows: list[tuple[Key, pd.DataFrame]] = []
+        windows: list[Window] = []
         with self._lock:
             for key, buffer in self._buffers.items():
-                while (window := buffer.take(now)) is not None:
-                    windows.append((key, window))
+                while (taken := buffer.take(now, force)) is not None:
+                    windows.append(Window(key, *taken))
         return windows
 
     def pending(self, key: Key) -> int:

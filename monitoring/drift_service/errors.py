@@ -18,6 +18,12 @@ class NotEnabledError(DriftServiceError):
     status_code = 404
 
 
+class UnavailableError(DriftServiceError):
+    """The event could not be stored durably (the journal's disk): not acknowledged, the sender may retry."""
+
+    status_code = 503
+
+
 class ConfigError(DriftServiceError):
     """The detectors folder or a checkpoint cannot be used (raised at start, never per request)."""
 

@@ -1,6 +1,6 @@
 """The drift service's background flusher: one daemon thread that runs `DriftService.run_due` when a
 buffer fills (the buffers' wakeup event) and at least every `tick_s`, so windows that only grow old are
-scored too; a failing run is logged and flushing goes on.
+scored too; a failing run is logged and flushing goes on. Each turn also flushes the journal to disk.
 """
 
 from __future__ import annotations
@@ -43,5 +43,6 @@ class Flusher:
             wakeup.clear()
             try:
                 self.service.run_due()
+                self.service.sync()
             except Exception:  # e.g. a checkpoint write failing: log it, keep flushing
                 log.exception("drift flush failed")

@@ -15,7 +15,8 @@ from monitoring.payloads.errors import REJECT_REASONS
 from monitoring.payloads.logged import UNKNOWN_VERSION
 
 EVENT_KINDS = ("request", "response")
-DROP_REASONS = ("buffer_full", "detector_error", "no_detector", "unknown_version")
+DROP_REASONS = ("buffer_full", "detector_error", "no_detector", "unknown_version", "journal_unreadable")
+REFUSE_REASONS = ("journal_unavailable",)  # answered 503: not acknowledged, so not a drop
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 OTHER_VERSION = "other"
 """The `version` label of every version without a loaded detector: what an event names is a client's
@@ -47,7 +48,7 @@ class DriftMetrics:
         )
         self.rejected = Counter(
             "mlops_drift_events_rejected",
-            "Malformed or unroutable CloudEvents (answered 400).",
+            "CloudEvents refused: malformed or unroutable (400), too large (413), not storable (503).",
             ["reason"],
             registry=self.registry,
         )
@@ -55,6 +56,18 @@ class DriftMetrics:
             "mlops_drift_events_dropped",
             "Rows (of accepted events) never scored, by reason.",
             [*labels, "reason"],
+            registry=self.registry,
+        )
+        self.scored = Counter(
+            "mlops_drift_rows_scored",
+            "Rows of accepted events a detector scored.",
+            labels,
+            registry=self.registry,
+        )
+        self.replayed = Counter(
+            "mlops_drift_rows_replayed",
+            "Acknowledged rows read back from the journal at start (not scored before a restart).",
+            labels,
             registry=self.registry,
         )
         self.statistic = Gauge(
@@ -101,7 +114,7 @@ class DriftMetrics:
             buckets=SCORE_BUCKETS,
             registry=self.registry,
         )
-        for reason in REJECT_REASONS:
+        for reason in (*REJECT_REASONS, *REFUSE_REASONS):
             self.rejected.labels(reason=reason)
 
     def version_label(self, model: str, version: str) -> str:
@@ -119,6 +132,8 @@ class DriftMetrics:
             self.dropped.labels(model=model, version=version, reason=reason)
         self.detected.labels(model=model, version=version).set(0)
         self.duration.labels(model=model, version=version)
+        self.scored.labels(model=model, version=version)
+        self.replayed.labels(model=model, version=version)
 
     def count_received(self, model: str, version: str, kind: str) -> None:
         self.received.labels(model=model, version=self.version_label(model, version), kind=kind).inc()
@@ -135,6 +150,10 @@ class DriftMetrics:
         if rows:
             label = self.version_label(model, version)
             self.dropped.labels(model=model, version=label, reason=reason).inc(rows)
+
+    def count_replayed(self, model: str, version: str, rows: int) -> None:
+        if rows:
+            self.replayed.labels(model=model, version=self.version_label(model, version)).inc(rows)
 
     def record_run(
         self,
@@ -153,6 +172,7 @@ class DriftMetrics:
         self.detected.labels(model=model, version=version).set(1 if result.drift else 0)
         self.last_run.labels(model=model, version=version).set(finished_at)
         self.duration.labels(model=model, version=version).observe(duration_s)
+        self.scored.labels(model=model, version=version).inc(result.rows)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

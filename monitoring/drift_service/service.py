@@ -7,6 +7,11 @@ tracker all read that value. A model with no detector for any version is rejecte
 version without a detector is accepted and its rows counted as dropped (`no_detector`, or
 `unknown_version` when nothing names a version); responses are counted, not scored.
 
+Nothing acknowledged is lost: with a journal (`journal.py`) an event's rows are written before it is
+answered, and each run records how far it scored (`checkpoint.py`), so a restart replays exactly the rows
+after that point; `drain` (on SIGTERM) scores every pending row, partial windows included. Rows that cannot
+be scored are counted in `mlops_drift_events_dropped` by reason.
+
 Bundle loading lives in `detectors.py`, the background `Flusher` in `flusher.py`.
 """
 
@@ -22,8 +27,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from monitoring.detectors.base import DriftDetector, DriftResult
-from monitoring.drift_service.buffers import Buffers
-from monitoring.drift_service.checkpoint import CheckpointStore
+from monitoring.drift_service.buffers import Buffers, Window
+from monitoring.drift_service.checkpoint import CheckpointStore, Progress
+from monitoring.drift_service.errors import ConfigError, UnavailableError
+from monitoring.drift_service.journal import Journal, JournalError
 from monitoring.drift_service.metrics import DriftMetrics, histogram_scores
 from monitoring.payloads.cloudevents import CloudEvent, parse_http_event
 from monitoring.payloads.errors import EventError
@@ -68,11 +75,15 @@ class DriftService:
         checkpoints: CheckpointStore | None = None,
         clock: Callable[[], float] = time.time,
         quality: QualityTracker | None = None,
+        journal: Journal | None = None,
     ) -> None:
+        if journal is not None and checkpoints is None:
+            raise ValueError("a journal needs checkpoints: they record how far its rows are scored")
         self.detectors = dict(detectors)
         self.quality = quality  # logs predictions and joins delayed outcomes (monitoring/quality)
         self.metrics = metrics or DriftMetrics()
-        self.buffers = Buffers(buffer_size, max_age_s, max_pending, clock)
+        self.buffers = Buffers(buffer_size, max_age_s, max_pending, clock, journal)
+        self.journal = journal
         self.max_age_s = max_age_s
         self.checkpoints = checkpoints
         self.clock = clock
@@ -81,21 +92,53 @@ class DriftService:
             for key, detector in self.detectors.items()
         }
         self._run_lock = threading.Lock()  # one detector run at a time: detectors are not thread-safe
+        self._rows_scored: dict[Key, int] = {}
         for model, version in self.detectors:
             self.metrics.register_detector(model, version)
-        self._restore_checkpoints()
+        self._resume()
         if quality is not None:
             quality.start(self.detectors)
         self.ready = True
 
-    def _restore_checkpoints(self) -> None:
+    def _resume(self) -> None:
+        """Each detector's checkpointed state, then the journal's rows it has not scored."""
         if self.checkpoints is None:
             return
-        for (model, version), detector in self.detectors.items():
-            state = self.checkpoints.load(model, version) if detector.online else None
-            if state:
-                detector.restore(state)
-                log.info("restored %s version %s from %s", model, version, self.checkpoints.folder)
+        for key, detector in self.detectors.items():
+            progress = self.checkpoints.load(*key) or Progress(0, None)
+            if detector.online and progress.state:
+                detector.restore(progress.state)
+                log.info("restored %s version %s from %s", *key, self.checkpoints.folder)
+            self._rows_scored[key] = progress.rows_scored
+            if self.journal is not None:
+                self._replay(key, progress.rows_scored)
+            else:  # nothing to replay, but row indices go on from the checkpoint's
+                self.buffers.resume(key, progress.rows_scored, [], progress.rows_scored)
+        if self.journal is not None:
+            for key in self.journal.keys_on_disk():
+                if key not in self.detectors:  # e.g. a version retired since: its rows cannot be scored
+                    replay = self.journal.for_key(key).replay(self._checkpointed_rows(key))
+                    rows = sum(len(chunk) for _, chunk in replay.chunks) + replay.lost
+                    self.metrics.count_dropped(*key, "no_detector", rows)
+                    log.warning("journal of %s version %s: %d rows without a detector dropped", *key, rows)
+                    self.journal.discard(key)
+
+    def _checkpointed_rows(self, key: Key) -> int:
+        progress = self.checkpoints.load(*key) if self.checkpoints is not None else None
+        return progress.rows_scored if progress else 0
+
+    def _replay(self, key: Key, rows_scored: int) -> None:
+        try:
+            replay = self.journal.for_key(key).replay(rows_scored)  # type: ignore[union-attr]
+        except OSError as exc:  # JournalError included: the folder cannot be used at all
+            raise ConfigError(f"--journal-dir: cannot read the journal of {key[0]} {key[1]} ({exc})") from exc
+        self.metrics.count_dropped(*key, "journal_unreadable", replay.lost)
+        dropped = self.buffers.resume(key, rows_scored, replay.chunks, replay.next_row)
+        self.metrics.count_dropped(*key, "buffer_full", dropped)
+        replayed = sum(len(chunk) for _, chunk in replay.chunks) - dropped
+        self.metrics.count_replayed(*key, replayed)
+        if replayed or replay.lost:
+            log.info("%s version %s: %d journal rows replayed, %d unreadable", *key, replayed, replay.lost)
 
     # ----------------------------------------------------------------------------------------- ingest
     def handle_http(self, headers: Mapping[str, str], body: bytes) -> Accepted:
@@ -131,10 +174,15 @@ class DriftService:
                 self.quality.observe_request(logged)
             return Accepted(model, version, "request", 0, logged.row_count)
         rows = _detector_columns(logged.rows, detector)  # decoded with this detector's layout: not None
+        try:
+            dropped = self.buffers.add(logged.key, rows)  # journaled first, when there is a journal
+        except JournalError as exc:
+            self.metrics.count_rejected("journal_unavailable")
+            log.error("event not acknowledged: %s", exc)
+            raise UnavailableError(f"event not stored: {exc}") from None
         if self.quality is not None:
             self.quality.observe_request(logged)
         self.metrics.count_received(model, version, "request")
-        dropped = self.buffers.add(logged.key, rows)
         self.metrics.count_dropped(model, version, "buffer_full", dropped)
         return Accepted(model, version, "request", len(rows) - dropped, dropped)
 
@@ -142,28 +190,58 @@ class DriftService:
     def run_due(self) -> list[RunReport]:
         """Score every due window (full, or older than max_age_s); called by the flusher thread."""
         with self._run_lock:
-            return [self._run(key, window) for key, window in self.buffers.take_due()]
+            return [self._run(window) for window in self.buffers.take_due()]
 
-    def _run(self, key: Key, window: pd.DataFrame) -> RunReport:
-        model, version = key
+    def drain(self) -> list[RunReport]:
+        """Score every pending row, partial windows too, and flush the journal: on shutdown (SIGTERM),
+        after the last request was answered."""
+        with self._run_lock:
+            reports = [self._run(window) for window in self.buffers.take_due(force=True)]
+        if self.journal is not None:
+            self.journal.close()
+        return reports
+
+    def sync(self) -> None:
+        """Flush the journal to disk (called by the flusher about once a second)."""
+        if self.journal is not None:
+            self.journal.sync()
+
+    def _run(self, window: Window) -> RunReport:
+        model, version = key = window.key
+        rows = window.rows
         detector = self.detectors[key]
         started = time.perf_counter()
         try:
-            result = detector.score(window)
+            result = detector.score(rows)
         except Exception as exc:  # a detector bug must cost its window, not the service
-            log.exception("detector %s version %s failed on %d rows", model, version, len(window))
-            self.metrics.count_dropped(model, version, "detector_error", len(window))
-            return RunReport(model, version, len(window), None, f"{type(exc).__name__}: {exc}")
+            log.exception("detector %s version %s failed on %d rows", model, version, len(rows))
+            self.metrics.count_dropped(model, version, "detector_error", len(rows))
+            self._checkpoint(key, detector, window.end_row)
+            return RunReport(model, version, len(rows), None, f"{type(exc).__name__}: {exc}")
         self.metrics.record_run(model, version, result, self.clock(), time.perf_counter() - started)
-        if detector.online and self.checkpoints is not None:
-            self._checkpoint(model, version, detector)
-        return RunReport(model, version, len(window), result)
+        self._checkpoint(key, detector, window.end_row)
+        return RunReport(model, version, len(rows), result)
 
-    def _checkpoint(self, model: str, version: str, detector: DriftDetector) -> None:
+    def _checkpoint(self, key: Key, detector: DriftDetector, end_row: int) -> None:
+        """Record the run (state and rows scored, atomically), then drop the journal's scored segments."""
+        self._rows_scored[key] = end_row
+        if self.checkpoints is None:
+            return
         try:
-            self.checkpoints.save(model, version, detector.state())  # type: ignore[union-attr]
+            state = detector.state() if detector.online else None
+            self.checkpoints.save(*key, Progress(end_row, state))
         except (OSError, TypeError, ValueError):  # the run's metrics stand; the next run retries the save
-            log.exception("checkpoint for %s version %s failed", model, version)
+            log.exception("checkpoint for %s version %s failed", *key)
+            return
+        if self.journal is not None:
+            try:
+                self.journal.for_key(key).compact(end_row)
+            except OSError:  # scored segments stay a while longer; replay skips their rows
+                log.exception("journal compaction for %s version %s failed", *key)
+
+    def rows_scored(self, key: Key) -> int:
+        """Rows of `key` scored (or dropped by a failing detector) since the first row ever journaled."""
+        return self._rows_scored.get(key, 0)
 
 
 def _detector_columns(rows: pd.DataFrame, detector: DriftDetector) -> pd.DataFrame:

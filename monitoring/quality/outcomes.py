@@ -32,7 +32,7 @@ class OutcomeError(EventError):
     `mlops_model_quality_outcomes_rejected_total`, one of `REJECT_REASONS`."""
 
 
-REJECT_REASONS = ("bad_json", "bad_payload", "too_large")
+REJECT_REASONS = ("bad_json", "bad_payload", "too_large", "timeout")
 
 
 @dataclass(frozen=True)

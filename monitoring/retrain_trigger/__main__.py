@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from core.errors import SpecError
+from core.http_body import DEFAULT_READ_TIMEOUT_S
 from core.spec.model import load_specs
 from monitoring.retrain_trigger.app import (
     DEFAULT_COOLDOWN_S,
@@ -62,6 +63,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="command for local runs; `--models M --reason R` are appended",
     )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--read-timeout-s", type=float, default=DEFAULT_READ_TIMEOUT_S, help="a request body's, or 408"
+    )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = parser.parse_args(argv)
     if args.mode == "kfp" and not args.kfp_host:
@@ -100,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cooldown_s=args.cooldown_s,
         failure_backoff_s=args.failure_backoff_s,
     )
-    app = create_app(service, token, max_body_bytes=args.max_body_bytes)
+    app = create_app(service, token, max_body_bytes=args.max_body_bytes, read_timeout_s=args.read_timeout_s)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 

@@ -26,10 +26,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from core.http_body import BodyTooLarge, read_capped
+from core.http_body import DEFAULT_READ_TIMEOUT_S, BodyRefused, BodyTooLarge, read_capped
+from core.json_errors import install_json_errors
 from monitoring.retrain_trigger.alerts import Alert, WebhookPayload, parse_webhook
 from monitoring.retrain_trigger.errors import (
     PayloadError,
+    PayloadTimeout,
     PayloadTooLarge,
     SubmitError,
     TriggerError,
@@ -216,7 +218,12 @@ def load_token(path: str | Path) -> str:
     return token
 
 
-def create_app(service: TriggerService, token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+def create_app(
+    service: TriggerService,
+    token: str,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(service.recover)
@@ -224,6 +231,8 @@ def create_app(service: TriggerService, token: str, max_body_bytes: int = DEFAUL
 
     app = FastAPI(title="retrain trigger", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     expected = token.encode()
+
+    install_json_errors(app)
 
     @app.exception_handler(TriggerError)
     async def trigger_error(_: Request, exc: TriggerError) -> JSONResponse:
@@ -235,14 +244,15 @@ def create_app(service: TriggerService, token: str, max_body_bytes: int = DEFAUL
         try:
             _authorize(request.headers.get("authorization"), expected)
             try:
-                body = await read_capped(request, max_body_bytes)
-            except BodyTooLarge as exc:
-                raise PayloadTooLarge(str(exc)) from None
+                body = await read_capped(request, max_body_bytes, read_timeout_s)
+            except BodyRefused as exc:
+                refused = PayloadTooLarge if isinstance(exc, BodyTooLarge) else PayloadTimeout
+                raise refused(str(exc)) from None
             payload = parse_webhook(body, service.models)
         except Unauthorized:
             service.metrics.count_webhook("unauthorized")
             raise
-        except (PayloadError, PayloadTooLarge) as exc:
+        except (PayloadError, PayloadTooLarge, PayloadTimeout) as exc:
             service.metrics.count_webhook("rejected")
             log.warning("rejected webhook: %s", exc)
             raise

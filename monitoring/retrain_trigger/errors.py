@@ -31,6 +31,12 @@ class PayloadTooLarge(TriggerError):
     status_code = 413
 
 
+class PayloadTimeout(TriggerError):
+    """The body did not arrive whole in time."""
+
+    status_code = 408
+
+
 class PersistError(TriggerError):
     """The state database could not record the alert; the sender should retry."""
 

@@ -76,7 +76,8 @@ class Timeline:
 
 def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> Timeline:
     """Run the loop up to `options.stop_after`; everything it started is stopped before it returns."""
-    from inference.local_runtime import LocalServingRuntime, attach
+    from inference.local_runtime import LocalServingRuntime
+    from inference.runtime_file import attach
     from pipelines.local_run import prepare_environment
 
     if options.stop_after not in STAGES:

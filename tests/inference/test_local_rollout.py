@@ -28,7 +28,7 @@ from inference.canary.release import EVIDENCE_ARTIFACT
 from inference.deploy.annotations import NAMESPACE
 from inference.deploy.apply import FileApplier
 from inference.local_rollout import run_local_rollout
-from inference.local_runtime import attach
+from inference.runtime_file import attach
 from tests.helpers.environment import served_test
 from tests.helpers.rollout import MODEL, fit_version, register_version, write_rollout_spec
 from tests.helpers.router_stack import N_FEATURES, export_local_model, fit_model, isvc, write_isvc

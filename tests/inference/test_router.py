@@ -25,6 +25,7 @@ from inference.router.app import create_app
 from inference.router.isvc import Route
 from inference.triton_local import TritonLocal
 from tests.helpers.environment import served_test
+from tests.helpers.raw_http import stalled_upload_answer
 from tests.helpers.router_stack import (
     N_FEATURES,
     Receiver,
@@ -40,6 +41,7 @@ from tests.helpers.servers import serving_in_thread
 from tests.helpers.waiting import wait_for
 
 MAX_BODY = 16 * 1024  # the oversized case sends ~50 KB; good requests are ~200 bytes
+READ_TIMEOUT_S = 1.0
 
 
 # ------------------------------------------------------------------------------------- the served stack
@@ -70,6 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with TritonLocal(log_path=root / "triton.log").start(root / "repo") as triton:
         flags = ["--isvc", str(path), "--triton-url", triton.http_url, "--logger-url", receiver.url]
         flags += ["--seed", "0", "--max-body-bytes", str(MAX_BODY), "--reload-interval-s", "0.05"]
+        flags += ["--read-timeout-s", str(READ_TIMEOUT_S)]
         settings = build_settings(parse_args(flags))
         with serving_in_thread(create_app(settings)) as url:
             yield Stack(url, settings, models, receiver, path, triton)
@@ -175,17 +178,27 @@ def test_malformed_requests_get_their_4xx_and_the_next_request_succeeds(stack: S
         "lone surrogate": lambda: stack.client.post(
             "/v2/models/demo/infer", content=b'{"id": "\\ud800", "inputs": []}', headers=JSON_HEADERS
         ),
+        "wrong method": lambda: stack.client.put("/v2/models/demo/infer", content=b"{}"),
+        "unknown path": lambda: stack.client.get("/v3/models"),
     }
     codes = {"bad json": 400, "wrong shape": 400, "wrong datatype": 400}
     codes |= {"nested past the parser": 400, "lone surrogate": 400}
     codes |= {"unknown model": 404, "unknown version": 404, "oversized": 413}
+    codes |= {"wrong method": 405, "unknown path": 404}
     for case, send in bad.items():
         response = send()
         assert response.status_code == codes[case], (case, response.text)
         error = response.json()
-        assert list(error) == ["error"] and error["error"], case
+        assert list(error) == ["error"] and error["error"] and "\n" not in error["error"], case
         good = stack.infer()
         assert good.status_code == 200, (case, good.text)
+
+
+def test_a_stalled_body_is_answered_408_and_the_next_request_succeeds(stack: Stack) -> None:
+    answer = stalled_upload_answer(stack.url, JSON_HEADERS, path="/v2/models/demo/infer")
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'{"error":"body: not received whole within 1 s"}' in answer
+    assert stack.infer().status_code == 200
 
 
 def _nested(depth: int) -> list:

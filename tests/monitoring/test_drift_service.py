@@ -196,9 +196,11 @@ def test_time_based_flush_scores_a_partial_window_once_it_is_old():
 def test_a_split_window_keeps_the_age_of_its_remainder():
     buffer = WindowBuffer(buffer_size=2, max_age_s=10.0, max_pending=10)
     buffer.add(pd.DataFrame({"x": [1, 2, 3]}), now=0.0)
-    assert list(buffer.take(now=1.0)["x"]) == [1, 2]
+    window, end_row = buffer.take(now=1.0)
+    assert (list(window["x"]), end_row) == ([1, 2], 2)
     assert buffer.take(now=5.0) is None
-    assert list(buffer.take(now=10.0)["x"]) == [3]
+    window, end_row = buffer.take(now=10.0)
+    assert (list(window["x"]), end_row) == ([3], 3)  # the remainder keeps its rows' indices too
 
 
 def test_overflow_drops_are_counted_never_silent():
@@ -255,7 +257,8 @@ def test_checkpoint_restore_continues_the_online_window(tmp_path):
     service = make_service([first], buffer_size=2, checkpoints=store)
     send(service, [2, 4])
     service.run_due()
-    assert json.loads(store.path_for(MODEL, "3").read_text()) == {"seen": 2, "total": 6.0}
+    saved = json.loads(store.path_for(MODEL, "3").read_text())
+    assert saved == {"format": 2, "rows_scored": 2, "state": {"seen": 2, "total": 6.0}}
 
     restarted = MeanBoundDetector(online=True)
     service = make_service([restarted], buffer_size=2, checkpoints=store)
@@ -263,7 +266,16 @@ def test_checkpoint_restore_continues_the_online_window(tmp_path):
     send(service, [10, 12])
     [report] = service.run_due()
     assert report.result.statistics["sessions_7d"] == pytest.approx(28 / 4)  # mean over all four rows
-    assert json.loads(store.path_for(MODEL, "3").read_text())["seen"] == 4
+    assert json.loads(store.path_for(MODEL, "3").read_text())["state"]["seen"] == 4
+
+
+def test_a_checkpoint_written_before_the_journal_existed_still_restores(tmp_path):
+    store = CheckpointStore(tmp_path / "checkpoints")
+    store.path_for(MODEL, "3").parent.mkdir(parents=True)
+    store.path_for(MODEL, "3").write_text(json.dumps({"seen": 5, "total": 10.0}))  # format 1: the state
+    restarted = MeanBoundDetector(online=True)
+    make_service([restarted], checkpoints=store)
+    assert (restarted.seen, restarted.total) == (5, 10.0)
 
 
 def test_metrics_exist_at_zero_from_load_and_health_endpoints(client_for):

@@ -1,11 +1,11 @@
 """The drift service's door under load (#18 item 4), over a real socket: a body over the limit is refused
 with 413 while it is being read (a streamed body without a length is not read whole), and decoding an event
-happens off the event loop, so /healthz answers while an event is still being handled."""
+happens off the event loop, so /healthz answers while an event is still being handled; a body that stalls is
+answered 408 once the read deadline passes."""
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 
 import httpx
@@ -13,31 +13,18 @@ import httpx
 from monitoring.drift_service.app import create_app
 from monitoring.drift_service.service import DriftService
 from tests.helpers.drift_doubles import MeanBoundDetector
-from tests.helpers.drift_events import binary_headers, columns_body
+from tests.helpers.drift_events import binary_headers, columns_body, quality_service
+from tests.helpers.raw_http import chunked_upload_answer, stalled_upload_answer
 from tests.helpers.servers import serving_in_thread
 
 LIMIT = 64 * 1024
-
-
-def _chunked_upload_answer(url: str, headers: dict[str, str], chunks: int) -> bytes:
-    """Send headers and `chunks` chunks of 64 KiB of a chunked body that never ends, then read what the
-    server answers: a server that reads the whole body first answers nothing (the socket times out)."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as conn:
-        head = ["POST / HTTP/1.1", f"Host: {host}", "Transfer-Encoding: chunked"]
-        head += [f"{name}: {value}" for name, value in headers.items()]
-        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-        chunk = b" " * (64 * 1024)
-        for _ in range(chunks):
-            conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        return conn.recv(4096)
 
 
 def test_a_streamed_body_over_the_limit_is_refused_while_it_is_read() -> None:
     service = DriftService({(d.model, d.version): d for d in [MeanBoundDetector()]})
     with serving_in_thread(create_app(service, max_body_bytes=LIMIT, tick_s=0.05)) as url:
         # Three chunks (192 KiB) of an upload that would go on for ever: answered without its end.
-        answer = _chunked_upload_answer(url, binary_headers(), chunks=3)
+        answer = chunked_upload_answer(url, binary_headers(), chunks=3)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         assert b"65536-byte limit" in answer
         declared = httpx.post(url, content=b" " * (LIMIT + 1), headers=binary_headers(), timeout=30)
@@ -76,3 +63,20 @@ def test_health_answers_while_an_event_is_being_handled() -> None:
         service.release.set()
         post.join(60)
     assert answers and answers[0].status_code == 200, answers
+
+
+def test_a_stalled_body_is_answered_408_and_health_answers_meanwhile() -> None:
+    service = quality_service(None)
+    app = create_app(service, read_timeout_s=0.5, tick_s=0.05)
+    with serving_in_thread(app) as url:
+        stalled: list[bytes] = []
+        client = threading.Thread(target=lambda: stalled.append(stalled_upload_answer(url, binary_headers())))
+        client.start()
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        client.join(15)
+        outcomes = stalled_upload_answer(url, {"content-type": "application/json"}, path="/v1/outcomes")
+    assert stalled[0].startswith(b"HTTP/1.1 408"), stalled[0][:200]
+    assert b'{"error":"body: not received whole within 0.5 s"}' in stalled[0]
+    assert service.metrics.rejected.labels(reason="bad_payload")._value.get() == 1
+    assert outcomes.startswith(b"HTTP/1.1 408"), outcomes[:200]
+    assert service.quality.metrics.rejected.labels(reason="timeout")._value.get() == 1

@@ -27,6 +27,7 @@ from monitoring.retrain_trigger.submitters import (
 )
 from tests.helpers.kfp_api import fake_kfp
 from tests.helpers.metrics_text import sample_value
+from tests.helpers.raw_http import stalled_upload_answer
 from tests.helpers.servers import serving_in_thread
 from tests.helpers.specs import FIXTURE_SPEC_DIR
 from tests.helpers.trigger_doubles import AUTH, SAMPLE, TOKEN, Clock, FakeSubmitter, payload
@@ -154,6 +155,17 @@ def test_oversized_bodies_are_refused(db, fake, models, clock):
     with TestClient(create_app(service, TOKEN, max_body_bytes=512)) as client:
         response = client.post("/v1/alerts", json=payload(padding="x" * 1000), headers=AUTH)
     assert response.status_code == 413 and "512-byte limit" in response.json()["error"]
+
+
+def test_a_stalled_body_is_answered_408_and_starts_nothing(db, fake, models, clock):
+    service = TriggerService(StateStore(db), fake, models, clock=clock)
+    with serving_in_thread(create_app(service, TOKEN, read_timeout_s=0.5)) as url:
+        answer = stalled_upload_answer(url, {**AUTH, "content-type": "application/json"}, path="/v1/alerts")
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'{"error":"body: not received whole within 0.5 s"}' in answer
+    assert sample_value(metrics, "mlops_retrain_trigger_webhooks_total", outcome="rejected") == 1
+    assert fake.submitted == []
 
 
 def test_resolved_and_non_retrain_alerts_are_ignored(app, fake):

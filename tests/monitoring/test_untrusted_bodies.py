@@ -1,6 +1,8 @@
 """Bodies that used to crash the monitoring services into a 500 (deeply nested JSON, a structured CloudEvent
 whose `data` is a number, lone surrogates in ids and alert names) get a one-line 400 naming what was wrong,
-and the service goes on serving; for the retrain trigger a 5xx would make Alertmanager retry forever."""
+and the service goes on serving; for the retrain trigger a 5xx would make Alertmanager retry forever. What
+FastAPI answers on its own (unknown path or method, a malformed query parameter) has the same one-line
+`{"error"}` shape (`core/json_errors.py`)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from monitoring.retrain_trigger.app import TriggerService
 from monitoring.retrain_trigger.app import create_app as trigger_app
 from monitoring.retrain_trigger.state import StateStore
 from tests.helpers.drift_doubles import MODEL
-from tests.helpers.drift_events import binary_headers, columns_body, make_service
+from tests.helpers.drift_events import binary_headers, columns_body, make_service, quality_service
 from tests.helpers.trigger_doubles import AUTH, TOKEN, Clock, FakeSubmitter, payload
 
 NESTED = b"[" * 100_000 + b"]" * 100_000
@@ -68,3 +70,29 @@ def test_the_retrain_trigger_answers_400_and_starts_nothing(tmp_path) -> None:
         assert fake.submitted == []
         assert client.post("/v1/alerts", json=payload(model=MODEL), headers=AUTH).status_code == 200
     fake.release_all()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "fragment"),
+    [
+        ("GET", "/no/such/path", 404, "Not Found"),
+        ("PUT", "/", 405, "Method Not Allowed"),
+        ("GET", "/v1/recent?model=m&limit=0", 400, "query.limit: Input should be greater than or equal to 1"),
+        ("GET", "/v1/recent", 400, "query.model: Field required"),
+        ("GET", "/v1/recent?model=m&since=yesterday", 400, "query.since: Input should be a valid number"),
+    ],
+)
+def test_framework_errors_of_the_drift_service_are_one_line_json(method, path, status, fragment) -> None:
+    with TestClient(drift_app(quality_service(None), tick_s=0.05)) as client:
+        response = client.request(method, path)
+    assert response.status_code == status, response.text
+    assert list(response.json()) == ["error"] and fragment in response.json()["error"], response.text
+    assert "\n" not in response.json()["error"]
+
+
+def test_framework_errors_of_the_retrain_trigger_are_one_line_json(tmp_path) -> None:
+    service = TriggerService(StateStore(tmp_path / "t.db"), FakeSubmitter(), [MODEL], clock=Clock())
+    with TestClient(trigger_app(service, TOKEN)) as client:
+        for method, path, status in (("GET", "/v1/alerts", 405), ("POST", "/v2/alerts", 404)):
+            response = client.request(method, path, headers=AUTH)
+            assert response.status_code == status and list(response.json()) == ["error"], response.text
