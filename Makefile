@@ -27,7 +27,7 @@ MODELS ?=
 PORT ?=
 MODEL_ARGS := $(if $(MODELS),--models $(MODELS))
 
-.PHONY: help install run test test-packages lint format compile clean distclean lock data features pipeline serve rollout monitor fuzz rules-test check-manifests manifests images deb-packages bench bench-packages
+.PHONY: help install run test test-acceptance test-packages lint format compile clean distclean lock data features pipeline serve rollout monitor fuzz rules-test check-manifests manifests images deb-packages bench bench-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,7 +41,10 @@ run: install data features ## The local loop: data -> Feast -> pipeline (train .
 
 test: install .venv-bench/.synced bench-packages test-packages lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites (bench harness smoke tests included)
 	$(SERVING_PY) -m pytest -q tests/serving_env
-	$(PY) -m pytest -q --ignore=tests/serving_env
+	$(PY) -m pytest -q --ignore=tests/serving_env -m "not acceptance"
+
+test-acceptance: install test-packages ## The acceptance tier: a user's model through the whole loop in a copy of the repository (~10 min)
+	$(PY) -m pytest -q -m acceptance tests
 
 fuzz: install ## The fuzz tier: every service surface with 5,000 derandomized hostile cases (make test runs 250)
 	MLOPS_FUZZ_CASES=5000 $(PY) -m pytest -q -m fuzz tests/inference tests/monitoring

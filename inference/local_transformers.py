@@ -114,6 +114,7 @@ class LocalTransformers:
         self._running: dict[str, _Process] = {}
         self._ports: dict[str, tuple[int, int]] = {}
         self._ready: dict[str, Endpoint] = {}
+        self._failed: dict[str, float] = {}  # model -> when its last start failed (e.g. the download)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="local-transformers", daemon=True)
@@ -169,7 +170,14 @@ class LocalTransformers:
                 log.warning(
                     "transformer of %s exited (%s): starting it again", model, current.process.returncode
                 )
-            self._replace(model, revision)
+            failed_at = self._failed.get(model)
+            if failed_at is not None and time.monotonic() - failed_at < RESTART_BACKOFF_S:
+                continue
+            try:
+                self._replace(model, revision)
+            except Exception:  # its files cannot be fetched, or the process cannot start: try again later
+                self._failed[model] = time.monotonic()
+                log.exception("transformer of %s v%s: cannot start", model, revision.version)
         self._refresh_ready()
 
     def _wanted(self) -> dict[str, Revision]:

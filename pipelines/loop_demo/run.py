@@ -4,7 +4,8 @@
 
 1. the world drifts: `$MLOPS_HOME/data` is regenerated with the same parameters plus a covariate shift over
    its newest fifth, and Feast re-materialized, so the retraining run's window (each spec's, up to its
-   label table's newest row) holds the drifted rows;
+   label table's newest row) holds the drifted rows; with `--keep-data` (any model, on its own tables)
+   the data stays as it is and only the traffic shifts (numeric columns, by their own spread);
 2. serving: the local serving runtime (Triton + router, inference/local_runtime.py) with the router's
    payload logger pointed at the drift service; the champion deployed into it;
 3. monitoring: Prometheus, Alertmanager, the drift service and the retrain trigger (local mode: an alert
@@ -88,7 +89,7 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> Timeli
         raise LoopDemoError(
             "loop demo: a local serving runtime is already running (make serve?): stop it first"
         )
-    shift = _checked_shift(options)
+    shift = _checked_shift(options) if options.regenerate_data else options.drift_features
     prepare_environment()
     if options.regenerate_data:
         drift_start = drift_demo_data(
@@ -232,7 +233,7 @@ def _serve_champion(
     (spec,) = load_specs(names=[options.model])
     isvc = FileApplier(Path(runtime.info.isvc_dir)).path_for("InferenceService", spec.name, "mlops")
     rows = newest_training_rows(spec, champion)
-    shifted = shifted_rows(rows, options.drift_features, options.drift_magnitude)
+    shifted = shifted_rows(rows, options.drift_features, options.drift_magnitude, options.regenerate_data)
     encoder = bundle_encoder(spec.name, champion.version)
     say(f"serving: {options.model} v{champion.version} (champion) at {runtime.info.router_http_url}")
     return champion.version, Traffic(
@@ -269,7 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--run-timeout-s", type=float, default=defaults.run_timeout_s, help="retraining run limit"
     )
-    parser.add_argument("--keep-data", action="store_true", help="do not regenerate the demo data with drift")
+    parser.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="leave the data as it is (any model: only the traffic shifts)",
+    )
     args = parser.parse_args(argv)
     options = DemoOptions(
         model=args.model,

@@ -59,18 +59,35 @@ def drift_demo_data(features: tuple[str, ...], magnitude: float, recent_fraction
     return drift_start
 
 
-def shifted_rows(rows: pd.DataFrame, features: Sequence[str], magnitude: float) -> pd.DataFrame:
-    """`rows` with the demo data's covariate drift applied to every row (by the rows' own spread)."""
-    from feature_repo.demo_data.config import DriftSpec
-    from feature_repo.demo_data.drift import TABLE_OF, apply_covariate_drift
-
+def shifted_rows(
+    rows: pd.DataFrame, features: Sequence[str], magnitude: float, demo: bool = True
+) -> pd.DataFrame:
+    """`rows` shifted by `magnitude` of each feature's own spread: with `demo`, the demo data's covariate
+    drift (the generator's, so the retraining run's regenerated data holds the same shift); otherwise, for
+    any model's numeric columns, the column plus `magnitude` standard deviations."""
     missing = [f for f in features if f not in rows.columns]
     if missing:
         raise LoopDemoError(f"loop demo: the champion's rows have no column {', '.join(missing)} to shift")
+    if not demo:
+        return _shifted_numeric(rows, features, magnitude)
+    from feature_repo.demo_data.config import DriftSpec
+    from feature_repo.demo_data.drift import TABLE_OF, apply_covariate_drift
+
     stamped = rows.assign(event_timestamp=pd.Timestamp(0, tz="UTC"))  # every row is after the start
     spec = DriftSpec("covariate", datetime(1970, 1, 1, tzinfo=UTC), tuple(features), magnitude)
     tables = apply_covariate_drift({TABLE_OF[f]: stamped for f in features}, [spec])
     drifted = rows.copy()
     for feature in features:
         drifted[feature] = tables[TABLE_OF[feature]][feature].to_numpy()
+    return drifted
+
+
+def _shifted_numeric(rows: pd.DataFrame, features: Sequence[str], magnitude: float) -> pd.DataFrame:
+    not_numeric = [f for f in features if not pd.api.types.is_numeric_dtype(rows[f])]
+    if not_numeric:
+        raise LoopDemoError(f"loop demo: --drift-features {', '.join(not_numeric)}: not numeric columns")
+    drifted = rows.copy()
+    for feature in features:
+        spread = float(rows[feature].std()) or 1.0  # a constant column still moves
+        drifted[feature] = rows[feature] + magnitude * spread
     return drifted

@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
 from core.ports import free_port
@@ -67,6 +69,26 @@ def progress(home: Path) -> tuple[int, int]:
 
 def counter(service, name: str, **labels: str) -> float | None:
     return sample_value(service.metrics.exposition().decode(), name, **labels)
+
+
+def test_the_journal_gives_back_the_rows_it_was_given(tmp_path):
+    rows = pd.DataFrame(
+        {
+            "plan_tier": ["pro", None, "free"],
+            "company_size": np.array([10, 2, 3], dtype="int64"),
+            "lifetime_value": [100.5, float("nan"), 3.25],
+            "text": ['a "quoted" line\nwith a newline', "é", ""],
+        }
+    )
+    journal = Journal(tmp_path).for_key(KEY)
+    journal.append(0, rows)
+    journal.append(3, rows.iloc[:1])
+    replay = Journal(tmp_path).for_key(KEY).replay(1)  # a new process; rows before 1 are scored
+    assert [first for first, _ in replay.chunks] == [1, 3] and (replay.next_row, replay.lost) == (4, 0)
+    pd.testing.assert_frame_equal(
+        replay.chunks[0][1].reset_index(drop=True), rows.iloc[1:].reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(replay.chunks[1][1], rows.iloc[:1])
 
 
 def test_acknowledged_rows_of_a_partial_window_survive_a_crash(tmp_path):

@@ -40,6 +40,16 @@ def test_shifted_rows_move_only_the_named_features_by_their_spread():
         shifted_rows(rows, ["pricing_messages"], 1.0)
 
 
+def test_any_models_numeric_columns_shift_without_the_demo_generator():
+    rows = pd.DataFrame({"m00": [0.0, 1.0, 2.0, 3.0], "m01": [5.0] * 4, "label": ["a", "b", "a", "b"]})
+    shifted = shifted_rows(rows, ["m00", "m01"], 2.0, demo=False)
+    np.testing.assert_allclose(shifted["m00"] - rows["m00"], 2.0 * rows["m00"].std())
+    np.testing.assert_allclose(shifted["m01"], 7.0)  # a constant column moves by the magnitude itself
+    pd.testing.assert_series_equal(shifted["label"], rows["label"])
+    with pytest.raises(LoopDemoError, match="label: not numeric"):
+        shifted_rows(rows, ["label"], 1.0, demo=False)
+
+
 def test_timeline_counts_from_the_shift(monkeypatch):
     clock = iter([1000.0, 1002.5])  # the monotonic clock at each mark
     monkeypatch.setattr(loop_demo_run, "time", SimpleNamespace(monotonic=lambda: next(clock)))
