@@ -70,6 +70,12 @@ def test_a_users_model_goes_through_the_whole_loop(tmp_path: Path) -> None:
     _run(checkout, env, "feature_repo.store", "bootstrap")  # make features
     trained = _run(checkout, env, "pipelines.local_run", "--models", OWN_MODEL)  # make pipeline MODELS=...
     assert OWN_MODEL in trained
+    # The guide's step 5: the detector and the registry entry, by the commands it shows.
+    detectors = home / "detectors"
+    _run(checkout, env, "monitoring.detectors.pull", "--model", OWN_MODEL, "--alias", "champion",
+         "--out", str(detectors))  # fmt: skip
+    assert list((detectors / OWN_MODEL).glob("*/detector.json"))
+    _registry_ui_shows_the_champion(checkout, env, home)
 
     port = free_port()  # make serve MODELS=patient-risk PORT=...
     serve = subprocess.Popen(
@@ -112,6 +118,31 @@ def test_a_users_model_goes_through_the_whole_loop(tmp_path: Path) -> None:
         ).stdout
         == changed.stdout
     )
+
+
+def _registry_ui_shows_the_champion(checkout: Path, env: dict[str, str], home: Path) -> None:
+    port = free_port()
+    ui = subprocess.Popen(
+        [str(checkout / ".venv" / "bin" / "python"), "-m", "mlflow", "ui", "--backend-store-uri",
+         f"sqlite:///{home}/mlflow/mlflow.db", "--port", str(port)],
+        cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/registered-models/get?name={OWN_MODEL}"
+    try:
+
+        def answer() -> dict | None:
+            assert ui.poll() is None, "mlflow ui exited"
+            try:
+                response = httpx.get(url, timeout=5)
+            except httpx.HTTPError:
+                return None
+            return response.json() if response.status_code == 200 else None
+
+        model = wait_for(answer, "mlflow ui answering", 120, interval_s=1.0)["registered_model"]
+        assert [alias["alias"] for alias in model.get("aliases", [])] == ["champion"]
+    finally:
+        ui.terminate()
+        ui.wait(30)
 
 
 def _champion_probability(checkout: Path, env: dict[str, str], rows_json: str) -> np.ndarray:

@@ -3,8 +3,9 @@
 `python -m monitoring.detectors.pull --model NAME [--model NAME ...] --alias champion --alias challenger
 --out DIR` writes each version's `detector/` run artifact to `DIR/<model>/<version>/` (the layout
 `python -m monitoring.drift_service --detectors DIR` scans). The tracking server comes from
-`MLFLOW_TRACKING_URI`. It runs in the platform image (an initContainer of the drift detector), because
-the serving image has no MLflow client.
+`--tracking-uri`, else `MLFLOW_TRACKING_URI` (the cluster sets it), else the local store under
+`$MLOPS_HOME` (what `make pipeline` registered into). It runs in the platform image (an initContainer of
+the drift detector), because the serving image has no MLflow client.
 """
 
 from __future__ import annotations
@@ -102,15 +103,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", action="append", required=True, help="registered model (repeat)")
     parser.add_argument("--alias", action="append", required=True, help="alias to pull (repeat)")
     parser.add_argument("--out", type=Path, required=True, help="folder the drift service reads")
-    parser.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI")
+    parser.add_argument(
+        "--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI, else the local store"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    from core.registry import configure_tracking
+
     try:
-        pulled = pull(args.model, args.alias, args.out, args.tracking_uri)
+        pulled = pull(args.model, args.alias, args.out, configure_tracking(args.tracking_uri))
     except PullError as exc:
         print(f"detectors pull: {exc}", file=sys.stderr)
         return 1
