@@ -197,7 +197,10 @@ class LocalTransformers:
     def _replace(self, model: str, revision: Revision) -> None:
         self._terminate(model)
         bundle = self._fetch(revision)
-        ports = self._ports.setdefault(model, tuple(free_ports(2)))  # type: ignore[arg-type]
+        if model not in self._ports:  # kept across revisions: the published URL stays the same
+            http, grpc = free_ports(2)
+            self._ports[model] = (http, grpc)
+        ports = self._ports[model]
         command = [
             sys.executable, "-m", "inference.transformer", "--model-name", model,
             "--predictor-host", self.predictor_host, "--protocol", "v2",

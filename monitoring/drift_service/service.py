@@ -92,7 +92,6 @@ class DriftService:
             for key, detector in self.detectors.items()
         }
         self._run_lock = threading.Lock()  # one detector run at a time: detectors are not thread-safe
-        self._rows_scored: dict[Key, int] = {}
         for model, version in self.detectors:
             self.metrics.register_detector(model, version)
         self._resume()
@@ -109,7 +108,6 @@ class DriftService:
             if detector.online and progress.state:
                 detector.restore(progress.state)
                 log.info("restored %s version %s from %s", *key, self.checkpoints.folder)
-            self._rows_scored[key] = progress.rows_scored
             if self.journal is not None:
                 self._replay(key, progress.rows_scored)
             else:  # nothing to replay, but row indices go on from the checkpoint's
@@ -224,7 +222,6 @@ class DriftService:
 
     def _checkpoint(self, key: Key, detector: DriftDetector, end_row: int) -> None:
         """Record the run (state and rows scored, atomically), then drop the journal's scored segments."""
-        self._rows_scored[key] = end_row
         if self.checkpoints is None:
             return
         try:
@@ -238,10 +235,6 @@ class DriftService:
                 self.journal.for_key(key).compact(end_row)
             except OSError:  # scored segments stay a while longer; replay skips their rows
                 log.exception("journal compaction for %s version %s failed", *key)
-
-    def rows_scored(self, key: Key) -> int:
-        """Rows of `key` scored (or dropped by a failing detector) since the first row ever journaled."""
-        return self._rows_scored.get(key, 0)
 
 
 def _detector_columns(rows: pd.DataFrame, detector: DriftDetector) -> pd.DataFrame:
