@@ -1,14 +1,15 @@
-"""Tabular feature encoding shared by training, export and serving.
+"""Tabular feature encoding: a model version's own fitted preprocessing.
 
-The encoder turns raw feature rows into the float32 matrix every tabular model (and its Triton export)
-takes: numeric columns with missing values filled by the training median, optionally standardised;
-categorical columns one-hot encoded over the categories seen in training (unseen and missing -> all
-zeros). It is plain data (`to_dict`/`from_dict`), so the KServe transformer can apply it without pickles.
+The encoder turns raw feature rows into the float32 matrix every tabular estimator takes: numeric columns
+with missing values filled by the training median, optionally standardised; categorical columns one-hot
+encoded over the categories seen in training (unseen and missing -> all zeros). It is plain data
+(`to_dict`/`from_dict`, `encoder.json` in the bundle) and travels inside the served model: the exported
+graph applies the same fit to raw named features (core/encoding_onnx.py), so nothing in front of the model
+holds any version's state.
 
-Where the standardisation runs is part of the encoder (`scale_in_model`). New bundles scale inside the
-model (`scale` in process, the same arithmetic in the exported ONNX graph), so the tensor on the wire holds
-no fitted means or scales: the KServe transformer, which is pinned to the stable version, then feeds a canary
-predictor inputs it scales with its own fit. Bundles from before keep scaling in `transform`.
+`scale_in_model` (every bundle since model-side scaling): `transform` leaves numeric columns unscaled and
+`scale` standardises them, the arithmetic the exported graph repeats. Older bundles standardise in
+`transform`; they still predict in process, but cannot be exported as self-contained (re-train them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from core.raw_features import MISSING_CATEGORY, is_numeric_column, raw_inputs
 
 ENCODER_FILE = "encoder.json"
 """The encoder's file in a tabular bundle (and in the transformer's download): `save`/`load` below."""
@@ -39,13 +42,12 @@ class FeatureEncoder:
     def fit(
         cls, frame: pd.DataFrame, columns: list[str], standardize: bool = False, scale_in_model: bool = False
     ) -> FeatureEncoder:
-        numeric = [
-            c
-            for c in columns
-            if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-        ]
+        numeric = [c for c in columns if is_numeric_column(frame[c])]
+        # The empty string is how a missing category travels to the served model, so it is never one.
         categorical = {
-            c: sorted(str(v) for v in frame[c].dropna().unique()) for c in columns if c not in numeric
+            c: sorted({str(v) for v in frame[c].dropna().unique()} - {MISSING_CATEGORY})
+            for c in columns
+            if c not in numeric
         }
         medians = {c: _finite(frame[c].median()) for c in numeric}
         means, scales = {}, {}
@@ -72,6 +74,11 @@ class FeatureEncoder:
     @property
     def input_columns(self) -> list[str]:
         return [*self.numeric, *self.categorical]
+
+    @property
+    def raw_inputs(self) -> list[dict]:
+        """The served model's inputs: one named tensor per raw feature (core/raw_features.py)."""
+        return raw_inputs(self.numeric, list(self.categorical))
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.input_columns if c not in frame.columns]

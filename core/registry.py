@@ -43,6 +43,12 @@ BUNDLE_ARTIFACT = "bundle"  # the pyfunc artifact key that holds the model bundl
 _NOT_FOUND = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 _PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 TRITON_URI_TAG = "triton_uri"
+# What the version's served model takes: its raw features (`RAW_FEATURES`, every tabular version since
+# versions carry their own preprocessing) or other tensors (`MODEL_TENSORS`: a text model's token ids).
+# Tabular versions registered before the tag took the stable encoder's tensor and cannot be fed by
+# today's transformer.
+SERVING_INPUTS_TAG = "serving_inputs"
+RAW_FEATURES, MODEL_TENSORS = "raw_features", "model_tensors"
 CLUSTER_REPOSITORY = "cluster"
 LOCAL_REPOSITORY = "local"
 _PROXIED_SCHEME = "mlflow-artifacts"
@@ -200,6 +206,8 @@ class ModelVersionRef:
     """The cluster repository (`<triton_uri>/cluster`), for the InferenceService's storageUri."""
     local_repository_uri: str
     """The Python-backend repository (`<triton_uri>/local`), for local mode's Triton."""
+    serving_inputs: str | None = None
+    """The version's `SERVING_INPUTS_TAG`; None when registered before the tag."""
 
 
 def resolve_alias(name: str, alias: str, artifacts_destination: str | None = None) -> ModelVersionRef | None:
@@ -232,6 +240,7 @@ def version_ref(version: ModelVersion, artifacts_destination: str | None = None)
         version=str(version.version),
         storage_uri=f"{base}/{CLUSTER_REPOSITORY}",
         local_repository_uri=f"{base}/{LOCAL_REPOSITORY}",
+        serving_inputs=(version.tags or {}).get(SERVING_INPUTS_TAG),
     )
 
 

@@ -135,9 +135,7 @@ class _Steps:
             rows = (rows_for or newest_training_rows)(self.spec, champion)
             encoder = (encoder_for or bundle_encoder)(name, champion.version)
             route = Route(name, champion.version)
-            traffic = send_traffic(
-                self._endpoints(), route, {champion.version: encoder}, rows, MIN_REQUESTS, seed
-            )
+            traffic = send_traffic(self._endpoints(), route, encoder, rows, MIN_REQUESTS, seed)
             return Outcome(name, champion, None, traffic, None)
         deploy_canary(name, challenger.version, CHALLENGER, "local", self.say, self.spec_dir, bad_canary)
         decision, traffic = analyze_locally(

@@ -119,7 +119,7 @@ class LocalServingRuntime:
             if self.with_transformers:
                 host = router_url.removeprefix("http://")
                 self.transformers = LocalTransformers(
-                    self.isvc_dir, host, self.root / "transformers", on_change=self._publish_transformers
+                    self.isvc_dir, host, on_change=self._publish_transformers
                 )
                 self.transformers.start()
         except BaseException:

@@ -3,16 +3,17 @@ InferenceService that has a `spec.transformer`, so a local client sends entity i
 encoded tensor, exactly as on a cluster.
 
 What each process gets is read from the InferenceService file deploy wrote (`FileApplier`'s folder), not
-decided here: the container's `--model-version` and its `STORAGE_URI` (the stable version's
-`<triton>/transformer` folder, fetched as KServe's storage initializer would, here with MLflow's artifact
-download). What KServe appends on a cluster (`--model_name`, `--predictor_host`, `--http_port`;
-inference/transformer/__main__.py) comes from the local runtime: the InferenceService's name, the router
-(the predictor's Knative split locally) and ports kept per model across revisions. The cluster's Feast
-config (`--feature-store-yaml` pointing at Redis) is replaced by the local one, the only local deviation.
+decided here: the container's arguments. The transformer holds no model version's files (each version
+preprocesses inside its model), so nothing is downloaded and a canary or a promotion, which change only the
+predictor, leave it running. What KServe appends on a cluster (`--model_name`, `--predictor_host`,
+`--http_port`; inference/transformer/__main__.py) comes from the local runtime: the InferenceService's name,
+the router (the predictor's Knative split locally) and ports kept per model across revisions. The cluster's
+Feast config (`--feature-store-yaml` pointing at Redis) is replaced by the local one, the only local
+deviation.
 
-A changed transformer spec (a promotion pins the new stable version) replaces the process, as Knative rolls
-out a new revision; a process that dies is started again. Unlike Knative, the old process stops before the
-new one starts on the same ports, so requests sent during the swap (seconds) fail (docs/limits.md).
+A changed transformer spec replaces the process, as Knative rolls out a new revision; a process that dies
+is started again. Unlike Knative, the old process stops before the new one starts on the same ports, so
+requests sent during such a swap (seconds) fail (docs/limits.md).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,11 +36,11 @@ import yaml
 
 from core.paths import REPO_ROOT, logs_dir
 from core.ports import HOST, free_ports
-from inference.deploy.render import STORAGE_URI_ENV
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION_FLAG = "--model-version="
+# Cluster-only arguments the local process gets its own value for (the local Feast config).
+CLUSTER_ONLY_FLAGS = ("--feature-repo=", "--feature-store-yaml=")
 RESTART_BACKOFF_S = 5.0
 STOP_TIMEOUT_S = 15.0
 
@@ -50,15 +50,14 @@ class Revision:
     """What KServe would run as an InferenceService's transformer."""
 
     model: str
-    version: str
-    storage_uri: str
+    args: tuple[str, ...]
+    """The container's arguments, less the cluster-only ones (CLUSTER_ONLY_FLAGS)."""
 
 
 @dataclass(frozen=True)
 class Endpoint:
     http: str  # http://host:port (OIP REST)
     grpc: str  # host:port (OIP gRPC)
-    version: str  # the stable version whose encoder it holds
 
 
 def transformer_revision(document: dict[str, Any]) -> Revision | None:
@@ -67,19 +66,11 @@ def transformer_revision(document: dict[str, Any]) -> Revision | None:
     if not transformer:
         return None
     name = document["metadata"]["name"]
-    container = transformer["containers"][0]
-    versions = [
-        a.removeprefix(MODEL_VERSION_FLAG)
-        for a in container.get("args", [])
-        if a.startswith(MODEL_VERSION_FLAG)
-    ]
-    storage = [e["value"] for e in container.get("env", []) if e.get("name") == STORAGE_URI_ENV]
-    if len(versions) != 1 or len(storage) != 1:
-        raise ValueError(
-            f"InferenceService {name}: its transformer needs one {MODEL_VERSION_FLAG} and one "
-            f"{STORAGE_URI_ENV}"
-        )
-    return Revision(name, versions[0], storage[0])
+    (container,) = transformer["containers"]
+    args = container.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ValueError(f"InferenceService {name}: its transformer's args must be a list of strings")
+    return Revision(name, tuple(a for a in args if not a.startswith(CLUSTER_ONLY_FLAGS)))
 
 
 @dataclass
@@ -100,15 +91,10 @@ class LocalTransformers:
         self,
         isvc_dir: Path,
         predictor_host: str,
-        bundles_dir: Path,
         on_change: Callable[[dict[str, Endpoint]], None] = lambda _: None,
         interval_s: float = 0.5,
     ) -> None:
-        self.isvc_dir, self.predictor_host, self.bundles_dir = (
-            Path(isvc_dir),
-            predictor_host,
-            Path(bundles_dir),
-        )
+        self.isvc_dir, self.predictor_host = Path(isvc_dir), predictor_host
         self.on_change, self.interval_s = on_change, interval_s
         self.restarts: dict[str, int] = {}
         self._running: dict[str, _Process] = {}
@@ -175,9 +161,9 @@ class LocalTransformers:
                 continue
             try:
                 self._replace(model, revision)
-            except Exception:  # its files cannot be fetched, or the process cannot start: try again later
+            except Exception:  # the process cannot start: try again later
                 self._failed[model] = time.monotonic()
-                log.exception("transformer of %s v%s: cannot start", model, revision.version)
+                log.exception("transformer of %s: cannot start", model)
         self._refresh_ready()
 
     def _wanted(self) -> dict[str, Revision]:
@@ -196,7 +182,6 @@ class LocalTransformers:
 
     def _replace(self, model: str, revision: Revision) -> None:
         self._terminate(model)
-        bundle = self._fetch(revision)
         if model not in self._ports:  # kept across revisions: the published URL stays the same
             http, grpc = free_ports(2)
             self._ports[model] = (http, grpc)
@@ -204,8 +189,8 @@ class LocalTransformers:
         command = [
             sys.executable, "-m", "inference.transformer", "--model-name", model,
             "--predictor-host", self.predictor_host, "--protocol", "v2",
-            "--feature-repo", str(REPO_ROOT / "feature_repo"), "--bundle", str(bundle),
-            "--model-version", revision.version, "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
+            *revision.args, "--feature-repo", str(REPO_ROOT / "feature_repo"),
+            "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
         ]  # fmt: skip
         log_path = logs_dir() / f"transformer-{model}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,25 +199,7 @@ class LocalTransformers:
                 command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
             )
         self._running[model] = _Process(revision, ports, process, time.monotonic())
-        log.info(
-            "transformer of %s v%s starting on %s:%d (log %s)",
-            model,
-            revision.version,
-            HOST,
-            ports[0],
-            log_path,
-        )
-
-    def _fetch(self, revision: Revision) -> Path:
-        """The revision's transformer files, as KServe's storage initializer puts them in /mnt/models."""
-        import mlflow
-
-        target = self.bundles_dir / revision.model / f"v{revision.version}"
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        return Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=revision.storage_uri, dst_path=str(target))
-        )
+        log.info("transformer of %s starting on %s:%d (log %s)", model, HOST, ports[0], log_path)
 
     def _terminate(self, model: str) -> None:
         running = self._running.pop(model, None)
@@ -255,11 +222,7 @@ class LocalTransformers:
             if running.process.poll() is None and _answers(
                 f"http://{HOST}:{running.ports[0]}/v2/models/{model}/ready"
             ):
-                ready[model] = Endpoint(
-                    f"http://{HOST}:{running.ports[0]}",
-                    f"{HOST}:{running.ports[1]}",
-                    running.revision.version,
-                )
+                ready[model] = Endpoint(f"http://{HOST}:{running.ports[0]}", f"{HOST}:{running.ports[1]}")
         with self._lock:
             changed, self._ready = ready != self._ready, ready
         if changed:

@@ -1,10 +1,11 @@
 """Triton Python-backend model that runs an exported artifact: copied as `<model>/1/model.py` into local
 repositories (the local Triton build has only the Python backend).
 
-It serves the very file the cluster's native backend serves: `model.onnx` with ONNX Runtime (CPU) or
-`xgboost.json` with `xgboost.Booster`, so local answers equal cluster answers up to float32 rounding.
-The artifact name comes from the config's `artifact` parameter (else the first known file in the version
-folder); the optional `threads` parameter sets the runtime's thread count (default 1: instances scale out).
+It serves the very files the cluster's native backends serve: `model.onnx` with ONNX Runtime (CPU), or an
+XGBoost version's two ensemble steps in order, its preprocessing `preprocess.onnx` and then `xgboost.json`
+with `xgboost.Booster`, so local answers equal cluster answers up to float32 rounding. The files come from
+the config's `artifact` parameter (space-separated, else the first known file in the version folder); the
+optional `threads` parameter sets the runtime's thread count (default 1: instances scale out).
 
 This file must also import outside Triton (export's parity check runs `load_artifact` in the platform env),
 so `triton_python_backend_utils`, which exists only inside Triton, is imported inside the methods.
@@ -22,6 +23,25 @@ import numpy as np
 KNOWN_ARTIFACTS = ("model.onnx", "xgboost.json")
 OUTPUT_NAME = "output__0"
 Runner = Callable[[Mapping[str, np.ndarray]], np.ndarray]
+
+
+def load_chain(
+    paths: Sequence[str | Path], n_outputs: int, threads: int = 1, output_name: str = OUTPUT_NAME
+) -> Runner:
+    """Artifacts run one after another: the first takes the named inputs, each later one the previous
+    one's output as its only input (an XGBoost version: its preprocessing graph, then its trees)."""
+    if not paths:
+        raise ValueError("no artifact to run")
+    first = load_artifact(paths[0], n_outputs, threads, output_name)
+    rest = [load_artifact(path, n_outputs, threads, output_name) for path in paths[1:]]
+
+    def run(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        result = first(inputs)
+        for step in rest:
+            result = step({"matrix": result})
+        return result
+
+    return run
 
 
 def load_artifact(
@@ -49,13 +69,24 @@ def _onnx_runner(path: Path, threads: int, output_name: str) -> Runner:
     input_names = [i.name for i in session.get_inputs()]
 
     def run(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        missing = [name for name in input_names if name not in inputs]
-        if missing:
-            raise ValueError(f"missing input tensors: {', '.join(missing)}")
-        result = session.run([output], {name: inputs[name] for name in input_names})[0]
-        return np.asarray(result, dtype=np.float32)
+        if len(input_names) == 1 and len(inputs) == 1:  # a chained step: the previous output, any name
+            feed = {input_names[0]: next(iter(inputs.values()))}
+        else:
+            missing = [name for name in input_names if name not in inputs]
+            if missing:
+                raise ValueError(f"missing input tensors: {', '.join(missing)}")
+            feed = {name: _text(inputs[name]) for name in input_names}
+        return np.asarray(session.run([output], feed)[0], dtype=np.float32)
 
     return run
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    """A BYTES tensor as ONNX Runtime's strings: Triton's Python backend hands over `bytes` objects."""
+    if values.dtype.kind not in "OSU":  # object (Triton's), fixed-width bytes or text
+        return values
+    flat = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values.reshape(-1)]
+    return np.array(flat, dtype=object).reshape(values.shape)
 
 
 def _pick_output(path: Path, names: list[str], wanted: str) -> str:
@@ -90,13 +121,14 @@ def as_class_columns(proba: np.ndarray, n_outputs: int) -> np.ndarray:
     return proba.astype(np.float32, copy=False)
 
 
-def find_artifact(version_dir: Path, parameters: Mapping[str, Any]) -> Path:
+def find_artifacts(version_dir: Path, parameters: Mapping[str, Any]) -> list[Path]:
+    """The `artifact` parameter's files (space-separated: run in that order), else the first known file."""
     named = (parameters.get("artifact") or {}).get("string_value")
     if named:
-        return version_dir / named
+        return [version_dir / name for name in named.split()]
     for name in KNOWN_ARTIFACTS:
         if (version_dir / name).is_file():
-            return version_dir / name
+            return [version_dir / name]
     raise FileNotFoundError(f"{version_dir}: no exported artifact ({' or '.join(KNOWN_ARTIFACTS)})")
 
 
@@ -115,8 +147,7 @@ class TritonPythonModel:
         self.input_names = [tensor["name"] for tensor in config["input"]]
         self.output_name = config["output"][0]["name"]
         n_outputs = int(config["output"][0]["dims"][-1])
-        artifact = find_artifact(version_dir, parameters)
-        self.run = load_artifact(artifact, n_outputs, threads, self.output_name)
+        self.run = load_chain(find_artifacts(version_dir, parameters), n_outputs, threads, self.output_name)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         import triton_python_backend_utils as pb_utils

@@ -27,7 +27,13 @@ DEFAULT_ARTIFACTS = {
     "pytorch_libtorch": "model.pt",
     "python": "model.py",
 }
-_DATATYPES = {"FP32": "TYPE_FP32", "FP64": "TYPE_FP64", "INT64": "TYPE_INT64", "INT32": "TYPE_INT32"}
+_DATATYPES = {
+    "FP32": "TYPE_FP32",
+    "FP64": "TYPE_FP64",
+    "INT64": "TYPE_INT64",
+    "INT32": "TYPE_INT32",
+    "BYTES": "TYPE_STRING",  # OIP's BYTES is Triton's TYPE_STRING (docs/protocol/extension_binary_data.md)
+}
 # FIL decision threshold for binary classifiers; it only matters for class outputs, which we do not use
 # (predict_proba is on), but FIL reads it, so it is written down rather than left implicit.
 FIL_THRESHOLD = 0.5
@@ -40,23 +46,25 @@ def render_config(
     serving: Serving,
     target: Target,
     artifact: str | None = None,
+    backend: str | None = None,
 ) -> str:
     """The `config.pbtxt` text for `model_name` (the Triton model name is its folder name).
 
     `inputs`/`outputs` are `BundleInfo.triton_inputs`/`triton_outputs` (name, datatype, dims without the
     batch axis). `artifact` is the exported file in the version folder; the local model reads it from the
     `artifact` parameter, the cluster backend from `default_model_filename` when it is not the default.
+    `backend` overrides the spec's cluster backend (an ensemble's preprocessing step runs on onnxruntime).
     """
     if target not in TARGETS:
         raise ValueError(f"unknown Triton target {target!r}: expected one of {', '.join(TARGETS)}")
-    backend = "python" if target == "local" else serving.triton_backend
+    backend = "python" if target == "local" else backend or serving.triton_backend
     lines = [f'name: "{model_name}"', *_backend_lines(backend)]
     if backend != "python" and artifact and artifact != DEFAULT_ARTIFACTS[backend]:
         lines.append(f'default_model_filename: "{artifact}"')
     lines.append(f"max_batch_size: {serving.max_batch_size}")
     lines += _tensor_block("input", inputs)
     lines += _tensor_block("output", outputs)
-    lines += _instance_group(serving, target)
+    lines += _instance_group(serving, target, cpu_only=backend != serving.triton_backend)
     lines += _dynamic_batching(serving)
     lines += _parameters(_backend_parameters(backend, artifact))
     lines += _model_warmup(inputs)
@@ -93,11 +101,36 @@ def _triton_type(kind: str, tensor: Mapping[str, Any]) -> str:
     return _DATATYPES[datatype]
 
 
-def _instance_group(serving: Serving, target: Target) -> list[str]:
+def render_ensemble_config(
+    model_name: str,
+    inputs: Sequence[Mapping[str, Any]],
+    outputs: Sequence[Mapping[str, Any]],
+    serving: Serving,
+    steps: Sequence[tuple[str, Mapping[str, str], Mapping[str, str]]],
+) -> str:
+    """An ensemble's `config.pbtxt`: `steps` are (model, input_map, output_map), each map from the step
+    model's tensor name to the ensemble's tensor name (Triton's `ensemble_scheduling`; the same text for
+    both targets, since the ensemble itself runs in Triton's core). No warm-up: each step warms itself."""
+    lines = [f'name: "{model_name}"', 'platform: "ensemble"', f"max_batch_size: {serving.max_batch_size}"]
+    lines += _tensor_block("input", inputs)
+    lines += _tensor_block("output", outputs)
+    lines.append("ensemble_scheduling {\n  step [")
+    blocks = []
+    for model, input_map, output_map in steps:
+        body = [f'      model_name: "{model}"', "      model_version: -1"]
+        body += [f'      input_map {{ key: "{k}" value: "{v}" }}' for k, v in input_map.items()]
+        body += [f'      output_map {{ key: "{k}" value: "{v}" }}' for k, v in output_map.items()]
+        blocks.append("    {\n" + "\n".join(body) + "\n    }")
+    lines += [",\n".join(blocks), "  ]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _instance_group(serving: Serving, target: Target, cpu_only: bool = False) -> list[str]:
     if target == "local":
         # One instance: each Python-backend instance is its own stub process, and a laptop has few cores.
         return ["instance_group [ { kind: KIND_CPU, count: 1 } ]"]
-    kind = "KIND_GPU" if serving.gpu else "KIND_CPU"
+    # A step other than the spec's backend (an ensemble's string preprocessing) runs on the CPU.
+    kind = "KIND_GPU" if serving.gpu and not cpu_only else "KIND_CPU"
     return [f"instance_group [ {{ kind: {kind}, count: {serving.instances} }} ]"]
 
 

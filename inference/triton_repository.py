@@ -6,8 +6,20 @@ exported artifact answers like the trained model.
       cluster/<model>/config.pbtxt         native backend (onnxruntime | fil | ...), GPU when the spec says so
       cluster/<model>/1/<artifact>
       local/<model>/config.pbtxt           Python backend, CPU
-      local/<model>/1/model.py             runs the same artifact (python_backend_model.py)
+      local/<model>/1/model.py             runs the same artifact(s) (python_backend_model.py)
       local/<model>/1/<artifact>
+
+Every tabular model takes its raw features, one named input each (core/raw_features.py), and applies its
+own version's preprocessing. A plug-in's artifact takes the encoded matrix (`input__0`: the encoder's
+`scale(transform(rows))`); an ONNX artifact gets the encoder's preprocessing graph (core/encoding_onnx.py)
+merged in front of it here. An artifact that cannot hold it (XGBoost's trees for FIL) is served as a Triton
+ensemble instead:
+
+      cluster/<model>/config.pbtxt               ensemble: raw features -> <model>_preprocess -> <model>_trees
+      cluster/<model>/1/ENSEMBLE                 (Triton wants a version folder; MLflow keeps no empty one)
+      cluster/<model>_preprocess/1/model.onnx    the encoder's graph (core/encoding_onnx.py), onnxruntime, CPU
+      cluster/<model>_trees/1/xgboost.json       the FIL backend, on the input__0 matrix
+      local/<model>/1/preprocess.onnx, xgboost.json   both steps in one Python-backend model, in order
 
 The framework plug-in writes the artifact (`export_triton_artifact(bundle, info, version_dir) -> file name`);
 this module lays out the repository, renders the configs (triton_config.py) and checks parity. The export
@@ -24,12 +36,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.bundle import BUNDLE_FILE, BundleInfo
-from core.encoding import ENCODER_FILE
+from core.bundle import BundleInfo
+from core.encoding import ENCODER_FILE, FeatureEncoder
+from core.encoding_onnx import PREPROCESSED, preprocessing_model, with_preprocessing
+from core.frameworks.base import TABULAR_INPUT
 from core.frameworks.registry import get_framework
 from core.spec.model import ModelSpec
 from inference import python_backend_model
-from inference.triton_config import Target, render_config
+from inference.triton_config import Target, render_config, render_ensemble_config
 
 VERSION = "1"  # one version per repository: MLflow versions the repository as a whole
 EXPORT_FILE = "export.json"
@@ -38,9 +52,9 @@ EXPORT_FILE = "export.json"
 # ~1e-7. 1e-5 leaves room for that rounding and still catches a wrong feature order or a lost transform.
 DEFAULT_TOLERANCE = 1e-5
 LOCAL_ARTIFACTS = python_backend_model.KNOWN_ARTIFACTS
-# What the KServe transformer downloads (inference/deploy/render.py points its STORAGE_URI here).
-TRANSFORMER_FOLDER = "transformer"
-TRANSFORMER_FILES = (BUNDLE_FILE, ENCODER_FILE)
+PREPROCESS_FILE = "preprocess.onnx"  # the ensemble's first step, in the local model's folder
+PREPROCESS_SUFFIX, TREES_SUFFIX = "_preprocess", "_trees"  # the ensemble's step models
+ENSEMBLE_MARKER = "ENSEMBLE"
 
 
 class ParityError(ValueError):
@@ -81,16 +95,23 @@ def export_repository(
         raise ValueError(
             f"{bundle_dir}: bundle framework {info.framework!r} != spec framework {spec.framework!r}"
         )
+    for suffix in (PREPROCESS_SUFFIX, TREES_SUFFIX):  # an earlier export's step models must not linger
+        shutil.rmtree(dest / "cluster" / f"{spec.name}{suffix}", ignore_errors=True)
     cluster_version = _fresh_model_dir(dest, "cluster", spec.name) / VERSION
     cluster_version.mkdir(parents=True)
     artifact = _write_artifact(bundle_dir, info, cluster_version)
-    _write_cluster_model(cluster_version.parent, info, spec, artifact)
-    _write_local_model(_fresh_model_dir(dest, "local", spec.name), cluster_version / artifact, info, spec)
-    _write_transformer_files(bundle_dir, dest / TRANSFORMER_FOLDER)
+    if (bundle_dir / ENCODER_FILE).is_file() and artifact.endswith(".onnx"):
+        _prepend_preprocessing(cluster_version / artifact, FeatureEncoder.load(bundle_dir))
+    if _is_ensemble(bundle_dir, artifact):
+        chain = _write_cluster_ensemble(dest / "cluster", bundle_dir, info, spec, cluster_version / artifact)
+    else:
+        _write_cluster_model(cluster_version.parent, info, spec, artifact)
+        chain = [cluster_version / artifact]
+    _write_local_model(_fresh_model_dir(dest, "local", spec.name), chain, info, spec)
 
     max_diff, rows = None, 0
     if test_frame is not None:
-        max_diff = check_parity(bundle_dir, info, cluster_version / artifact, test_frame, tolerance)
+        max_diff = check_parity(bundle_dir, info, chain, test_frame, tolerance)
         rows = len(test_frame)
     result = ExportResult(
         model_name=spec.name,
@@ -106,27 +127,62 @@ def export_repository(
     return result
 
 
-def _write_transformer_files(bundle_dir: Path, dest: Path) -> None:
-    """The feature encoding the transformer applies before Triton; tabular bundles only (the text model
-    takes token ids and has no encoder)."""
-    if not (bundle_dir / ENCODER_FILE).is_file():
-        return
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for name in TRANSFORMER_FILES:
-        shutil.copy2(bundle_dir / name, dest / name)
+def _prepend_preprocessing(path: Path, encoder: FeatureEncoder) -> None:
+    import onnx
+
+    estimator = onnx.load(path)
+    if [i.name for i in estimator.graph.input] != [TABULAR_INPUT]:
+        raise ValueError(f"{path}: a tabular ONNX artifact takes the one matrix input {TABULAR_INPUT!r}")
+    onnx.save(with_preprocessing(estimator, encoder, TABULAR_INPUT), path)
+
+
+def _is_ensemble(bundle_dir: Path, artifact: str) -> bool:
+    """A tabular artifact that is not an ONNX graph cannot hold the preprocessing: serve an ensemble."""
+    return (bundle_dir / ENCODER_FILE).is_file() and not artifact.endswith(".onnx")
+
+
+def _write_cluster_ensemble(
+    cluster: Path, bundle_dir: Path, info: BundleInfo, spec: ModelSpec, trees_file: Path
+) -> list[Path]:
+    """The ensemble and its two step models (layout in the module doc); returns the step files in order."""
+    name, serving = spec.name, spec.serving
+    encoder = FeatureEncoder.load(bundle_dir)
+    width = [{"name": PREPROCESSED, "datatype": "FP32", "dims": [len(encoder.output_names)]}]
+    matrix = [{**width[0], "name": TABULAR_INPUT}]
+    pre_dir = _fresh_model_dir(cluster.parent, "cluster", name + PREPROCESS_SUFFIX)
+    (pre_dir / VERSION).mkdir()
+    (pre_dir / VERSION / "model.onnx").write_bytes(preprocessing_model(encoder).SerializeToString())
+    text = render_config(pre_dir.name, info.triton_inputs, width, serving, "cluster", backend="onnxruntime")
+    (pre_dir / "config.pbtxt").write_text(text)
+    trees_dir = _fresh_model_dir(cluster.parent, "cluster", name + TREES_SUFFIX)
+    (trees_dir / VERSION).mkdir()
+    shutil.move(trees_file, trees_dir / VERSION / trees_file.name)
+    text = render_config(trees_dir.name, matrix, info.triton_outputs, serving, "cluster", trees_file.name)
+    (trees_dir / "config.pbtxt").write_text(text)
+    names = [str(t["name"]) for t in info.triton_inputs]
+    steps = [
+        (pre_dir.name, {n: n for n in names}, {PREPROCESSED: PREPROCESSED}),
+        (trees_dir.name, {TABULAR_INPUT: PREPROCESSED}, {o["name"]: o["name"] for o in info.triton_outputs}),
+    ]
+    text = render_ensemble_config(name, info.triton_inputs, info.triton_outputs, serving, steps)
+    (cluster / name / "config.pbtxt").write_text(text)
+    (cluster / name / VERSION / ENSEMBLE_MARKER).write_text(
+        f"Triton ensemble: {pre_dir.name} then {trees_dir.name} (config.pbtxt)\n"
+    )
+    return [pre_dir / VERSION / "model.onnx", trees_dir / VERSION / trees_file.name]
 
 
 def check_parity(
-    bundle_dir: Path, info: BundleInfo, artifact_path: Path, frame: pd.DataFrame, tolerance: float
+    bundle_dir: Path, info: BundleInfo, chain: list[Path], frame: pd.DataFrame, tolerance: float
 ) -> float:
-    """Max absolute difference between the artifact's and the native model's probabilities on `frame`."""
+    """Max absolute difference between the served model's and the native model's probabilities on
+    `frame`: the artifact(s) in `chain` run on the raw-feature tensors a client sends."""
     if frame.empty:
         raise ValueError(f"{bundle_dir}: parity check needs at least one test row")
     predictor = get_framework(info.framework).load(bundle_dir, info)
     expected = np.asarray(predictor.predict_proba(frame), dtype=np.float64)
-    run = python_backend_model.load_artifact(artifact_path, n_outputs=_n_outputs(info))
+    artifact_path = chain[-1]
+    run = python_backend_model.load_chain(chain, n_outputs=_n_outputs(info))
     got = run(predictor.encode(frame)).astype(np.float64)
     if got.shape != expected.shape:
         raise ParityError(
@@ -166,18 +222,21 @@ def _write_cluster_model(model_dir: Path, info: BundleInfo, spec: ModelSpec, art
     (model_dir / "config.pbtxt").write_text(text)
 
 
-def _write_local_model(model_dir: Path, artifact_path: Path, info: BundleInfo, spec: ModelSpec) -> None:
-    if artifact_path.name not in LOCAL_ARTIFACTS:
+def _write_local_model(model_dir: Path, chain: list[Path], info: BundleInfo, spec: ModelSpec) -> None:
+    if chain[-1].name not in LOCAL_ARTIFACTS:
         raise ValueError(
-            f"{artifact_path}: local Triton serves only {' or '.join(LOCAL_ARTIFACTS)}; "
+            f"{chain[-1]}: local Triton serves only {' or '.join(LOCAL_ARTIFACTS)}; "
             f"export {spec.name} to one of them"
         )
     version_dir = model_dir / VERSION
     version_dir.mkdir(parents=True)
-    shutil.copy2(artifact_path, version_dir / artifact_path.name)
+    # An ensemble's preprocessing step is renamed: both steps' files share one version folder.
+    names = [PREPROCESS_FILE, chain[-1].name] if len(chain) == 2 else [chain[0].name]
+    for path, name in zip(chain, names, strict=True):
+        shutil.copy2(path, version_dir / name)
     _copy_model_py(version_dir)
     text = render_config(
-        spec.name, info.triton_inputs, info.triton_outputs, spec.serving, "local", artifact_path.name
+        spec.name, info.triton_inputs, info.triton_outputs, spec.serving, "local", " ".join(names)
     )
     (model_dir / "config.pbtxt").write_text(text)
 

@@ -28,7 +28,7 @@ from core.paths import REPO_ROOT
 from core.settings import settings, variable
 from core.spec.model import spec_directory
 from core.timing import timed_step
-from monitoring.detectors.base import MANIFEST, MODEL_ENCODER, read_manifest
+from monitoring.detectors.base import MANIFEST, read_manifest
 
 STEP = "fit_detector"
 CANDIDATE_VERSION = "candidate"
@@ -122,15 +122,12 @@ def fit_arguments(model: str, training_set: Path, detector_dir: Path) -> list[st
     ]
 
 
-def stamp_version(source_dir: Path, dest_dir: Path, version: str, model_encoder: Path | None = None) -> Path:
+def stamp_version(source_dir: Path, dest_dir: Path, version: str) -> Path:
     """Copy the bundle in `source_dir` to `dest_dir` with `version` in its manifest (register calls this
-    once the registry has numbered the model; the alibi-detect files do not record the version), and the
-    model's `encoder.json` when it has one, so the drift service can decode the model's logged tensors."""
+    once the registry has numbered the model; the alibi-detect files do not record the version)."""
     manifest = read_manifest(Path(source_dir))
     dest_dir = Path(dest_dir)
     shutil.copytree(source_dir, dest_dir, dirs_exist_ok=True)
-    if model_encoder is not None and Path(model_encoder).is_file():
-        shutil.copy2(model_encoder, dest_dir / MODEL_ENCODER)
     manifest["version"] = str(version)
     (dest_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
     return dest_dir

@@ -32,9 +32,13 @@ from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS
 from components.register.pyfunc_model import example_rows, log_bundle_model
 from core.bundle import BundleInfo
 from core.paths import REPO_ROOT
+from core.raw_features import takes_raw_features
 from core.registry import (
     CHALLENGER,
     CHAMPION,
+    MODEL_TENSORS,
+    RAW_FEATURES,
+    SERVING_INPUTS_TAG,
     configure_tracking,
     ensure_experiment,
     get_alias_version,
@@ -249,6 +253,9 @@ def version_tags(
         "code_version": code_version(),
         "framework": info.framework,
         "gate": "passed" if decision.get("passed") is True else "failed",
+        SERVING_INPUTS_TAG: RAW_FEATURES
+        if takes_raw_features(info.triton_inputs, info.inputs)
+        else MODEL_TENSORS,
     }
 
 

@@ -12,7 +12,6 @@ from components.fit_detector.step import stamp_version
 from components.register.pyfunc_model import example_rows
 from components.register.registration import register
 from core.bundle import BundleInfo
-from core.encoding import ENCODER_FILE
 from core.registry import configure_tracking, quiet_mlflow
 from core.spec.model import load_specs
 from core.timing import timed_step
@@ -75,12 +74,7 @@ def run(
             mlflow.log_artifact(training_set_path, artifact_path=TRAINING_SET_ARTIFACT)
             log_training_input(spec, frame, training_set_path, result.model_id)
             # The detector was fitted before the version existed: stamp the registry version into it.
-            stamped = stamp_version(
-                Path(detector_dir),
-                Path(scratch) / "detector",
-                str(result.version),
-                model_encoder=Path(bundle_dir) / ENCODER_FILE,
-            )
+            stamped = stamp_version(Path(detector_dir), Path(scratch) / "detector", str(result.version))
             mlflow.log_artifacts(str(stamped), artifact_path=DETECTOR_ARTIFACT)
             mlflow.set_tags(
                 {"registered_version": str(result.version), "registered_alias": result.alias or ""}

@@ -15,12 +15,14 @@ import pandas as pd
 
 from core.bundle import BundleInfo
 from core.encoding import FeatureEncoder
+from core.raw_features import raw_arrays
 from core.settings import settings
 from core.spec.base import METRIC_NAMES
 from core.spec.model import ModelSpec
 from core.training_set import TIME_COLUMN
 
 TABULAR_INPUT = "input__0"
+"""The encoded matrix an estimator graph takes: inside the served model, and the FIL step's input."""
 OUTPUT = "output__0"
 
 
@@ -132,26 +134,28 @@ def describe_bundle(
     )
 
 
-def tabular_inputs(encoder: FeatureEncoder) -> list[dict[str, Any]]:
-    """The one FP32 tensor every tabular model takes: the encoder's output row."""
-    return [{"name": TABULAR_INPUT, "datatype": "FP32", "dims": [len(encoder.output_names)]}]
-
-
 class TabularPredictor:
-    """Base of the tabular predictors: raw rows -> encoder matrix -> the model's probabilities."""
+    """Base of the tabular predictors: raw rows -> encoder matrix -> the model's probabilities.
+
+    `encode` gives what the served model takes: the raw features as named tensors (core/raw_features.py);
+    the version's preprocessing runs inside the model, as in `predict_proba` here."""
 
     def __init__(self, info: BundleInfo, encoder: FeatureEncoder) -> None:
         self.info = info
         self.encoder = encoder
 
-    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def _check_columns(self, frame: pd.DataFrame) -> None:
         missing = [c for c in self.info.inputs if c not in frame.columns]
         if missing:
             raise ValueError(f"{self.info.model_name}: input rows lack column(s): {', '.join(missing)}")
-        return {TABULAR_INPUT: self.encoder.transform(frame)}
+
+    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        self._check_columns(frame)
+        return raw_arrays(frame, self.encoder.raw_inputs)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.predict_encoded(self.encode(frame)[TABULAR_INPUT])
+        self._check_columns(frame)
+        return self.predict_encoded(self.encoder.transform(frame))
 
     def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
         raise NotImplementedError

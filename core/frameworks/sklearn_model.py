@@ -3,9 +3,9 @@
 The hyperparameter `estimator` picks the model (`logistic_regression` | `hist_gradient_boosting`); every
 other hyperparameter is passed to that estimator's constructor. Gradient boosting stops early on the
 validation split (`training.early_stopping_rounds` -> `n_iter_no_change`). The bundle holds
-`encoder.json` and `model.joblib`; the Triton artifact is the estimator alone as ONNX (skl2onnx), which
-takes the encoded matrix `input__0` and returns `output__0` probabilities, so the encoder runs in front
-of the model exactly as it does for every tabular framework.
+`encoder.json` and `model.joblib`; the Triton artifact is the estimator as ONNX (skl2onnx) on the scaled
+matrix `input__0`, returning `output__0` probabilities; the export (inference/triton_repository.py) puts
+the encoder's fitted preprocessing in front of it, so the served graph takes the raw features.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from core.frameworks.base import (
     describe_bundle,
     input_columns,
     label_codes,
-    tabular_inputs,
     training_threads,
     validation_score,
 )
@@ -81,26 +80,11 @@ def fit(
     joblib.dump(estimator, out_dir / MODEL_FILE)
     record = {"iterations": int(np.max(estimator.n_iter_))}
     info = describe_bundle(
-        spec, inputs, [encoder.save(out_dir), MODEL_FILE], tabular_inputs(encoder), params, record
+        spec, inputs, [encoder.save(out_dir), MODEL_FILE], encoder.raw_inputs, params, record
     )
     info.save(out_dir)
     predictor = load(out_dir, info)  # predict from the saved files, as every later step will
     return predictor, validation_score(spec, valid, predictor.predict_proba(valid))
-
-
-def _with_scaling(encoder: FeatureEncoder, estimator: Any) -> Any:
-    """The estimator behind a fixed StandardScaler holding the encoder's model-side scaling, so the ONNX
-    graph takes the unscaled wire tensor; the estimator alone when the wire is already scaled."""
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if not encoder.scales_in_model:
-        return estimator
-    offsets, factors = encoder.scaling_vectors()
-    scaler = StandardScaler()
-    scaler.mean_, scaler.scale_, scaler.var_ = offsets, factors, factors**2
-    scaler.n_features_in_, scaler.n_samples_seen_ = offsets.size, 1
-    return Pipeline([("scale", scaler), ("model", estimator)])
 
 
 def load(folder: Path, info: BundleInfo) -> SklearnPredictor:
@@ -113,17 +97,17 @@ def load(folder: Path, info: BundleInfo) -> SklearnPredictor:
 
 
 def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> str:
-    """Write the estimator as `model.onnx` into `dest_dir` (input__0 FP32 -> output__0 FP32 probabilities)."""
+    """Write the estimator as `model.onnx` (skl2onnx) into `dest_dir`: the scaled matrix `input__0` FP32
+    -> `output__0` FP32 probabilities; the export puts the version's preprocessing in front of it."""
     import onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
     predictor = load(folder, info)
-    estimator = predictor.estimator
-    n_features = int(info.triton_inputs[0]["dims"][0])
+    estimator, encoder = predictor.estimator, predictor.encoder
     model = convert_sklearn(
-        _with_scaling(predictor.encoder, estimator),
-        initial_types=[(TABULAR_INPUT, FloatTensorType([None, n_features]))],
+        estimator,
+        initial_types=[(TABULAR_INPUT, FloatTensorType([None, len(encoder.output_names)]))],
         options={id(estimator): {"zipmap": False}},
         target_opset=ONNX_OPSETS,
     )

@@ -32,7 +32,6 @@ from core.frameworks.base import (
     describe_bundle,
     input_columns,
     label_codes,
-    tabular_inputs,
     validation_score,
 )
 from core.frameworks.torch_common import (
@@ -82,9 +81,10 @@ class MLP(nn.Module):
 
 
 class ProbabilityHead(nn.Module):
-    """Wire tensor -> class probabilities (rows x classes): what predict_proba runs and ONNX holds.
+    """Encoded matrix -> class probabilities (rows x classes): what predict_proba runs.
 
-    With `scaling` (the encoder's model-side standardisation) the head scales its input first. The vectors
+    With `scaling` (the encoder's model-side standardisation) the head scales its input first; the exported
+    graph holds the head without it, behind the preprocessing graph that scales. The vectors
     are non-persistent buffers: they come from `encoder.json`, not from the saved weights.
     """
 
@@ -222,7 +222,7 @@ def fit(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out_dir / WEIGHTS_FILE)
     files = [WEIGHTS_FILE, encoder.save(out_dir)]
-    info = describe_bundle(spec, columns, files, tabular_inputs(encoder), hp, record)
+    info = describe_bundle(spec, columns, files, encoder.raw_inputs, hp, record)
     info.save(out_dir)
     return MlpPredictor(info, encoder, model), score
 
@@ -240,14 +240,18 @@ def load(folder: Path, info: BundleInfo) -> MlpPredictor:
 
 
 def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> str:
-    """Write `model.onnx` (input__0 FP32 [batch, n_features] -> output__0 FP32 [batch, n_classes])."""
+    """Write `model.onnx`: the scaled matrix input__0 FP32 [batch, n_features] -> the network and softmax
+    head -> output__0 FP32 [batch, n_classes]; the export puts the version's preprocessing (scaling
+    included) in front of it."""
     predictor = load(folder, info)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
+    # The head without its scaling: the preprocessing graph in front of it scales (same arithmetic).
+    head = ProbabilityHead(predictor.model.network, binary=predictor.model.binary).eval()
     example = torch.zeros(2, int(info.training["architecture"]["n_features"]))
     batch_axis = {0: "batch"}
     export_onnx(
-        predictor.model,
+        head,
         (example,),
         dest_dir / ONNX_FILE,
         input_names=[TABULAR_INPUT],

@@ -1,11 +1,12 @@
 """XGBoost trainer: gradient-boosted trees on the encoder's float32 matrix, served by Triton's FIL backend.
 
-The bundle holds `encoder.json` and `model.json` (XGBoost's own JSON). The served `xgboost.json` is the same
-model in the JSON dialect the cluster's FIL backend parses (`model_type: xgboost_json`; see
-`fil_compatible_json`). Early stopping watches the validation split's log loss; the saved model is
-cut to the best iteration, because FIL (and `Booster.inplace_predict`) use every round in the file.
-`predict_proba` runs the saved booster's `inplace_predict` on the encoded rows, i.e. exactly what a
-Triton server computes from the same `input__0` tensor.
+The bundle holds `encoder.json` and `model.json` (XGBoost's own JSON). The served model is a Triton
+ensemble (inference/triton_repository.py): the encoder's preprocessing graph, then `xgboost.json`, the same
+trees in the JSON dialect the cluster's FIL backend parses (`model_type: xgboost_json`; see
+`fil_compatible_json`). Early stopping watches the validation split's log loss; the saved model is cut to
+the best iteration, because FIL (and `Booster.inplace_predict`) use every round in the file.
+`predict_proba` runs the saved booster's `inplace_predict` on the encoded rows, i.e. exactly what the
+ensemble's FIL step computes from the same matrix.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from core.frameworks.base import (
     describe_bundle,
     input_columns,
     label_codes,
-    tabular_inputs,
     training_threads,
     validation_score,
 )
@@ -75,7 +75,7 @@ def fit(
     booster.save_model(out_dir / MODEL_FILE)
     record = {"boosting_rounds": rounds, "max_rounds": int(model.get_booster().num_boosted_rounds())}
     info = describe_bundle(
-        spec, inputs, [encoder.save(out_dir), MODEL_FILE], tabular_inputs(encoder), params, record
+        spec, inputs, [encoder.save(out_dir), MODEL_FILE], encoder.raw_inputs, params, record
     )
     info.save(out_dir)
     predictor = load(out_dir, info)  # predict from the saved file: what serving will load

@@ -34,6 +34,7 @@ class Bench:
         self.model, self.args, self.work = built, args, work
         self.rows: list[Measurement] = []
         self.script = wrk.write_script(built.body_file, work / "post.lua")
+        self.mlserver_script = wrk.write_script(built.mlserver_body_file, work / "post-matrix.lua")
         self.notes: list[str] = []
         self.extra: dict = {}
 
@@ -48,20 +49,18 @@ class Bench:
                 flush=True,
             )
 
-    def http(self, path: str, url: str) -> None:
+    def http(self, path: str, url: str, script: Path | None = None) -> None:
         def load(concurrency: int) -> dict:
             if self.args.warmup_s > 0:
-                wrk.run_wrk(url, self.script, concurrency, self.args.warmup_s)
-            return wrk.run_wrk(url, self.script, concurrency, self.args.duration_s)
+                wrk.run_wrk(url, script or self.script, concurrency, self.args.warmup_s)
+            return wrk.run_wrk(url, script or self.script, concurrency, self.args.duration_s)
 
         self.each_concurrency(path, "http", load)
 
-    def grpc(self, path: str, address: str, model: str) -> None:
-        self.each_concurrency(
-            path,
-            "grpc",
-            lambda c: grpc_load(["--target", address, "--model", model], self.model.body_file, c, self.args),
-        )
+    def grpc(self, path: str, address: str, model: str, body: Path | None = None) -> None:
+        target = ["--target", address, "--model", model]
+        body = body or self.model.body_file
+        self.each_concurrency(path, "grpc", lambda c: grpc_load(target, body, c, self.args))
 
     def inprocess(self) -> None:
         from inference.bench.inprocess import run_inprocess
@@ -69,7 +68,7 @@ class Bench:
         self.each_concurrency(
             "in-process",
             "python",
-            lambda c: run_inprocess(self.model.artifact, self.model.row, c, self.args.duration_s),
+            lambda c: run_inprocess(self.model.artifacts, self.model.inputs, c, self.args.duration_s),
         )
 
 
@@ -137,11 +136,13 @@ def run_mlserver(bench: Bench, logs: Path) -> None:
     with servers.mlserver(
         built.mlserver_repository, bench_model.MODEL, logs / "mlserver.log", bench.args.mlserver_workers
     ) as server:
-        bench.http("mlserver", f"{server.http_url}/v2/models/{bench_model.MODEL}/infer")
-        bench.grpc("mlserver", server.grpc_address, bench_model.MODEL)
+        url = f"{server.http_url}/v2/models/{bench_model.MODEL}/infer"
+        bench.http("mlserver", url, bench.mlserver_script)
+        bench.grpc("mlserver", server.grpc_address, bench_model.MODEL, built.mlserver_body_file)
         bench.notes.append(
             f"MLServer 1.7.1 + mlserver-xgboost: parallel_workers={server.workers}, "
-            "debug=false (access log off)"
+            "debug=false (access log off); it serves the trees alone on the encoded matrix (its XGBoost "
+            "runtime cannot run the version's preprocessing graph), so it does less work per request"
         )
 
 
@@ -196,7 +197,8 @@ def environment_notes(built: bench_model.BenchModel, args: argparse.Namespace) -
         f"machine: {os.cpu_count()} CPU(s); the load generators (wrk -t{wrk.WRK_THREADS}, the gRPC "
         "generator) and the servers share them, so every number includes the generator's own CPU use",
         f"model: XGBoost ({bench_model.MAX_ROUNDS} rounds max, early stopping), one row of "
-        f"{built.row.shape[1]} float32 features per request; Triton: Python backend, 1 instance, "
+        f"{len(built.inputs)} raw features per request (the preprocessing graph, then the trees); "
+        "Triton: Python backend, 1 instance, "
         "dynamic batching from the spec; Triton logs no requests by default, the router runs uvicorn "
         "at log level warning",
         f"closed loop: each client sends its next request when answered; {args.duration_s:g} s measured "

@@ -32,6 +32,7 @@ _CONTENTS = {
     "FP64": "fp64_contents",
     "INT64": "int64_contents",
     "INT32": "int_contents",
+    "BYTES": "bytes_contents",
 }
 
 
@@ -46,7 +47,10 @@ def infer_request(model: str, body: dict[str, Any]) -> Any:
             expected = ", ".join(_CONTENTS)
             raise ValueError(f"--body: input {tensor['name']!r} is {datatype}; expected one of {expected}")
         entry = request.inputs.add(name=tensor["name"], datatype=datatype, shape=tensor["shape"])
-        getattr(entry.contents, _CONTENTS[datatype]).extend(_flat(tensor["data"]))
+        values = _flat(tensor["data"])
+        if datatype == "BYTES":
+            values = [str(value).encode("utf-8") for value in values]
+        getattr(entry.contents, _CONTENTS[datatype]).extend(values)
     return request
 
 

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.bench.model import INPUT
 from inference.bench.results import summarize
-from inference.python_backend_model import load_artifact
+from inference.python_backend_model import load_chain
 
 
-def run_inprocess(artifact: Path, row: np.ndarray, concurrency: int, duration_s: float) -> dict[str, float]:
+def run_inprocess(
+    artifacts: list[Path], inputs: dict[str, np.ndarray], concurrency: int, duration_s: float
+) -> dict[str, float]:
     """Closed-loop calls from `concurrency` threads for `duration_s` (after a short warm-up)."""
-    run = load_artifact(artifact, n_outputs=2, threads=1)
-    inputs = {INPUT: row}
+    run = load_chain(artifacts, n_outputs=2, threads=1)
     for _ in range(50):  # first calls allocate XGBoost's predictor caches
         run(inputs)
     latencies: list[list[float]] = [[] for _ in range(concurrency)]

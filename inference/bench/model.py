@@ -1,6 +1,10 @@
 """The one model every path serves: a small XGBoost conversion model, trained on demo data and exported with
 the project's own export step, staged for Triton (two versions, for the router's canary), MLServer and the
-in-process runner, plus the single-row OIP request body every load generator sends.
+in-process runner, plus the single-row OIP request bodies the load generators send.
+
+Triton, the router and the in-process runner serve the self-contained model: the raw features in, the
+version's preprocessing graph and then the trees (the local Python backend runs both). MLServer's XGBoost
+runtime can run only the trees, so it gets the encoded matrix (`mlserver_body_file`) and does less work.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ class BenchModel:
     triton_repository: Path  # <model>__v1 and <model>__v2, as the router expects
     mlserver_repository: Path  # <model>/model-settings.json + xgboost.json
     isvc_file: Path  # InferenceService with the canary split
-    body_file: Path  # one-row OIP JSON request
-    row: np.ndarray  # the same row, float32 (1, features)
-    artifact: Path  # xgboost.json
+    body_file: Path  # one-row OIP JSON request: the raw features
+    mlserver_body_file: Path  # the same row encoded: the trees' input__0 matrix
+    inputs: dict[str, np.ndarray]  # the raw features of that row, as named tensors
+    artifacts: list[Path]  # what the local model runs, in order: preprocess.onnx, xgboost.json
 
     @property
     def triton_model(self) -> str:
@@ -56,7 +61,7 @@ def build(work: Path) -> BenchModel:
     """Train, export (with the export step's parity check) and stage the model under `work`."""
     from core.frameworks import xgboost_model
     from core.spec.model import DEFAULT_SPEC_DIR, load_spec
-    from inference.triton_repository import export_repository
+    from inference.triton_repository import PREPROCESS_FILE, export_repository
 
     spec = load_spec(DEFAULT_SPEC_DIR / f"{MODEL}.yaml")
     frame = demo_frame()
@@ -66,29 +71,38 @@ def build(work: Path) -> BenchModel:
     predictor, _ = xgboost_model.fit(spec, train, valid, params, work / "bundle")
     export = export_repository(work / "bundle", spec, work / "export", valid.tail(50))
     local_model = export.model_dir("local")
-    row = predictor.encode(valid.head(1))[INPUT].astype(np.float32)
-    artifact = local_model / "1" / export.artifact
+    first = valid.head(1)
+    inputs = predictor.encode(first)
+    matrix = predictor.encoder.transform(first).astype(np.float32)
+    artifacts = [local_model / "1" / name for name in (PREPROCESS_FILE, export.artifact)]
     return BenchModel(
         export_dir=work / "export",
         triton_repository=_stage_triton(local_model, work / "triton"),
-        mlserver_repository=_stage_mlserver(artifact, work / "mlserver"),
+        mlserver_repository=_stage_mlserver(artifacts[-1], work / "mlserver"),
         isvc_file=_write_isvc(work / "isvc.yaml"),
-        body_file=_write_body(row, work / "request.json"),
-        row=row,
-        artifact=artifact,
+        body_file=_write_body(inputs, work / "request.json"),
+        mlserver_body_file=_write_body({INPUT: matrix}, work / "request-matrix.json"),
+        inputs=inputs,
+        artifacts=artifacts,
     )
 
 
-def request_body(row: np.ndarray) -> dict:
+def request_body(tensors: dict[str, np.ndarray]) -> dict:
     return {
         "inputs": [
-            {"name": INPUT, "shape": list(row.shape), "datatype": "FP32", "data": row.ravel().tolist()}
+            {
+                "name": name,
+                "shape": list(values.shape),
+                "datatype": "BYTES" if values.dtype == object else "FP32",
+                "data": values.ravel().tolist(),
+            }
+            for name, values in tensors.items()
         ]
     }
 
 
-def _write_body(row: np.ndarray, path: Path) -> Path:
-    path.write_text(json.dumps(request_body(row)))
+def _write_body(tensors: dict[str, np.ndarray], path: Path) -> Path:
+    path.write_text(json.dumps(request_body(tensors)))
     return path
 
 

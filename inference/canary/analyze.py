@@ -129,7 +129,7 @@ def analyze_locally(
             f"v{route.canary_version}; expected v{champion.version} and v{challenger.version} (deploy first)"
         )
     rows = (rows_for or newest_training_rows)(spec, champion)
-    encoders = {t.version: (encoder_for or bundle_encoder)(spec.name, t.version) for t in route.targets}
+    encoder = (encoder_for or bundle_encoder)(spec.name, champion.version)  # every version takes the same
     endpoints = Endpoints(
         info.router_http_url,
         info.router_grpc_address or info.triton_grpc_address,
@@ -140,7 +140,7 @@ def analyze_locally(
     # (1 ms wider, so a left-open range keeps the first) needs no extrapolation at either edge.
     before = wait_for_recorded(info.prometheus_url, spec.name, versions.values(), after=time.time())
     count = requests or default_requests(spec)
-    traffic = send_traffic(endpoints, route, encoders, rows, count, seed, GRPC_SHARE)
+    traffic = send_traffic(endpoints, route, encoder, rows, count, seed, GRPC_SHARE)
     after = wait_for_recorded(info.prometheus_url, spec.name, versions.values(), after=time.time())
     window_s = round(after - before, 3) + 0.001
     evidence = evidence_from_prometheus(

@@ -17,10 +17,11 @@ from pathlib import Path
 from core.registry import (
     CHALLENGER,
     CHAMPION,
+    ModelVersionRef,
     configure_tracking,
     require_alias,
 )
-from core.spec.model import load_specs
+from core.spec.model import ModelSpec, load_specs
 from core.timing import timed_step
 from inference.canary import release
 from inference.local_runtime import retire_version, staged_versions
@@ -47,6 +48,7 @@ def deploy_canary(
         rollout = release.rollout_for(serving_mode)
         info = require_runtime() if serving_mode == "local" else None
         champion = require_alias(model, CHAMPION, STEP)
+        require_self_contained(spec, champion)
         if alias == CHAMPION or champion.version == version:
             if info is not None:
                 release.stage(info, champion)
@@ -64,6 +66,7 @@ def deploy_canary(
                 f"{STEP} {model}: version {version} ({alias or 'no alias'}) is not the challenger "
                 f"(challenger is v{challenger.version}); nothing to canary"
             )
+        require_self_contained(spec, challenger)
         if info is not None:
             if champion.version not in staged_versions(info, model):  # e.g. a wiped .local/serving
                 release.stage(info, champion)
@@ -77,3 +80,15 @@ def deploy_canary(
             f"next to champion v{champion.version}"
         )
         return CANARY
+
+
+def require_self_contained(spec: ModelSpec, version: ModelVersionRef) -> None:
+    """The Feast transformer sends raw features, which a tabular version registered before versions
+    carried their own preprocessing cannot take (it wants the encoded `input__0` of its own encoder).
+    Such a version is the one without a `serving_inputs` tag (register tags every version since)."""
+    if spec.inputs.feature_service and version.serving_inputs is None:
+        raise ValueError(
+            f"{STEP} {spec.name}: v{version.version} was registered before model versions carried their "
+            "own preprocessing (its model takes an encoded tensor, not the raw features the transformer "
+            "sends): re-train before the next canary"
+        )

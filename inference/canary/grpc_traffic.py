@@ -32,9 +32,9 @@ def send_all(address: str, folder: Path) -> list[dict]:
             inputs = []
             for key in request["inputs"]:
                 values = tensors[key][request["row"] : request["row"] + 1]
-                tensor = grpc.InferInput(
-                    key.split("/", 1)[1], list(values.shape), np_to_triton_dtype(values.dtype)
-                )
+                if values.dtype.kind == "U":  # a BYTES tensor (saved as text by traffic.py)
+                    values = values.astype(object)
+                tensor = grpc.InferInput(key, list(values.shape), np_to_triton_dtype(values.dtype))
                 tensor.set_data_from_numpy(values)
                 inputs.append(tensor)
             name, version = (

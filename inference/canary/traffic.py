@@ -1,12 +1,11 @@
 """Demo traffic through the router with `tritonclient`, over HTTP and gRPC, split like the
-InferenceService splits it and encoded per version.
+InferenceService splits it.
 
-Each version's bundle carries its own feature encoder (fitted medians, scales, categories), so a request
-must be encoded for the version that answers it. In the cluster the KServe transformer does that server
-side; locally the client does it: each request draws its target with the router's own seeded split
-(`RouteTable.choose` over the same route, so the share is still the InferenceService's), is encoded with
-that version's encoder and is sent pinned to that version (`model_version`). The router counts a pinned
-request under the version's role, so its metrics match a drawn request's.
+Every version takes the same tensors (a tabular model's raw features: each version preprocesses inside its
+model), so one encoder builds every request. Each request draws its target with the router's own seeded
+split (`RouteTable.choose` over the same route, so the share is still the InferenceService's) and is sent
+pinned to that version (`model_version`), so each answer is known to come from its version. The router
+counts a pinned request under the version's role, so its metrics match a drawn request's.
 
 HTTP requests go from this process (`tritonclient.http`, JSON tensors: the router takes no binary
 tensors). gRPC requests go from a fresh interpreter (`python -m inference.canary.grpc_traffic`):
@@ -34,7 +33,7 @@ from inference.router.isvc import Route, Target
 from inference.router.routing import RouteTable
 
 Encoder = Callable[[pd.DataFrame], Mapping[str, np.ndarray]]
-"""Raw rows -> the Triton input tensors (a bundle predictor's `.encode`)."""
+"""Raw rows -> the model's input tensors (a bundle predictor's `.encode`: the same for every version)."""
 OUTPUT = "output__0"
 OK_CODES = (200, "OK")
 GRPC_TIMEOUT_S = 300.0
@@ -78,7 +77,7 @@ class Endpoints:
 def send_traffic(
     endpoints: Endpoints | str,
     route: Route,
-    encoders: Mapping[str, Encoder],
+    encoder: Encoder,
     rows: pd.DataFrame,
     requests: int,
     seed: int = 0,
@@ -86,21 +85,20 @@ def send_traffic(
     timeout_s: float = 30.0,
 ) -> Traffic:
     """Send `requests` one-row requests for `route.model`, the last `grpc_share` of them over gRPC (when
-    a gRPC address is known); `encoders` maps each served version to its encoder. Rows are drawn with
-    replacement from `rows`."""
+    a gRPC address is known), each built by `encoder`. Rows are drawn with replacement from `rows`."""
     if rows.empty:
         raise ValueError(f"traffic: {route.model}: no input rows to send")
     if isinstance(endpoints, str):
         endpoints = Endpoints(endpoints)
     table = RouteTable([route], seed=seed)
-    encoded = {t.version: _encode(encoders, t.version, route.model, rows) for t in route.targets}
+    tensors = {name: np.ascontiguousarray(values) for name, values in encoder(rows).items()}
     pick = np.random.default_rng(seed)
     plan = [(_choose(table, route.model), int(pick.integers(len(rows)))) for _ in range(requests)]
     over_grpc = round(requests * grpc_share) if endpoints.grpc_address else 0
     traffic = Traffic()
-    _send_http(endpoints.router_http_url, plan[: requests - over_grpc], encoded, traffic, timeout_s)
+    _send_http(endpoints.router_http_url, plan[: requests - over_grpc], tensors, traffic, timeout_s)
     if over_grpc:
-        _send_grpc(endpoints, plan[requests - over_grpc :], encoded, traffic)
+        _send_grpc(endpoints, plan[requests - over_grpc :], tensors, traffic)
     return traffic
 
 
@@ -114,7 +112,7 @@ def prediction_score(probabilities: np.ndarray) -> float:
 def _send_http(
     router_url: str,
     plan: list[tuple[Target, int]],
-    encoded: Mapping[str, Mapping[str, np.ndarray]],
+    tensors: Mapping[str, np.ndarray],
     traffic: Traffic,
     timeout_s: float,
 ) -> None:
@@ -126,10 +124,7 @@ def _send_http(
     outputs = [http.InferRequestedOutput(OUTPUT, binary_data=False)]
     try:
         for target, row in plan:
-            inputs = [
-                _http_input(http, name, values[row : row + 1])
-                for name, values in encoded[target.version].items()
-            ]
+            inputs = [_http_input(http, name, values[row : row + 1]) for name, values in tensors.items()]
             try:
                 result = client.infer(target.model, inputs, model_version=target.version, outputs=outputs)
             except InferenceServerException as error:
@@ -157,21 +152,24 @@ def _http_status(error: object) -> int:
 def _send_grpc(
     endpoints: Endpoints,
     plan: list[tuple[Target, int]],
-    encoded: Mapping[str, Mapping[str, np.ndarray]],
+    tensors: Mapping[str, np.ndarray],
     traffic: Traffic,
 ) -> None:
     """One subprocess sends every planned gRPC request (see grpc_traffic.py for the file contract)."""
     with tempfile.TemporaryDirectory(prefix="grpc-traffic-") as scratch:
         folder = Path(scratch)
-        tensors = {f"{v}/{name}": values for v, inputs in encoded.items() for name, values in inputs.items()}
-        np.savez(folder / "tensors.npz", **tensors)
+        # BYTES tensors as fixed-width text: np.load refuses object arrays without pickle
+        saved = {
+            name: values.astype(str) if values.dtype == object else values for name, values in tensors.items()
+        }
+        np.savez(folder / "tensors.npz", **saved)
         requests = [
             {
                 "model": target.model,
                 "version": target.version,
                 "triton_name": None if endpoints.grpc_through_router else target.triton_name,
                 "row": row,
-                "inputs": [f"{target.version}/{name}" for name in encoded[target.version]],
+                "inputs": list(tensors),
             }
             for target, row in plan
         ]
@@ -200,9 +198,3 @@ def _choose(table: RouteTable, model: str) -> Target:
     target = table.choose(model)
     assert target is not None  # the table holds exactly this route
     return target
-
-
-def _encode(encoders: Mapping[str, Encoder], version: str, model: str, rows: pd.DataFrame) -> dict:
-    if version not in encoders:
-        raise KeyError(f"traffic: {model}: no encoder for served version {version}")
-    return {name: np.ascontiguousarray(values) for name, values in encoders[version](rows).items()}

@@ -18,13 +18,11 @@ The spec alone does not say which version the other revision runs (Knative remem
 annotations name both versions and their local repositories: local mode's router splits traffic from them.
 
 Transformer (models whose spec names a Feast feature service): the platform image running
-`python -m inference.transformer`, with the **stable** version's bundle files (`bundle.json`,
-`encoder.json` under `<triton>/transformer`, downloaded by KServe's storage initializer from STORAGE_URI)
-and no canary of its own. Knative splits the transformer's and the predictor's revisions independently, so
-a canary transformer could not be paired with the canary predictor; one stable transformer in front of
-both predictor revisions is the smaller error (the canary gets the stable encoder: same tensor width when
-the feature service and categories are the same, and the stable fit's medians for missing values; standardised
-models scale inside the model with their own fit; docs/limits.md). Promote moves it on.
+`python -m inference.transformer`, which sends the raw online features to the predictor. It holds nothing
+of any version (each version's model does its own fitted preprocessing: core/encoding_onnx.py), so its
+spec names no version and no storage: Knative splits transformer and predictor revisions independently,
+and any transformer revision feeds any predictor revision correctly. A canary or a promotion changes only
+the predictor.
 """
 
 from __future__ import annotations
@@ -50,11 +48,9 @@ from inference.deploy.annotations import (
     STABLE_VERSION_KEY,
 )
 from inference.deploy.standard import DEPLOYMENT_MODE_ANNOTATION, apply_standard_mode
-from inference.triton_repository import TRANSFORMER_FOLDER
 
 TEMPLATE_PATH = REPO_ROOT / "manifests" / "serving" / "inferenceservice.template.yaml"
 GPU_RESOURCE = "nvidia.com/gpu"
-STORAGE_URI_ENV = "STORAGE_URI"  # KServe runs its storage initializer for a custom container with this env
 # Knative names revisions `<isvc>-predictor-00001`, and a revision name is a 63-character DNS label.
 MAX_NAME_LENGTH = 63 - len("-predictor-00001")
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -97,22 +93,12 @@ def render_inference_service(
     predictor["model"]["storageUri"] = served.storage_uri
     if spec.serving.gpu:
         _request_gpu(predictor)
-    _configure_transformer(service["spec"], spec, stable)
+    _configure_transformer(service["spec"], spec)
     if mode == "Standard":
         apply_standard_mode(service, spec, stable, canary, canary_percent)
     elif percent is not None:
         predictor["canaryTrafficPercent"] = percent
     return service
-
-
-def transformer_storage_uri(version: ModelVersionRef) -> str:
-    """Where a version's transformer files are: `<triton>/transformer`, beside `<triton>/cluster`."""
-    base, _, leaf = version.storage_uri.rstrip("/").rpartition("/")
-    if leaf != "cluster" or not base:
-        raise ValueError(
-            f"deploy: {version.name} v{version.version}: storage URI {version.storage_uri} is not .../cluster"
-        )
-    return f"{base}/{TRANSFORMER_FOLDER}"
 
 
 def check_name(name: str) -> None:
@@ -191,16 +177,12 @@ def _annotations(
     return annotations
 
 
-def _configure_transformer(service_spec: dict[str, Any], spec: ModelSpec, stable: ModelVersionRef) -> None:
-    """The Feast transformer for feature-service models (pinned to `stable`); none for the others."""
+def _configure_transformer(service_spec: dict[str, Any], spec: ModelSpec) -> None:
+    """The Feast transformer for feature-service models (the same for every version); none for others."""
     transformer = service_spec.pop("transformer", None)
     if transformer is None or not spec.inputs.feature_service:
         return
-    container = transformer["containers"][0]
-    container["image"] = PLATFORM_IMAGE
-    container["args"] = [*container.get("args", []), f"--model-version={stable.version}"]
-    storage = {"name": STORAGE_URI_ENV, "value": transformer_storage_uri(stable)}
-    container["env"] = [*container.get("env", []), storage]
+    transformer["containers"][0]["image"] = PLATFORM_IMAGE
     service_spec["transformer"] = transformer
 
 

@@ -4,10 +4,12 @@ failure counted against the version (the canary reads Triton's failure counter; 
 
 Checked: `id` is a string; `inputs` is a list naming each of the model's inputs once with its datatype; a
 shape of the model's rank whose fixed dimensions match; `data` (flat or nested) holding exactly the shape's
-element count of the datatype's kind; numbers finite and within the datatype's range (FP32 overflows to
-infinity above 3.4e38); integers integral. The binary tensor extension is refused (JSON tensors only), so a
-client asking for binary outputs gets a clear 400 instead of a body it cannot decode. `check_grpc_request`
-applies the same checks to a gRPC `ModelInferRequest` (typed contents or raw little-endian bytes).
+element count of the datatype's kind; numbers within the datatype's range (FP32 overflows to infinity
+above 3.4e38) and not infinite; integers integral. NaN passes: it is how a raw numeric feature says
+"missing" (core/raw_features.py), which the model's own preprocessing imputes, and Triton reads it. The
+binary tensor extension is refused (JSON tensors only), so a client asking for binary outputs gets a clear
+400 instead of a body it cannot decode. `check_grpc_request` applies the same checks to a gRPC
+`ModelInferRequest` (typed contents or raw little-endian bytes).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def check_grpc_request(request: Any, specs: Mapping[str, InputSpec]) -> None:
                 _refuse(f"{where}: shape {shape} needs {math.prod(shape)} values, got {len(values)}")
         if spec.datatype in _FLOAT_LIMITS:
             array = np.asarray(values, dtype=np.float64)
-            if not np.isfinite(array).all() or (np.abs(array) > _FLOAT_LIMITS[spec.datatype]).any():
+            if _out_of_range(array, spec.datatype).any():
                 _refuse(f"{where}: data holds values that are not finite {spec.datatype} values")
     missing = sorted(set(specs) - seen)
     if missing:
@@ -176,7 +178,7 @@ def _check_tensor(tensor: dict[str, Any], spec: InputSpec, where: str) -> None:
 
 def _numbers_fit(data: Any, datatype: str, expected: int) -> bool:
     """The fast path for numeric tensors (numpy reads the nested lists in C): True when `data` is exactly
-    `expected` finite numbers of `datatype`'s range; False sends the request down the slow walk."""
+    `expected` numbers of `datatype`'s range (NaN included); False sends the request down the slow walk."""
     if (datatype not in _FLOAT_LIMITS and datatype not in _INT_RANGES) or not isinstance(data, list):
         return False
     try:
@@ -189,7 +191,7 @@ def _numbers_fit(data: Any, datatype: str, expected: int) -> bool:
         return False
     array = array.astype(np.float64)
     if datatype in _FLOAT_LIMITS:
-        return bool(np.isfinite(array).all() and (np.abs(array) <= _FLOAT_LIMITS[datatype]).all())
+        return not _out_of_range(array, datatype).any()
     low, high = _INT_RANGES[datatype]
     exact = np.abs(array) < 2**53  # float64 holds integers exactly only below 2**53: the walk checks others
     return bool((exact & (array == np.round(array)) & (array >= low) & (array <= high)).all())
@@ -221,12 +223,17 @@ def _check_value(value: Any, datatype: str, where: str) -> None:
     elif isinstance(value, bool) or not isinstance(value, int | float):
         _refuse(f"{where}: {datatype} data must be numbers, got {type(value).__name__}")
     elif datatype in _FLOAT_LIMITS:
-        if not math.isfinite(value) or abs(value) > _FLOAT_LIMITS[datatype]:
+        if math.isinf(value) or abs(value) > _FLOAT_LIMITS[datatype]:  # NaN passes (the module doc)
             _refuse(f"{where}: {value!r} is not a finite {datatype} value")
     elif datatype in _INT_RANGES:
         low, high = _INT_RANGES[datatype]
         if (isinstance(value, float) and not value.is_integer()) or not low <= value <= high:
             _refuse(f"{where}: {value!r} is not a {datatype} value")
+
+
+def _out_of_range(array: np.ndarray, datatype: str) -> np.ndarray:
+    """Infinite values and values beyond the datatype's range; NaN is neither (a missing raw feature)."""
+    return np.isinf(array) | (np.abs(np.nan_to_num(array, nan=0.0)) > _FLOAT_LIMITS[datatype])
 
 
 def _refuse(message: str) -> NoReturn:

@@ -1,7 +1,7 @@
 """Serve one model's KServe transformer (REST and gRPC, Open Inference Protocol) until SIGTERM.
 
     python -m inference.transformer --model-name conversion-xgboost --predictor-host HOST:PORT \\
-        --protocol v2 --feature-repo feature_repo --bundle DIR [--model-version 3] [--http-port 8080]
+        --protocol v2 --feature-repo feature_repo [--model-version 3] [--http-port 8080]
 
 KServe's controller appends `--model_name`, `--predictor_host` and `--http_port` to a custom transformer's
 arguments (and --workers with containerConcurrency); they are accepted as aliases of the kebab-case flags.
@@ -35,9 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--feature-repo", type=Path, required=True, help="Feast repository folder")
     parser.add_argument(
         "--feature-store-yaml", type=Path, help="Feast config (default: <feature-repo>/feature_store.yaml)"
-    )
-    parser.add_argument(
-        "--bundle", type=Path, required=True, help="folder with the version's bundle.json, encoder.json"
     )
     parser.add_argument("--spec", type=Path, help="model spec (default: <spec dir>/<model-name>.yaml)")
     parser.add_argument(
@@ -78,18 +75,17 @@ def serve(args: argparse.Namespace) -> None:
     from kserve.model_server import app
     from kserve.predictor_config import PredictorConfig
 
+    from core.frameworks.base import class_names
     from inference.transformer.features import OnlineFeatures
     from inference.transformer.guard import RequestGuard
-    from inference.transformer.model import FeastTransformer, ServingBundle
+    from inference.transformer.model import FeastTransformer
 
     spec = load_model_spec(args.model_name, args.spec)
     features = OnlineFeatures.open(
         args.feature_repo, spec.inputs.feature_service, spec.inputs.entity_keys, args.feature_store_yaml
     )
     max_rows = args.max_rows or spec.serving.max_batch_size
-    model = FeastTransformer(
-        spec.name, ServingBundle.load(args.bundle), features, max_rows, args.model_version
-    )
+    model = FeastTransformer(spec.name, class_names(spec), features, max_rows, args.model_version)
     model.load()
 
     # FastAPI answers 422 and unknown paths with its own bodies; OIP clients expect {"error": one line}.

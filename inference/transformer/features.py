@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from core import paths
+from core.raw_features import raw_inputs
 from core.settings import variable
 
 
@@ -37,6 +38,9 @@ class ServiceLayout:
     """Fields its on-demand views take from the request (none for this repository's services)."""
     feature_names: tuple[str, ...]
     """Every feature the service returns, on-demand ones included."""
+    inputs: tuple[dict[str, Any], ...] = ()
+    """The served model's raw-feature inputs, one per feature (core/raw_features.py), typed by the
+    feature views' schema: the same for every version of a model trained on this service."""
 
 
 class OnlineFeatures:
@@ -83,7 +87,8 @@ class OnlineFeatures:
 def _service_layout(store: Any, service: Any) -> ServiceLayout:
     features_by_key: dict[str, list[str]] = {}
     request_fields: list[str] = []
-    names = [f.name for projection in service.feature_view_projections for f in projection.features]
+    fields = [f for projection in service.feature_view_projections for f in projection.features]
+    names = [f.name for f in fields]
     on_demand = {view.name: view for view in store.list_on_demand_feature_views()}
     for projection in service.feature_view_projections:
         if projection.name in on_demand:
@@ -98,7 +103,32 @@ def _service_layout(store: Any, service: Any) -> ServiceLayout:
         features_by_key={key: tuple(names) for key, names in features_by_key.items()},
         request_fields=tuple(request_fields),
         feature_names=tuple(names),
+        inputs=tuple(raw_inputs_of(service.name, fields)),
     )
+
+
+# Feast value types (feast.types.PrimitiveFeastType names) -> numeric or categorical. The training set
+# carries them as pandas dtypes, and `FeatureEncoder.fit` splits by dtype with the same rule
+# (`is_numeric_column`): integers and floats are numeric; strings and booleans are categories.
+NUMERIC_FEAST_TYPES = frozenset({"INT32", "INT64", "FLOAT32", "FLOAT64"})
+CATEGORICAL_FEAST_TYPES = frozenset({"STRING", "BOOL"})
+
+
+def raw_inputs_of(service: str, fields: Sequence[Any]) -> list[dict[str, Any]]:
+    """The model inputs for a feature service's fields, in the encoder's order (numeric, categorical)."""
+    numeric, categorical = [], []
+    for field in fields:
+        kind = getattr(field.dtype, "name", str(field.dtype))
+        if kind in NUMERIC_FEAST_TYPES:
+            numeric.append(field.name)
+        elif kind in CATEGORICAL_FEAST_TYPES:
+            categorical.append(field.name)
+        else:
+            raise ValueError(
+                f"feature service {service!r}: feature {field.name!r} has type {field.dtype}; a model "
+                f"takes {', '.join(sorted(NUMERIC_FEAST_TYPES | CATEGORICAL_FEAST_TYPES))} features"
+            )
+    return raw_inputs(numeric, categorical)
 
 
 def _missing_entities(frame: pd.DataFrame, features_by_key: Mapping[str, Sequence[str]]) -> dict[str, list]:

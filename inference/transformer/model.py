@@ -1,54 +1,32 @@
-"""The KServe transformer: entity ids in, Feast online features, the model's encoding, Triton's answer out.
+"""The KServe transformer: entity ids in, Feast online features as the model's raw inputs, its answer out.
 
     preprocess   OIP request (entity ids [+ request fields]) -> online features of the spec's feature service
-                 -> the version's FeatureEncoder -> the Triton model's FP32 input
-    predict      KServe's own predictor call (REST v2 or gRPC v2, from --predictor-host and --protocol)
+                 -> one named tensor per feature (core/raw_features.py)
+    predict      KServe's predictor call (REST v2 or gRPC v2, from --predictor-host and --protocol)
     postprocess  Triton's probabilities -> `probabilities` and `predicted_class` under the public model name
 
-The encoder comes from the served version's bundle files (`bundle.json`, `encoder.json`): the very
-object training fitted and export checked parity with, so serving builds the tensors training built.
+It holds no version's state: every model version takes the raw features and applies its own fitted
+preprocessing inside (core/encoding_onnx.py), so during a canary this one transformer feeds both predictor
+revisions correctly. What it needs comes from the model spec (feature service, entity keys, classes) and
+the feature views' schema (which features are numeric).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from pathlib import Path
+import json
+from collections.abc import Sequence
 
 from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
+from kserve.model import append_forwardable_headers
+from kserve.predictor_config import PredictorProtocol
 
-from core.bundle import BundleInfo
-from core.encoding import ENCODER_FILE, FeatureEncoder
+from core.raw_features import raw_arrays
 from inference.transformer.features import MissingEntities, OnlineFeatures
 from inference.transformer.tensors import entity_rows, prediction_response, triton_request
 
-
-@dataclass(frozen=True)
-class ServingBundle:
-    """What the transformer needs of a model version: the bundle description and its encoder."""
-
-    info: BundleInfo
-    encoder: FeatureEncoder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> ServingBundle:
-        folder = Path(folder)
-        info = BundleInfo.load(folder)
-        if not (folder / ENCODER_FILE).is_file():
-            raise FileNotFoundError(
-                f"transformer: {folder} has no {ENCODER_FILE}: only tabular bundles "
-                f"(sklearn, xgboost, pytorch) are served through Feast, not {info.framework!r}"
-            )
-        return cls(info=info, encoder=FeatureEncoder.load(folder))
-
-    @property
-    def input_name(self) -> str:
-        return str(self.info.triton_inputs[0]["name"])
-
-    @property
-    def output_name(self) -> str:
-        return str(self.info.triton_outputs[0]["name"])
+OUTPUT = "output__0"  # every exported model's class probabilities (components/README.md)
 
 
 class FeastTransformer(Model):
@@ -57,19 +35,13 @@ class FeastTransformer(Model):
     def __init__(
         self,
         name: str,
-        bundle: ServingBundle,
+        classes: Sequence[str],
         features: OnlineFeatures,
         max_rows: int,
         model_version: str | None = None,
     ) -> None:
         super().__init__(name)
-        missing = sorted(set(bundle.encoder.input_columns) - set(features.layout.feature_names))
-        if missing:
-            raise ValueError(
-                f"transformer: {name}: the bundle's encoder takes {', '.join(missing)}, which feature "
-                f"service {features.service.name!r} does not serve (trained on another feature service?)"
-            )
-        self.bundle = bundle
+        self.classes = list(classes)
         self.features = features
         self.max_rows = max_rows
         self.model_version = model_version
@@ -91,8 +63,30 @@ class FeastTransformer(Model):
             frame = await asyncio.to_thread(self.features.read, rows)
         except MissingEntities as error:
             raise InvalidInput(str(error)) from None
-        matrix = self.bundle.encoder.transform(frame)
-        return triton_request(self.name, self.bundle.input_name, matrix, payload.id)
+        return triton_request(self.name, raw_arrays(frame, self.features.layout.inputs), payload.id)
+
+    async def predict(
+        self,
+        payload: InferRequest | dict,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> InferResponse:
+        """KServe's own predictor call, except that a REST body is written with `json`, not orjson: a
+        missing numeric feature is NaN, which orjson writes as null (Triton refuses null as FP32: seen,
+        "attempt to access JSON non-number as double") and `json` as `NaN`, which Triton's HTTP front end
+        reads (seen on the local Triton). gRPC carries NaN as it is."""
+        if self.predictor_config.protocol != PredictorProtocol.REST_V2.value or not isinstance(
+            payload, InferRequest
+        ):
+            return await super().predict(payload, headers, response_headers)
+        body, _ = payload.to_rest()
+        return await self._http_client.infer(
+            self.predictor_config.predictor_base_url,
+            model_name=self.name,
+            data=json.dumps(body, separators=(",", ":")).encode(),
+            headers=append_forwardable_headers(headers, {"Content-Type": "application/json"}),
+            response_headers=response_headers,
+        )
 
     async def postprocess(
         self,
@@ -102,6 +96,4 @@ class FeastTransformer(Model):
     ) -> InferResponse:
         if not isinstance(result, InferResponse):
             raise RuntimeError(f"predictor answered with {type(result).__name__}, not an OIP response")
-        return prediction_response(
-            result, self.bundle.output_name, self.bundle.info.classes, self.name, self.model_version
-        )
+        return prediction_response(result, OUTPUT, self.classes, self.name, self.model_version)

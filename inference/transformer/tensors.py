@@ -4,15 +4,16 @@ Client request: one 1-D tensor per entity key (`session_id`, `customer_id`: INT6
 BYTES holding the decimal id), `[n]` or `[n, 1]`, plus one per request-time field the feature service's
 on-demand views take (none for this repository's services). Row i of every tensor is one prediction.
 
-Predictor request: the bundle's Triton input (`input__0` FP32 `[n, n_features]`, the FeatureEncoder
-output). Client response: `probabilities` FP32 `[n, n_classes]` (columns in the bundle's `classes`
-order) and `predicted_class` BYTES `[n]` (the most probable class).
+Predictor request: the model's raw-feature inputs, one named tensor `[n, 1]` per feature (FP32 numerics,
+NaN when missing; BYTES categories, "" when missing: core/raw_features.py). Client response:
+`probabilities` FP32 `[n, n_classes]` (columns in the spec's classes order) and `predicted_class` BYTES
+`[n]` (the most probable class).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -106,18 +107,19 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def triton_request(
-    model_name: str, input_name: str, matrix: np.ndarray, request_id: str | None
-) -> InferRequest:
-    """The predictor's request: the encoded rows as the Triton model's one FP32 input, as JSON.
+def triton_request(model_name: str, arrays: Mapping[str, np.ndarray], request_id: str | None) -> InferRequest:
+    """The predictor's request: the raw features as the model's named inputs, as JSON.
 
     Not the binary tensor extension: KServe's logger agent on the predictor records the request body as
     it is (kserve v0.20.0 pkg/logger/handler.go reads the body and queues its bytes), and the drift
     service reads OIP JSON; the local router, which plays the predictor's Knative split, takes JSON
-    tensors only. At most `serving.max_batch_size` rows of a few dozen floats: the JSON costs little."""
-    tensor = InferInput(input_name, list(matrix.shape), "FP32")
-    tensor.set_data_from_numpy(np.ascontiguousarray(matrix, dtype=np.float32), binary_data=False)
-    return InferRequest(model_name=model_name, infer_inputs=[tensor], request_id=request_id)
+    tensors only. At most `serving.max_batch_size` rows of a few dozen values: the JSON costs little."""
+    tensors = []
+    for name, values in arrays.items():
+        tensor = InferInput(name, list(values.shape), "BYTES" if values.dtype == object else "FP32")
+        tensor.set_data_from_numpy(values, binary_data=False)
+        tensors.append(tensor)
+    return InferRequest(model_name=model_name, infer_inputs=tensors, request_id=request_id)
 
 
 def prediction_response(

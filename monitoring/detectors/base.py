@@ -19,16 +19,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from core.encoding import FeatureEncoder
-
 MANIFEST = "detector.json"
 ALIBI_DIR = "alibi"
 REFERENCE = "reference.parquet"
 REFERENCE_FALLBACK = "reference.jsonl"  # while the serving env's pyarrow is unusable (needs numpy 2)
-# The model version's own FeatureEncoder (register copies the bundle's encoder.json here): the payload
-# logger records the model's encoded tensor, and only this encoder turns it back into raw features
-# exactly (standardised numerics included).
-MODEL_ENCODER = "model_encoder.json"
 FORMAT_VERSION = 1
 
 
@@ -60,10 +54,6 @@ class DriftDetector(Protocol):
     """The raw input columns `score` reads."""
     online: bool
     """True: tests after every row and keeps a checkpointable `state`; False: tests whole windows."""
-    model_encoding: FeatureEncoder | None
-    """What turns the model's logged [n, k] tensor back into `features` (one-hot blocks, standardised
-    numerics): the model version's own encoder when the bundle carries one, else (tabular kinds) the
-    detector's own encoding; None when the tensor's columns are the features as they are."""
 
     def score(self, rows: pd.DataFrame) -> DriftResult: ...
 
@@ -146,17 +136,6 @@ def load_alibi(detector_dir: Path, seed: int) -> Any:
 
     with seeded(seed):
         return alibi_load(Path(detector_dir) / ALIBI_DIR)
-
-
-def load_model_encoding(detector_dir: Path) -> FeatureEncoder | None:
-    """The model's FeatureEncoder stored with the detector, or None (text models, older bundles)."""
-    path = Path(detector_dir) / MODEL_ENCODER
-    if not path.is_file():
-        return None
-    try:
-        return FeatureEncoder.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DetectorError(f"{path}: not a FeatureEncoder: {exc}") from exc
 
 
 @contextlib.contextmanager

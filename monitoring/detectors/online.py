@@ -20,14 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from core.encoding import FeatureEncoder
 from monitoring.detectors.alibi_online import alibi_state, restore_alibi_state, window_sizes
 from monitoring.detectors.base import (
     DetectorError,
     DriftResult,
     finite_or_nan,
     is_numeric,
-    load_model_encoding,
     read_table,
     save_detector_bundle,
     seeded,
@@ -59,9 +57,8 @@ class OnlineTabularDetector(TabularDetectorBase):
         manifest: dict[str, Any],
         alibi_detector: Any,
         reference: pd.DataFrame | None = None,
-        model_encoding: FeatureEncoder | None = None,
     ):
-        super().__init__(manifest, alibi_detector, reference, model_encoding)
+        super().__init__(manifest, alibi_detector, reference)
         self._max_ws = max(manifest["window_sizes"])
 
     @classmethod
@@ -118,7 +115,7 @@ class OnlineTabularDetector(TabularDetectorBase):
             manifest["n_bootstraps"],
             stored,
         )
-        return cls(manifest, alibi, model_encoding=load_model_encoding(detector_dir))
+        return cls(manifest, alibi)
 
     @classmethod
     def fit_spec(

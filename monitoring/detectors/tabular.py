@@ -20,7 +20,6 @@ from monitoring.detectors.base import (
     DriftResult,
     is_numeric,
     load_alibi,
-    load_model_encoding,
     save_detector_bundle,
 )
 
@@ -69,7 +68,6 @@ class TabularDetectorBase:
         manifest: dict[str, Any],
         alibi_detector: Any,
         reference: pd.DataFrame | None = None,
-        model_encoding: FeatureEncoder | None = None,
     ):
         self.manifest = manifest
         self.kind: str = manifest["kind"]
@@ -77,19 +75,12 @@ class TabularDetectorBase:
         self.version: str = manifest["version"]
         self.encoding = TabularEncoding.from_dict(manifest["encoding"])
         self.features: list[str] = self.encoding.columns
-        # A bundle without the model's own encoder (older ones) still decodes a logged one-hot tensor with
-        # the detector's encoding: same columns and categories, fitted on the reference sample.
-        self.model_encoding: FeatureEncoder = model_encoding or self.encoding
         self._alibi = alibi_detector
         self._reference = reference
 
     @classmethod
     def from_bundle(cls, detector_dir: Path, manifest: dict[str, Any]) -> Self:
-        return cls(
-            manifest,
-            load_alibi(detector_dir, manifest["seed"]),
-            model_encoding=load_model_encoding(detector_dir),
-        )
+        return cls(manifest, load_alibi(detector_dir, manifest["seed"]))
 
 
 class BatchTabularDetector(TabularDetectorBase):

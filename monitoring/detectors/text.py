@@ -16,14 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from core.encoding import FeatureEncoder
 from monitoring.detectors.alibi_online import alibi_state, restore_alibi_state, window_sizes
 from monitoring.detectors.base import (
     DetectorError,
     DriftResult,
     finite_or_nan,
     load_alibi,
-    load_model_encoding,
     save_detector_bundle,
 )
 from monitoring.detectors.base import seeded as _seeded
@@ -84,7 +82,6 @@ class TextDriftDetector:
         embedder: HashedTextEmbedder,
         alibi: Any,
         reference: pd.DataFrame | None = None,
-        model_encoding: FeatureEncoder | None = None,
     ):
         self.manifest = manifest
         self.kind: str = manifest["kind"]
@@ -92,7 +89,6 @@ class TextDriftDetector:
         self.version: str = manifest["version"]
         self.features: list[str] = manifest["features"]
         self.embedder = embedder
-        self.model_encoding = model_encoding
         self._alibi = alibi
         self._reference = reference
 
@@ -133,7 +129,7 @@ class TextDriftDetector:
     def from_bundle(cls, detector_dir: Path, manifest: dict[str, Any]) -> TextDriftDetector:
         embedder = HashedTextEmbedder.load(detector_dir / PROJECTION)
         alibi = load_alibi(detector_dir, manifest["seed"])
-        return cls(manifest, embedder, alibi, model_encoding=load_model_encoding(detector_dir))
+        return cls(manifest, embedder, alibi)
 
     def save(self, detector_dir: Path) -> Path:
         if self._reference is None:

@@ -88,8 +88,7 @@ class DriftService:
         self.checkpoints = checkpoints
         self.clock = clock
         self._layouts = {
-            key: TensorLayout(tuple(detector.features), detector.model_encoding)
-            for key, detector in self.detectors.items()
+            key: TensorLayout(tuple(detector.features)) for key, detector in self.detectors.items()
         }
         self._run_lock = threading.Lock()  # one detector run at a time: detectors are not thread-safe
         for model, version in self.detectors:

@@ -23,7 +23,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from core.encoding import FeatureEncoder
 from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from inference.deploy.annotations import MODEL_VERSION_KEY
 from monitoring.payloads.cloudevents import CloudEvent, event_json
@@ -38,11 +37,10 @@ VersionSource = Literal["annotation", "payload", "only_loaded", "none"]
 
 @dataclass(frozen=True)
 class TensorLayout:
-    """How a detector reads a model's single [n, k] tensor input: the columns are its `features`, after
-    `encoding` (the model's FeatureEncoder, when there is one) folds one-hot blocks back to raw columns."""
+    """How a detector reads a request: named inputs are its columns; a model's single [n, k] tensor input
+    (a text model's embedding-free features) has its `features` as columns, in order."""
 
     features: tuple[str, ...]
-    encoding: FeatureEncoder | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,7 @@ def _request_id(event_id: str, payload: Any) -> str:
 
 def _request_rows(payload: Any, layout: TensorLayout | None) -> tuple[pd.DataFrame | None, int]:
     if layout is not None:
-        rows = request_rows(payload, layout.features, layout.encoding)
+        rows = request_rows(payload, layout.features)
         return rows, len(rows)
     count = row_count(payload)  # validates the payload: a bad one is rejected, not logged
     try:

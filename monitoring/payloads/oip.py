@@ -1,8 +1,8 @@
 """Open Inference Protocol (KServe v2) request JSON -> a DataFrame of rows for a drift detector.
 
-Two shapes reach the detector: the tabular transformer's raw feature columns (one named input per column,
-shape [n] or [n, 1]), and the model's single encoded tensor (`input__0` FP32 [n, k]), whose columns are
-the detector's features in order.
+Two shapes reach the detector: raw feature columns (one named input per column, shape [n] or [n, 1]: what
+every tabular model takes, core/raw_features.py), and a single tensor [n, k] whose columns are the
+detector's features in order.
 """
 
 from __future__ import annotations
@@ -45,12 +45,11 @@ def row_count(payload: Any) -> int:
     return _inputs(payload)[0]["shape"][0]
 
 
-def request_rows(payload: Any, features: Sequence[str] | None = None, encoding: Any = None) -> pd.DataFrame:
-    """Rows of a v2 inference request; `features` names the columns of a single [n, k] tensor input;
-    `encoding` (the detector's FeatureEncoder) decodes a model tensor with one-hot categorical blocks."""
+def request_rows(payload: Any, features: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows of a v2 inference request; `features` names the columns of a single [n, k] tensor input."""
     inputs = _inputs(payload)
     if len(inputs) == 1 and len(inputs[0]["shape"]) == 2 and inputs[0]["shape"][1] != 1:
-        return _tensor_rows(inputs[0], features, encoding)
+        return _tensor_rows(inputs[0], features)
     return _column_rows(inputs)
 
 
@@ -132,28 +131,8 @@ def _column_rows(inputs: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame({item["name"]: _typed(item) for item in inputs})
 
 
-def decode_model_tensor(matrix: np.ndarray, encoding: Any) -> pd.DataFrame:
-    """FeatureEncoder.transform's output (numeric columns, then one one-hot block per categorical column)
-    back to raw columns; an all-zero block (unseen or missing category) becomes None."""
-    count = len(encoding.numeric)
-    numeric = matrix[:, :count].astype("float64")
-    if encoding.means and not encoding.scales_in_model:  # standardised on the wire: undo it
-        means, scales = encoding.numeric_scaling()
-        numeric = numeric * scales + means
-    frame = pd.DataFrame(numeric, columns=list(encoding.numeric))
-    for column, categories in encoding.categorical.items():
-        block = matrix[:, count : count + len(categories)]
-        count += len(categories)
-        picked = np.where(block.max(axis=1) > 0.5, block.argmax(axis=1), -1)
-        frame[column] = [categories[i] if i >= 0 else None for i in picked]
-    return frame
-
-
-def _tensor_rows(item: dict[str, Any], features: Sequence[str] | None, encoding: Any = None) -> pd.DataFrame:
+def _tensor_rows(item: dict[str, Any], features: Sequence[str] | None) -> pd.DataFrame:
     rows, width = item["shape"]
-    one_hot = encoding is not None and width == len(encoding.output_names)
-    if features and width != len(features) and one_hot:
-        return decode_model_tensor(_typed(item).reshape(rows, width), encoding)
     if not features:
         raise EventError(
             "bad_payload", f"OIP input {item['name']!r}: a [n, k] tensor needs the detector's features"

@@ -21,7 +21,7 @@ class Traffic:
     def __init__(
         self, router_url: str, route: Any, encoder: Any, normal: pd.DataFrame, shifted: pd.DataFrame
     ):
-        self.router_url, self.route, self.encoders = router_url, route, {route.stable_version: encoder}
+        self.router_url, self.route, self.encoder = router_url, route, encoder
         self.rows = {"normal": normal, "shifted": shifted}
         self.kind, self.sent, self.failed, self._seed = "normal", 0, 0, 0
 
@@ -30,7 +30,7 @@ class Traffic:
 
         self._seed += 1
         done = send_traffic(
-            self.router_url, self.route, self.encoders, self.rows[self.kind], requests, self._seed
+            self.router_url, self.route, self.encoder, self.rows[self.kind], requests, self._seed
         )
         self.sent, self.failed = self.sent + done.sent, self.failed + done.failed
 

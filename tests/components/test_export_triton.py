@@ -12,19 +12,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from core.bundle import BundleInfo
+from core.encoding_onnx import LegacyBundleError
 from inference import python_backend_model
 from inference.python_backend_model import TritonPythonModel, load_artifact
 from inference.triton_config import render_config
-from inference.triton_repository import (
-    EXPORT_FILE,
-    TRANSFORMER_FILES,
-    TRANSFORMER_FOLDER,
-    ParityError,
-    export_repository,
-)
+from inference.triton_repository import EXPORT_FILE, ParityError, export_repository
 from tests.helpers.specs import fixture_spec
 from tests.helpers.tiny_bundles import build_bundle, load, tiny_frame, use_tiny_frameworks
 
@@ -114,42 +110,82 @@ def test_render_rejects_unknown_targets_and_datatypes() -> None:
 
 
 # ------------------------------------------------------------------------------------ export_repository
-@pytest.mark.parametrize(
-    ("framework", "spec_name", "artifact", "cluster_backend"),
-    [
-        ("sklearn", "conversion-sklearn", "model.onnx", "onnxruntime"),
-        ("xgboost", "conversion-xgboost", "xgboost.json", "fil"),
-    ],
-)
-def test_export_writes_both_repositories_and_records_parity(
-    tiny: None, tmp_path: Path, framework: str, spec_name: str, artifact: str, cluster_backend: str
-) -> None:
+def test_an_onnx_export_takes_the_raw_features_in_both_repositories(tiny: None, tmp_path: Path) -> None:
     frame = tiny_frame(300)
-    bundle = build_bundle(tmp_path / "bundle", framework, frame)
+    bundle = build_bundle(tmp_path / "bundle", "sklearn", frame)
     dest = tmp_path / "repo"
-    stale = dest / "local" / spec_name / "1" / "stale.onnx"
+    stale = dest / "local" / "conversion-sklearn" / "1" / "stale.onnx"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
 
-    result = export_repository(bundle, fixture_spec(spec_name), dest, test_frame=frame.tail(60))
+    result = export_repository(bundle, fixture_spec("conversion-sklearn"), dest, test_frame=frame.tail(60))
 
-    assert result.artifact == artifact and result.parity_rows == 60
+    assert result.artifact == "model.onnx" and result.parity_rows == 60
     assert result.parity_max_abs_diff is not None and 0.0 <= result.parity_max_abs_diff <= 1e-5
-    cluster, local = dest / "cluster" / spec_name, dest / "local" / spec_name
-    assert sorted(p.name for p in (cluster / "1").iterdir()) == [artifact]
-    assert sorted(p.name for p in (local / "1").iterdir()) == sorted([artifact, "model.py"])
+    cluster, local = dest / "cluster" / "conversion-sklearn", dest / "local" / "conversion-sklearn"
+    assert sorted(p.name for p in (dest / "cluster").iterdir()) == ["conversion-sklearn"]
+    assert sorted(p.name for p in (cluster / "1").iterdir()) == ["model.onnx"]
+    assert sorted(p.name for p in (local / "1").iterdir()) == ["model.onnx", "model.py"]
     assert not stale.exists()
     assert (local / "1" / "model.py").read_text() == Path(python_backend_model.__file__).read_text()
-    assert (cluster / "1" / artifact).read_bytes() == (local / "1" / artifact).read_bytes()
-    assert f'backend: "{cluster_backend}"' in (cluster / "config.pbtxt").read_text()
+    assert (cluster / "1" / "model.onnx").read_bytes() == (local / "1" / "model.onnx").read_bytes()
+    graph = onnx.load(cluster / "1" / "model.onnx").graph
+    assert [(i.name, i.type.tensor_type.elem_type) for i in graph.input] == [
+        (name, onnx.TensorProto.FLOAT) for name in ("sessions_7d", "duration_s", "sentiment_score")
+    ] + [("plan_tier", onnx.TensorProto.STRING)]  # the raw features: the encoder runs inside the graph
+    for config in (cluster / "config.pbtxt", local / "config.pbtxt"):
+        assert 'name: "plan_tier"\n    data_type: TYPE_STRING\n    dims: [ 1 ]' in config.read_text()
+    assert 'backend: "onnxruntime"' in (cluster / "config.pbtxt").read_text()
     assert 'backend: "python"' in (local / "config.pbtxt").read_text()
-    transformer = dest / TRANSFORMER_FOLDER  # what the KServe transformer downloads
-    assert sorted(p.name for p in transformer.iterdir()) == sorted(TRANSFORMER_FILES)
-    assert (transformer / "encoder.json").read_bytes() == (bundle / "encoder.json").read_bytes()
     report = json.loads((dest / EXPORT_FILE).read_text())
-    assert report["model_name"] == spec_name and report["artifact"] == artifact
-    assert report["backends"] == {"cluster": cluster_backend, "local": "python"}
+    assert report["model_name"] == "conversion-sklearn" and report["artifact"] == "model.onnx"
+    assert report["backends"] == {"cluster": "onnxruntime", "local": "python"}
     assert report["parity_max_abs_diff"] == result.parity_max_abs_diff and report["tolerance"] == 1e-5
+
+
+def test_a_fil_export_is_an_ensemble_of_preprocessing_and_trees(tiny: None, tmp_path: Path) -> None:
+    frame = tiny_frame(300)
+    bundle = build_bundle(tmp_path / "bundle", "xgboost", frame)
+    dest = tmp_path / "repo"
+    old_step = dest / "cluster" / "conversion-xgboost_trees" / "1" / "stale.json"  # an earlier export's
+    old_step.parent.mkdir(parents=True)
+    old_step.write_text("stale")
+
+    result = export_repository(bundle, fixture_spec("conversion-xgboost"), dest, test_frame=frame.tail(60))
+
+    assert result.parity_max_abs_diff is not None and result.parity_max_abs_diff <= 1e-5
+    cluster = dest / "cluster"
+    assert sorted(p.name for p in cluster.iterdir()) == [
+        "conversion-xgboost",
+        "conversion-xgboost_preprocess",
+        "conversion-xgboost_trees",
+    ]
+    ensemble = (cluster / "conversion-xgboost" / "config.pbtxt").read_text()
+    assert 'platform: "ensemble"' in ensemble and "model_warmup" not in ensemble
+    assert 'model_name: "conversion-xgboost_preprocess"' in ensemble
+    assert 'input_map { key: "input__0" value: "preprocessed" }' in ensemble
+    assert 'name: "plan_tier"\n    data_type: TYPE_STRING' in ensemble
+    assert not old_step.exists()
+    assert (cluster / "conversion-xgboost" / "1" / "ENSEMBLE").is_file()  # a version folder MLflow keeps
+    preprocess = (cluster / "conversion-xgboost_preprocess" / "config.pbtxt").read_text()
+    assert 'backend: "onnxruntime"' in preprocess and "KIND_CPU" in preprocess  # strings: CPU even on GPU
+    trees = (cluster / "conversion-xgboost_trees" / "config.pbtxt").read_text()
+    assert 'backend: "fil"' in trees and "KIND_GPU" in trees
+    assert 'name: "input__0"\n    data_type: TYPE_FP32\n    dims: [ 7 ]' in trees
+    local = dest / "local" / "conversion-xgboost"
+    assert sorted(p.name for p in (local / "1").iterdir()) == ["model.py", "preprocess.onnx", "xgboost.json"]
+    assert '{ string_value: "preprocess.onnx xgboost.json" }' in (local / "config.pbtxt").read_text()
+    assert (local / "1" / "preprocess.onnx").read_bytes() == (
+        cluster / "conversion-xgboost_preprocess" / "1" / "model.onnx"
+    ).read_bytes()
+
+
+def test_a_bundle_that_scales_on_the_wire_must_be_retrained(tiny: None, tmp_path: Path) -> None:
+    bundle = build_bundle(tmp_path / "bundle", "sklearn", tiny_frame(100))
+    encoder = json.loads((bundle / "encoder.json").read_text())
+    (bundle / "encoder.json").write_text(json.dumps({**encoder, "scale_in_model": False}))
+    with pytest.raises(LegacyBundleError, match="re-train before the next canary"):
+        export_repository(bundle, fixture_spec("conversion-sklearn"), tmp_path / "repo")
 
 
 def test_export_without_test_rows_records_no_parity(tiny: None, tmp_path: Path) -> None:
@@ -180,9 +216,9 @@ def test_python_model_initializes_from_its_config_and_batches_requests(tiny: Non
     export_repository(bundle, fixture_spec("conversion-xgboost"), tmp_path / "repo")
     model_dir = tmp_path / "repo" / "local" / "conversion-xgboost"
     config = {
-        "input": INPUTS,
+        "input": BundleInfo.load(bundle).triton_inputs,
         "output": OUTPUTS,
-        "parameters": {"artifact": {"string_value": "xgboost.json"}},
+        "parameters": {"artifact": {"string_value": "preprocess.onnx xgboost.json"}},
     }
     model = TritonPythonModel()
     model.initialize(
@@ -191,10 +227,18 @@ def test_python_model_initializes_from_its_config_and_batches_requests(tiny: Non
     predictor = load(bundle, BundleInfo.load(bundle))
     parts = [frame.iloc[:3], frame.iloc[3:4], frame.iloc[4:9]]
 
-    outputs = model._predict([predictor.encode(part) for part in parts])
+    as_triton_gives_them = [  # the Python backend hands BYTES over as bytes objects
+        {k: _as_bytes(v) if v.dtype == object else v for k, v in predictor.encode(part).items()}
+        for part in parts
+    ]
+    outputs = model._predict(as_triton_gives_them)
 
     for part, output in zip(parts, outputs, strict=True):
         np.testing.assert_allclose(output, predictor.predict_proba(part), atol=1e-6)
+
+
+def _as_bytes(texts: np.ndarray) -> np.ndarray:
+    return np.array([t.encode() for t in texts.reshape(-1)], dtype=object).reshape(texts.shape)
 
 
 def test_python_model_isolates_a_failing_request(tmp_path: Path) -> None:
@@ -221,7 +265,7 @@ def test_artifact_loader_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"model.pt: cannot run a .pt artifact"):
         load_artifact(tmp_path / "model.pt", n_outputs=2)
     with pytest.raises(FileNotFoundError, match="no exported artifact"):
-        python_backend_model.find_artifact(tmp_path, {})
+        python_backend_model.find_artifacts(tmp_path, {})
 
 
 def test_binary_probabilities_become_two_class_columns() -> None:

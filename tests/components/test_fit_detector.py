@@ -21,7 +21,6 @@ from components.fit_detector.step import (
     serving_python,
     stamp_version,
 )
-from core.encoding import FeatureEncoder
 from core.images import SERVING_IMAGE
 from core.paths import REPO_ROOT
 from core.settings import variable
@@ -35,7 +34,7 @@ WINDOW = 300
 
 # Loads the bundle the way the drift service does and scores a clean and a shifted window.
 SCORE_SCRIPT = """
-import json, sys
+import json, pathlib, sys
 import pandas as pd
 from monitoring.detectors.kinds import load_detector
 detector = load_detector(sys.argv[1])
@@ -46,7 +45,7 @@ print(json.dumps({
     "model": detector.model, "version": detector.version, "features": detector.features,
     "online": detector.online, "clean": [clean.drift, clean.rows, clean.p_values],
     "shifted": [shifted.drift, shifted.rows, shifted.p_values], "threshold": shifted.threshold,
-    "model_encoding": None if detector.model_encoding is None else detector.model_encoding.to_dict(),
+    "files": sorted(p.name for p in pathlib.Path(sys.argv[1]).iterdir()),
 }))
 """
 
@@ -113,10 +112,7 @@ def test_serving_env_loads_the_stamped_bundle_and_flags_only_a_shifted_window(
     fitted, conversion_training_set, tmp_path
 ):
     _, detector_dir = fitted
-    encoder = FeatureEncoder.fit(conversion_training_set, CONVERSION_FEATURES, standardize=True)
-    encoder_file = tmp_path / "encoder.json"
-    encoder_file.write_text(json.dumps(encoder.to_dict()))
-    stamped = stamp_version(detector_dir, tmp_path / "registered", "7", model_encoder=encoder_file)
+    stamped = stamp_version(detector_dir, tmp_path / "registered", "7")
     window = tmp_path / "window.parquet"
     conversion_training_set.tail(WINDOW).to_parquet(window, index=False)
 
@@ -128,8 +124,8 @@ def test_serving_env_loads_the_stamped_bundle_and_flags_only_a_shifted_window(
     assert not clean_drift and clean_rows == WINDOW
     shifted_drift, _, p_values = result["shifted"]
     assert shifted_drift and min(p_values, key=p_values.get) == SHIFTED
-    # The model's encoder travels with the detector: the drift service decodes logged tensors with it.
-    assert result["model_encoding"] == json.loads(json.dumps(encoder.to_dict()))
+    # No model encoder travels with the detector: the logged tensors are the raw features it scores.
+    assert not [name for name in result["files"] if "encoder" in name]
     # Stamping copies: the pipeline's own artifact keeps its placeholder.
     assert json.loads((detector_dir / "detector.json").read_text())["version"] == CANDIDATE_VERSION
 

@@ -19,6 +19,7 @@ import torch
 
 from components.train.splits import Splits, time_split
 from core.bundle import BundleInfo, load_predictor
+from core.encoding import FeatureEncoder
 from core.frameworks import pytorch_model, text_tokens, torch_common, transformers_model
 from core.metrics import classification_metrics
 from core.settings import variable
@@ -82,8 +83,8 @@ def test_mlp_bundle_records_the_contract(mlp_bundle, conversion_splits):
     assert (info.framework, info.task, info.classes) == ("pytorch", "binary", ["0", "1"])
     skipped = {"session_id", "customer_id", "event_timestamp", "converted"}
     assert info.inputs == [c for c in conversion_splits.train.columns if c not in skipped]
-    n_features = info.training["architecture"]["n_features"]
-    assert info.triton_inputs == [{"name": "input__0", "datatype": "FP32", "dims": [n_features]}]
+    assert info.triton_inputs == FeatureEncoder.load(out).raw_inputs  # the raw features, one tensor each
+    assert [t["dims"] for t in info.triton_inputs] == [[1]] * len(info.inputs)
     assert info.triton_outputs == [{"name": "output__0", "datatype": "FP32", "dims": [2]}]
     assert all((out / name).is_file() for name in info.native_files)
 
@@ -96,7 +97,7 @@ def test_mlp_bundle_round_trip(mlp_bundle, conversion_splits):
     assert proba.shape == (len(test), 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
     np.testing.assert_array_equal(proba, predictor.predict_proba(test))
-    features = reloaded.encode(test)["input__0"]
+    features = _matrix(reloaded, test)
     assert features.dtype == np.float32
     assert features.shape == (len(test), reloaded.info.training["architecture"]["n_features"])
 
@@ -109,7 +110,7 @@ def test_mlp_onnx_matches_predict_proba(mlp_bundle, conversion_splits, tmp_path)
     assert name == "model.onnx"
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     test = conversion_splits.test
-    features = predictor.encode(test)["input__0"]
+    features = _matrix(predictor, test)
     for rows in (slice(None), slice(0, 1)):  # the batch axis is dynamic
         np.testing.assert_allclose(
             _onnx_outputs(tmp_path / name, {"input__0": features[rows]}),
@@ -284,3 +285,8 @@ def test_the_bundle_records_where_it_trained(mlp_bundle):
     assert BundleInfo.load(mlp_bundle[0]).training["device"] == torch_common.describe_device(
         torch_common.training_device()
     )
+
+
+def _matrix(predictor, frame):
+    """What the estimator (and its exported artifact) takes: the encoder's scaled matrix."""
+    return predictor.encoder.scale(predictor.encoder.transform(frame))

@@ -157,7 +157,7 @@ def test_xgboost_triton_json_gives_the_bundle_probabilities(xgb_search, tmp_path
     name = xgboost_model.export_triton_artifact(result.bundle_dir, predictor.info, tmp_path)
     assert name == "xgboost.json"
     booster = xgboost.Booster(model_file=str(tmp_path / name))
-    served = booster.inplace_predict(predictor.encode(result.test)["input__0"])
+    served = booster.inplace_predict(_matrix(predictor, result.test))
     np.testing.assert_allclose(predictor.predict_proba(result.test)[:, 1], served, atol=1e-6)
 
 
@@ -205,7 +205,7 @@ def test_xgboost_multiclass_matches_the_booster(toy_multiclass, tmp_path):
     assert proba.shape == (len(splits.test), 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     booster = xgboost.Booster(model_file=str(tmp_path / xgboost_model.MODEL_FILE))
-    np.testing.assert_allclose(proba, booster.inplace_predict(predictor.encode(splits.test)["input__0"]))
+    np.testing.assert_allclose(proba, booster.inplace_predict(_matrix(predictor, splits.test)))
     assert validation_metric("accuracy", label_codes(spec, splits.test), proba, class_names(spec)) > 0.6
 
 
@@ -217,7 +217,7 @@ def test_sklearn_gradient_boosting_learns_and_exports_matching_onnx(sklearn_hgb,
     assert _roc_auc(spec, result.test, proba) > 0.7
     assert predictor.info.training["iterations"] < spec.training.hyperparameters["max_iter"]  # stopped early
     name = sklearn_model.export_triton_artifact(result.bundle_dir, predictor.info, tmp_path)
-    onnx_proba = _onnx_proba(tmp_path / name, predictor.encode(result.test)["input__0"], 2)
+    onnx_proba = _onnx_proba(tmp_path / name, _matrix(predictor, result.test), 2)
     np.testing.assert_allclose(onnx_proba, proba, atol=1e-5)
 
 
@@ -230,7 +230,7 @@ def test_sklearn_multiclass_exports_matching_onnx(estimator, toy_multiclass, tmp
     proba = predictor.predict_proba(splits.test)
     assert validation_metric("accuracy", label_codes(spec, splits.test), proba, class_names(spec)) > 0.6
     name = sklearn_model.export_triton_artifact(tmp_path / "bundle", predictor.info, tmp_path / "triton")
-    onnx_proba = _onnx_proba(tmp_path / "triton" / name, predictor.encode(splits.test)["input__0"], 3)
+    onnx_proba = _onnx_proba(tmp_path / "triton" / name, _matrix(predictor, splits.test), 3)
     np.testing.assert_allclose(onnx_proba, proba, atol=1e-5)
 
 
@@ -253,12 +253,12 @@ def test_bundle_round_trips_to_the_same_predictions(framework, conversion_traini
     fresh = FeatureEncoder.fit(
         splits.train, input_columns(spec, splits.train), standardize=standardized, scale_in_model=True
     )
-    assert np.array_equal(loaded.encode(splits.test)["input__0"], fresh.transform(splits.test))
+    assert np.array_equal(loaded.encoder.transform(splits.test), fresh.transform(splits.test))
     assert loaded.encoder.scale_in_model is standardized  # the wire tensor carries no fitted scaling
     info = json.loads((tmp_path / "bundle.json").read_text())
     assert info["inputs"] == input_columns(spec, conversion_training_set) and len(info["inputs"]) == FEATURES
     assert info["classes"] == ["0", "1"] and info["triton_outputs"][0]["dims"] == [2]
-    assert info["triton_inputs"][0]["dims"] == [loaded.encode(splits.test)["input__0"].shape[1]]
+    assert info["triton_inputs"] == fresh.raw_inputs  # the served model takes the raw features
 
 
 def test_training_writes_the_test_rows_and_bundle_where_asked(sklearn_hgb):
@@ -330,3 +330,8 @@ def test_hyperparameters_the_estimator_does_not_take_are_named(conversion_traini
     ) as excinfo:
         train(spec, conversion_training_set, tmp_path, progress=lambda _: None)
     _one_line_error(excinfo)
+
+
+def _matrix(predictor, frame):
+    """What the estimator (and its exported artifact) takes: the encoder's scaled matrix."""
+    return predictor.encoder.scale(predictor.encoder.transform(frame))

@@ -23,7 +23,6 @@ from core.frameworks.base import (
     describe_bundle,
     input_columns,
     label_codes,
-    tabular_inputs,
     validation_score,
 )
 from core.spec.base import FieldProblem
@@ -64,7 +63,7 @@ def fit(
     forest.fit(encoder.transform(train), label_codes(spec, train))
     out_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(forest, out_dir / MODEL_FILE)
-    info = describe_bundle(spec, inputs, [encoder.save(out_dir), MODEL_FILE], tabular_inputs(encoder), params)
+    info = describe_bundle(spec, inputs, [encoder.save(out_dir), MODEL_FILE], encoder.raw_inputs, params)
     info.save(out_dir)
     predictor = load(out_dir, info)
     return predictor, validation_score(spec, valid, predictor.predict_proba(valid))
@@ -81,7 +80,7 @@ def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> st
     from skl2onnx.common.data_types import FloatTensorType
 
     forest = load(folder, info).forest
-    width = int(info.triton_inputs[0]["dims"][0])
+    width = len(FeatureEncoder.load(folder).output_names)
     model = to_onnx(
         forest,
         initial_types=[(TABULAR_INPUT, FloatTensorType([None, width]))],

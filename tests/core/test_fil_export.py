@@ -23,7 +23,8 @@ from core.frameworks import xgboost_model
 from core.frameworks.xgboost_model import fil_compatible_json
 from core.images import TRITON_IMAGE
 from core.spec.model import ModelSpec
-from inference.python_backend_model import load_artifact
+from inference.python_backend_model import load_artifact, load_chain
+from inference.triton_repository import export_repository
 from tests.helpers.specs import fixture_spec
 
 FIL_TREELITE = {"25.10": "4.4.1"}  # Triton release -> Treelite in its FIL backend (see the docstring)
@@ -74,21 +75,31 @@ def test_the_pinned_triton_release_has_a_known_treelite() -> None:
 
 
 @pytest.mark.parametrize("classes", [2, 3])
-def test_fil_reads_the_exported_model_and_predicts_like_xgboost(classes: int, tmp_path: Path) -> None:
+def test_the_cluster_ensemble_predicts_like_xgboost(classes: int, tmp_path: Path) -> None:
+    """The cluster's two steps as their backends run them: the preprocessing graph in ONNX Runtime, its
+    matrix into the trees as FIL's Treelite reads them; and the local model's chain of the same files."""
     spec = spec_for(classes)
-    splits = time_split(rows(600, classes), spec.training.split)
+    data = rows(600, classes)
+    data.loc[data.index % 7 == 0, "x1"] = np.nan  # imputed inside the ensemble
+    data.loc[data.index % 11 == 0, "colour"] = None
+    splits = time_split(data, spec.training.split)
+    test = splits.test.assign(colour=splits.test["colour"].where(splits.test.index % 5 != 0, "purple"))
     params = {"n_estimators": 40, "max_depth": 3}
     predictor, _ = xgboost_model.fit(spec, splits.train, splits.valid, params, tmp_path / "bundle")
-    name = xgboost_model.export_triton_artifact(tmp_path / "bundle", predictor.info, tmp_path / "version")
-    exported = tmp_path / "version" / name
-    matrix = predictor.encode(splits.test)["input__0"]
-    expected = predictor.predict_proba(splits.test)
+    export_repository(tmp_path / "bundle", spec, tmp_path / "repo", test)
+    cluster = tmp_path / "repo" / "cluster"
+    raw = predictor.encode(test)  # the raw features a client sends
+    expected = predictor.predict_proba(test)
 
-    forest = treelite.frontend.load_xgboost_model(str(exported))  # what FIL does with model_type xgboost_json
+    preprocess = load_artifact(cluster / f"{spec.name}_preprocess" / "1" / "model.onnx", n_outputs=classes)
+    matrix = preprocess(raw)
+    trees = cluster / f"{spec.name}_trees" / "1" / "xgboost.json"
+    forest = treelite.frontend.load_xgboost_model(str(trees))  # what FIL does with model_type xgboost_json
     fil = np.asarray(treelite.gtil.predict(forest, matrix)).reshape(len(matrix), -1)
     fil = np.column_stack([1.0 - fil[:, 0], fil[:, 0]]) if classes == 2 else fil
     np.testing.assert_allclose(fil, expected, atol=1e-5)
-    local = load_artifact(exported, n_outputs=classes)({"input__0": matrix})  # the local Python backend
+    local_dir = tmp_path / "repo" / "local" / spec.name / "1"  # the local Python backend's chain
+    local = load_chain([local_dir / "preprocess.onnx", local_dir / "xgboost.json"], n_outputs=classes)(raw)
     np.testing.assert_allclose(local, expected, atol=1e-5)
 
 

@@ -201,9 +201,14 @@ def test_a_new_framework_trains_exports_serves_and_loads(forest: Any, tmp_path: 
     expected = predictor.predict_proba(rows)
     with TritonLocal(log_path=tmp_path / "triton.log").start(tmp_path / "repo" / "local") as triton:
         client = httpclient.InferenceServerClient(triton.http_url.removeprefix("http://"))
-        tensor = httpclient.InferInput("input__0", [len(rows), len(predictor.encoder.output_names)], "FP32")
-        tensor.set_data_from_numpy(predictor.encode(rows)["input__0"])
-        served = client.infer(spec.name, [tensor]).as_numpy("output__0")
+        tensors = []  # the raw features: the export put the encoder's preprocessing inside the graph
+        for name, values in predictor.encode(rows).items():
+            tensor = httpclient.InferInput(
+                name, list(values.shape), "BYTES" if values.dtype == object else "FP32"
+            )
+            tensor.set_data_from_numpy(values)
+            tensors.append(tensor)
+        served = client.infer(spec.name, tensors).as_numpy("output__0")
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 

@@ -23,8 +23,6 @@ class DriftResult:  # the contract's result type
 class MeanBoundDetector:
     """Drift when the mean of `sessions_7d` is above `bound`; online, the mean runs over every row seen."""
 
-    model_encoding = None  # a logged [n, k] tensor's columns are the features as they are
-
     def __init__(self, version: str = "3", online: bool = False, bound: float = 5.0, fail: bool = False):
         self.model, self.version, self.features, self.online = MODEL, version, list(FEATURES), online
         self.bound, self.fail = bound, fail

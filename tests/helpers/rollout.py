@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import yaml
 
+from core.registry import MODEL_TENSORS, SERVING_INPUTS_TAG
 from tests.helpers.router_stack import N_FEATURES, export_local_model
 from tests.helpers.specs import fixture_spec_data
 
@@ -62,4 +63,6 @@ def register_version(client: mlflow.MlflowClient, experiment: str, model: Any, f
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_artifacts(str(folder), artifact_path="triton")
     uri = f"{run.info.artifact_uri}/triton"
-    client.create_model_version(MODEL, uri, run.info.run_id, tags={"triton_uri": uri})
+    # The demo model takes one tensor (`input__0`), not raw features: it says so, as register would.
+    tags = {"triton_uri": uri, SERVING_INPUTS_TAG: MODEL_TENSORS}
+    client.create_model_version(MODEL, uri, run.info.run_id, tags=tags)

@@ -19,6 +19,7 @@ import pytest
 from core.bundle import BundleInfo
 from core.encoding import FeatureEncoder
 from core.frameworks.registry import get_framework, register_framework, unregister_framework
+from core.raw_features import raw_arrays
 
 INPUT_COLUMNS = ["sessions_7d", "duration_s", "sentiment_score", "plan_tier"]
 
@@ -31,10 +32,10 @@ class TinyPredictor:
     model: Any  # LogisticRegression or xgboost.Booster
 
     def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {"input__0": self.encoder.transform(frame)}
+        return raw_arrays(frame, self.encoder.raw_inputs)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        features = self.encoder.transform(frame)
+        features = self.encoder.scale(self.encoder.transform(frame))
         if self.info.framework == "sklearn":
             return self.model.predict_proba(features.astype(np.float64))
         import xgboost
@@ -61,7 +62,8 @@ def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> st
     model = pickle.loads((folder / "model.pkl").read_bytes())
     if info.training.get("sabotage"):  # an export bug: the served model is not the trained one
         model.coef_ = model.coef_ * 1.5
-    (dest_dir / "model.onnx").write_bytes(sklearn_to_onnx(model, info.triton_inputs[0]["dims"][0]))
+    width = len(FeatureEncoder.load(folder).output_names)
+    (dest_dir / "model.onnx").write_bytes(sklearn_to_onnx(model, width))
     return "model.onnx"
 
 
@@ -105,8 +107,10 @@ def tiny_frame(rows: int, seed: int = 0) -> pd.DataFrame:
 
 def build_bundle(folder: Path, framework: str, frame: pd.DataFrame, sabotage: bool = False) -> Path:
     """A real trained bundle of `framework` ("sklearn" or "xgboost") on `frame`."""
-    encoder = FeatureEncoder.fit(frame, INPUT_COLUMNS, standardize=framework == "sklearn")
-    features, label = encoder.transform(frame), frame["converted"].to_numpy()
+    encoder = FeatureEncoder.fit(
+        frame, INPUT_COLUMNS, standardize=framework == "sklearn", scale_in_model=True
+    )
+    features, label = encoder.scale(encoder.transform(frame)), frame["converted"].to_numpy()
     folder.mkdir(parents=True)
     (folder / "encoder.json").write_text(json.dumps(encoder.to_dict()))
     if framework == "sklearn":
@@ -122,7 +126,6 @@ def build_bundle(folder: Path, framework: str, frame: pd.DataFrame, sabotage: bo
         booster = xgboost.train(params, xgboost.DMatrix(features, label), num_boost_round=20)
         booster.save_model(str(folder / "xgboost.json"))
         native = "xgboost.json"
-    n_features = len(encoder.output_names)
     BundleInfo(
         model_name=f"tiny-{framework}",
         framework=framework,
@@ -131,7 +134,7 @@ def build_bundle(folder: Path, framework: str, frame: pd.DataFrame, sabotage: bo
         classes=["0", "1"],
         inputs=INPUT_COLUMNS,
         native_files=["encoder.json", native],
-        triton_inputs=[{"name": "input__0", "datatype": "FP32", "dims": [n_features]}],
+        triton_inputs=encoder.raw_inputs,
         triton_outputs=[{"name": "output__0", "datatype": "FP32", "dims": [2]}],
         training={"sabotage": sabotage},
     ).save(folder)

@@ -7,6 +7,7 @@ import json
 import select
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from tritonclient.utils import InferenceServerException
 
 client = grpcclient.InferenceServerClient(sys.argv[1])
 
-DTYPES = {"FP32": "float32", "FP64": "float64", "INT64": "int64", "INT32": "int32"}
+DTYPES = {"FP32": "float32", "FP64": "float64", "INT64": "int64", "INT32": "int32", "BYTES": "object"}
 
 def tensor(item):
     array = np.asarray(item["data"], dtype=item.get("dtype") or DTYPES[item["datatype"]])
@@ -101,20 +102,36 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 address, model, folder = sys.argv[1:]
-rows = np.load(f"{folder}/in.npy")
+tensors = []
+for name, values in np.load(f"{folder}/in.npz").items():
+    text = values.dtype.kind == "U"  # a BYTES tensor, saved as text
+    tensor = grpcclient.InferInput(name, list(values.shape), "BYTES" if text else "FP32")
+    tensor.set_data_from_numpy(values.astype(object) if text else values)
+    tensors.append(tensor)
 client = grpcclient.InferenceServerClient(address)
-tensor = grpcclient.InferInput("input__0", list(rows.shape), "FP32")
-tensor.set_data_from_numpy(rows)
-np.save(f"{folder}/out.npy", client.infer(model, [tensor]).as_numpy("output__0"))
+np.save(f"{folder}/out.npy", client.infer(model, tensors).as_numpy("output__0"))
 client.close()
 """
 
 
-def grpc_infer(address: str, model: str, rows: np.ndarray, folder: Path) -> np.ndarray:
-    """One inference of `rows` (FP32 `input__0`) with tritonclient.grpc in a fresh interpreter; `folder`
-    carries the arrays."""
-    np.save(folder / "in.npy", rows)
+def grpc_infer(
+    address: str, model: str, tensors: Mapping[str, np.ndarray] | np.ndarray, folder: Path
+) -> np.ndarray:
+    """One inference of named `tensors` (an array alone: FP32 `input__0`) with tritonclient.grpc in a
+    fresh interpreter; `folder` carries the arrays."""
+    named = {"input__0": tensors} if isinstance(tensors, np.ndarray) else tensors
+    np.savez(folder / "in.npz", **{k: v.astype(str) if v.dtype == object else v for k, v in named.items()})
     subprocess.run(
         [sys.executable, "-c", _INFER_SCRIPT, address, model, str(folder)], check=True, timeout=120
     )
     return np.load(folder / "out.npy")
+
+
+def http_inputs(http: Any, tensors: Mapping[str, np.ndarray]) -> list[Any]:
+    """`tritonclient.http` InferInputs for named arrays (object arrays are BYTES, the rest FP32)."""
+    inputs = []
+    for name, values in tensors.items():
+        tensor = http.InferInput(name, list(values.shape), "BYTES" if values.dtype == object else "FP32")
+        tensor.set_data_from_numpy(values, binary_data=False)
+        inputs.append(tensor)
+    return inputs

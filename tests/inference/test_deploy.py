@@ -16,7 +16,6 @@ from core.images import PLATFORM_IMAGE
 from core.registry import (
     CHALLENGER,
     CHAMPION,
-    ModelVersionRef,
     get_alias_version,
     resolve_alias,
     set_alias,
@@ -295,7 +294,7 @@ def test_cli_renders_and_canaries(canary_state: Path, tmp_path: Path, capsys, fi
 @pytest.mark.parametrize(
     "name", ["conversion-mlp", "conversion-sklearn", "conversion-xgboost", "intent-transformer"]
 )
-def test_feature_service_models_get_the_feast_transformer_pinned_to_stable(specs, name: str) -> None:
+def test_feature_service_models_get_one_feast_transformer_for_every_version(specs, name: str) -> None:
     spec = specs[name]
     service = render_inference_service(
         spec, version_ref(name, "3"), version_ref(name, "4"), NAMESPACE, logger_url=LOGGER
@@ -308,9 +307,13 @@ def test_feature_service_models_get_the_feast_transformer_pinned_to_stable(specs
     [container] = transformer["containers"]
     assert container["image"] == PLATFORM_IMAGE
     assert container["command"] == ["python", "-m", "inference.transformer"]
-    assert "--model-version=3" in container["args"], "the stable version's encoder, not the canary's"
+    # No version's state: each version's model preprocesses inside, so any transformer revision feeds any
+    # predictor revision, and a canary or a promotion leaves the transformer as it is.
+    assert not [a for a in container["args"] if a.startswith("--model-version")]
     env = {item["name"]: item for item in container["env"]}
-    assert env["STORAGE_URI"]["value"] == "s3://models/" + name + "/3/artifacts/triton/transformer"
+    assert "STORAGE_URI" not in env, "the transformer downloads nothing"
+    promoted = render_inference_service(spec, version_ref(name, "4"), None, NAMESPACE, logger_url=LOGGER)
+    assert promoted["spec"]["transformer"] == transformer
     secrets = {
         item["valueFrom"]["secretKeyRef"]["name"]
         for item in env.values()
@@ -339,12 +342,5 @@ def test_transformer_args_parse_with_what_kserve_appends(specs) -> None:
         "8080",
     ]
     args = build_parser().parse_args([*container["args"], *appended])
-    assert (args.model_name, args.protocol, args.model_version, args.http_port) == (MODEL, "v2", "5", 8080)
-    assert str(args.bundle) == "/mnt/models"
+    assert (args.model_name, args.protocol, args.model_version, args.http_port) == (MODEL, "v2", None, 8080)
     assert str(args.feature_store_yaml).endswith("feature_repo/cluster/feature_store.yaml")
-
-
-def test_transformer_needs_a_cluster_repository_uri(spec) -> None:
-    odd = ModelVersionRef(MODEL, "1", "s3://models/x/1/artifacts/triton/elsewhere", "s3://l")
-    with pytest.raises(ValueError, match=r"is not \.\.\./cluster"):
-        render_inference_service(spec, odd, None, NAMESPACE)

@@ -1,7 +1,7 @@
 """What the local runtime runs as an InferenceService's transformer is read from the object deploy renders
-for the cluster (`--model-version` and `STORAGE_URI` of the stable version), never decided locally; an
-InferenceService without a transformer gets none, and a transformer missing either is refused by name.
-The processes themselves are tested in tests/pipelines/test_serve_transformer.py."""
+for the cluster (the container's arguments), never decided locally: one revision for every model version
+(each version preprocesses inside its model), none for an InferenceService without a transformer, and a
+malformed one refused by name. The processes themselves: tests/pipelines/test_serve_transformer.py."""
 
 from __future__ import annotations
 
@@ -24,20 +24,22 @@ def _rendered(name: str, stable: str, canary: str | None = None) -> dict:
     return render_inference_service(spec, version_ref(name, stable), challenger, NAMESPACE)
 
 
-def test_the_transformer_is_the_stable_versions_during_a_canary() -> None:
-    revision = transformer_revision(_rendered("conversion-xgboost", "3", canary="4"))
-    storage = "s3://models/conversion-xgboost/3/artifacts/triton/transformer"
-    assert revision == Revision("conversion-xgboost", "3", storage)
+def test_a_canary_and_a_promotion_keep_the_same_transformer_revision() -> None:
+    alone = transformer_revision(_rendered("conversion-xgboost", "3"))
+    during_canary = transformer_revision(_rendered("conversion-xgboost", "3", canary="4"))
+    promoted = transformer_revision(_rendered("conversion-xgboost", "4"))
+    assert alone == during_canary == promoted  # the local process is not restarted
+    assert alone == Revision("conversion-xgboost", ("--protocol=v2",))  # the cluster's Feast config: local
 
 
 def test_a_request_field_model_has_no_transformer() -> None:
     assert transformer_revision(_rendered("intent-transformer", "2")) is None
 
 
-def test_a_transformer_without_its_version_or_files_is_refused_by_name() -> None:
-    document = _rendered("conversion-xgboost", "3")
-    broken = copy.deepcopy(document)
-    container = broken["spec"]["transformer"]["containers"][0]
-    container["env"] = [e for e in container["env"] if e["name"] != "STORAGE_URI"]
-    with pytest.raises(ValueError, match="conversion-xgboost: its transformer needs one --model-version="):
+def test_a_transformer_with_malformed_args_is_refused_by_name() -> None:
+    broken = copy.deepcopy(_rendered("conversion-xgboost", "3"))
+    broken["spec"]["transformer"]["containers"][0]["args"] = "--protocol=v2"
+    with pytest.raises(
+        ValueError, match="conversion-xgboost: its transformer's args must be a list of strings"
+    ):
         transformer_revision(broken)

@@ -250,8 +250,8 @@ def test_a_malformed_request_is_a_400_naming_it_and_not_a_failure_of_the_version
 
 
 @served_test
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
-def test_non_finite_inputs_are_refused(stack: Stack, literal: str) -> None:
+@pytest.mark.parametrize("literal", ["Infinity", "-Infinity"])
+def test_infinite_inputs_are_refused(stack: Stack, literal: str) -> None:
     data = ", ".join(["1.0"] * (N_FEATURES - 1) + [literal])
     tensor = f'"name": "input__0", "datatype": "FP32", "shape": [1, {N_FEATURES}], "data": [{data}]'
     body = f'{{"inputs": [{{{tensor}}}]}}'

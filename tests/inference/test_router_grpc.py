@@ -200,7 +200,7 @@ GRPC_MALFORMED = {
         _grpc_request(values=[1.0] * 4, raw=True),
         "needs 20 bytes of raw contents, got 16",
     ),
-    "NaN": (_grpc_request(values=[1.0, 2.0, float("nan"), 4.0, 5.0]), "not finite FP32"),
+    "infinity": (_grpc_request(values=[1.0, 2.0, float("-inf"), 4.0, 5.0]), "not finite FP32"),
     "infinity raw": (_grpc_request(values=[float("inf")] * N_FEATURES, raw=True), "not finite FP32"),
     "no inputs": (pb.ModelInferRequest(model_name="demo", model_version="2"), "'inputs' must be a non-empty"),
 }

@@ -47,6 +47,12 @@ def test_a_good_request_of_every_datatype_passes() -> None:
     assert SPECS["x"] == InputSpec("x", "FP16", (-1, 2))
 
 
+def test_nan_passes_as_a_missing_raw_feature_and_infinity_does_not() -> None:
+    check_request(body(x=[[float("nan"), 0.5]]), SPECS)  # the model's own preprocessing imputes it
+    with pytest.raises(RouterFailure, match="inf is not a finite FP16 value"):
+        check_request(body(x=[[float("inf"), 0.5]]), SPECS)
+
+
 @pytest.mark.parametrize(
     ("data", "says"),
     [
@@ -82,9 +88,13 @@ def test_grpc_typed_and_raw_contents_are_checked_alike() -> None:
     check_grpc_request(typed, specs)
     raw = pb.ModelInferRequest()
     raw.inputs.add(name="x", datatype="FP32", shape=[1, 2])
-    raw.raw_input_contents.append(np.array([0.5, np.nan], dtype=np.float32).tobytes())
+    raw.raw_input_contents.append(np.array([0.5, np.inf], dtype=np.float32).tobytes())
     with pytest.raises(RouterFailure, match="not finite FP32"):
         check_grpc_request(raw, specs)
+    missing = pb.ModelInferRequest()  # NaN is a missing raw feature, which the model imputes
+    missing.inputs.add(name="x", datatype="FP32", shape=[1, 2])
+    missing.raw_input_contents.append(np.array([0.5, np.nan], dtype=np.float32).tobytes())
+    check_grpc_request(missing, specs)
     twice = pb.ModelInferRequest()
     for _ in range(2):
         twice.inputs.add(name="x", datatype="FP32", shape=[1, 2]).contents.fp32_contents.extend([0.5, 1.0])

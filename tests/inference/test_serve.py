@@ -48,7 +48,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     """v1 champion, v2 challenger (the spec's canary share is 50%) in a tmp MLflow store."""
     home = tmp_path_factory.mktemp("mlops_home")
     (home / "specs").mkdir()
-    write_rollout_spec(home / "specs")
+    # Clients send the features (no Feast transformer: this home has no feature store; the transformer
+    # is served in tests/pipelines/test_serve_transformer.py).
+    write_rollout_spec(home / "specs", request_fields=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(home))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)

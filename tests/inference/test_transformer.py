@@ -97,15 +97,13 @@ def _train_and_export(fs, spec: ModelSpec, home: Path, root: Path) -> Path:
     return bundle
 
 
-def _start_transformer(
-    predictor: str, protocol: str, ports: list[int], bundle: Path, home: Path, log: Path
-) -> Transformer:
+def _start_transformer(predictor: str, protocol: str, ports: list[int], home: Path, log: Path) -> Transformer:
     http_port, grpc_port = ports
     command = [
         sys.executable, "-m", "inference.transformer",
         "--model-name", MODEL, "--predictor-host", predictor, "--protocol", protocol,
-        "--feature-repo", str(ROOT / "feature_repo"), "--bundle", str(bundle),
-        "--model-version", VERSION, "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+        "--feature-repo", str(ROOT / "feature_repo"), "--model-version", VERSION,
+        "--http-port", str(http_port), "--grpc-port", str(grpc_port),
         "--max-body-bytes", str(MAX_BODY),
     ]  # fmt: skip
     env = {**os.environ, "MLOPS_HOME": str(home)}
@@ -155,8 +153,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         free = free_ports(7)
         ports = Ports(http=free[0], grpc=free[1], metrics=free[2])
         servers = [
-            _start_transformer(f"{HOST}:{ports.http}", "v2", free[3:5], bundle, home, root / "rest.log"),
-            _start_transformer(f"{HOST}:{ports.grpc}", "grpc-v2", free[5:7], bundle, home, root / "grpc.log"),
+            _start_transformer(f"{HOST}:{ports.http}", "v2", free[3:5], home, root / "rest.log"),
+            _start_transformer(f"{HOST}:{ports.grpc}", "grpc-v2", free[5:7], home, root / "grpc.log"),
         ]
         try:
             began = time.monotonic()

@@ -25,7 +25,7 @@ from inference.triton_local import Ports, TritonLocal
 from inference.triton_repository import export_repository
 from tests.helpers.specs import fixture_spec
 from tests.helpers.tiny_bundles import build_bundle, tiny_frame, use_tiny_frameworks
-from tests.helpers.triton_clients import grpc_infer
+from tests.helpers.triton_clients import grpc_infer, http_inputs
 from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.serving]
@@ -38,7 +38,7 @@ class Served:
 
     def __init__(self, triton: TritonLocal, frame: pd.DataFrame, repository: Path, bundles: dict[str, Path]):
         self.triton, self.frame, self.repository = triton, frame, repository
-        self.inputs = {m: load_predictor(b).encode(frame)["input__0"] for m, b in bundles.items()}
+        self.inputs = {m: load_predictor(b).encode(frame) for m, b in bundles.items()}
         self.expected = {m: load_predictor(b).predict_proba(frame) for m, b in bundles.items()}
 
 
@@ -55,10 +55,14 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield Served(triton, frame.tail(40).reset_index(drop=True), root / "repo" / "local", bundles)
 
 
-def _http_infer(client: httpclient.InferenceServerClient, model: str, rows: np.ndarray) -> np.ndarray:
-    tensor = httpclient.InferInput("input__0", list(rows.shape), "FP32")
-    tensor.set_data_from_numpy(rows)
-    return client.infer(model, [tensor]).as_numpy("output__0")
+def _http_infer(
+    client: httpclient.InferenceServerClient, model: str, tensors: dict[str, np.ndarray]
+) -> np.ndarray:
+    return client.infer(model, http_inputs(httpclient, tensors)).as_numpy("output__0")
+
+
+def _rows(tensors: dict[str, np.ndarray], part: slice) -> dict[str, np.ndarray]:
+    return {name: values[part] for name, values in tensors.items()}
 
 
 def test_server_reports_ready_models_and_start_up_time(served: Served) -> None:
@@ -82,7 +86,7 @@ def test_http_outputs_equal_the_native_model(served: Served, model: str) -> None
 
 @pytest.mark.parametrize("model", MODELS)
 def test_grpc_outputs_equal_the_native_model(served: Served, model: str, tmp_path: Path) -> None:
-    got = grpc_infer(served.triton.grpc_address, model, served.inputs[model][:7], tmp_path)
+    got = grpc_infer(served.triton.grpc_address, model, _rows(served.inputs[model], slice(7)), tmp_path)
     np.testing.assert_allclose(got, served.expected[model][:7], atol=1e-5, rtol=0)
 
 
@@ -95,9 +99,7 @@ def test_concurrent_requests_are_batched_and_answered_each_on_their_own(served: 
         ]
         pending = []
         for part in slices:
-            tensor = httpclient.InferInput("input__0", list(rows[part].shape), "FP32")
-            tensor.set_data_from_numpy(rows[part])
-            pending.append(client.async_infer(model, [tensor]))
+            pending.append(client.async_infer(model, http_inputs(httpclient, _rows(rows, part))))
         results = [request.get_result().as_numpy("output__0") for request in pending]
     finally:
         client.close()
@@ -108,14 +110,17 @@ def test_concurrent_requests_are_batched_and_answered_each_on_their_own(served: 
 def test_malformed_requests_fail_alone_and_the_server_keeps_serving(served: Served) -> None:
     client = httpclient.InferenceServerClient(served.triton.http_address)
     try:
-        wrong_width = served.inputs["conversion-sklearn"][:3, :-1]
-        with pytest.raises(InferenceServerException, match="input__0"):
-            _http_infer(client, "conversion-sklearn", wrong_width)
-        wrong_type = httpclient.InferInput("input__0", [2, wrong_width.shape[1] + 1], "FP64")
-        wrong_type.set_data_from_numpy(served.inputs["conversion-sklearn"][:2].astype(np.float64))
+        good = _rows(served.inputs["conversion-sklearn"], slice(3))
+        missing = {name: values for name, values in good.items() if name != "plan_tier"}
+        with pytest.raises(InferenceServerException, match="plan_tier"):
+            _http_infer(client, "conversion-sklearn", missing)
+        wrong_type = http_inputs(httpclient, good)
+        as_fp64 = httpclient.InferInput("duration_s", [3, 1], "FP64")
+        as_fp64.set_data_from_numpy(good["duration_s"].astype(np.float64))
+        wrong_type = [as_fp64 if t.name() == "duration_s" else t for t in wrong_type]
         with pytest.raises(InferenceServerException, match="FP64"):
-            client.infer("conversion-sklearn", [wrong_type])
-        got = _http_infer(client, "conversion-sklearn", served.inputs["conversion-sklearn"][:3])
+            client.infer("conversion-sklearn", wrong_type)
+        got = _http_infer(client, "conversion-sklearn", good)
     finally:
         client.close()
     np.testing.assert_allclose(got, served.expected["conversion-sklearn"][:3], atol=1e-5, rtol=0)
@@ -181,3 +186,38 @@ def _port_open(port: int) -> bool:
 
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_cluster_ensemble_runs_in_a_real_triton(served: Served, tmp_path: Path) -> None:
+    """The cluster's XGBoost ensemble (scheduling, tensor names, the BYTES warm-up) as Triton loads it, its
+    two steps switched to the Python backend (the local build has no onnxruntime or FIL backend)."""
+    cluster, repository = served.repository.parent / "cluster", tmp_path / "ensemble"
+    shutil.copytree(cluster / "conversion-xgboost", repository / "conversion-xgboost")
+    for step, artifact in [
+        ("conversion-xgboost_preprocess", "model.onnx"),
+        ("conversion-xgboost_trees", "xgboost.json"),
+    ]:
+        shutil.copytree(cluster / step, repository / step)
+        config = (repository / step / "config.pbtxt").read_text()
+        native = config[config.index("backend:") : config.index("max_batch_size")]
+        config = config.replace(native, 'backend: "python"\n').replace("KIND_GPU", "KIND_CPU")
+        if "parameters [" in config:  # FIL's parameters
+            config = config[: config.index("parameters [")] + config[config.index("model_warmup") :]
+        config += f'parameters [ {{ key: "artifact" value: {{ string_value: "{artifact}" }} }} ]\n'
+        (repository / step / "config.pbtxt").write_text(config)
+        shutil.copy2(served.repository / "conversion-xgboost" / "1" / "model.py", repository / step / "1")
+    with TritonLocal(log_path=tmp_path / "triton.log").start(repository) as triton:
+        client = httpclient.InferenceServerClient(triton.http_address)
+        try:
+            metadata = client.get_model_metadata("conversion-xgboost")
+            got = _http_infer(client, "conversion-xgboost", served.inputs["conversion-xgboost"])
+        finally:
+            client.close()
+    assert metadata["platform"] == "ensemble"
+    assert {(i["name"], i["datatype"]) for i in metadata["inputs"]} == {
+        ("sessions_7d", "FP32"),
+        ("duration_s", "FP32"),
+        ("sentiment_score", "FP32"),
+        ("plan_tier", "BYTES"),
+    }  # a client can build its request from the metadata alone
+    np.testing.assert_allclose(got, served.expected["conversion-xgboost"], atol=1e-5, rtol=0)

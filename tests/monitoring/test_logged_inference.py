@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.encoding import FeatureEncoder
 from inference.deploy.annotations import MODEL_VERSION_KEY
 from monitoring.payloads.cloudevents import parse_http_event
 from monitoring.payloads.errors import EventError
@@ -103,14 +102,11 @@ def test_a_malformed_annotations_extension_is_a_named_bad_event(annotations):
 
 
 def test_a_tensor_request_takes_its_detectors_layout_and_is_logged_empty_without_one():
-    encoder = FeatureEncoder.fit(
-        pd.DataFrame({"sessions_7d": [1.0, 5.0], "plan_tier": ["free", "pro"]}), ["sessions_7d", "plan_tier"]
-    )
-    one_hot = [2, 0, 1, 4, 1, 0]  # sessions_7d, plan_tier=free, plan_tier=pro
-    tensor = {"inputs": [{"name": "input__0", "shape": [2, 3], "datatype": "FP32", "data": one_hot}]}
-    routed = {(MODEL, "3"): TensorLayout(("sessions_7d", "plan_tier"), encoder)}
+    values = [2, 30.5, 4, 60.0]  # sessions_7d, duration_s per row
+    tensor = {"inputs": [{"name": "input__0", "shape": [2, 2], "datatype": "FP32", "data": values}]}
+    routed = {(MODEL, "3"): TensorLayout(("sessions_7d", "duration_s"))}
     logged = logged_inference(kserve_event("request", body=tensor), routed)
-    assert logged.rows.to_dict("list") == {"sessions_7d": [2.0, 4.0], "plan_tier": ["pro", "free"]}
+    assert logged.rows.to_dict("list") == {"sessions_7d": [2.0, 4.0], "duration_s": [30.5, 60.0]}
     assert logged.row_count == 2
     # Version 9 has no detector: without its feature names the tensor is counted, its inputs not decoded.
     unrouted = logged_inference(kserve_event("request", {"Ce-Annotations": _annotated("9")}, tensor), routed)

@@ -1,56 +1,46 @@
-"""The payload logger records the model's encoded tensor; the drift service turns it back into the raw
-features its detector was fitted on, with the model version's own encoder."""
+"""The payload logger records what the served model takes: its raw features, one named tensor each, as the
+transformer writes them. The drift service reads them as the detector's rows with no model encoder: missing
+values (NaN, the empty category) score as the training rows' missing values do."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
-import pytest
 
 from core.encoding import FeatureEncoder
-from monitoring.payloads.oip import decode_model_tensor, request_rows
+from core.raw_features import raw_arrays
+from inference.transformer.tensors import triton_request
+from monitoring.detectors.tabular import TabularEncoding
+from monitoring.payloads.oip import request_rows
 
 RAW = pd.DataFrame(
     {
         "sessions_7d": [1, 4, 9, 2, 7],
-        "duration_s": [30.5, 120.0, 3.25, 60.0, 900.0],
-        "plan_tier": ["free", "pro", "team", "pro", "free"],
+        "duration_s": [30.5, None, 3.25, 60.0, 900.0],
+        "plan_tier": ["free", "pro", None, "pro", "enterprise"],  # enterprise: never seen in training
         "region": ["eu", "us", "us", "apac", "eu"],
     }
 )
 COLUMNS = list(RAW.columns)
 
 
-@pytest.mark.parametrize(
-    ("standardize", "scale_in_model"),
-    [(False, False), (True, False), (True, True)],
-    ids=["unscaled", "scaled-on-the-wire", "scaled-in-the-model"],
-)
-def test_decoding_inverts_the_encoder(standardize, scale_in_model):
-    encoder = FeatureEncoder.fit(RAW, COLUMNS, standardize=standardize, scale_in_model=scale_in_model)
-    decoded = decode_model_tensor(encoder.transform(RAW), encoder)
-    pd.testing.assert_frame_equal(decoded[COLUMNS], RAW.astype({"sessions_7d": "float64"}), atol=1e-4)
+def _logged_body(frame: pd.DataFrame) -> dict:
+    """The predictor request body as the KServe transformer sends it (and the logger records it)."""
+    encoder = FeatureEncoder.fit(RAW.head(4), COLUMNS)
+    body, _ = triton_request("m", raw_arrays(frame, encoder.raw_inputs), "r-1").to_rest()
+    return json.loads(json.dumps(body))  # NaN travels as JSON NaN (inference/transformer/model.py)
 
 
-def test_an_unseen_category_decodes_as_missing():
-    encoder = FeatureEncoder.fit(RAW, COLUMNS)
-    unseen = RAW.head(1).assign(plan_tier="enterprise")
-    assert decode_model_tensor(encoder.transform(unseen), encoder)["plan_tier"].tolist() == [None]
+def test_the_logged_raw_features_are_the_detectors_rows() -> None:
+    rows = request_rows(_logged_body(RAW))
+    assert sorted(rows.columns) == sorted(COLUMNS)
+    np.testing.assert_allclose(rows["duration_s"], RAW["duration_s"], equal_nan=True)
+    assert rows["plan_tier"].tolist() == ["free", "pro", "", "pro", "enterprise"]  # "" is missing
 
 
-def test_a_logged_model_tensor_becomes_the_detectors_rows():
-    encoder = FeatureEncoder.fit(RAW, COLUMNS, standardize=True)
-    matrix = encoder.transform(RAW)
-    payload = {
-        "inputs": [
-            {
-                "name": "input__0",
-                "datatype": "FP32",
-                "shape": list(matrix.shape),
-                "data": matrix.astype(np.float32).ravel().tolist(),
-            }
-        ]
-    }
-    rows = request_rows(payload, ["sessions_7d", "duration_s", "plan_tier"], encoder)
-    assert rows["plan_tier"].tolist() == RAW["plan_tier"].tolist()
-    assert np.allclose(rows["duration_s"], RAW["duration_s"], atol=1e-3)
+def test_missing_and_unseen_values_score_as_in_training() -> None:
+    detector = TabularEncoding.from_dict(FeatureEncoder.fit(RAW.head(4), COLUMNS).to_dict())
+    logged = request_rows(_logged_body(RAW))
+    np.testing.assert_array_equal(detector.transform(logged), detector.transform(RAW))

@@ -86,6 +86,8 @@ def _grpc_infer(client: GrpcClient, model: str, tensors: dict[str, np.ndarray]) 
 
 
 def _datatype(tensor: np.ndarray) -> str:
+    if tensor.dtype == object:  # a categorical raw feature
+        return "BYTES"
     return "INT64" if tensor.dtype == np.int64 else "FP32"
 
 

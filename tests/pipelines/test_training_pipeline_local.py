@@ -119,9 +119,8 @@ def test_triton_serves_what_mlflow_registered(first_run, tmp_path):
                 expected = mlflow.pyfunc.load_model(f"models:/{model}@champion").predict(rows).to_numpy()
                 inputs = []
                 for name, tensor in champion_predictor(model, dest=tmp_path / model).encode(rows).items():
-                    infer_input = triton_http.InferInput(
-                        name, list(tensor.shape), "INT64" if tensor.dtype == np.int64 else "FP32"
-                    )
+                    kind = {np.dtype(np.int64): "INT64", np.dtype(object): "BYTES"}.get(tensor.dtype, "FP32")
+                    infer_input = triton_http.InferInput(name, list(tensor.shape), kind)
                     infer_input.set_data_from_numpy(tensor)
                     inputs.append(infer_input)
                 served = client.infer(model, inputs).as_numpy("output__0")
