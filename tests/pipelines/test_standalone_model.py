@@ -1,7 +1,11 @@
 """A registered model stands alone: `mlflow.pyfunc.load_model("models:/<name>@champion")` predicts in a
-fresh virtualenv built from the model's own requirements.txt (constrained by platform.lock, installed
-offline from uv's cache), run outside this repository, where neither `core` nor `components` is
-importable until MLflow puts the model's code/ folder on sys.path."""
+fresh virtualenv built from the model's own requirements.txt (constrained by platform.lock, installed as
+`make install` installs, with uv from its cache), run outside this repository, where neither `core` nor
+`components` is importable until MLflow puts the model's code/ folder on sys.path.
+
+Not `--offline`: uv revalidates a cached wheel whose HTTP cache entry has gone stale (seen on 2026-12-06:
+"mlflow==3.17.2 needs to be downloaded from a registry" with the wheel in the cache an hour after
+`make install`), and offline it refuses instead; online it revalidates and installs the cached files."""
 
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ def _fresh_environment(requirements: str, folder: Path) -> Path:
     python = folder / "bin" / "python"
     install = [UV, "pip", "install", "-q", "--python", str(python), "-r", requirements]
     subprocess.run(
-        [*install, "-c", str(REPO_ROOT / "platform.lock"), "--offline", *links],
+        [*install, "-c", str(REPO_ROOT / "platform.lock"), *links],
         check=True,
         timeout=600,
         capture_output=True,
