@@ -56,6 +56,24 @@ def raw_arrays(frame: pd.DataFrame, inputs: Sequence[Mapping[str, Any]]) -> dict
     return {str(tensor["name"]): _array(frame[tensor["name"]], tensor["datatype"]) for tensor in inputs}
 
 
+def datatype_of(values: np.ndarray) -> str:
+    """The OIP datatype of a `raw_arrays` tensor: text (an object array) is BYTES, numbers FP32."""
+    return CATEGORICAL_DATATYPE if values.dtype == object else NUMERIC_DATATYPE
+
+
+def oip_inputs(arrays: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """`raw_arrays` as the `inputs` of an OIP JSON request (NaN stays NaN: write it with `json`)."""
+    return [
+        {
+            "name": name,
+            "shape": list(values.shape),
+            "datatype": datatype_of(values),
+            "data": values.ravel().tolist(),
+        }
+        for name, values in arrays.items()
+    ]
+
+
 def _array(column: pd.Series, datatype: str) -> np.ndarray:
     if datatype == NUMERIC_DATATYPE:
         values = pd.to_numeric(column, errors="coerce").astype("float64").to_numpy(dtype=np.float64)

@@ -100,11 +100,14 @@ def export_repository(
     cluster_version = _fresh_model_dir(dest, "cluster", spec.name) / VERSION
     cluster_version.mkdir(parents=True)
     artifact = _write_artifact(bundle_dir, info, cluster_version)
-    if (bundle_dir / ENCODER_FILE).is_file() and artifact.endswith(".onnx"):
-        _prepend_preprocessing(cluster_version / artifact, FeatureEncoder.load(bundle_dir))
-    if _is_ensemble(bundle_dir, artifact):
-        chain = _write_cluster_ensemble(dest / "cluster", bundle_dir, info, spec, cluster_version / artifact)
+    # A tabular bundle (it has an encoder) serves its preprocessing inside: in the ONNX graph, else as an
+    # ensemble's first step (the text model takes token ids and has no encoder).
+    encoder = FeatureEncoder.load(bundle_dir) if (bundle_dir / ENCODER_FILE).is_file() else None
+    if encoder is not None and not artifact.endswith(".onnx"):
+        chain = _write_cluster_ensemble(dest / "cluster", encoder, info, spec, cluster_version / artifact)
     else:
+        if encoder is not None:
+            _prepend_preprocessing(cluster_version / artifact, encoder)
         _write_cluster_model(cluster_version.parent, info, spec, artifact)
         chain = [cluster_version / artifact]
     _write_local_model(_fresh_model_dir(dest, "local", spec.name), chain, info, spec)
@@ -136,17 +139,11 @@ def _prepend_preprocessing(path: Path, encoder: FeatureEncoder) -> None:
     onnx.save(with_preprocessing(estimator, encoder, TABULAR_INPUT), path)
 
 
-def _is_ensemble(bundle_dir: Path, artifact: str) -> bool:
-    """A tabular artifact that is not an ONNX graph cannot hold the preprocessing: serve an ensemble."""
-    return (bundle_dir / ENCODER_FILE).is_file() and not artifact.endswith(".onnx")
-
-
 def _write_cluster_ensemble(
-    cluster: Path, bundle_dir: Path, info: BundleInfo, spec: ModelSpec, trees_file: Path
+    cluster: Path, encoder: FeatureEncoder, info: BundleInfo, spec: ModelSpec, trees_file: Path
 ) -> list[Path]:
     """The ensemble and its two step models (layout in the module doc); returns the step files in order."""
     name, serving = spec.name, spec.serving
-    encoder = FeatureEncoder.load(bundle_dir)
     width = [{"name": PREPROCESSED, "datatype": "FP32", "dims": [len(encoder.output_names)]}]
     matrix = [{**width[0], "name": TABULAR_INPUT}]
     pre_dir = _fresh_model_dir(cluster.parent, "cluster", name + PREPROCESS_SUFFIX)

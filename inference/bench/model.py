@@ -88,17 +88,9 @@ def build(work: Path) -> BenchModel:
 
 
 def request_body(tensors: dict[str, np.ndarray]) -> dict:
-    return {
-        "inputs": [
-            {
-                "name": name,
-                "shape": list(values.shape),
-                "datatype": "BYTES" if values.dtype == object else "FP32",
-                "data": values.ravel().tolist(),
-            }
-            for name, values in tensors.items()
-        ]
-    }
+    from core.raw_features import oip_inputs
+
+    return {"inputs": oip_inputs(tensors)}
 
 
 def _write_body(tensors: dict[str, np.ndarray], path: Path) -> Path:

@@ -20,6 +20,8 @@ import numpy as np
 from kserve import InferInput, InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
 
+from core.raw_features import datatype_of
+
 INTEGER_TYPES = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _DECIMAL = re.compile(r"-?[0-9]{1,20}", re.ASCII)  # 20 digits: longer cannot fit INT64 (checked next)
@@ -116,7 +118,7 @@ def triton_request(model_name: str, arrays: Mapping[str, np.ndarray], request_id
     tensors only. At most `serving.max_batch_size` rows of a few dozen values: the JSON costs little."""
     tensors = []
     for name, values in arrays.items():
-        tensor = InferInput(name, list(values.shape), "BYTES" if values.dtype == object else "FP32")
+        tensor = InferInput(name, list(values.shape), datatype_of(values))
         tensor.set_data_from_numpy(values, binary_data=False)
         tensors.append(tensor)
     return InferRequest(model_name=model_name, infer_inputs=tensors, request_id=request_id)

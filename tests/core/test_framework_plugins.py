@@ -29,6 +29,7 @@ from core.spec.model import ModelSpec, parse_spec
 from inference.triton_local import TritonLocal
 from inference.triton_repository import export_repository
 from tests.core import forest_model
+from tests.helpers.triton_clients import http_inputs
 
 PACKAGED = {"pytorch", "sklearn", "transformers", "xgboost"}
 HEAVY = ("torch", "transformers", "sklearn", "xgboost", "onnx")
@@ -201,13 +202,8 @@ def test_a_new_framework_trains_exports_serves_and_loads(forest: Any, tmp_path: 
     expected = predictor.predict_proba(rows)
     with TritonLocal(log_path=tmp_path / "triton.log").start(tmp_path / "repo" / "local") as triton:
         client = httpclient.InferenceServerClient(triton.http_url.removeprefix("http://"))
-        tensors = []  # the raw features: the export put the encoder's preprocessing inside the graph
-        for name, values in predictor.encode(rows).items():
-            tensor = httpclient.InferInput(
-                name, list(values.shape), "BYTES" if values.dtype == object else "FP32"
-            )
-            tensor.set_data_from_numpy(values)
-            tensors.append(tensor)
+        # the raw features: the export put the encoder's preprocessing inside the graph
+        tensors = http_inputs(httpclient, predictor.encode(rows))
         served = client.infer(spec.name, tensors).as_numpy("output__0")
     np.testing.assert_allclose(served, expected, atol=1e-5)
 

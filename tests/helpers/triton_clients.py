@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.paths import REPO_ROOT
+from core.raw_features import datatype_of
 
 _CLIENT_SCRIPT = r"""
 import json, sys
@@ -131,7 +132,7 @@ def http_inputs(http: Any, tensors: Mapping[str, np.ndarray]) -> list[Any]:
     """`tritonclient.http` InferInputs for named arrays (object arrays are BYTES, the rest FP32)."""
     inputs = []
     for name, values in tensors.items():
-        tensor = http.InferInput(name, list(values.shape), "BYTES" if values.dtype == object else "FP32")
+        tensor = http.InferInput(name, list(values.shape), datatype_of(values))
         tensor.set_data_from_numpy(values, binary_data=False)
         inputs.append(tensor)
     return inputs

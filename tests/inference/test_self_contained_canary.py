@@ -20,7 +20,7 @@ import pytest
 from components.register.pyfunc_model import log_bundle_model
 from core.encoding import FeatureEncoder
 from core.frameworks import xgboost_model
-from core.raw_features import raw_arrays
+from core.raw_features import oip_inputs, raw_arrays
 from core.registry import configure_tracking
 from core.spec.model import ModelSpec
 from inference.router.__main__ import build_settings, parse_args
@@ -85,16 +85,7 @@ def _version(spec: ModelSpec, frame: pd.DataFrame, root: Path, experiment: str) 
 def _body(rows: pd.DataFrame) -> bytes:
     """One OIP request of the raw features, typed as every version takes them; NaN as JSON NaN."""
     inputs = raw_arrays(rows, FeatureEncoder.fit(rows, COLUMNS).raw_inputs)  # no version's fit
-    tensors = [
-        {
-            "name": name,
-            "shape": list(values.shape),
-            "datatype": "BYTES" if values.dtype == object else "FP32",
-            "data": values.ravel().tolist(),
-        }
-        for name, values in inputs.items()
-    ]
-    return json.dumps({"inputs": tensors}).encode()
+    return json.dumps({"inputs": oip_inputs(inputs)}).encode()
 
 
 def test_a_challenger_with_another_fit_answers_next_to_the_champion(
