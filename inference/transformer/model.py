@@ -22,11 +22,10 @@ from kserve.errors import InvalidInput
 from kserve.model import append_forwardable_headers
 from kserve.predictor_config import PredictorProtocol
 
+from core.frameworks.base import OUTPUT
 from core.raw_features import raw_arrays
 from inference.transformer.features import MissingEntities, OnlineFeatures
 from inference.transformer.tensors import entity_rows, prediction_response, triton_request
-
-OUTPUT = "output__0"  # every exported model's class probabilities (components/README.md)
 
 
 class FeastTransformer(Model):
