@@ -70,7 +70,10 @@ def bench_detector(spec, streams: Streams, work: Path, args: argparse.Namespace)
         from monitoring.bench.service import measure_service
 
         row = streams.clean.iloc[0][detector.features]
-        report.service, extra = measure_service(folder, row, spec.name, "1", window, work / spec.name, args)
+        report.service, extra, totals = measure_service(
+            folder, row, spec.name, "1", window, work / spec.name, args
+        )
+        report.acknowledged, report.unscored = int(totals["received"]), int(totals["unscored"])
         report.notes.append(f"service run: {json.dumps(extra, default=str)}")
     return report
 

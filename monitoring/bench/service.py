@@ -18,9 +18,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core.ports import free_ports
+from core.raw_features import CATEGORICAL_DATATYPE, NUMERIC_DATATYPE
 from inference.bench import wrk
 from inference.bench.servers import HOST
 from inference.deploy.annotations import MODEL_VERSION_KEY
@@ -30,16 +32,20 @@ from inference.router.logger import REQUEST_TYPE
 from monitoring.bench.stats import Throughput
 
 READY_TIMEOUT_S = 120.0
+SETTLE_AGE_S = 1.0
+SETTLE_TIMEOUT_S = 30.0
 
 
 def event_body(row: pd.Series) -> dict:
-    """An OIP request with one input per raw feature column, as the tabular transformer sends them."""
+    """An OIP request with one input per raw feature column, as the tabular transformer sends them
+    (core/raw_features.py: numbers FP32 [1], text BYTES [1])."""
     inputs = []
     for name, value in row.items():
         if isinstance(value, str):
-            inputs.append({"name": name, "shape": [1], "datatype": "BYTES", "data": [value]})
+            inputs.append({"name": name, "shape": [1], "datatype": CATEGORICAL_DATATYPE, "data": [value]})
         else:
-            inputs.append({"name": name, "shape": [1], "datatype": "FP64", "data": [float(value)]})
+            data = [float(np.float32(value))]
+            inputs.append({"name": name, "shape": [1], "datatype": NUMERIC_DATATYPE, "data": data})
     return {"inputs": inputs}
 
 
@@ -64,7 +70,9 @@ def drift_service(
     command = [
         sys.executable, "-m", "monitoring.drift_service", "--port", str(port), "--detectors", str(detectors),
         "--buffer-size", str(buffer_size), "--max-pending", str(max(10_000, buffer_size)),
-        "--log-level", "warning",  # uvicorn's access log is at info: off
+        "--log-level", "warning",
+        # A partial last window is scored a second after the load stops, so every row can be counted.
+        "--max-age-s", str(SETTLE_AGE_S),
     ]  # fmt: skip
     if state is not None:  # as deployed: progress checkpoints and the journal of acknowledged rows
         command += ["--checkpoint-dir", str(state / "checkpoints"), "--journal-dir", str(state / "journal")]
@@ -98,17 +106,41 @@ def _wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
     raise RuntimeError(f"drift service not ready at {url} after {READY_TIMEOUT_S:.0f} s (log {log})")
 
 
-def received_requests(url: str) -> float:
-    """`mlops_drift_events_received` for requests, summed over models and versions."""
+def _totals(url: str) -> dict[str, float]:
+    """Request events received, rows scored and rows dropped, summed over models and versions."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    lines = [line for line in text.splitlines() if line.startswith("mlops_drift_events_received")]
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if 'kind="request"' in line)
+    totals = dict.fromkeys(("received", "scored", "dropped"), 0.0)
+    for line in text.splitlines():
+        if line.startswith("mlops_drift_events_received_total{") and 'kind="request"' in line:
+            totals["received"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("mlops_drift_rows_scored_total{"):
+            totals["scored"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("mlops_drift_events_dropped_total{"):
+            totals["dropped"] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def received_requests(url: str) -> float:
+    """`mlops_drift_events_received` for requests, summed over models and versions."""
+    return _totals(url)["received"]
+
+
+def settled(url: str) -> dict[str, float]:
+    """The totals once every received row is scored or counted dropped (one row per event), or as they
+    stand after SETTLE_TIMEOUT_S: the caller reports `unscored` either way."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        totals = _totals(url)
+        totals["unscored"] = totals["received"] - totals["scored"] - totals["dropped"]
+        if totals["unscored"] <= 0 or time.monotonic() > deadline:
+            return totals
+        time.sleep(0.2)
 
 
 def measure_service(
     detector_dir: Path, row: pd.Series, model: str, version: str, window: int, work: Path, args
-) -> tuple[Throughput, dict]:
+) -> tuple[Throughput, dict, dict[str, float]]:
     """Events per second (wall and per core of the service) at `args.service_concurrency` connections."""
     body = work / "event.json"
     body.write_text(json.dumps(event_body(row)))
@@ -118,9 +150,9 @@ def measure_service(
         wrk.run_wrk(url + "/", script, args.service_concurrency, 1)  # warm-up
         before_cpu, before_count = cpu_seconds(pid), received_requests(url)
         summary = wrk.run_wrk(url + "/", script, args.service_concurrency, args.duration_s)
-        time.sleep(0.5)  # the flusher thread scores the last full window
         used_cpu, counted = cpu_seconds(pid) - before_cpu, received_requests(url) - before_count
+        totals = settled(url)  # warm-up included: every event the service ever acknowledged
     accepted = int(summary["requests"])
     extra = {"wrk": summary, "events_counted_by_service": counted, "service_cpu_s": used_cpu}
     extra["journal"] = state is not None
-    return Throughput(accepted, float(summary["duration_s"]), used_cpu), extra
+    return Throughput(accepted, float(summary["duration_s"]), used_cpu), extra, totals

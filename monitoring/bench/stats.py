@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 PER_REQUESTS = 10_000  # false alarms are reported per this many unshifted requests (issue #5)
 THROUGHPUT_TARGET = 5_000.0  # events/s per core
+SERVICE_TARGET = 10_000.0  # events/s per core of the drift service end to end (issue #15)
 DELAY_TARGET = 500  # requests after the shift starts
 FALSE_ALARM_TARGET = 1.0  # per PER_REQUESTS
 LOAD_TARGET_S = 2.0  # the drift service loads a detector (thresholds were simulated at fit time)
@@ -42,6 +43,8 @@ class DetectorReport:
     delays: list[int | None] = field(default_factory=list)  # per seed; None: not detected within the cap
     fit_s: float | None = None  # wall seconds to fit the detector (the pipeline's fit_detector step)
     load_s: float | None = None  # wall seconds to load it (what the drift service pays at start)
+    acknowledged: int = 0  # service run: rows of events answered 2xx (the service's own count)
+    unscored: int | None = None  # service run: acknowledged rows neither scored nor counted dropped
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -111,7 +114,7 @@ def markdown(reports: Sequence[DetectorReport]) -> str:
 
 
 def verdict_lines(reports: Sequence[DetectorReport]) -> list[str]:
-    """Issue #5's three targets, per detector, with the numbers behind each."""
+    """Issue #5's targets and #15's for the service, per detector, with the numbers behind each."""
     lines = []
     for r in reports:
         rate = r.alone.per_core_s if r.alone else 0.0
@@ -138,6 +141,22 @@ def verdict_lines(reports: Sequence[DetectorReport]) -> list[str]:
                 _seconds(r.load_s) + " s",
             ),
         ]
+        if r.service is not None:
+            limit = f"limit: the detector alone, {rate:,.0f}"
+            checks.append(
+                (
+                    f"service end to end >= {SERVICE_TARGET:,.0f} events/s per core",
+                    r.service.per_core_s >= SERVICE_TARGET,
+                    f"{r.service.per_core_s:,.0f}; {limit}",
+                )
+            )
+            checks.append(
+                (
+                    "every acknowledged event scored",
+                    r.unscored == 0,
+                    f"{r.acknowledged:,} acknowledged, {r.unscored} unscored",
+                )
+            )
         for name, met, evidence in checks:
             lines.append(f"- {r.model} ({r.kind}): {name}: **{'met' if met else 'NOT met'}** ({evidence})")
     return lines

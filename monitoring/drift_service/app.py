@@ -2,8 +2,8 @@
 
 POST /            a KServe logger CloudEvent (binary or structured mode); 200 with what was queued (and
                   journaled, with --journal-dir), 400 {"error": one line} for unusable events, 413 over
-                  the body limit (checked while reading), 503 when the journal cannot store it; decoded
-                  and buffered off the event loop
+                  the body limit (checked while reading), 408 when it arrives too slowly, 503 when the
+                  journal cannot store it (served by `event_lane.py`, in front of this FastAPI app)
 POST /v1/outcomes delayed ground truth {"outcomes": [{"request_id", "label", "observed_at"?}]}; 202 with
                   joined/unmatched counts, 400 {"error": one line} for a malformed body, 413 over the
                   limit (monitoring/quality)
@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from core.http_body import DEFAULT_READ_TIMEOUT_S, BodyRefused, read_capped
 from core.json_errors import install_json_errors
 from monitoring.drift_service.errors import DriftServiceError, NotEnabledError, status_for
+from monitoring.drift_service.event_lane import EventLane
 from monitoring.drift_service.flusher import Flusher
 from monitoring.drift_service.service import DriftService
 from monitoring.payloads.errors import EventError
@@ -48,7 +49,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     tick_s: float | None = None,
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
-) -> FastAPI:
+) -> EventLane:
     flusher = Flusher(service, tick_s)
 
     @asynccontextmanager
@@ -68,21 +69,6 @@ def create_app(
     @app.exception_handler(EventError)
     async def service_error(_: Request, exc: DriftServiceError | EventError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=status_for(exc))
-
-    @app.post("/")
-    async def receive_event(request: Request) -> JSONResponse:
-        try:
-            body = await read_capped(request, max_body_bytes, read_timeout_s)
-        except BodyRefused as exc:  # too large (413) or too slow (408)
-            service.metrics.count_rejected("bad_payload")
-            raise EventError("bad_payload", str(exc), exc.status_code) from None
-        try:
-            # Off the event loop: decoding and buffering a large event must not stall /healthz.
-            accepted = await run_in_threadpool(service.handle_http, request.headers, body)
-        except EventError as exc:
-            log.warning("rejected event: %s", exc)
-            raise
-        return JSONResponse(asdict(accepted))
 
     @app.post("/v1/outcomes", status_code=202)
     async def receive_outcomes(request: Request) -> JSONResponse:
@@ -128,7 +114,7 @@ def create_app(
     async def metrics() -> Response:
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return EventLane(app, service, max_body_bytes, read_timeout_s)  # POST /: the logger's events
 
 
 def _quality_or_404(service: DriftService):  # -> QualityTracker

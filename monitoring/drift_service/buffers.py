@@ -20,13 +20,14 @@ import pandas as pd
 
 from monitoring.drift_service.journal import Journal, encode_rows
 from monitoring.payloads.logged import Key
+from monitoring.payloads.rows import RowBlock, frame_of
 
 
 @dataclass
 class _Chunk:
     arrived: float
     first_row: int
-    rows: pd.DataFrame
+    rows: RowBlock
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class WindowBuffer:
     def room(self) -> int:
         return max(self.max_pending - self.pending, 0)
 
-    def add(self, rows: pd.DataFrame, now: float, first_row: int | None = None) -> int:
+    def add(self, rows: RowBlock, now: float, first_row: int | None = None) -> int:
         """Queue rows (indices from `first_row`, default the next); returns how many were dropped."""
         kept = fitting(rows, self.room())
         if len(kept):
@@ -73,24 +74,24 @@ class WindowBuffer:
         if not self.pending or not (force or self.is_due(now)):
             return None
         wanted = min(self.buffer_size, self.pending)
-        parts: list[pd.DataFrame] = []
+        parts: list[RowBlock] = []
         end_row = 0
         while wanted:
             chunk = self._chunks.popleft()
-            part, rest = chunk.rows.iloc[:wanted], chunk.rows.iloc[wanted:]
+            part, rest = chunk.rows.slice(0, wanted), chunk.rows.slice(wanted)
             if len(rest):  # the rest keeps its arrival time, so its age still counts
                 self._chunks.appendleft(_Chunk(chunk.arrived, chunk.first_row + len(part), rest))
             parts.append(part)
             wanted -= len(part)
             end_row = chunk.first_row + len(part)
-        window = pd.concat(parts, ignore_index=True)
+        window = frame_of(parts)  # one DataFrame per window, not per event
         self.pending -= len(window)
         return window, end_row
 
 
-def fitting(rows: pd.DataFrame, room: int) -> pd.DataFrame:
-    """The first `room` rows (the frame itself when all fit: slicing costs microseconds per event)."""
-    return rows if len(rows) <= room else rows.iloc[:room]
+def fitting(rows: RowBlock, room: int) -> RowBlock:
+    """The first `room` rows (the block itself when all fit)."""
+    return rows.slice(0, room)
 
 
 class Buffers:
@@ -118,7 +119,7 @@ class Buffers:
             buffer = self._buffers[key] = WindowBuffer(*self._settings)
         return buffer
 
-    def add(self, key: Key, rows: pd.DataFrame) -> int:
+    def add(self, key: Key, rows: RowBlock) -> int:
         """Journal (if any) and queue the rows that fit; returns how many were dropped. JournalError:
         nothing was queued, and the event must not be acknowledged."""
         # Encoded before the lock: only the write itself runs under it (threads hand the event in).
@@ -135,9 +136,7 @@ class Buffers:
             self.wakeup.set()
         return dropped
 
-    def resume(
-        self, key: Key, rows_scored: int, chunks: list[tuple[int, pd.DataFrame]], next_row: int
-    ) -> int:
+    def resume(self, key: Key, rows_scored: int, chunks: list[tuple[int, RowBlock]], next_row: int) -> int:
         """At start: queue rows replayed from the journal (not journaled again) after the checkpoint's
         `rows_scored`; returns how many did not fit (dropped)."""
         with self._lock:

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
 from monitoring.drift_service.checkpoint import safe_name
 from monitoring.payloads.logged import Key
+from monitoring.payloads.rows import DTYPES, RowBlock
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class JournalError(OSError):
 
 @dataclass(frozen=True)
 class Replay:
-    chunks: list[tuple[int, pd.DataFrame]]  # (first row index, rows), every row at or after `start`
+    chunks: list[tuple[int, RowBlock]]  # (first row index, rows), every row at or after `start`
     next_row: int  # the index the next journaled row gets
     lost: int  # rows at or after `start` on unreadable lines
 
@@ -60,6 +61,7 @@ class KeyJournal:
             key_file.write_text(json.dumps({"model": key[0], "version": key[1]}), encoding="utf-8")
         self._segments = sorted(int(path.stem) for path in folder.glob("*.jsonl") if path.stem.isdigit())
         self._file: Any = None  # the open last segment (FileIO: every write is one system call)
+        self._size = 0  # the open segment's length in bytes
 
     def _path(self, first_row: int) -> Path:
         return self.folder / f"{first_row:020d}.jsonl"
@@ -70,7 +72,7 @@ class KeyJournal:
             return self._replay(start)
 
     def _replay(self, start: int) -> Replay:
-        chunks: list[tuple[int, pd.DataFrame]] = []
+        chunks: list[tuple[int, RowBlock]] = []
         expected, lost = start, 0
         for position, first in enumerate(self._segments):
             path = self._path(first)
@@ -92,10 +94,10 @@ class KeyJournal:
                 lost += max(0, row - max(expected, start))  # a gap: rows of an unreadable line
                 expected = max(expected, row + len(rows))
                 if row + len(rows) > start:
-                    chunks.append((max(row, start), rows.iloc[max(0, start - row) :]))
+                    chunks.append((max(row, start), rows.slice(start - row)))
         return Replay(chunks, max(expected, start), lost)
 
-    def append(self, first_row: int, rows: pd.DataFrame | bytes) -> None:
+    def append(self, first_row: int, rows: RowBlock | bytes) -> None:
         """Write one event's rows (indices from `first_row`; the rows or `encode_rows` of them, which a
         caller can run before it takes its own lock); JournalError when they are not written."""
         encoded = rows if isinstance(rows, bytes) else encode_rows(rows)
@@ -105,21 +107,23 @@ class KeyJournal:
 
     def _append(self, first_row: int, line: bytes) -> None:
         try:
-            if self._file is None or self._file.tell() >= SEGMENT_BYTES:
+            if self._file is None or self._size >= SEGMENT_BYTES:
                 self._open_segment(first_row)
-            before = self._file.tell()
+            before = self._size  # kept here, not asked of the file: `tell` is a system call per event
         except OSError as exc:
             raise JournalError(f"journal {self.folder}: {exc}") from exc
         try:
             written = self._file.write(line)
             if written != len(line):
                 raise OSError(f"short write ({written} of {len(line)} bytes)")
+            self._size += written
             if self.fsync:
                 os.fsync(self._file.fileno())
         except OSError as exc:
             try:  # leave the segment ending in a whole line, so the next append is readable
                 self._file.truncate(before)
                 self._file.seek(before)
+                self._size = before
             except OSError:
                 self._file.close()
                 self._file = None  # the next append starts a new segment
@@ -135,6 +139,7 @@ class KeyJournal:
         if not self._segments or self._segments[-1] != first_row:
             self._segments.append(first_row)
         self._file = self._path(first_row).open("ab", buffering=0)
+        self._size = self._file.seek(0, os.SEEK_END)
 
     def compact(self, rows_scored: int) -> None:
         """Delete the segments whose rows are all scored (the next segment starts at or before it)."""
@@ -209,34 +214,29 @@ class Journal:
             journal.close()
 
 
-def encode_rows(rows: pd.DataFrame) -> bytes:
+def encode_rows(rows: RowBlock) -> bytes:
     """A journal line without its leading `{"row":N,` (pure CPU: callers run it outside their locks)."""
-    columns, dtypes, data = [], [], []
-    for name, column in rows.items():  # one pass, column by column: the cheapest way through pandas
-        columns.append(str(name))
-        dtypes.append(str(column.dtype))
-        data.append(column.tolist())
-    document = {"columns": columns, "dtypes": dtypes, "data": data}
-    return json.dumps(document, default=_plain, separators=(",", ":"))[1:].encode("utf-8") + b"\n"
+    document = {"columns": rows.columns, "dtypes": rows.dtypes, "data": rows.data}
+    return json.dumps(document, separators=(",", ":"))[1:].encode("utf-8") + b"\n"
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if value is pd.NA or value is pd.NaT:
-        return None
-    raise TypeError(f"journal: {type(value).__name__} is not JSON-serialisable")
-
-
-def _parse(line: bytes) -> tuple[int, pd.DataFrame] | None:
+def _parse(line: bytes) -> tuple[int, RowBlock] | None:
     try:
         entry = json.loads(line)
-        columns = entry["columns"]
-        rows = pd.DataFrame(dict(zip(columns, entry["data"], strict=True)), columns=columns)
-        rows = rows.astype(dict(zip(columns, entry["dtypes"], strict=True)))
-        row = entry["row"]
+        columns, dtypes, data, row = entry["columns"], entry["dtypes"], entry["data"], entry["row"]
     except (ValueError, KeyError, TypeError):
         return None
     if not isinstance(row, int) or isinstance(row, bool) or row < 0:
         return None
-    return row, rows
+    shaped = [isinstance(item, list) for item in (columns, dtypes, data)]
+    if not all(shaped) or not len(columns) == len(dtypes) == len(data) or not columns:
+        return None
+    sizes = {len(column) if isinstance(column, list) else -1 for column in data}
+    if len(sizes) != 1 or -1 in sizes or not all(dtype in DTYPES for dtype in dtypes):
+        return None
+    try:  # a line that parses but holds values its dtypes cannot take would fail its whole window later
+        for column, dtype in zip(data, dtypes, strict=True):
+            np.array(column, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return row, RowBlock(tuple(map(str, columns)), tuple(dtypes), tuple(data), sizes.pop())

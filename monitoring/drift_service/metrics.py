@@ -6,6 +6,7 @@ Each `DriftMetrics` owns a registry, so several services (tests) can live in one
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -39,6 +40,7 @@ class DriftMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._versions: set[tuple[str, str]] = set()
+        self._received: dict[tuple[str, str, str], Any] = {}
         labels = ["model", "version"]
         self.received = Counter(
             "mlops_drift_events_received",
@@ -136,7 +138,13 @@ class DriftMetrics:
         self.replayed.labels(model=model, version=version)
 
     def count_received(self, model: str, version: str, kind: str) -> None:
-        self.received.labels(model=model, version=self.version_label(model, version), kind=kind).inc()
+        # Once per event: the labelled child is looked up once per (model, version, kind) and kept (the
+        # keys are bounded: only models with a detector get here, unloaded versions share OTHER_VERSION).
+        key = (model, self.version_label(model, version), kind)
+        child = self._received.get(key)
+        if child is None:
+            child = self._received[key] = self.received.labels(model=key[0], version=key[1], kind=kind)
+        child.inc()
 
     def observe_scores(self, model: str, version: str, scores: Iterable[float]) -> None:
         histogram = self.scores.labels(model=model, version=self.version_label(model, version))

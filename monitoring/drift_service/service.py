@@ -24,8 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from monitoring.detectors.base import DriftDetector, DriftResult
 from monitoring.drift_service.buffers import Buffers, Window
 from monitoring.drift_service.checkpoint import CheckpointStore, Progress
@@ -35,6 +33,8 @@ from monitoring.drift_service.metrics import DriftMetrics, histogram_scores
 from monitoring.payloads.cloudevents import CloudEvent, parse_http_event
 from monitoring.payloads.errors import EventError
 from monitoring.payloads.logged import Key, LoggedInference, TensorLayout, logged_inference
+from monitoring.payloads.rows import RowBlock
+from monitoring.quality.write_log import WriteLogError
 
 if TYPE_CHECKING:
     from monitoring.quality.tracker import QualityTracker
@@ -53,6 +53,16 @@ class Accepted:
     kind: str
     rows: int  # rows queued for the detector
     dropped: int  # rows not queued (no detector, buffer full, unknown version)
+
+    def document(self) -> dict[str, str | int]:
+        """The 200 answer's JSON object (`dataclasses.asdict` deep-copies: once per event adds up)."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "kind": self.kind,
+            "rows": self.rows,
+            "dropped": self.dropped,
+        }
 
 
 @dataclass(frozen=True)
@@ -154,31 +164,41 @@ class DriftService:
         return self._take_request(logged)
 
     def _take_response(self, logged: LoggedInference) -> Accepted:
+        if self.quality is not None:
+            self._logged(self.quality.observe_response, logged)
         self.metrics.count_received(logged.model, logged.version, "response")
         self.metrics.observe_scores(logged.model, logged.version, histogram_scores(logged.scores))
-        if self.quality is not None:
-            self.quality.observe_response(logged)
         return Accepted(logged.model, logged.version, "response", 0, 0)
+
+    def _logged(self, observe: Callable[[LoggedInference], None], logged: LoggedInference) -> None:
+        """Hand the event to the quality tracker first: its prediction log is keyed by event id, so when
+        the journal then refuses the event (503) the sender's retry logs the same rows again, not twice."""
+        try:
+            observe(logged)
+        except WriteLogError as exc:
+            self.metrics.count_rejected("journal_unavailable")
+            log.error("event not acknowledged: %s", exc)
+            raise UnavailableError(f"event not stored: {exc}") from None
 
     def _take_request(self, logged: LoggedInference) -> Accepted:
         model, version = logged.key
         detector = self.detectors.get(logged.key) if logged.version_named else None
         if detector is None:
             reason = "no_detector" if logged.version_named else "unknown_version"
+            if self.quality is not None:
+                self._logged(self.quality.observe_request, logged)
             self.metrics.count_received(model, version, "request")
             self.metrics.count_dropped(model, version, reason, logged.row_count)
-            if self.quality is not None:
-                self.quality.observe_request(logged)
             return Accepted(model, version, "request", 0, logged.row_count)
         rows = _detector_columns(logged.rows, detector)  # decoded with this detector's layout: not None
+        if self.quality is not None:
+            self._logged(self.quality.observe_request, logged)
         try:
             dropped = self.buffers.add(logged.key, rows)  # journaled first, when there is a journal
         except JournalError as exc:
             self.metrics.count_rejected("journal_unavailable")
             log.error("event not acknowledged: %s", exc)
             raise UnavailableError(f"event not stored: {exc}") from None
-        if self.quality is not None:
-            self.quality.observe_request(logged)
         self.metrics.count_received(model, version, "request")
         self.metrics.count_dropped(model, version, "buffer_full", dropped)
         return Accepted(model, version, "request", len(rows) - dropped, dropped)
@@ -196,12 +216,17 @@ class DriftService:
             reports = [self._run(window) for window in self.buffers.take_due(force=True)]
         if self.journal is not None:
             self.journal.close()
+        if self.quality is not None:
+            self.quality.store.flush(self.clock())
         return reports
 
     def sync(self) -> None:
-        """Flush the journal to disk (called by the flusher about once a second)."""
+        """Flush the journal to disk and commit the logged predictions (the flusher, about once a
+        second)."""
         if self.journal is not None:
             self.journal.sync()
+        if self.quality is not None:
+            self.quality.store.flush(self.clock())
 
     def _run(self, window: Window) -> RunReport:
         model, version = key = window.key
@@ -236,11 +261,9 @@ class DriftService:
                 log.exception("journal compaction for %s version %s failed", *key)
 
 
-def _detector_columns(rows: pd.DataFrame, detector: DriftDetector) -> pd.DataFrame:
-    missing = [name for name in detector.features if name not in rows.columns]
-    if missing:
-        raise EventError(
-            "bad_payload",
-            f"OIP inputs: missing column {missing[0]!r} for {detector.model} {detector.version}",
-        )
-    return rows[list(detector.features)]
+def _detector_columns(rows: RowBlock, detector: DriftDetector) -> RowBlock:
+    try:
+        return rows.select(detector.features)
+    except KeyError as exc:
+        missing, where = exc.args[0], f"{detector.model} {detector.version}"
+        raise EventError("bad_payload", f"OIP inputs: missing column {missing!r} for {where}") from None

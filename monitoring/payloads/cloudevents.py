@@ -66,7 +66,7 @@ def parse_http_event(headers: Mapping[str, str], body: bytes) -> CloudEvent:
 def _parse_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     # The HTTP binding percent-encodes header values outside printable ASCII.
     attributes = {
-        name[len(HEADER_PREFIX) :]: unquote(value)
+        name[len(HEADER_PREFIX) :]: unquote(value) if "%" in value else value
         for name, value in headers.items()
         if name.startswith(HEADER_PREFIX)
     }

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from inference.deploy.annotations import MODEL_VERSION_KEY
 from monitoring.payloads.cloudevents import CloudEvent, event_json
 from monitoring.payloads.errors import EventError
 from monitoring.payloads.oip import payload_field, request_rows, response_probabilities, row_count
+from monitoring.payloads.rows import RowBlock
 
 UNKNOWN_VERSION = "unknown"
 
@@ -54,7 +54,7 @@ class LoggedInference:
     version: str
     """Concrete: the first source that names one (see the module doc), else `UNKNOWN_VERSION`."""
     version_source: VersionSource
-    rows: pd.DataFrame | None = None
+    rows: RowBlock | None = None
     """Request: the decoded inputs; None when they cannot be decoded without a detector's layout."""
     row_count: int = 0
     """Request: rows in the payload (validated)."""
@@ -136,7 +136,7 @@ def _request_id(event_id: str, payload: Any) -> str:
     return str(value) if value not in (None, "") else event_id
 
 
-def _request_rows(payload: Any, layout: TensorLayout | None) -> tuple[pd.DataFrame | None, int]:
+def _request_rows(payload: Any, layout: TensorLayout | None) -> tuple[RowBlock | None, int]:
     if layout is not None:
         rows = request_rows(payload, layout.features)
         return rows, len(rows)

@@ -1,4 +1,4 @@
-"""Open Inference Protocol (KServe v2) request JSON -> a DataFrame of rows for a drift detector.
+"""Open Inference Protocol (KServe v2) request JSON -> the rows a drift detector reads (a `RowBlock`).
 
 Two shapes reach the detector: raw feature columns (one named input per column, shape [n] or [n, 1]: what
 every tabular model takes, core/raw_features.py), and a single tensor [n, k] whose columns are the
@@ -8,29 +8,26 @@ detector's features in order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from math import prod
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from monitoring.payloads.errors import EventError
+from monitoring.payloads.rows import RowBlock
 
 TENSOR_INPUT = "input__0"
 PROBABILITY_OUTPUT = "output__0"  # every exported model's class probabilities (components/README.md)
-NUMERIC_DTYPES = {
-    "BOOL": np.bool_,
-    "INT8": np.int64,
-    "INT16": np.int64,
-    "INT32": np.int64,
-    "INT64": np.int64,
-    "UINT8": np.int64,
-    "UINT16": np.int64,
-    "UINT32": np.int64,
-    "UINT64": np.uint64,
-    "FP16": np.float32,
-    "FP32": np.float32,
-    "FP64": np.float64,
+# OIP datatype -> (the Python type its JSON values have, the column's dtype in `RowBlock`, integer range)
+_INT = {f"INT{b}": (-(1 << (b - 1)), (1 << (b - 1)) - 1) for b in (8, 16, 32, 64)}
+_UINT = {f"UINT{b}": (0, (1 << b) - 1) for b in (8, 16, 32, 64)}
+DATATYPES: dict[str, tuple[type, str, tuple[int, int] | None]] = {
+    "BOOL": (bool, "bool", None),
+    **{name: (int, "int64", bounds) for name, bounds in _INT.items()},
+    **{name: (int, "int64" if name != "UINT64" else "uint64", bounds) for name, bounds in _UINT.items()},
+    "FP16": (float, "float32", None),
+    "FP32": (float, "float32", None),
+    "FP64": (float, "float64", None),
+    "BYTES": (str, "object", None),
 }
 
 
@@ -45,7 +42,7 @@ def row_count(payload: Any) -> int:
     return _inputs(payload)[0]["shape"][0]
 
 
-def request_rows(payload: Any, features: Sequence[str] | None = None) -> pd.DataFrame:
+def request_rows(payload: Any, features: Sequence[str] | None = None) -> RowBlock:
     """Rows of a v2 inference request; `features` names the columns of a single [n, k] tensor input."""
     inputs = _inputs(payload)
     if len(inputs) == 1 and len(inputs[0]["shape"]) == 2 and inputs[0]["shape"][1] != 1:
@@ -63,34 +60,34 @@ def _inputs(payload: Any) -> list[dict[str, Any]]:
 
 
 def _checked_input(position: int, item: Any) -> dict[str, Any]:
-    where = f"OIP inputs[{position}]"
-    if not isinstance(item, dict):
-        raise EventError("bad_payload", f"{where}: expected an object")
-    name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
-    if not isinstance(name, str) or not name:
-        raise EventError("bad_payload", f"{where}: 'name' must be a non-empty string")
-    where = f"OIP input {name!r}"
-    if not isinstance(shape, list) or not shape or not all(_is_size(size) for size in shape):
-        raise EventError("bad_payload", f"{where}: 'shape' must be a list of non-negative integers")
-    if len(shape) > 2:
-        raise EventError("bad_payload", f"{where}: shape {shape} has more than 2 dimensions")
-    if datatype != "BYTES" and datatype not in NUMERIC_DTYPES:
-        raise EventError("bad_payload", f"{where}: unknown datatype {datatype!r}")
-    values = _flatten(item.get("data"), where)
-    if len(values) != prod(shape):
+    # Runs for every input of every logged event: the checks short-circuit on the common shape, and the
+    # error text is built only when one fails.
+    if type(item) is not dict:
+        raise EventError("bad_payload", f"OIP inputs[{position}]: expected an object")
+    name, shape, datatype, data = item.get("name"), item.get("shape"), item.get("datatype"), item.get("data")
+    if type(name) is not str or not name:
+        raise EventError("bad_payload", f"OIP inputs[{position}]: 'name' must be a non-empty string")
+    if type(shape) is not list or not shape or not all(type(size) is int and size >= 0 for size in shape):
         raise EventError(
-            "bad_payload", f"{where}: shape {shape} needs {prod(shape)} values, got {len(values)}"
+            "bad_payload", f"OIP input {name!r}: 'shape' must be a list of non-negative integers"
+        )
+    if len(shape) > 2:
+        raise EventError("bad_payload", f"OIP input {name!r}: shape {shape} has more than 2 dimensions")
+    if datatype not in DATATYPES:
+        raise EventError("bad_payload", f"OIP input {name!r}: unknown datatype {datatype!r}")
+    if type(data) is not list:
+        raise EventError("bad_payload", f"OIP input {name!r}: 'data' must be a list")
+    count = shape[0] if len(shape) == 1 else shape[0] * shape[1]
+    # Flat already (a nested value left in it is refused by its datatype's check in `_values`)?
+    values = data if len(data) == count and (not data or type(data[0]) is not list) else _flatten(data)
+    if len(values) != count:
+        raise EventError(
+            "bad_payload", f"OIP input {name!r}: shape {shape} needs {count} values, got {len(values)}"
         )
     return {"name": name, "shape": shape, "datatype": datatype, "values": values}
 
 
-def _is_size(size: Any) -> bool:
-    return isinstance(size, int) and not isinstance(size, bool) and size >= 0
-
-
-def _flatten(data: Any, where: str) -> list[Any]:
-    if not isinstance(data, list):
-        raise EventError("bad_payload", f"{where}: 'data' must be a list")
+def _flatten(data: list[Any]) -> list[Any]:
     flat: list[Any] = []
     stack = [iter(data)]
     while stack:  # iterative: a deeply nested payload must not exhaust the recursion limit
@@ -104,34 +101,37 @@ def _flatten(data: Any, where: str) -> list[Any]:
     return flat
 
 
-def _typed(item: dict[str, Any]) -> np.ndarray:
+def _values(item: dict[str, Any]) -> list[Any]:
+    """The input's values, each checked against its datatype (JSON integers in a float input become
+    floats); one bad value refuses the event, so a window never meets a value it cannot convert."""
     values = item["values"]
-    try:
-        if item["datatype"] == "BYTES":
-            return np.array([_text(value) for value in values], dtype=object)
-        return np.array(values, dtype=NUMERIC_DTYPES[item["datatype"]])
-    except (TypeError, ValueError, OverflowError):
-        raise EventError(
-            "bad_payload", f"OIP input {item['name']!r}: data is not {item['datatype']}"
-        ) from None
+    kind, _, bounds = DATATYPES[item["datatype"]]
+    if all(type(value) is kind for value in values):  # `type(...) is`: a bool is not an int here
+        if bounds is None or all(bounds[0] <= value <= bounds[1] for value in values):
+            return values
+    elif kind is float and all(type(value) in (int, float) for value in values):
+        try:
+            return [float(value) for value in values]
+        except OverflowError:
+            pass
+    raise EventError("bad_payload", f"OIP input {item['name']!r}: data is not {item['datatype']}")
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise TypeError(value)
-
-
-def _column_rows(inputs: list[dict[str, Any]]) -> pd.DataFrame:
+def _column_rows(inputs: list[dict[str, Any]]) -> RowBlock:
     lengths = {item["name"]: item["shape"][0] for item in inputs}
     if len(set(lengths.values())) > 1:
         raise EventError("bad_payload", f"OIP inputs: columns have different row counts {lengths}")
     if len(lengths) != len(inputs):
         raise EventError("bad_payload", "OIP inputs: duplicate input names")
-    return pd.DataFrame({item["name"]: _typed(item) for item in inputs})
+    return RowBlock(
+        tuple(item["name"] for item in inputs),
+        tuple(DATATYPES[item["datatype"]][1] for item in inputs),
+        tuple(_values(item) for item in inputs),
+        inputs[0]["shape"][0],
+    )
 
 
-def _tensor_rows(item: dict[str, Any], features: Sequence[str] | None) -> pd.DataFrame:
+def _tensor_rows(item: dict[str, Any], features: Sequence[str] | None) -> RowBlock:
     rows, width = item["shape"]
     if not features:
         raise EventError(
@@ -142,7 +142,9 @@ def _tensor_rows(item: dict[str, Any], features: Sequence[str] | None) -> pd.Dat
             "bad_payload",
             f"OIP input {item['name']!r}: {width} columns, the detector expects {len(features)}",
         )
-    return pd.DataFrame(_typed(item).reshape(rows, width), columns=list(features))
+    values = _values(item)  # row-major: column j is every width-th value from j
+    dtype = DATATYPES[item["datatype"]][1]
+    return RowBlock(tuple(features), (dtype,) * width, tuple(values[j::width] for j in range(width)), rows)
 
 
 def response_probabilities(payload: Any, output: str = PROBABILITY_OUTPUT) -> np.ndarray:
@@ -158,7 +160,8 @@ def response_probabilities(payload: Any, output: str = PROBABILITY_OUTPUT) -> np
     item = chosen[0]
     if item["datatype"] == "BYTES":
         raise EventError("bad_payload", f"OIP output {item['name']!r}: probabilities must be numeric")
-    values = _typed(item).astype(np.float64)
+    # As their datatype holds them: an FP32 0.8 is 0.800000011..., on the histogram's bounds that counts.
+    values = np.array(_values(item), dtype=DATATYPES[item["datatype"]][1]).astype(np.float64)
     shape = item["shape"]
     if len(shape) == 1 or shape[1] == 1:
         positive = values.reshape(shape[0])

@@ -8,11 +8,15 @@ Bounded by age (`max_age_s`, counted from when the request arrived) and by count
 first), so a model whose labels never come cannot fill the disk. The file lives under the drift service's
 state dir, so a restart keeps the predictions still waiting for their outcome. Plain sqlite3 + JSON: the
 report job (platform env) reads the same file with this module.
+
+Writes are batched: `log_request` / `log_response` append to a write-ahead log (`write_log.py`) and `flush`
+commits everything logged since the last one in one transaction (every read flushes first).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -20,10 +24,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitoring.quality.write_log import Entry, WriteLog
+
+log = logging.getLogger(__name__)
+
 DB_FILE = "quality.sqlite"
 DEFAULT_MAX_ROWS = 200_000
 DEFAULT_MAX_AGE_S = 8 * 86_400.0  # the demo's labels arrive within 7 days of the prediction
 PRUNE_EVERY_S = 5.0
+
+LOG_FOLDER = "pending"  # under the state dir: logged events not yet committed (write_log.py)
+_UPSERT = {
+    "request": "INSERT INTO predictions (ce_id, row, request_id, model, version, received_at,"
+    " rows_in_request, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ce_id, row) DO UPDATE SET"
+    " features = excluded.features, rows_in_request = excluded.rows_in_request,"
+    " request_id = excluded.request_id",
+    "response": "INSERT INTO predictions (ce_id, row, request_id, model, version, received_at, proba)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ce_id, row) DO UPDATE SET proba = excluded.proba",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -67,6 +85,7 @@ class PredictionStore:
         path: str | Path = ":memory:",
         max_rows: int = DEFAULT_MAX_ROWS,
         max_age_s: float = DEFAULT_MAX_AGE_S,
+        log_folder: str | Path | None = None,
     ) -> None:
         if max_rows < 1 or max_age_s <= 0:
             raise ValueError(
@@ -80,15 +99,24 @@ class PredictionStore:
         self._db.execute("PRAGMA journal_mode=WAL")  # the report job may read while the service writes
         self._db.executescript(_SCHEMA)
         self._last_prune = 0.0
+        # Writes go through the log and reach sqlite in batches (`flush`); a crash's leftovers first.
+        self._log = WriteLog(log_folder)
+        entries, upto = self._log.replay()
+        if entries:
+            self._apply(entries)
+            log.info("prediction store: %d logged events recovered from %s", len(entries), log_folder)
+        self._log.committed(upto)
 
     @classmethod
     def in_folder(cls, folder: str | Path, **bounds: Any) -> PredictionStore:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        return cls(folder / DB_FILE, **bounds)
+        return cls(folder / DB_FILE, log_folder=folder / LOG_FOLDER, **bounds)
 
     def close(self) -> None:
         with self._lock:
+            self._flush()
+            self._log.close()
             self._db.close()
 
     # ------------------------------------------------------------------------------------------ writes
@@ -99,14 +127,7 @@ class PredictionStore:
         values = [
             (ce_id, i, request_id, model, version, now, len(rows), _dumps(row)) for i, row in enumerate(rows)
         ]
-        self._write(
-            "INSERT INTO predictions (ce_id, row, request_id, model, version, received_at, rows_in_request,"
-            " features) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ce_id, row) DO UPDATE SET"
-            " features = excluded.features, rows_in_request = excluded.rows_in_request,"
-            " request_id = excluded.request_id",
-            values,
-            now,
-        )
+        self._log.append("request", values)
 
     def log_response(
         self,
@@ -122,29 +143,46 @@ class PredictionStore:
             (ce_id, i, request_id, model, version, now, json.dumps([float(p) for p in row]))
             for i, row in enumerate(proba)
         ]
-        self._write(
-            "INSERT INTO predictions (ce_id, row, request_id, model, version, received_at, proba)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ce_id, row) DO UPDATE SET proba = excluded.proba",
-            values,
-            now,
-        )
+        self._log.append("response", values)
 
     def set_labels(self, labels: Iterable[tuple[str, int, int, float, float | None]]) -> None:
         """(ce_id, row, label, labeled_at, observed_at) for rows `matching` returned unlabeled; the window
         runs on `labeled_at` (arrival), `observed_at` is the client's time of the outcome."""
         with self._lock:
+            self._flush()
             self._db.executemany(
                 "UPDATE predictions SET label = ?, labeled_at = ?, observed_at = ?"
                 " WHERE ce_id = ? AND row = ? AND label IS NULL",
                 [(label, at, observed, ce_id, row) for ce_id, row, label, at, observed in labels],
             )
 
-    def _write(self, sql: str, values: list[tuple], now: float) -> None:
+    def flush(self, now: float) -> None:
+        """Commit what was logged since the last flush (the drift service's flusher, about once a second;
+        every read flushes first, so it sees every acknowledged event)."""
         with self._lock:
-            self._db.executemany(sql, values)
-            if now - self._last_prune >= PRUNE_EVERY_S:
-                self._prune(now)
-                self._last_prune = now
+            self._flush(now)
+
+    def _flush(self, now: float | None = None) -> None:
+        """Commit the logged batch; with `now`, also prune when PRUNE_EVERY_S has passed (reads flush
+        without: their caller's clock is not the store's)."""
+        entries, upto = self._log.take()
+        if entries:
+            self._apply(entries)
+        self._log.committed(upto)
+        if now is not None and now - self._last_prune >= PRUNE_EVERY_S:
+            self._prune(now)
+            self._last_prune = now
+
+    def _apply(self, entries: list[Entry]) -> None:
+        """One transaction for the whole batch, in logged order (a request may follow its response)."""
+        self._db.execute("BEGIN")
+        try:
+            for kind, values in entries:
+                self._db.executemany(_UPSERT[kind], values)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _prune(self, now: float) -> None:
         self._db.execute("DELETE FROM predictions WHERE received_at < ?", (now - self.max_age_s,))
@@ -158,12 +196,14 @@ class PredictionStore:
 
     def prune(self, now: float) -> None:
         with self._lock:
+            self._flush()
             self._prune(now)
 
     # ------------------------------------------------------------------------------------------- reads
     def matching(self, request_id: str) -> list[StoredRow]:
         """Rows whose payload id or CloudEvent id is `request_id` (any model and version)."""
         with self._lock:
+            self._flush()
             found = self._db.execute(
                 "SELECT ce_id, row, request_id, model, version, rows_in_request, proba, label"
                 " FROM predictions WHERE request_id = ? OR ce_id = ? ORDER BY ce_id, row",
@@ -176,6 +216,7 @@ class PredictionStore:
     ) -> tuple[list[int], list[list[float]]]:
         """The newest `size` labeled rows with a prediction, labeled at or after `since`."""
         with self._lock:
+            self._flush()
             found = self._db.execute(
                 "SELECT label, proba FROM predictions WHERE model = ? AND version = ? AND labeled_at >= ?"
                 " AND proba IS NOT NULL ORDER BY labeled_at DESC, ce_id, row LIMIT ?",
@@ -185,6 +226,7 @@ class PredictionStore:
 
     def labeled_counts(self) -> dict[tuple[str, str], int]:
         with self._lock:
+            self._flush()
             found = self._db.execute(
                 "SELECT model, version, COUNT(*) FROM predictions WHERE label IS NOT NULL GROUP BY 1, 2"
             ).fetchall()
@@ -199,6 +241,7 @@ class PredictionStore:
             where += " AND version = ?"
             params.append(version)
         with self._lock:
+            self._flush()
             found = self._db.execute(
                 "SELECT request_id, row, version, received_at, features, proba, label, labeled_at,"
                 f" observed_at FROM predictions WHERE {where} ORDER BY received_at DESC, ce_id, row LIMIT ?",

@@ -8,7 +8,6 @@ decoded once (`monitoring.payloads.logged.LoggedInference`), and `ingest_outcome
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -16,8 +15,6 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
 
 from monitoring.payloads.logged import Key, LoggedInference
 from monitoring.quality.metrics import QualityMetrics, usable_rows, window_metrics
@@ -108,7 +105,7 @@ class QualityTracker:
         """Log a request's rows (`rows` None: inputs not decodable without a detector, logged empty)."""
         self._register(logged.key)
         rows = logged.rows
-        records = _records(rows) if rows is not None else [None] * logged.row_count
+        records = rows.records() if rows is not None else [None] * logged.row_count
         self.store.log_request(
             logged.event_id, logged.request_id, logged.model, logged.version, records, self.clock()
         )
@@ -198,8 +195,3 @@ def _candidates(found: list[StoredRow], row: int | None) -> list[StoredRow]:
         return [r for r in found if r.row == row]
     sizes = Tally(r.ce_id for r in found)
     return [r for r in found if (r.rows_in_request or sizes[r.ce_id]) == 1]
-
-
-def _records(rows: pd.DataFrame) -> list[dict]:
-    # Through pandas' JSON writer: numpy scalars become plain numbers and NaN becomes null.
-    return json.loads(rows.to_json(orient="records", date_format="iso"))

@@ -97,7 +97,7 @@ def test_typed_and_raw_tensors_become_the_same_oip_json() -> None:
         "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [*range(6)]}],
     }
     read = request_rows(body, ["a", "b", "c"])  # what the drift service reads
-    np.testing.assert_array_equal(read.to_numpy(), rows)
+    np.testing.assert_array_equal(read.frame().to_numpy(), rows)
 
     texts = pb.ModelInferResponse(model_name="m", model_version="2")
     texts.outputs.add(name="label", datatype="BYTES", shape=[2])
@@ -246,7 +246,7 @@ def test_each_inference_is_logged_as_a_cloudevent_pair_with_oip_json(stack: Grpc
         assert_kserve_logger_headers(pairs[role], endpoint, version)
         (_, req_body), (_, resp_body) = pairs[role]
         features = [f"f{i}" for i in range(N_FEATURES)]
-        read = request_rows(req_body, features).to_numpy()  # the drift service reads the raw bytes
+        read = request_rows(req_body, features).frame().to_numpy()  # the drift service reads the raw bytes
         np.testing.assert_allclose(read, stack.rows)
         assert (resp_body["model_name"], resp_body["model_version"]) == ("demo", version)
         (output,) = resp_body["outputs"]

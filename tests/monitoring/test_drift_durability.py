@@ -19,7 +19,6 @@ import threading
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,6 +28,7 @@ from monitoring.drift_service.app import create_app
 from monitoring.drift_service.checkpoint import CheckpointStore
 from monitoring.drift_service.errors import ConfigError
 from monitoring.drift_service.journal import Journal
+from monitoring.payloads.rows import RowBlock
 from tests.helpers.drift_doubles import MODEL, MeanBoundDetector
 from tests.helpers.drift_events import binary_headers, columns_body, make_service
 from tests.helpers.metrics_text import sample_value
@@ -72,23 +72,25 @@ def counter(service, name: str, **labels: str) -> float | None:
 
 
 def test_the_journal_gives_back_the_rows_it_was_given(tmp_path):
-    rows = pd.DataFrame(
-        {
-            "plan_tier": ["pro", None, "free"],
-            "company_size": np.array([10, 2, 3], dtype="int64"),
-            "lifetime_value": [100.5, float("nan"), 3.25],
-            "text": ['a "quoted" line\nwith a newline', "é", ""],
-        }
+    rows = RowBlock(
+        ("plan_tier", "company_size", "lifetime_value", "text"),
+        ("object", "int64", "float32", "object"),
+        (
+            ["pro", None, "free"],
+            [10, 2, 3],
+            [100.5, float("nan"), 3.25],
+            ['a "quoted" line\nwith a newline', "é", ""],
+        ),
+        3,
     )
     journal = Journal(tmp_path).for_key(KEY)
     journal.append(0, rows)
-    journal.append(3, rows.iloc[:1])
+    journal.append(3, rows.slice(0, 1))
     replay = Journal(tmp_path).for_key(KEY).replay(1)  # a new process; rows before 1 are scored
     assert [first for first, _ in replay.chunks] == [1, 3] and (replay.next_row, replay.lost) == (4, 0)
-    pd.testing.assert_frame_equal(
-        replay.chunks[0][1].reset_index(drop=True), rows.iloc[1:].reset_index(drop=True)
-    )
-    pd.testing.assert_frame_equal(replay.chunks[1][1], rows.iloc[:1])
+    pd.testing.assert_frame_equal(replay.chunks[0][1].frame(), rows.slice(1).frame())
+    pd.testing.assert_frame_equal(replay.chunks[1][1].frame(), rows.slice(0, 1).frame())
+    assert replay.chunks[1][1].frame().dtypes.astype(str).tolist() == ["object", "int64", "float32", "object"]
 
 
 def test_acknowledged_rows_of_a_partial_window_survive_a_crash(tmp_path):

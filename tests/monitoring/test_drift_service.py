@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -22,6 +21,7 @@ from monitoring.drift_service.detectors import load_detectors
 from monitoring.drift_service.errors import ConfigError
 from monitoring.drift_service.service import DriftService
 from monitoring.payloads.cloudevents import REQUEST_TYPE, RESPONSE_TYPE
+from monitoring.payloads.rows import RowBlock
 from tests.helpers.drift_doubles import MODEL, MeanBoundDetector
 from tests.helpers.drift_events import binary_headers, columns_body, make_service, version_annotation
 from tests.helpers.metrics_text import sample_value
@@ -195,7 +195,7 @@ def test_time_based_flush_scores_a_partial_window_once_it_is_old():
 
 def test_a_split_window_keeps_the_age_of_its_remainder():
     buffer = WindowBuffer(buffer_size=2, max_age_s=10.0, max_pending=10)
-    buffer.add(pd.DataFrame({"x": [1, 2, 3]}), now=0.0)
+    buffer.add(RowBlock(("x",), ("int64",), ([1, 2, 3],), 3), now=0.0)
     window, end_row = buffer.take(now=1.0)
     assert (list(window["x"]), end_row) == ([1, 2], 2)
     assert buffer.take(now=5.0) is None

@@ -11,6 +11,7 @@ import threading
 import httpx
 
 from monitoring.drift_service.app import create_app
+from monitoring.drift_service.event_lane import INLINE_BYTES
 from monitoring.drift_service.service import DriftService
 from tests.helpers.drift_doubles import MeanBoundDetector
 from tests.helpers.drift_events import binary_headers, columns_body, quality_service
@@ -47,11 +48,12 @@ class HeldService(DriftService):
         return super().handle_http(headers, body)
 
 
-def test_health_answers_while_an_event_is_being_handled() -> None:
+def test_health_answers_while_a_large_event_is_being_handled() -> None:
     service = HeldService()
     with serving_in_thread(create_app(service, tick_s=0.05)) as url:
         answers: list[httpx.Response] = []
-        body = json.dumps(columns_body([1, 2]))
+        body = json.dumps(columns_body(list(range(5_000))))
+        assert len(body) > INLINE_BYTES  # small events are handled on the event loop: a hop costs more
         post = threading.Thread(
             target=lambda: answers.append(httpx.post(url, content=body, headers=binary_headers(), timeout=60))
         )

@@ -50,7 +50,7 @@ def test_a_kserve_request_gives_every_field_once():
             "sessions_7d": [9, 1],
         }
     )
-    pd.testing.assert_frame_equal(logged.rows, expected, check_dtype=False)
+    pd.testing.assert_frame_equal(logged.rows.frame(), expected, check_dtype=False)
     assert logged.row_count == 2
     assert logged.scores is None and logged.scores_problem is None
 
@@ -106,7 +106,7 @@ def test_a_tensor_request_takes_its_detectors_layout_and_is_logged_empty_without
     tensor = {"inputs": [{"name": "input__0", "shape": [2, 2], "datatype": "FP32", "data": values}]}
     routed = {(MODEL, "3"): TensorLayout(("sessions_7d", "duration_s"))}
     logged = logged_inference(kserve_event("request", body=tensor), routed)
-    assert logged.rows.to_dict("list") == {"sessions_7d": [2.0, 4.0], "duration_s": [30.5, 60.0]}
+    assert logged.rows.frame().to_dict("list") == {"sessions_7d": [2.0, 4.0], "duration_s": [30.5, 60.0]}
     assert logged.row_count == 2
     # Version 9 has no detector: without its feature names the tensor is counted, its inputs not decoded.
     unrouted = logged_inference(kserve_event("request", {"Ce-Annotations": _annotated("9")}, tensor), routed)

@@ -34,7 +34,7 @@ def _logged_body(frame: pd.DataFrame) -> dict:
 
 
 def test_the_logged_raw_features_are_the_detectors_rows() -> None:
-    rows = request_rows(_logged_body(RAW))
+    rows = request_rows(_logged_body(RAW)).frame()
     assert sorted(rows.columns) == sorted(COLUMNS)
     np.testing.assert_allclose(rows["duration_s"], RAW["duration_s"], equal_nan=True)
     assert rows["plan_tier"].tolist() == ["free", "pro", "", "pro", "enterprise"]  # "" is missing
@@ -42,5 +42,5 @@ def test_the_logged_raw_features_are_the_detectors_rows() -> None:
 
 def test_missing_and_unseen_values_score_as_in_training() -> None:
     detector = TabularEncoding.from_dict(FeatureEncoder.fit(RAW.head(4), COLUMNS).to_dict())
-    logged = request_rows(_logged_body(RAW))
+    logged = request_rows(_logged_body(RAW)).frame()
     np.testing.assert_array_equal(detector.transform(logged), detector.transform(RAW))

@@ -82,4 +82,8 @@ def test_the_champion_predicts_in_a_fresh_environment_without_this_repository(
     (core_line,) = [line for line in done.stdout.splitlines() if line.startswith("CORE ")]
     assert str(REPO_ROOT) not in core_line and "/code/core/" in core_line  # the model's own copy
     expected = champion_predictor(model, dest=tmp_path / "in-repo").predict_proba(rows)
-    np.testing.assert_allclose(pd.read_parquet(tmp_path / "out.parquet").to_numpy(), expected, atol=1e-6)
+    # Float32 models (the torch ones) reduce in an order that depends on the threads torch splits the work
+    # into, so two processes agree to float32 rounding, not bit for bit: seen 3.7e-6 on a 0.95 probability
+    # of the intent transformer in CI (2026-12-06). A wrong encoder, vocabulary or weights moves them by
+    # far more than 2e-5.
+    np.testing.assert_allclose(pd.read_parquet(tmp_path / "out.parquet").to_numpy(), expected, atol=2e-5)

@@ -68,10 +68,26 @@ def test_report_rates_false_alarms_per_10k_and_judges_the_targets() -> None:
     assert len(table) == 4 and "| 0.40 (2) | 450 | 480 | 3.0 | 0.4 |" in table[2] and "missed" in table[3]
 
 
+def test_the_service_is_judged_per_core_and_on_every_acknowledged_event_scored() -> None:
+    fast = DetectorReport("m1", "tabular", "", alone=Throughput(30_000, 1.0, 1.0))
+    fast.service, fast.acknowledged, fast.unscored = Throughput(12_000, 1.0, 1.0), 12_500, 0
+    slow = DetectorReport("m2", "tabular", "", alone=Throughput(30_000, 1.0, 1.0))
+    slow.service, slow.acknowledged, slow.unscored = Throughput(4_000, 1.0, 1.0), 4_100, 3
+    lines = [line for line in verdict_lines([fast, slow]) if "service end to end" in line or "scored" in line]
+    assert lines == [
+        "- m1 (tabular): service end to end >= 10,000 events/s per core: **met** (12,000; limit: the detector"
+        " alone, 30,000)",
+        "- m1 (tabular): every acknowledged event scored: **met** (12,500 acknowledged, 0 unscored)",
+        "- m2 (tabular): service end to end >= 10,000 events/s per core: **NOT met** (4,000; limit: the"
+        " detector alone, 30,000)",
+        "- m2 (tabular): every acknowledged event scored: **NOT met** (4,100 acknowledged, 3 unscored)",
+    ]
+
+
 def test_event_body_has_one_typed_input_per_raw_column() -> None:
     body = event_body(pd.Series({"sessions_7d": 3, "plan_tier": "pro"}))
     assert body["inputs"] == [
-        {"name": "sessions_7d", "shape": [1], "datatype": "FP64", "data": [3.0]},
+        {"name": "sessions_7d", "shape": [1], "datatype": "FP32", "data": [3.0]},
         {"name": "plan_tier", "shape": [1], "datatype": "BYTES", "data": ["pro"]},
     ]
     headers = event_headers("conversion-xgboost", "1")
