@@ -25,6 +25,14 @@ def test_the_readme_front_door_is_short_and_every_page_it_names_exists():
     assert {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} == named
 
 
+def test_every_image_the_docs_show_is_in_the_repository():
+    for page in (ROOT / "README.md", *(ROOT / "docs").glob("*.md")):
+        images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text())
+        missing = [image for image in images if not (page.parent / image).is_file()]
+        assert not missing, f"{page.name}: {missing}"
+    assert "docs/bench/serving.png" in (ROOT / "README.md").read_text()  # make bench's charts, shown
+
+
 def test_the_guide_shows_the_tested_files_verbatim():
     guide = (ROOT / "docs" / "own-model.md").read_text()
     (view,) = _fenced(guide, "python")

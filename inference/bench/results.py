@@ -141,7 +141,10 @@ def _ratio_verdict(
 
 
 def write_report(out_dir: Path, rows: Sequence[Measurement], notes: Sequence[str], extra: dict) -> Path:
-    """`serving.md` (table, verdicts, notes) and `serving.json` (the same numbers) under `out_dir`."""
+    """`serving.md` (table, verdicts, notes), `serving.json` (the same numbers) and `serving.png` (the
+    chart) under `out_dir`."""
+    from inference.bench.charts import write_chart  # matplotlib: only when a report is written
+
     out_dir.mkdir(parents=True, exist_ok=True)
     judged = verdicts(rows)
     text = [
@@ -154,8 +157,11 @@ def write_report(out_dir: Path, rows: Sequence[Measurement], notes: Sequence[str
         "",
         *[f"- {note}" for note in notes],
         "",
+        "![throughput and p99 against concurrency](serving.png)",
+        "",
     ]
     (out_dir / "serving.md").write_text("\n".join(text))
+    write_chart(rows, out_dir / "serving.png")
     body = {
         "cpu_count": os.cpu_count(),
         "measurements": [m.to_json() for m in rows],

@@ -74,6 +74,7 @@ def bench_detector(spec, streams: Streams, work: Path, args: argparse.Namespace)
             folder, row, spec.name, "1", window, work / spec.name, args
         )
         report.acknowledged, report.unscored = int(totals["received"]), int(totals["unscored"])
+        report.dropped = int(totals["dropped"])
         report.notes.append(f"service run: {json.dumps(extra, default=str)}")
     return report
 
@@ -100,6 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def write_report(out: Path, reports: list[stats.DetectorReport], args: argparse.Namespace) -> Path:
+    from monitoring.bench.charts import write_chart
     from monitoring.bench.streams import SHIFT_SIGMA, SHIFTED_FEATURES
 
     out.mkdir(parents=True, exist_ok=True)
@@ -119,13 +121,16 @@ def write_report(out: Path, reports: list[stats.DetectorReport], args: argparse.
         "",
         stats.markdown(reports),
         "",
-        "Targets (issue #5):",
+        "Targets (issues #5 and #15):",
         *stats.verdict_lines(reports),
         "",
         *[f"- {n}" for n in notes],
         "",
+        "![events per second per core, detector alone and service](monitoring.png)",
+        "",
     ]
     (out / "monitoring.md").write_text("\n".join(text))
+    write_chart(reports, out / "monitoring.png")
     body = {"cpu_count": os.cpu_count(), "reports": [r.to_json() for r in reports], "notes": notes}
     (out / "monitoring.json").write_text(json.dumps(body, indent=2, default=str) + "\n")
     return out / "monitoring.md"

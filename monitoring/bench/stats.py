@@ -44,6 +44,7 @@ class DetectorReport:
     fit_s: float | None = None  # wall seconds to fit the detector (the pipeline's fit_detector step)
     load_s: float | None = None  # wall seconds to load it (what the drift service pays at start)
     acknowledged: int = 0  # service run: rows of events answered 2xx (the service's own count)
+    dropped: int = 0  # service run: acknowledged rows counted dropped (e.g. the buffer full: scoring lags)
     unscored: int | None = None  # service run: acknowledged rows neither scored nor counted dropped
     notes: list[str] = field(default_factory=list)
 
@@ -153,8 +154,8 @@ def verdict_lines(reports: Sequence[DetectorReport]) -> list[str]:
             checks.append(
                 (
                     "every acknowledged event scored",
-                    r.unscored == 0,
-                    f"{r.acknowledged:,} acknowledged, {r.unscored} unscored",
+                    r.unscored == 0 and r.dropped == 0,
+                    f"{r.acknowledged:,} acknowledged, {r.dropped:,} counted dropped, {r.unscored} unscored",
                 )
             )
         for name, met, evidence in checks:

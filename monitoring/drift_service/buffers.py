@@ -107,6 +107,7 @@ class Buffers:
     ) -> None:
         WindowBuffer(buffer_size, max_age_s, max_pending)  # validate the settings once, up front
         self._settings = (buffer_size, max_age_s, max_pending)
+        self.buffer_size = buffer_size
         self._clock = clock
         self.journal = journal
         self._buffers: dict[Key, WindowBuffer] = {}
@@ -145,6 +146,19 @@ class Buffers:
             dropped = sum(buffer.add(rows, self._clock(), first_row) for first_row, rows in chunks)
             buffer.next_row = max(next_row, buffer.next_row)
         return dropped
+
+    def take_full(self, key: Key) -> list[Window]:
+        """The full windows of one buffer (none while it holds fewer than `buffer_size` rows)."""
+        now = self._clock()
+        windows: list[Window] = []
+        with self._lock:
+            buffer = self._buffers.get(key)
+            while buffer is not None and buffer.pending >= buffer.buffer_size:
+                taken = buffer.take(now)
+                if taken is None:
+                    break
+                windows.append(Window(key, *taken))
+        return windows
 
     def take_due(self, force: bool = False) -> list[Window]:
         """Every due window (every pending row with `force`), oldest keys first; a buffer holding

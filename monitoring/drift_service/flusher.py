@@ -1,6 +1,8 @@
-"""The drift service's background flusher: one daemon thread that runs `DriftService.run_due` when a
-buffer fills (the buffers' wakeup event) and at least every `tick_s`, so windows that only grow old are
-scored too; a failing run is logged and flushing goes on. Each turn also flushes the journal to disk.
+"""The drift service's background flusher: one daemon thread that runs `DriftService.run_due` at least every
+`tick_s`, so windows that only grow old are scored too (a full window is scored by the event that fills
+it, `DriftService.run_full`; the buffers' wakeup event still wakes this thread for one a request thread
+left); a failing run is logged and flushing goes on. Each turn also flushes the journal to disk and
+commits the logged predictions.
 """
 
 from __future__ import annotations

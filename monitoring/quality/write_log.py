@@ -4,7 +4,8 @@ transaction per event.
 One transaction per logged event cost about 55 us in memory and an fsync per event on disk (sqlite's WAL at
 its default `synchronous=FULL`): the largest cost of a CloudEvent in the drift service. Now each event's
 rows are appended to this log (one unbuffered `write`, so they outlive the process, as the drift journal's
-lines do) and kept in memory; the flusher hands them to the store about once a second (`take`), the store
+lines do) and kept in memory; the flusher hands them to the store about once a second (`take`, which
+`fsync`s and seals the segment, so a machine crash loses at most that second, as with the journal), the store
 commits them in one transaction, then deletes the segments it has committed (`committed`). At start the
 store applies whatever a crash left in the log (`replay`): the store's writes are upserts, so a batch
 applied twice leaves the same rows, and nothing acknowledged is lost or repeated.
@@ -71,19 +72,21 @@ class WriteLog:
             self._segment += 1
             raise WriteLogError(f"prediction log {self.folder}: {exc}") from exc
 
-    def take(self) -> tuple[list[Entry], int]:
-        """Everything logged so far, and the segment it was written up to; appends go on in a new one."""
+    def take(self) -> tuple[list[Entry], int | None]:
+        """Everything logged since the last take, and the segment it was written up to (None: no segment
+        was written since); appends go on in a new one."""
         with self._lock:
             taken, self._pending = self._pending, []
+            if self._file is None:
+                return taken, None
             upto = self._segment
-            if self._file is not None:
-                self._close()
-                self._segment += 1
+            self._close()
+            self._segment += 1
             return taken, upto
 
-    def committed(self, upto: int) -> None:
+    def committed(self, upto: int | None) -> None:
         """The store holds every entry of the segments up to `upto`: delete them."""
-        if self.folder is None:
+        if self.folder is None or upto is None:
             return
         for segment in self._segments():
             if segment <= upto:
@@ -104,11 +107,6 @@ class WriteLog:
                 except (ValueError, TypeError):
                     log.warning("prediction log %s: an unreadable line skipped", self._path(segment))
         return entries, max(segments, default=0)
-
-    def sync(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                os.fsync(self._file.fileno())
 
     def close(self) -> None:
         with self._lock:

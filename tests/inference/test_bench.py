@@ -119,3 +119,4 @@ def test_short_real_run_measures_every_path(tmp_path: Path) -> None:
     assert body["router_events_sent"] > 0 and body["router_events_dropped"] >= 0  # read from its /metrics
     assert body["grpc_generator_ceiling"]["requests"] > 0
     assert "| triton | http | 4 |" in report.read_text()
+    assert (tmp_path / "serving.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")  # the chart

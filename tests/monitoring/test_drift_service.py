@@ -47,6 +47,11 @@ def sample_event(kind: str = "request") -> tuple[dict[str, str], dict]:
     return event["headers"], event["body"]
 
 
+def sessions_statistic(service: DriftService) -> float | None:
+    """The double detector's last statistic: the mean sessions_7d of what it has scored."""
+    return metric(service, "mlops_drift_test_statistic", model=MODEL, version="3", feature="sessions_7d")
+
+
 def metric(service_or_text: DriftService | str, name: str, **labels: str) -> float | None:
     text = (
         service_or_text if isinstance(service_or_text, str) else service_or_text.metrics.exposition().decode()
@@ -205,14 +210,15 @@ def test_a_split_window_keeps_the_age_of_its_remainder():
 
 def test_overflow_drops_are_counted_never_silent():
     service = make_service(buffer_size=4, max_pending=4)
-    send(service, [1, 2, 3])
-    accepted = send(service, [4, 5, 6])
-    assert (accepted.rows, accepted.dropped) == (1, 2)
+    send(service, [1, 2])
+    accepted = send(service, [3, 4, 5, 6])  # two rows fit; the window they fill is scored before the answer
+    assert (accepted.rows, accepted.dropped) == (2, 2)
     assert (
         metric(service, "mlops_drift_events_dropped_total", model=MODEL, version="3", reason="buffer_full")
         == 2
     )
-    assert service.buffers.pending((MODEL, "3")) == 4
+    assert metric(service, "mlops_drift_rows_scored_total", model=MODEL, version="3") == 4
+    assert service.buffers.pending((MODEL, "3")) == 0
 
 
 def test_known_model_without_that_versions_detector_is_accepted_and_counted_dropped():
@@ -231,19 +237,17 @@ def test_single_tensor_input_takes_the_detectors_feature_names():
     detector = MeanBoundDetector()
     service = make_service([detector], buffer_size=2)
     tensor = {"inputs": [{"name": "input__0", "shape": [2, 4], "datatype": "FP32", "data": [0, 1, 2, 6] * 2}]}
-    service.handle_http(binary_headers(), json.dumps(tensor).encode())
-    [report] = service.run_due()
-    assert report.result.statistics["sessions_7d"] == pytest.approx(6.0)
+    service.handle_http(binary_headers(), json.dumps(tensor).encode())  # a full window: scored at once
+    assert sessions_statistic(service) == pytest.approx(6.0)
     tensor["inputs"][0].update(shape=[2, 3], data=[0, 1, 2] * 2)
     with pytest.raises(ValueError, match="3 columns, the detector expects 4"):
         service.handle_http(binary_headers(), json.dumps(tensor).encode())
 
 
-def test_a_failing_detector_costs_its_window_not_the_service():
+def test_a_failing_detector_costs_its_window_not_the_service(caplog):
     service = make_service([MeanBoundDetector(fail=True)], buffer_size=2)
-    send(service, [1, 2])
-    [report] = service.run_due()
-    assert report.error == "RuntimeError: detector exploded"
+    assert send(service, [1, 2]).rows == 2  # the event that filled the window is still acknowledged
+    assert "RuntimeError: detector exploded" in caplog.text
     assert (
         metric(service, "mlops_drift_events_dropped_total", model=MODEL, version="3", reason="detector_error")
         == 2
@@ -255,8 +259,7 @@ def test_checkpoint_restore_continues_the_online_window(tmp_path):
     store = CheckpointStore(tmp_path / "checkpoints")
     first = MeanBoundDetector(online=True)
     service = make_service([first], buffer_size=2, checkpoints=store)
-    send(service, [2, 4])
-    service.run_due()
+    send(service, [2, 4])  # a full window: scored and checkpointed before the answer
     saved = json.loads(store.path_for(MODEL, "3").read_text())
     assert saved == {"format": 2, "rows_scored": 2, "state": {"seen": 2, "total": 6.0}}
 
@@ -264,8 +267,7 @@ def test_checkpoint_restore_continues_the_online_window(tmp_path):
     service = make_service([restarted], buffer_size=2, checkpoints=store)
     assert (restarted.seen, restarted.total) == (2, 6.0)
     send(service, [10, 12])
-    [report] = service.run_due()
-    assert report.result.statistics["sessions_7d"] == pytest.approx(28 / 4)  # mean over all four rows
+    assert sessions_statistic(service) == pytest.approx(28 / 4)  # mean over all four rows
     assert json.loads(store.path_for(MODEL, "3").read_text())["state"]["seen"] == 4
 
 

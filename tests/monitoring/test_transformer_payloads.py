@@ -13,6 +13,7 @@ import numpy as np
 from inference.transformer.tensors import triton_request
 from tests.helpers.drift_doubles import FEATURES, MODEL
 from tests.helpers.drift_events import binary_headers, make_service
+from tests.helpers.metrics_text import sample_value
 
 
 def test_the_transformers_predictor_request_is_json_the_drift_service_scores() -> None:
@@ -27,6 +28,7 @@ def test_the_transformers_predictor_request_is_json_the_drift_service_scores() -
     assert json_length is None and isinstance(body, dict)  # no Inference-Header-Content-Length split
     service = make_service(buffer_size=2)
     accepted = service.handle_http(binary_headers(), json.dumps(body).encode())
-    assert (accepted.rows, accepted.dropped) == (2, 0)
-    [report] = service.run_due()
-    assert report.result.statistics["sessions_7d"] == 5.0  # the mean of the logged rows' sessions_7d
+    assert (accepted.rows, accepted.dropped) == (2, 0)  # a full window, scored before the answer
+    text = service.metrics.exposition().decode()
+    labels = {"model": MODEL, "version": "3", "feature": "sessions_7d"}
+    assert sample_value(text, "mlops_drift_test_statistic", **labels) == 5.0  # the rows' mean sessions_7d

@@ -73,14 +73,24 @@ def test_the_service_is_judged_per_core_and_on_every_acknowledged_event_scored()
     fast.service, fast.acknowledged, fast.unscored = Throughput(12_000, 1.0, 1.0), 12_500, 0
     slow = DetectorReport("m2", "tabular", "", alone=Throughput(30_000, 1.0, 1.0))
     slow.service, slow.acknowledged, slow.unscored = Throughput(4_000, 1.0, 1.0), 4_100, 3
-    lines = [line for line in verdict_lines([fast, slow]) if "service end to end" in line or "scored" in line]
+    lagging = DetectorReport("m3", "cvm_online", "", alone=Throughput(400, 1.0, 1.0))
+    lagging.service, lagging.acknowledged, lagging.unscored = Throughput(4_000, 1.0, 1.0), 4_100, 0
+    lagging.dropped = 3_000  # the detector could not keep up: counted, yet not scored
+    judged = verdict_lines([fast, slow, lagging])
+    lines = [line for line in judged if "service end to end" in line or "scored" in line]
     assert lines == [
         "- m1 (tabular): service end to end >= 10,000 events/s per core: **met** (12,000; limit: the detector"
         " alone, 30,000)",
-        "- m1 (tabular): every acknowledged event scored: **met** (12,500 acknowledged, 0 unscored)",
+        "- m1 (tabular): every acknowledged event scored: **met** (12,500 acknowledged, 0 counted dropped,"
+        " 0 unscored)",
         "- m2 (tabular): service end to end >= 10,000 events/s per core: **NOT met** (4,000; limit: the"
         " detector alone, 30,000)",
-        "- m2 (tabular): every acknowledged event scored: **NOT met** (4,100 acknowledged, 3 unscored)",
+        "- m2 (tabular): every acknowledged event scored: **NOT met** (4,100 acknowledged, 0 counted"
+        " dropped, 3 unscored)",
+        "- m3 (cvm_online): service end to end >= 10,000 events/s per core: **NOT met** (4,000; limit: the"
+        " detector alone, 400)",
+        "- m3 (cvm_online): every acknowledged event scored: **NOT met** (4,100 acknowledged, 3,000 counted"
+        " dropped, 0 unscored)",
     ]
 
 
@@ -120,5 +130,9 @@ def test_short_real_run_of_a_batch_detector(tmp_path: Path) -> None:
     assert report["clean_requests"] == 2 * (1000 + window)
     assert report["alone"]["events"] == 2000 and report["alone"]["cpu_s"] > 0
     assert report["service"]["events"] > 0 and report["service"]["cpu_s"] > 0
+    # every event the service acknowledged (warm-up included) was scored once the load stopped
+    assert report["unscored"] == report["dropped"] == 0
+    assert report["acknowledged"] >= report["service"]["events"]
     assert len(report["delays"]) == 2 and all(d is not None and 0 < d <= 2000 for d in report["delays"])
     assert "| conversion-xgboost | tabular |" in (tmp_path / "monitoring.md").read_text()
+    assert (tmp_path / "monitoring.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")  # the chart
