@@ -2,10 +2,10 @@
 
 Every request and every response of a watched model is one POST here, so this path sets how many cores it
 takes to watch a model. FastAPI's routing, request object and response classes cost about 75 us per
-request on this machine, more than decoding and buffering an event (`make bench`: an empty FastAPI
-endpoint answers about 10,000 requests per core and second, a bare ASGI one 42,000, both under uvicorn
-with httptools and uvloop); this handler skips them and hands every other path, and the lifespan, to
-the app.
+request on this machine, more than decoding and buffering an event (measured with wrk on loopback: an
+empty FastAPI endpoint answered about 10,000 requests per core and second, a bare ASGI app 42,000, both
+under uvicorn with httptools and uvloop); this handler skips them and hands every other path, and the
+lifespan, to the app.
 
 What the handler answers is what `app.py` documents for `POST /`: 200 with what was queued, 400/413/408
 with {"error": one line}, 503 when the journal cannot store the event. A small event is decoded on the
@@ -29,7 +29,7 @@ from monitoring.payloads.errors import EventError
 
 log = logging.getLogger(__name__)
 
-INLINE_BYTES = 64 << 10  # a 14-feature event is about 1 KiB; one of 64 KiB decodes in about 1 ms
+INLINE_BYTES = 64 << 10  # an 11-feature event is about 1 KiB; one of 64 KiB decodes in about 1 ms
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
