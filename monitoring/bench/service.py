@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from core.ports import free_ports
-from core.raw_features import CATEGORICAL_DATATYPE, NUMERIC_DATATYPE
+from core.raw_features import oip_inputs
 from inference.bench import wrk
 from inference.bench.servers import HOST
 from inference.deploy.annotations import MODEL_VERSION_KEY
@@ -39,14 +39,11 @@ SETTLE_TIMEOUT_S = 30.0
 def event_body(row: pd.Series) -> dict:
     """An OIP request with one input per raw feature column, as the tabular transformer sends them
     (core/raw_features.py: numbers FP32 [1], text BYTES [1])."""
-    inputs = []
-    for name, value in row.items():
-        if isinstance(value, str):
-            inputs.append({"name": name, "shape": [1], "datatype": CATEGORICAL_DATATYPE, "data": [value]})
-        else:
-            data = [float(np.float32(value))]
-            inputs.append({"name": name, "shape": [1], "datatype": NUMERIC_DATATYPE, "data": data})
-    return {"inputs": inputs}
+    arrays = {
+        str(name): np.array([value], dtype=object if isinstance(value, str) else np.float32)
+        for name, value in row.items()
+    }
+    return {"inputs": oip_inputs(arrays)}
 
 
 def event_headers(model: str, version: str) -> dict[str, str]:
