@@ -76,6 +76,16 @@ def bench_detector(spec, streams: Streams, work: Path, args: argparse.Namespace)
         report.acknowledged, report.unscored = int(totals["received"]), int(totals["unscored"])
         report.dropped = int(totals["dropped"])
         report.notes.append(f"service run: {json.dumps(extra, default=str)}")
+    if not args.skip_store:
+        from monitoring.bench.store import measure_store
+
+        row = streams.clean.iloc[0][detector.features]
+        report.store, extra, totals = measure_store(
+            folder, row, spec.name, "1", window, work / spec.name, args
+        )
+        report.store_expected = extra["request_rows"]
+        report.store_unscored = int(extra["request_rows"] - totals["scored"] - totals["dropped"])
+        report.notes.append(f"payload-store run: {json.dumps(extra, default=str)}")
     return report
 
 
@@ -88,6 +98,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration-s", type=float, default=10.0, help="drift service load, seconds")
     parser.add_argument("--service-concurrency", type=int, default=8, help="connections posting events")
     parser.add_argument("--skip-service", action="store_true", help="detector alone only")
+    parser.add_argument("--skip-store", action="store_true", help="skip the payload-store (S3) run")
+    parser.add_argument(
+        "--store-events", type=int, default=100_000, help="log records (requests + responses) uploaded"
+    )
+    parser.add_argument("--batch-events", type=int, default=1000, help="log records per object (batchSize)")
     parser.add_argument(
         "--no-journal", action="store_true", help="service without checkpoints and journal (not as deployed)"
     )
@@ -97,6 +112,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.seeds < 1 or args.clean_requests < 1 or args.drifted_requests < 1:
         parser.error("--seeds, --clean-requests and --drifted-requests must be >= 1")
+    if args.batch_events < 2 or args.store_events < args.batch_events:
+        parser.error("need --batch-events >= 2 and --store-events >= --batch-events")
     return args
 
 
@@ -115,6 +132,10 @@ def write_report(out: Path, reports: list[stats.DetectorReport], args: argparse.
         f"(machine: {os.cpu_count()} CPUs shared with the load generator and other work)",
         "service: request CloudEvents only (responses are counted, not scored), one row each, posted by wrk"
         + ("" if args.no_journal else ", with checkpoints and the write-ahead journal on (as deployed)"),
+        f"payload store: {args.store_events:,} log records in objects of {args.batch_events:,} (KServe's "
+        "JSON marshaller, requests and responses) on moto's S3 server, read by the service with "
+        "--payload-store; "
+        "per core: request rows / the service's CPU seconds from the first upload to the last row scored",
     ]
     text = [
         "# Monitoring benchmark",

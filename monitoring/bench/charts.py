@@ -1,5 +1,6 @@
-"""`monitoring.png`: events per second per core of each model's detector alone and of the drift service end to
-end, against the service target, from the same reports as `monitoring.md` (matplotlib, drawn off screen)."""
+"""`monitoring.png`: events per second per core of each model's detector alone, of the drift service end to
+end over HTTP and of it reading batched payload logs from S3, against the service target, from the same
+reports as `monitoring.md` (matplotlib, drawn off screen)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ def write_chart(reports: Sequence[DetectorReport], path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(8, 4.2), constrained_layout=True)
     names = [f"{r.model}\n({r.kind})" for r in reports]
     positions = range(len(reports))
-    width = 0.38
+    width = 0.27
     alone = [r.alone.per_core_s if r.alone else 0.0 for r in reports]
     service = [r.service.per_core_s if r.service else 0.0 for r in reports]
-    axis.bar([p - width / 2 for p in positions], alone, width, label="detector alone")
-    axis.bar([p + width / 2 for p in positions], service, width, label="drift service over HTTP")
+    store = [r.store.per_core_s if r.store else 0.0 for r in reports]
+    axis.bar([p - width for p in positions], alone, width, label="detector alone")
+    axis.bar(list(positions), service, width, label="drift service over HTTP")
+    axis.bar([p + width for p in positions], store, width, label="drift service from the payload store (S3)")
     axis.axhline(SERVICE_TARGET, color="grey", linewidth=0.8, linestyle=":", label="service target")
     axis.set_yscale("log")
     axis.set_xticks(list(positions), names, fontsize=8)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ def cpu_seconds(pid: int) -> float:
 
 @contextlib.contextmanager
 def drift_service(
-    detectors: Path, buffer_size: int, log: Path, state: Path | None = None
+    detectors: Path, buffer_size: int, log: Path, state: Path | None = None, extra: Sequence[str] = ()
 ) -> Iterator[tuple[str, int]]:
     port = free_ports(1)[0]
     command = [
@@ -73,6 +73,7 @@ def drift_service(
     ]  # fmt: skip
     if state is not None:  # as deployed: progress checkpoints and the journal of acknowledged rows
         command += ["--checkpoint-dir", str(state / "checkpoints"), "--journal-dir", str(state / "journal")]
+    command += extra
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -123,14 +124,15 @@ def received_requests(url: str) -> float:
     return _totals(url)["received"]
 
 
-def settled(url: str) -> dict[str, float]:
-    """The totals once every received row is scored or counted dropped (one row per event), or as they
-    stand after SETTLE_TIMEOUT_S: the caller reports `unscored` either way."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+def settled(url: str, expected: int = 0, timeout_s: float = SETTLE_TIMEOUT_S) -> dict[str, float]:
+    """The totals once `expected` requests were received and every received row is scored or counted
+    dropped (one row per event), or as they stand after `timeout_s`: the caller reports `unscored`."""
+    deadline = time.monotonic() + timeout_s
     while True:
         totals = _totals(url)
         totals["unscored"] = totals["received"] - totals["scored"] - totals["dropped"]
-        if totals["unscored"] <= 0 or time.monotonic() > deadline:
+        done = totals["received"] >= expected and totals["unscored"] <= 0
+        if done or time.monotonic() > deadline:
             return totals
         time.sleep(0.2)
 

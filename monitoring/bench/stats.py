@@ -46,6 +46,9 @@ class DetectorReport:
     acknowledged: int = 0  # service run: rows of events answered 2xx (the service's own count)
     dropped: int = 0  # service run: acknowledged rows counted dropped (e.g. the buffer full: scoring lags)
     unscored: int | None = None  # service run: acknowledged rows neither scored nor counted dropped
+    store: Throughput | None = None  # the service reading batched payload logs from S3 (request rows)
+    store_expected: int = 0  # request rows uploaded to the store
+    store_unscored: int | None = None  # uploaded rows not scored nor counted dropped (unread included)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -91,10 +94,10 @@ def _seconds(value: float | None) -> str:
 def markdown(reports: Sequence[DetectorReport]) -> str:
     header = (
         "| model | detector | false-alarm setting | events/s per core, alone | events/s per core, "
-        "service over HTTP | clean requests | false alarms per 10k | delay median | delay max | fit s "
-        "| load s |"
+        "service over HTTP | rows/s per core, service from payload store | clean requests | "
+        "false alarms per 10k | delay median | delay max | fit s | load s |"
     )
-    lines = [header, "|" + "---|" * 11]
+    lines = [header, "|" + "---|" * 12]
     for r in reports:
         median, worst = delay_summary(r.delays)
         cells = [
@@ -103,6 +106,7 @@ def markdown(reports: Sequence[DetectorReport]) -> str:
             r.setting,
             _rate(r.alone),
             _rate(r.service),
+            _rate(r.store),
             f"{r.clean_requests:,}",
             f"{r.false_alarms_per_10k:.2f} ({r.false_alarms})",
             "missed" if median is None else f"{median:g}",
@@ -156,6 +160,14 @@ def verdict_lines(reports: Sequence[DetectorReport]) -> list[str]:
                     "every acknowledged event scored",
                     r.unscored == 0 and r.dropped == 0,
                     f"{r.acknowledged:,} acknowledged, {r.dropped:,} counted dropped, {r.unscored} unscored",
+                )
+            )
+        if r.store is not None:
+            checks.append(
+                (
+                    "every row logged to the payload store scored",
+                    r.store_unscored == 0,
+                    f"{r.store_expected:,} uploaded, {r.store_unscored} unscored or unread",
                 )
             )
         for name, met, evidence in checks:

@@ -1,6 +1,7 @@
 """Entry point: `python -m monitoring.drift_service --port 8080 --detectors DIR [--checkpoint-dir DIR
 [--journal-dir DIR [--journal-fsync]]] [--state-dir DIR] [--buffer-size N] [--max-age-s S]
-[--max-pending N] [--spec-dir DIR] [--quality-window N] [--quality-max-age-s S]`.
+[--max-pending N] [--spec-dir DIR] [--quality-window N] [--quality-max-age-s S]
+[--payload-store s3://bucket/prefix [--payload-store-poll-s S]]`.
 
 Without --state-dir the logged predictions waiting for outcomes live in memory (lost on restart). Without
 --journal-dir acknowledged rows wait for their window in memory: SIGTERM scores them, `kill -9` loses them."""
@@ -21,12 +22,14 @@ from monitoring.drift_service.detectors import load_detectors
 from monitoring.drift_service.errors import ConfigError
 from monitoring.drift_service.journal import Journal
 from monitoring.drift_service.metrics import DriftMetrics
+from monitoring.drift_service.object_ledger import ObjectLedger
 from monitoring.drift_service.service import (
     DEFAULT_BUFFER_SIZE,
     DEFAULT_MAX_AGE_S,
     DEFAULT_MAX_PENDING,
     DriftService,
 )
+from monitoring.drift_service.store_lane import DEFAULT_POLL_S, S3Location, S3Source, StoreLane
 from monitoring.quality.metrics import QualityMetrics
 from monitoring.quality.store import DEFAULT_MAX_AGE_S as DEFAULT_STORE_AGE_S
 from monitoring.quality.store import DEFAULT_MAX_ROWS, PredictionStore
@@ -88,10 +91,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_STORE_AGE_S,
         help="how long a prediction waits for its outcome",
     )
+    parser.add_argument(
+        "--payload-store",
+        default=None,
+        help="also read KServe's batched payload logs from s3://bucket/prefix (needs --journal-dir)",
+    )
+    parser.add_argument(
+        "--payload-store-poll-s", type=float, default=DEFAULT_POLL_S, help="how often to list the store"
+    )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = parser.parse_args(argv)
     if args.journal_dir and not args.checkpoint_dir:
         parser.error("--journal-dir needs --checkpoint-dir (it records how far the journal is scored)")
+    if args.payload_store and not args.journal_dir:
+        parser.error("--payload-store needs --journal-dir (its ledger records which objects were read)")
+    if args.payload_store_poll_s <= 0:
+        parser.error("need --payload-store-poll-s > 0")
     if args.buffer_size < 1 or args.max_pending < args.buffer_size or args.max_age_s <= 0:
         parser.error("need --buffer-size >= 1, --max-pending >= --buffer-size and --max-age-s > 0")
     if (
@@ -140,6 +155,17 @@ def build_service(args: argparse.Namespace) -> DriftService:
     )
 
 
+def build_store_lane(args: argparse.Namespace, service: DriftService) -> StoreLane | None:
+    if not args.payload_store:
+        return None
+    source = S3Source(S3Location.parse(args.payload_store))
+    try:
+        ledger = ObjectLedger(args.journal_dir)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"--journal-dir {args.journal_dir}: cannot open the object ledger ({exc})") from exc
+    return StoreLane(service, ledger, source, args.payload_store_poll_s)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
@@ -149,10 +175,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         service = build_service(args)
+        store_lane = build_store_lane(args, service)
     except ConfigError as exc:
         print(f"drift service: {exc}", file=sys.stderr)
         return 2
-    app = create_app(service, max_body_bytes=args.max_body_bytes, read_timeout_s=args.read_timeout_s)
+    app = create_app(
+        service,
+        max_body_bytes=args.max_body_bytes,
+        read_timeout_s=args.read_timeout_s,
+        store_lane=store_lane,
+    )
     # The detectors, torch and pandas leave millions of long-lived objects that every full garbage
     # collection would walk again, about 30 us per event at load (measured): move them out of its sight.
     gc.collect()

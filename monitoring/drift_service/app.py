@@ -34,6 +34,7 @@ from monitoring.drift_service.errors import DriftServiceError, NotEnabledError, 
 from monitoring.drift_service.event_lane import EventLane
 from monitoring.drift_service.flusher import Flusher
 from monitoring.drift_service.service import DriftService
+from monitoring.drift_service.store_lane import StoreLane
 from monitoring.payloads.errors import EventError
 from monitoring.quality.outcomes import OutcomeError
 
@@ -49,13 +50,19 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     tick_s: float | None = None,
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    store_lane: StoreLane | None = None,
 ) -> EventLane:
+    """`store_lane`: reads KServe's batched payload logs from object storage beside the HTTP events."""
     flusher = Flusher(service, tick_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         flusher.start()
+        if store_lane is not None:
+            store_lane.start()
         yield
+        if store_lane is not None:  # finishes the object it reads: its rows are then journaled
+            await run_in_threadpool(store_lane.stop)
         # Shutdown (SIGTERM): uvicorn has answered the last request; score what they left pending.
         await run_in_threadpool(flusher.stop)
         reports = await run_in_threadpool(service.drain)

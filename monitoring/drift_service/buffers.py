@@ -120,14 +120,18 @@ class Buffers:
             buffer = self._buffers[key] = WindowBuffer(*self._settings)
         return buffer
 
-    def add(self, key: Key, rows: RowBlock) -> int:
+    def add(self, key: Key, rows: RowBlock, before_write: Callable[[int, int], None] | None = None) -> int:
         """Journal (if any) and queue the rows that fit; returns how many were dropped. JournalError:
-        nothing was queued, and the event must not be acknowledged."""
+        nothing was queued, and the event must not be acknowledged. `before_write(first_row, kept)` runs
+        under the lock just before the journal write (the payload-store ledger records where an object's
+        rows go); what it raises leaves nothing written."""
         # Encoded before the lock: only the write itself runs under it (threads hand the event in).
         encoded = encode_rows(rows) if self.journal is not None and len(rows) else None
         with self._lock:
             buffer = self._buffer(key)
             kept = fitting(rows, buffer.room())
+            if before_write is not None and len(kept):
+                before_write(buffer.next_row, len(kept))
             if len(kept) and self.journal is not None:
                 whole = len(kept) == len(rows) and encoded is not None
                 self.journal.for_key(key).append(buffer.next_row, encoded if whole else kept)
@@ -170,6 +174,18 @@ class Buffers:
                 while (taken := buffer.take(now, force)) is not None:
                     windows.append(Window(key, *taken))
         return windows
+
+    def next_row(self, key: Key) -> int:
+        """The index the key's next kept row gets: every row below it is journaled (or scored)."""
+        with self._lock:
+            buffer = self._buffers.get(key)
+            return buffer.next_row if buffer else 0
+
+    def room(self, key: Key) -> int:
+        """How many more rows the key's buffer takes before it drops."""
+        with self._lock:
+            buffer = self._buffers.get(key)
+            return buffer.room() if buffer else self._settings[2]
 
     def pending(self, key: Key) -> int:
         with self._lock:

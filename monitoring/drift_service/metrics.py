@@ -66,6 +66,13 @@ class DriftMetrics:
             labels,
             registry=self.registry,
         )
+        self.objects = Counter(
+            "mlops_drift_store_objects",
+            "Payload-log objects read from object storage: ingested, rejected (not a KServe payload log; "
+            "not read again) or failed (unreadable or not storable now; read again at the next poll).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.replayed = Counter(
             "mlops_drift_rows_replayed",
             "Acknowledged rows read back from the journal at start (not scored before a restart).",

@@ -98,7 +98,7 @@ class DriftService:
         self.max_age_s = max_age_s
         self.checkpoints = checkpoints
         self.clock = clock
-        self._layouts = {
+        self.layouts = {
             key: TensorLayout(tuple(detector.features)) for key, detector in self.detectors.items()
         }
         self._run_lock = threading.Lock()  # one detector run at a time: detectors are not thread-safe
@@ -159,19 +159,19 @@ class DriftService:
             raise
 
     def ingest(self, event: CloudEvent) -> Accepted:
-        logged = logged_inference(event, self._layouts)
+        logged = logged_inference(event, self.layouts)
         if logged.kind == "response":
-            return self._take_response(logged)
+            return self.take_response(logged)
         return self._take_request(logged)
 
-    def _take_response(self, logged: LoggedInference) -> Accepted:
+    def take_response(self, logged: LoggedInference) -> Accepted:
         if self.quality is not None:
-            self._logged(self.quality.observe_response, logged)
+            self.observe_quality(self.quality.observe_response, logged)
         self.metrics.count_received(logged.model, logged.version, "response")
         self.metrics.observe_scores(logged.model, logged.version, histogram_scores(logged.scores))
         return Accepted(logged.model, logged.version, "response", 0, 0)
 
-    def _logged(self, observe: Callable[[LoggedInference], None], logged: LoggedInference) -> None:
+    def observe_quality(self, observe: Callable[[LoggedInference], None], logged: LoggedInference) -> None:
         """Hand the event to the quality tracker first: its prediction log is keyed by event id, so when
         the journal then refuses the event (503) the sender's retry logs the same rows again, not twice."""
         try:
@@ -187,13 +187,13 @@ class DriftService:
         if detector is None:
             reason = "no_detector" if logged.version_named else "unknown_version"
             if self.quality is not None:
-                self._logged(self.quality.observe_request, logged)
+                self.observe_quality(self.quality.observe_request, logged)
             self.metrics.count_received(model, version, "request")
             self.metrics.count_dropped(model, version, reason, logged.row_count)
             return Accepted(model, version, "request", 0, logged.row_count)
-        rows = _detector_columns(logged.rows, detector)  # decoded with this detector's layout: not None
+        rows = detector_columns(logged.rows, detector)  # decoded with this detector's layout: not None
         if self.quality is not None:
-            self._logged(self.quality.observe_request, logged)
+            self.observe_quality(self.quality.observe_request, logged)
         try:
             dropped = self.buffers.add(logged.key, rows)  # journaled first, when there is a journal
         except JournalError as exc:
@@ -274,7 +274,7 @@ class DriftService:
                 log.exception("journal compaction for %s version %s failed", *key)
 
 
-def _detector_columns(rows: RowBlock, detector: DriftDetector) -> RowBlock:
+def detector_columns(rows: RowBlock, detector: DriftDetector) -> RowBlock:
     try:
         return rows.select(detector.features)
     except KeyError as exc:

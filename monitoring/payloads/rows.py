@@ -60,6 +60,26 @@ class RowBlock:
         return frame_of([self])
 
 
+def concat(blocks: Sequence[RowBlock]) -> list[RowBlock]:
+    """The blocks' rows in order as few blocks as their dtypes allow: consecutive blocks of the same
+    columns and dtypes become one (a payload-log object's events of one detector, appended in one go)."""
+    runs: list[list[RowBlock]] = []
+    for block in blocks:
+        if runs and (runs[-1][0].columns, runs[-1][0].dtypes) == (block.columns, block.dtypes):
+            runs[-1].append(block)
+        else:
+            runs.append([block])
+    return [_joined(run) for run in runs]
+
+
+def _joined(run: list[RowBlock]) -> RowBlock:
+    if len(run) == 1:
+        return run[0]
+    first = run[0]
+    data = tuple(list(chain.from_iterable(block.data[i] for block in run)) for i in range(len(first.columns)))
+    return RowBlock(first.columns, first.dtypes, data, sum(block.size for block in run))
+
+
 def frame_of(blocks: Sequence[RowBlock]) -> pd.DataFrame:
     """One DataFrame of the blocks' rows in order (the first block's columns); a column whose blocks name
     different dtypes (e.g. one client sent FP32, another FP64) gets numpy's common type of them."""

@@ -119,6 +119,7 @@ def test_short_real_run_of_a_batch_detector(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "monitoring.bench", "--models", "conversion-xgboost",
         "--clean-requests", "1000", "--seeds", "2", "--duration-s", "1", "--out", str(tmp_path),
+        "--store-events", "2000", "--batch-events", "200",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -133,6 +134,9 @@ def test_short_real_run_of_a_batch_detector(tmp_path: Path) -> None:
     # every event the service acknowledged (warm-up included) was scored once the load stopped
     assert report["unscored"] == report["dropped"] == 0
     assert report["acknowledged"] >= report["service"]["events"]
+    # the payload-store run: 10 objects of 100 inferences, every request row read and scored
+    assert report["store_expected"] == report["store"]["events"] == 1000 and report["store"]["cpu_s"] > 0
+    assert report["store_unscored"] == 0
     assert len(report["delays"]) == 2 and all(d is not None and 0 < d <= 2000 for d in report["delays"])
     assert "| conversion-xgboost | tabular |" in (tmp_path / "monitoring.md").read_text()
     assert (tmp_path / "monitoring.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")  # the chart
