@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.grpc_port and not args.triton_grpc:
         parser.error("--grpc-port needs --triton-grpc (Triton's gRPC endpoint, e.g. 127.0.0.1:8001)")
+    if args.logger_url and not args.logger_url.startswith("http://"):
+        parser.error(f"--logger-url {args.logger_url!r}: expected an http:// URL")
     return args
 
 

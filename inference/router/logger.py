@@ -10,7 +10,8 @@ drift service only as that revision's pod annotation, listed in the InferenceSer
 `logger.metadataAnnotations` and sent in the `annotations` extension (docs/signals.md).
 
 Delivery is asynchronous through a bounded queue: a slow or absent receiver never delays a request; what
-cannot be queued or posted is counted in `mlops_router_logger_dropped_total`. A body may also be a
+cannot be queued or posted is counted in `mlops_router_logger_dropped_total`. The worker posts what is
+queued pipelined on one connection (`event_post.py`): still one POST per event. A body may also be a
 function that produces it (the gRPC router's protobuf -> JSON conversion): it is called in the worker
 thread, off the request path.
 """
@@ -19,18 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.client
 import json
 import logging
 import queue
 import random
 import threading
-import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from inference.router.event_post import PipelinedConnection
 from inference.router.isvc import Target
 from inference.router.metrics import RouterMetrics
 
@@ -38,6 +38,7 @@ REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 DEFAULT_QUEUE_SIZE = 1000
 DEFAULT_TIMEOUT_S = 5.0
+MAX_BATCH = 256  # events written in one round (pipelined, event_post.py)
 _EMPTY_METADATA = "{}"  # no logger.metadataHeaders: the agent marshals an empty map (handler.go)
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class EventLogger:
         self.metrics = metrics
         self.namespace = namespace
         self.timeout_s = timeout_s
+        PipelinedConnection(url, timeout_s)  # an unusable URL fails here, at start, not in the worker
         self._queue: queue.Queue[CloudEvent | None] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
 
@@ -145,69 +147,37 @@ class EventLogger:
             self.metrics.logger_dropped.labels("queue_full").inc()
 
     def _deliver(self) -> None:
-        connection = _KeepAlive(self.url, self.timeout_s)
+        connection = PipelinedConnection(self.url, self.timeout_s)
         try:
-            while (event := self._queue.get()) is not None:
-                self._post(connection, event)
+            while True:
+                batch = [self._queue.get()]  # wait for one, then take what else is queued
+                while len(batch) < MAX_BATCH and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                stop = batch[-1] is None
+                events = [event for event in batch if event is not None]
+                if events:
+                    self._post(connection, events)
+                if stop:
+                    return
         finally:
             connection.close()
 
-    def _post(self, connection: _KeepAlive, event: CloudEvent) -> None:
-        try:
-            body = event.body() if callable(event.body) else event.body
-        except Exception as exc:  # a payload the converter cannot read must not end the worker
-            self.metrics.logger_dropped.labels("encode_failed").inc()
-            log.warning("cloudevent %s not encoded: %s", event.headers["ce-type"], exc)
-            return
-        try:
-            status = connection.post(body, event.headers)
-        except (OSError, http.client.HTTPException) as exc:
-            status, failure = 0, f"{type(exc).__name__}: {exc}"
-        else:
-            failure = f"status {status}"
-        if not 200 <= status < 300:
-            self.metrics.logger_dropped.labels("post_failed").inc()
-            log.warning("cloudevent %s to %s failed: %s", event.headers["ce-type"], self.url, failure)
-            return
-        self.metrics.logger_sent.inc()
-
-
-class _KeepAlive:
-    """One persistent HTTP/1.1 connection to the logger URL: the stdlib client costs a fraction of httpx's
-    CPU per event, and the worker thread shares the GIL with the request path."""
-
-    def __init__(self, url: str, timeout_s: float) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self._factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        self._netloc = parts.netloc
-        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self._timeout_s = timeout_s
-        self._connection: http.client.HTTPConnection | None = None
-
-    def post(self, body: bytes, headers: dict[str, str]) -> int:
-        reused = self._connection is not None
-        try:
-            return self._post_once(body, headers)
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            self.close()
-            if not reused:
-                raise
-            return self._post_once(body, headers)  # the receiver had closed the idle connection
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _post_once(self, body: bytes, headers: dict[str, str]) -> int:
-        if self._connection is None:
-            self._connection = self._factory(self._netloc, timeout=self._timeout_s)
-        self._connection.request("POST", self._path, body=body, headers=headers)
-        response = self._connection.getresponse()
-        response.read()
-        if response.will_close:
-            self.close()
-        return response.status
+    def _post(self, connection: PipelinedConnection, events: list[CloudEvent]) -> None:
+        encoded: list[tuple[dict[str, str], bytes]] = []
+        for event in events:
+            try:
+                body = event.body() if callable(event.body) else event.body
+            except Exception as exc:  # a payload the converter cannot read must not end the worker
+                self.metrics.logger_dropped.labels("encode_failed").inc()
+                log.warning("cloudevent %s not encoded: %s", event.headers["ce-type"], exc)
+                continue
+            encoded.append((event.headers, body))
+        statuses = connection.post_all(encoded)
+        delivered = sum(1 for status in statuses if 200 <= status < 300)
+        if delivered:
+            self.metrics.logger_sent.inc(delivered)
+        for (headers, _), status in zip(encoded, statuses, strict=True):
+            if not 200 <= status < 300:
+                self.metrics.logger_dropped.labels("post_failed").inc()
+                failure = f"status {status}" if status else "no answer"
+                log.warning("cloudevent %s to %s failed: %s", headers["ce-type"], self.url, failure)
