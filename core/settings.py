@@ -24,9 +24,23 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 DeploymentMode = Literal["Knative", "Standard"]
+PayloadLogFormat = Literal["json", "csv", "parquet"]  # KServe's logger marshallers (kserve v0.20.0)
 # KServe's own spellings: `Serverless` and `RawDeployment` are the names before 0.16, still accepted by its
 # webhook (kserve v0.20.0 pkg/constants/constants.go ParseDeploymentMode).
 _LEGACY_MODES = {"Serverless": "Knative", "RawDeployment": "Standard"}
+
+
+def _payload_store(value: str | None) -> str | None:
+    if value and not re.fullmatch(r"s3a?://[^/\s]+(/\S*)?", value):
+        raise ValueError(f"{value!r} is not s3://bucket[/prefix] (empty: post each event over HTTP)")
+    return value
+
+
+def _go_duration(value: str) -> str:
+    # time.ParseDuration's units; KServe's agent parses this flag with it (cmd/agent/main.go)
+    if not re.fullmatch(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", value):
+        raise ValueError(f"{value!r} is not a Go duration such as 500ms, 10s or 1m")
+    return value
 
 
 def _deployment_mode(value: Any) -> Any:
@@ -151,6 +165,27 @@ class Settings(BaseSettings):
     """How deploy renders canaries, and what local mode's router follows: `Knative` (`canaryTrafficPercent`
     between revisions) or `Standard` (`spec.canary`, KServe's Gateway API HTTPRoute splits; docs/cluster.md).
     Set per overlay (component `kserve-standard`)."""
+    payload_log_store: Annotated[
+        str | None, AfterValidator(_payload_store), FromConfigMap(ROLLOUT_STEPS, cluster_value="")
+    ] = Field(default=None, validation_alias="PAYLOAD_LOG_STORE")
+    """Where KServe's logger writes payload logs in batches: `s3://bucket/prefix` (the drift service reads
+    them, `--payload-store`); unset: one CloudEvent POST per request and response (the default broker)."""
+    payload_log_format: Annotated[PayloadLogFormat, FromConfigMap(ROLLOUT_STEPS)] = Field(
+        default="json", validation_alias="PAYLOAD_LOG_FORMAT"
+    )
+    """The batches' marshaller format: `json`, `csv` or `parquet`."""
+    payload_log_batch_size: Annotated[int, Field(ge=1), FromConfigMap(ROLLOUT_STEPS)] = Field(
+        default=1000, validation_alias="PAYLOAD_LOG_BATCH_SIZE"
+    )
+    """Log records (requests and responses) per object."""
+    payload_log_batch_interval: Annotated[str, AfterValidator(_go_duration), FromConfigMap(ROLLOUT_STEPS)] = (
+        Field(default="10s", validation_alias="PAYLOAD_LOG_BATCH_INTERVAL")
+    )
+    """A partial batch is written after this long (a Go duration: `500ms`, `10s`, `1m`)."""
+    payload_log_service_account: Annotated[str, FromConfigMap(ROLLOUT_STEPS)] = Field(
+        default="logger-sa", validation_alias="PAYLOAD_LOG_SERVICE_ACCOUNT"
+    )
+    """The ServiceAccount whose S3 secret KServe gives the logger (KServe's default: `logger-sa`)."""
     code_version: Annotated[str | None, FromConfigMap(("register",))] = Field(
         default=None, validation_alias="CODE_VERSION"
     )

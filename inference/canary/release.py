@@ -26,6 +26,7 @@ from inference.canary.analysis import CanaryDecision
 from inference.canary.bad_canary import MODES, sabotage
 from inference.deploy.annotations import NAMESPACE
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
+from inference.deploy.payload_logs import PayloadLogStore
 from inference.deploy.rollout import Rollout
 from inference.local_runtime import stage_version
 from inference.runtime_file import RuntimeInfo, require_runtime
@@ -49,12 +50,15 @@ def check_mode(serving_mode: str) -> str:
 def rollout_for(serving_mode: str, logger_url: str | None = None) -> Rollout:
     """The Rollout over the Kubernetes API (cluster) or the live local runtime's isvc folder (local)."""
     applier: Applier
+    payload_store = None
     if check_mode(serving_mode) == "cluster":
         applier = KubernetesApplier()
-    else:
+        payload_store = PayloadLogStore.from_settings()
+    else:  # the local router is the logger and posts each event to the local drift service
         info = require_runtime()
         applier, logger_url = FileApplier(Path(info.isvc_dir)), logger_url or info.logger_url
-    return Rollout(applier, NAMESPACE, logger_url, mode=settings().kserve_deployment_mode)
+    mode = settings().kserve_deployment_mode
+    return Rollout(applier, NAMESPACE, logger_url, mode=mode, payload_store=payload_store)
 
 
 # ------------------------------------------------------------------------------------- local staging

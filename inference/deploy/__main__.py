@@ -19,6 +19,7 @@ from core.registry import CHAMPION, configure_tracking, resolve_alias
 from core.settings import DeploymentMode, settings
 from core.spec.model import load_specs
 from inference.deploy.apply import Applier, FileApplier, KubernetesApplier
+from inference.deploy.payload_logs import PayloadLogStore
 from inference.deploy.render import render_inference_service
 from inference.deploy.rollout import Rollout
 
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     configure_tracking(args.tracking_uri)
     applier = _applier(args)
     mode = args.deployment_mode or settings().kserve_deployment_mode
+    store = PayloadLogStore.from_settings()  # PAYLOAD_LOG_STORE: batches to object storage
     if applier is None:
         if args.command != "render":
             raise ValueError(f"deploy: {args.command} changes the service: pass --out DIR or --kubernetes")
@@ -69,11 +71,13 @@ def run(args: argparse.Namespace) -> int:
         if champion is None:
             raise LookupError(f"deploy: {spec.name} has no {CHAMPION!r} version in the registry")
         service = render_inference_service(
-            spec, champion, None, args.namespace, logger_url=args.logger_url, mode=mode
+            spec, champion, None, args.namespace, logger_url=args.logger_url, mode=mode, payload_store=store
         )
         print(yaml.safe_dump(service, sort_keys=False), end="")
         return 0
-    rollout = Rollout(applier, args.namespace, args.logger_url, args.artifacts_destination, mode=mode)
+    rollout = Rollout(
+        applier, args.namespace, args.logger_url, args.artifacts_destination, mode=mode, payload_store=store
+    )
     steps = {
         "render": rollout.deploy,
         "canary": rollout.start_canary,

@@ -47,6 +47,7 @@ from inference.deploy.annotations import (
     STABLE_LOCAL_REPOSITORY_KEY,
     STABLE_VERSION_KEY,
 )
+from inference.deploy.payload_logs import PayloadLogStore
 from inference.deploy.standard import DEPLOYMENT_MODE_ANNOTATION, apply_standard_mode
 
 TEMPLATE_PATH = REPO_ROOT / "manifests" / "serving" / "inferenceservice.template.yaml"
@@ -70,12 +71,14 @@ def render_inference_service(
     logger_url: str | None = None,
     template_path: Path = TEMPLATE_PATH,
     mode: DeploymentMode = "Knative",
+    payload_store: PayloadLogStore | None = None,
 ) -> dict[str, Any]:
     """The InferenceService for `spec`: `stable` alone, or `canary` rolling out next to `stable`.
 
     `canary_percent` defaults to the spec's `canary.traffic_percent` when there is a canary; with no
     canary, in Knative mode 0 pins all traffic to the last rolled-out revision (a rollback) and None rolls
     out fully; in Standard mode it is not used (the stable predictor alone takes all traffic).
+    `payload_store`: the logger writes batches to object storage instead of posting to `logger_url`.
     """
     check_name(spec.name)
     served = _served_version(spec, stable, canary)
@@ -90,6 +93,8 @@ def render_inference_service(
     predictor = service["spec"]["predictor"]
     predictor["logger"]["url"] = logger_url or default_logger_url(namespace)
     _log_version_annotation(predictor["logger"])
+    if payload_store is not None:
+        payload_store.apply(predictor["logger"])
     predictor["model"]["storageUri"] = served.storage_uri
     if spec.serving.gpu:
         _request_gpu(predictor)

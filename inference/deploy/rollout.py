@@ -48,6 +48,7 @@ from core.registry import (
 from core.settings import DeploymentMode
 from core.spec.model import ModelSpec
 from inference.deploy.apply import Applier
+from inference.deploy.payload_logs import PayloadLogStore
 from inference.deploy.render import render_inference_service
 
 ROLLOUT_STATE_TAG = "rollout_state"
@@ -86,8 +87,10 @@ class Rollout:
         artifacts_destination: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         mode: DeploymentMode = "Knative",
+        payload_store: PayloadLogStore | None = None,
     ) -> None:
         self.applier = applier
+        self.payload_store = payload_store
         self.mode = mode
         self.namespace = namespace
         self.logger_url = logger_url
@@ -152,7 +155,14 @@ class Rollout:
         percent: int | None,
     ) -> dict[str, Any]:
         service = render_inference_service(
-            spec, stable, canary, self.namespace, percent, self.logger_url, mode=self.mode
+            spec,
+            stable,
+            canary,
+            self.namespace,
+            percent,
+            self.logger_url,
+            mode=self.mode,
+            payload_store=self.payload_store,
         )
         self.applier.apply(service)
         return service

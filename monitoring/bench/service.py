@@ -61,7 +61,12 @@ def cpu_seconds(pid: int) -> float:
 
 @contextlib.contextmanager
 def drift_service(
-    detectors: Path, buffer_size: int, log: Path, state: Path | None = None, extra: Sequence[str] = ()
+    detectors: Path,
+    buffer_size: int,
+    log: Path,
+    state: Path | None = None,
+    extra: Sequence[str] = (),
+    environment: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, int]]:
     port = free_ports(1)[0]
     command = [
@@ -76,7 +81,8 @@ def drift_service(
     command += extra
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        env = {**os.environ, **(environment or {})}
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     url = f"http://{HOST}:{port}"
     try:
         _wait_ready(process, f"{url}/readyz", log)

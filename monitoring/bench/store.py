@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -110,12 +109,8 @@ def measure_store(
             "AWS_REGION": "us-east-1",
         }
         extra_args = ["--payload-store", f"s3://{BUCKET}/{PREFIX}", "--payload-store-poll-s", "0.2"]
-        with (
-            _environment(environment),
-            drift_service(
-                detector_dir.parent, window, work / "drift-store.log", work / "store-state", extra_args
-            ) as (url, pid),
-        ):
+        state, log = work / "store-state", work / "drift-store.log"
+        with drift_service(detector_dir.parent, window, log, state, extra_args, environment) as (url, pid):
             before_cpu, started = cpu_seconds(pid), time.perf_counter()
             for index in range(objects):
                 records = log_records(model, version, row, inferences)
@@ -136,17 +131,3 @@ def measure_store(
         "service_cpu_s": round(used_cpu, 2),
     }
     return Throughput(rows, wall, used_cpu), extra, totals
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

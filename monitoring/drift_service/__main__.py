@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from core.http_body import DEFAULT_READ_TIMEOUT_S
+from core.settings import SettingsError, settings
 from monitoring.drift_service.app import DEFAULT_MAX_BODY_BYTES, create_app
 from monitoring.drift_service.checkpoint import CheckpointStore
 from monitoring.drift_service.detectors import load_detectors
@@ -94,7 +95,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--payload-store",
         default=None,
-        help="also read KServe's batched payload logs from s3://bucket/prefix (needs --journal-dir)",
+        help="also read KServe's batched payload logs from s3://bucket/prefix (needs --journal-dir; "
+        "default: $PAYLOAD_LOG_STORE)",
     )
     parser.add_argument(
         "--payload-store-poll-s", type=float, default=DEFAULT_POLL_S, help="how often to list the store"
@@ -103,6 +105,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.journal_dir and not args.checkpoint_dir:
         parser.error("--journal-dir needs --checkpoint-dir (it records how far the journal is scored)")
+    if args.payload_store is None:  # the platform's one key: deploy points the loggers at the same store
+        try:
+            args.payload_store = settings().payload_log_store
+        except SettingsError as exc:
+            parser.error(str(exc))
     if args.payload_store and not args.journal_dir:
         parser.error("--payload-store needs --journal-dir (its ledger records which objects were read)")
     if args.payload_store_poll_s <= 0:

@@ -135,7 +135,7 @@ def test_promtool_unit_tests_pass(promtool: str, rules_dir: Path) -> None:
 
 # ------------------------------------------------------------------------------------ alert conventions
 def test_every_alert_follows_the_conventions(alerts: dict[str, dict[str, Any]]) -> None:
-    assert len(alerts) == 8
+    assert len(alerts) == 9
     for name, rule in alerts.items():
         assert re.fullmatch(r"[A-Z][A-Za-z]+", name), name
         assert re.fullmatch(r"\d+[smh]", rule.get("for", "")), f"{name}: no for:"

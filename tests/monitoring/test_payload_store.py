@@ -263,19 +263,20 @@ def _names(s3) -> list[str]:
     return [item["Key"] for item in s3.list_objects_v2(Bucket="payload-logs").get("Contents", [])]
 
 
-# LoggerSpec's and StorageSpec's JSON fields at kserve v0.20.0 (commit 1fb78105):
-# pkg/apis/serving/v1beta1/inference_service.go `LoggerSpec`, `LoggerStorageSpec`, `StorageSpec`.
-LOGGER_FIELDS = {"url", "mode", "metadataHeaders", "metadataAnnotations", "storage", "marshallerUrl"}
-LOGGER_FIELDS |= {"batchSize", "batchInterval"}
-STORAGE_FIELDS = {"path", "parameters", "key", "serviceAccountName"}
-
-
-def test_the_documented_logger_spec_names_only_kserves_fields():
+def test_the_documented_logger_is_what_deploy_renders():
     import yaml
+
+    from core.spec.model import load_specs
+    from inference.deploy.payload_logs import PayloadLogStore
+    from inference.deploy.render import render_inference_service
+    from tests.helpers.deploy_registry import version_ref
+    from tests.helpers.specs import FIXTURE_SPEC_DIR
 
     page = (REPO / "docs" / "monitoring.md").read_text()
     snippet = page.split("```yaml\n", 1)[1].split("```", 1)[0]
-    logger = yaml.safe_load(snippet)["spec"]["predictor"]["logger"]
-    assert set(logger) <= LOGGER_FIELDS and set(logger["storage"]) <= STORAGE_FIELDS
-    assert logger["storage"]["parameters"]["format"] in ("json", "csv", "parquet")
-    assert S3Location.parse(logger["url"]) == S3Location("payload-logs", "mlops/")
+    documented = yaml.safe_load(snippet)["spec"]["predictor"]["logger"]
+    (spec,) = load_specs(FIXTURE_SPEC_DIR, names=[MODEL])
+    store = PayloadLogStore("s3://payload-logs/mlops")
+    service = render_inference_service(spec, version_ref(MODEL, "1"), None, "mlops", payload_store=store)
+    assert service["spec"]["predictor"]["logger"] == documented
+    assert S3Location.parse(documented["url"]) == S3Location("payload-logs", "mlops/")
