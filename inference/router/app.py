@@ -17,7 +17,8 @@ served by grpc_app.py from the same settings.
 
 Hot path, profiled at concurrency 32 (about 160 req/s through the router before, 1,100-1,350 after, on a
 shared 2-core machine): aiohttp to Triton with its answer's names rewritten in place (upstream.py), and
-plain Starlette routes for infer (FastAPI's parameter solving cost more than the routing itself).
+infer served by a bare ASGI lane in front of FastAPI (infer_lane.py); the payload events are posted
+pipelined from a thread (logger.py, event_post.py).
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ import aiohttp
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.routing import Route as StarletteRoute
 
-from core.http_body import DEFAULT_READ_TIMEOUT_S, BodyRefused, read_capped
+from core.http_body import DEFAULT_READ_TIMEOUT_S
 from core.json_errors import install_json_errors
 from core.untrusted_json import UntrustedJsonError, loads_untrusted
+from inference.router.infer_lane import InferLane
 from inference.router.isvc import Target
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
@@ -98,7 +99,9 @@ def stop_background_workers(started: list[_Worker]) -> None:
         worker.stop()
 
 
-def create_app(settings: RouterSettings) -> FastAPI:
+def create_app(settings: RouterSettings) -> InferLane:
+    """The router's ASGI app: infer requests through the bare lane (infer_lane.py), the rest FastAPI."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with upstream_session(settings.triton_url, settings.upstream_timeout_s) as client:
@@ -114,7 +117,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     _add_error_handlers(app)
     _add_health_routes(app, settings)
     _add_inference_routes(app, settings)
-    return app
+    return InferLane(app, settings, resolve_target, infer_body)
 
 
 # ------------------------------------------------------------------------------------------- routes
@@ -175,16 +178,6 @@ def _add_inference_routes(app: FastAPI, settings: RouterSettings) -> None:
         ok = all([await _target_ready(request, t) for t in targets])
         return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
 
-    async def infer(request: Request) -> Response:
-        name, version = request.path_params["name"], request.path_params.get("version")
-        target = resolve_target(settings, name, version, draw=True)
-        status, content = await _infer(request, settings, target)
-        return Response(content, status_code=status, media_type="application/json")
-
-    # plain Starlette routes, matched first: FastAPI's parameter solving costs more than the routing itself
-    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
-        app.router.routes.insert(0, StarletteRoute(path, infer, methods=["POST"]))
-
 
 # ---------------------------------------------------------------------------------------- internals
 def resolve_target(settings: RouterSettings, name: str, version: str | None, draw: bool) -> Target:
@@ -206,22 +199,22 @@ def resolve_target(settings: RouterSettings, name: str, version: str | None, dra
     return route.targets[0]
 
 
-async def _infer(request: Request, settings: RouterSettings, target: Target) -> tuple[int, bytes]:
-    try:
-        body = await read_capped(request, settings.max_body_bytes, settings.read_timeout_s)
-    except BodyRefused as exc:  # too large (413) or too slow (408)
-        raise RouterFailure(exc.status_code, str(exc)) from None
+async def infer_body(
+    body: bytes, upstream: aiohttp.ClientSession, settings: RouterSettings, target: Target
+) -> tuple[int, bytes]:
+    """One inference: check the body against the target's inputs, call Triton, rename its answer, log
+    the pair; (status, answer body)."""
     try:
         parsed = loads_untrusted(body, "request body")
     except UntrustedJsonError as exc:
         raise RouterFailure(400, str(exc)) from None
-    specs = await _input_specs(request, settings, target)
+    specs = await _input_specs(upstream, settings, target)
     if specs is not None:
         check_request(parsed, specs)
     elif not isinstance(parsed, dict):
         raise RouterFailure(400, "request body must be a JSON object with an 'inputs' list")
     path = f"/v2/models/{target.triton_name}/infer"
-    answer = await call(_upstream(request), "POST", path, data=body, headers=_JSON_HEADERS)
+    answer = await call(upstream, "POST", path, data=body, headers=_JSON_HEADERS)
     if answer.status != 200:
         error = answer.json().get("error") or answer.text
         return answer.status, json.dumps({"error": str(error)}).encode()
@@ -232,13 +225,13 @@ async def _infer(request: Request, settings: RouterSettings, target: Target) -> 
 
 
 async def _input_specs(
-    request: Request, settings: RouterSettings, target: Target
+    upstream: aiohttp.ClientSession, settings: RouterSettings, target: Target
 ) -> dict[str, InputSpec] | None:
     """The target's inputs from Triton's metadata (cached); None while Triton cannot say (the infer call
     then fails with Triton's own status)."""
     specs = settings.inputs.get(target.triton_name)
     if specs is None:
-        answer = await call(_upstream(request), "GET", f"/v2/models/{target.triton_name}")
+        answer = await call(upstream, "GET", f"/v2/models/{target.triton_name}")
         if answer.status != 200:
             return None
         specs = settings.inputs[target.triton_name] = input_specs(answer.json())
