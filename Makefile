@@ -27,7 +27,7 @@ MODELS ?=
 PORT ?=
 MODEL_ARGS := $(if $(MODELS),--models $(MODELS))
 
-.PHONY: help install run test test-acceptance test-packages lint format compile clean distclean lock data features pipeline serve rollout monitor fuzz rules-test check-manifests manifests images deb-packages bench bench-packages
+.PHONY: help install run test test-acceptance test-packages lint format compile clean distclean lock data features pipeline serve rollout monitor fuzz rules-test check-manifests manifests images deb-packages bench bench-scale bench-packages
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -162,6 +162,11 @@ test-packages: ## Install PostgreSQL and Redis (servers the tests start) from De
 bench: install .venv-bench/.synced bench-packages ## Benchmarks: serving (Triton, router, MLServer) and monitoring (detectors); tables in build/bench/
 	$(PY) -m inference.bench --out build/bench
 	$(SERVING_PY) -m monitoring.bench --out build/bench
+
+# SCALES=1,10 or MODELS=a,b narrow it; BENCH_SCALE_ARGS passes more (e.g. --timeout-s 1500).
+SCALES ?= 1,10,100
+bench-scale: install ## The pipeline's cost curve at 1x, 10x, 100x the demo data: time, rows/s, peak memory, slope (build/bench-scale/)
+	$(PY) -m pipelines.bench_scale --scales $(SCALES) --base-customers $(DEMO_CUSTOMERS) --out build/bench-scale $(MODEL_ARGS) $(BENCH_SCALE_ARGS)
 
 bench-packages: ## Install wrk (HTTP load generator for make bench) from Debian when missing
 	@if command -v wrk >/dev/null; then \

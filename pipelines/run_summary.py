@@ -161,17 +161,23 @@ def format_releases(outcomes: list[ModelOutcome]) -> str:
 
 
 def format_timings(timings: list[dict], total_seconds: float) -> str:
+    """Wall time per model and step, and each model's largest step peak memory (timing lines written
+    before peak_rss_mb existed show no peak)."""
     per_model: dict[str, dict[str, float]] = defaultdict(dict)
+    peaks: dict[str, float] = {}
     for entry in timings:
         per_model[entry["model"]][entry["step"]] = (
             per_model[entry["model"]].get(entry["step"], 0) + entry["seconds"]
         )
+        if entry.get("peak_rss_mb") is not None:
+            peaks[entry["model"]] = max(peaks.get(entry["model"], 0.0), entry["peak_rss_mb"])
     steps = [step for step in STEP_ORDER if any(step in row for row in per_model.values())]
     widths = [max(15, len(step) + 2) for step in steps]
     header = f"{'wall time (s)':<20}" + "".join(f"{s:>{w}}" for s, w in zip(steps, widths, strict=True))
-    lines = [header]
+    lines = [header + (f"{'peak MiB':>12}" if peaks else "")]
     for model, row in sorted(per_model.items()):
         cells = (f"{row.get(s, float('nan')):>{w}.1f}" for s, w in zip(steps, widths, strict=True))
-        lines.append(f"{model:<20}" + "".join(cells))
+        peak = f"{peaks[model]:>12.0f}" if model in peaks else ""
+        lines.append(f"{model:<20}" + "".join(cells) + peak)
     lines.append(f"whole run: {total_seconds:.0f} s (models run two at a time locally)")
     return "\n".join(lines)

@@ -117,7 +117,11 @@ def test_features_materialize_what_exists_over_its_own_range_without_demo_data(o
     assert [online[name][0] for name in FEATURES] == pytest.approx(list(newest[FEATURES]))
 
 
-def test_a_source_row_added_after_materializing_is_counted_as_missing_online(own_home):
+@pytest.mark.parametrize("slice_rows", [store.CHECK_BATCH_ROWS, 7])  # one query, and many slices
+def test_a_source_row_added_after_materializing_is_counted_as_missing_online(
+    own_home, monkeypatch, slice_rows
+):
+    monkeypatch.setattr(store, "CHECK_BATCH_ROWS", slice_rows)
     home, patients = own_home
     store.bootstrap()
     late = patients.tail(3).assign(patient_id=lambda t: t.patient_id + 10_000)

@@ -31,6 +31,7 @@ EXTERNAL_SECRETS = {
     "feast-registry": "Feast SQL registry (Postgres) host, user, password",
     "feast-online-store": "Feast online store (Redis) host and password",
     "feast-offline-store": "Parquet location (FEATURE_DATA_URI) and object-storage credentials",
+    "payload-log-store": "drift detector: S3 endpoint and credentials of batched payload logs (optional)",
 }
 # None: the Alertmanager route is an AlertmanagerConfig object (tests/manifests/test_alerting.py).
 GENERATED_SECRETS: set[str] = set()
