@@ -7,8 +7,8 @@ or drips a byte at a time) is refused too, so a slow client cannot hold a reques
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only the type: core does not import web frameworks at run time
     from starlette.requests import Request
@@ -51,6 +51,17 @@ async def read_body(
     except TimeoutError:
         raise BodyTimeout(f"body: not received whole within {timeout_s:g} s") from None
     return bytes(body)
+
+
+async def asgi_chunks(receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> AsyncIterator[bytes]:
+    """A bare ASGI request's body chunks (for `read_body`); BodyRefused when the client disconnects first."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BodyRefused("body: the client disconnected before sending it whole")
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 async def read_capped(request: Request, limit: int, timeout_s: float = DEFAULT_READ_TIMEOUT_S) -> bytes:

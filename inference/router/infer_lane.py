@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from core.http_body import BodyRefused, read_body
+from core.http_body import BodyRefused, asgi_chunks, read_body
 from inference.router.upstream import RouterFailure
 
 if TYPE_CHECKING:
@@ -70,19 +70,9 @@ class InferLane:
         declared = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-length"), None)
         limit, timeout_s = self.settings.max_body_bytes, self.settings.read_timeout_s
         try:
-            return await read_body(_chunks(receive), limit, declared, timeout_s)
+            return await read_body(asgi_chunks(receive), limit, declared, timeout_s)
         except BodyRefused as exc:  # too large (413) or too slow (408)
             raise RouterFailure(exc.status_code, str(exc)) from None
-
-
-async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BodyRefused("body: the client disconnected before sending it whole")
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
 
 
 async def _answer(send: Send, status: int, content: bytes, *extra: tuple[bytes, bytes]) -> None:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from core.http_body import BodyRefused, read_body
+from core.http_body import BodyRefused, asgi_chunks, read_body
 from monitoring.drift_service.errors import DriftServiceError, status_for
 from monitoring.drift_service.service import DriftService
 from monitoring.payloads.errors import EventError
@@ -55,7 +55,7 @@ class EventLane:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         try:
             body = await read_body(
-                _chunks(receive), self.max_body_bytes, headers.get("content-length"), self.read_timeout_s
+                asgi_chunks(receive), self.max_body_bytes, headers.get("content-length"), self.read_timeout_s
             )
         except BodyRefused as exc:  # too large (413) or too slow (408)
             self.service.metrics.count_rejected("bad_payload")
@@ -75,16 +75,6 @@ class EventLane:
             await _answer(send, 500, {"error": "internal error handling the event; see the service log"})
             return
         await _answer(send, 200, accepted.document())
-
-
-async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BodyRefused("body: the client disconnected before sending it whole")
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
 
 
 async def _answer(

@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from monitoring.drift_service.object_ledger import ObjectLedger
-from monitoring.drift_service.service import DriftService, detector_columns
+from monitoring.drift_service.service import DriftService
 from monitoring.payloads.cloudevents import CloudEvent
 from monitoring.payloads.errors import EventError
 from monitoring.payloads.logged import Key, logged_inference
@@ -67,19 +67,10 @@ def _request_rows(service: DriftService, event: CloudEvent, grouped: dict[Key, l
     if logged.kind == "response":
         service.take_response(logged)
         return 0
-    model, version = logged.key
-    detector = service.detectors.get(logged.key) if logged.version_named else None
-    if detector is None:
-        reason = "no_detector" if logged.version_named else "unknown_version"
-        if service.quality is not None:
-            service.observe_quality(service.quality.observe_request, logged)
-        service.metrics.count_received(model, version, "request")
-        service.metrics.count_dropped(model, version, reason, logged.row_count)
+    rows = service.accepted_rows(logged)
+    if rows is None:
         return logged.row_count
-    rows = detector_columns(logged.rows, detector)
-    if service.quality is not None:
-        service.observe_quality(service.quality.observe_request, logged)
-    service.metrics.count_received(model, version, "request")
+    service.metrics.count_received(*logged.key, "request")
     grouped.setdefault(logged.key, []).append(rows)
     return 0
 

@@ -183,17 +183,9 @@ class DriftService:
 
     def _take_request(self, logged: LoggedInference) -> Accepted:
         model, version = logged.key
-        detector = self.detectors.get(logged.key) if logged.version_named else None
-        if detector is None:
-            reason = "no_detector" if logged.version_named else "unknown_version"
-            if self.quality is not None:
-                self.observe_quality(self.quality.observe_request, logged)
-            self.metrics.count_received(model, version, "request")
-            self.metrics.count_dropped(model, version, reason, logged.row_count)
+        rows = self.accepted_rows(logged)
+        if rows is None:
             return Accepted(model, version, "request", 0, logged.row_count)
-        rows = detector_columns(logged.rows, detector)  # decoded with this detector's layout: not None
-        if self.quality is not None:
-            self.observe_quality(self.quality.observe_request, logged)
         try:
             dropped = self.buffers.add(logged.key, rows)  # journaled first, when there is a journal
         except JournalError as exc:
@@ -204,6 +196,24 @@ class DriftService:
         self.metrics.count_dropped(model, version, "buffer_full", dropped)
         self.run_full(logged.key)
         return Accepted(model, version, "request", len(rows) - dropped, dropped)
+
+    def accepted_rows(self, logged: LoggedInference) -> RowBlock | None:
+        """A request's rows in its detector's columns, the quality tracker told first; None when no
+        detector takes them (counted received and dropped here). The caller queues the rows, then counts
+        the request received."""
+        model, version = logged.key
+        detector = self.detectors.get(logged.key) if logged.version_named else None
+        if detector is None:
+            reason = "no_detector" if logged.version_named else "unknown_version"
+            if self.quality is not None:
+                self.observe_quality(self.quality.observe_request, logged)
+            self.metrics.count_received(model, version, "request")
+            self.metrics.count_dropped(model, version, reason, logged.row_count)
+            return None
+        rows = detector_columns(logged.rows, detector)  # decoded with this detector's layout: not None
+        if self.quality is not None:
+            self.observe_quality(self.quality.observe_request, logged)
+        return rows
 
     # ------------------------------------------------------------------------------------ detector runs
     def run_full(self, key: Key) -> list[RunReport]:
