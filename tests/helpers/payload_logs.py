@@ -5,7 +5,7 @@ types.go `LogRequest` (Go's encoding/json: `[]byte` as base64, `*url.URL` as the
 maps as objects, `time.Time` as RFC 3339), marshaller_json.go (an object for a batch of one, else an
 array), marshaller_record.go `logRecord` and `logRecordColumns` for CSV (encoding/csv, header row) and
 Parquet (parquet-go: one string column per field, `tlsSkipVerify` boolean); store.go `getObjectKey`.
-The store is moto's S3 server (from the bench environment), on loopback.
+The store is moto's S3 server (from the bench environment), on loopback, started by `monitoring.bench.store`.
 """
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ import csv
 import io
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.ports import free_port
+from monitoring.bench.store import s3_store
 from monitoring.payloads.batch_log import RECORD_COLUMNS
-from tests.helpers.waiting import wait_for
-
-REPO = Path(__file__).resolve().parents[2]
-MOTO_SERVER = REPO / ".venv-bench" / "bin" / "moto_server"
 
 
 def go_url(text: str) -> dict:
@@ -114,36 +109,18 @@ def object_key(prefix: str, model: str, first: dict, extension: str) -> str:
 
 
 @contextmanager
-def s3_server() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, with boto3 pointed at it through its own environment
-    variables (what KServe's storage secret sets on a cluster); yields the endpoint URL."""
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def s3_server(log: Path) -> Iterator[str]:
+    """moto's S3 server (started as `make bench` starts it), with boto3 pointed at it through its own
+    environment variables (what KServe's storage secret sets on a cluster); yields the endpoint URL."""
     names = ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
     previous = {name: os.environ.get(name) for name in names}
-    os.environ.update(dict(zip(names, (endpoint, "test", "test", "us-east-1"), strict=True)))
-    try:
-        wait_for(lambda: _answers(endpoint), timeout_s=30, what="moto's S3 server")
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _answers(endpoint: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(endpoint, timeout=1).status_code < 500
-    except httpx.HTTPError:
-        return False
+    with s3_store(log) as endpoint:
+        os.environ.update(dict(zip(names, (endpoint, "test", "test", "us-east-1"), strict=True)))
+        try:
+            yield endpoint
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

@@ -202,7 +202,7 @@ def test_a_bad_object_is_rejected_once_and_the_others_are_read(tmp_path):
 
 
 def test_a_real_s3_store_is_read_through_boto3(tmp_path):
-    with s3_server():
+    with s3_server(tmp_path / "moto.log"):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="payload-logs")
         for index, fmt in enumerate(ENCODERS):
@@ -231,7 +231,7 @@ def start_service(home: Path, port: int) -> subprocess.Popen:
 
 def test_kill_9_while_reading_the_store_then_sigterm_scores_every_row_once(tmp_path):
     objects, per_object = 40, 25
-    with s3_server():
+    with s3_server(tmp_path / "moto.log"):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="payload-logs")
         for index in range(objects):
