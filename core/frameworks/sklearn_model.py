@@ -100,22 +100,61 @@ def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> st
     """Write the estimator as `model.onnx` (skl2onnx) into `dest_dir`: the scaled matrix `input__0` FP32
     -> `output__0` FP32 probabilities; the export puts the version's preprocessing in front of it."""
     import onnx
+
+    predictor = load(folder, info)
+    model = matrix_onnx(predictor.estimator, len(predictor.encoder.output_names))
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, dest_dir / ONNX_FILE)
+    return ONNX_FILE
+
+
+def matrix_onnx(estimator: Any, width: int) -> Any:
+    """The fitted estimator as an ONNX model on the FP32 matrix `input__0` [batch, width], answering
+    `output__0` probabilities exactly as `predict_proba` does on the same float32 matrix."""
+    import onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
-    predictor = load(folder, info)
-    estimator, encoder = predictor.estimator, predictor.encoder
+    estimator = _float32_splits(estimator)
     model = convert_sklearn(
         estimator,
-        initial_types=[(TABULAR_INPUT, FloatTensorType([None, len(encoder.output_names)]))],
+        initial_types=[(TABULAR_INPUT, FloatTensorType([None, width]))],
         options={id(estimator): {"zipmap": False}},
         target_opset=ONNX_OPSETS,
     )
     _keep_only_probabilities(model.graph)
     onnx.checker.check_model(model)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, dest_dir / ONNX_FILE)
-    return ONNX_FILE
+    return model
+
+
+def _float32_splits(estimator: Any) -> Any:
+    """For histogram gradient boosting, a copy whose split thresholds are float32 values that send every
+    float32 input the way the float64 thresholds do; other estimators unchanged.
+
+    scikit-learn compares a float32 feature, widened, with a float64 threshold (often the midpoint of two
+    float32 values); ONNX's TreeEnsemble holds float32 thresholds, and skl2onnx's converter for this model
+    rounds them to nearest. A threshold that rounds up onto a value the data holds sends that value left
+    in ONNX and right in scikit-learn: at 100x the demo data, 2 of 311,800 test rows differed by up to
+    0.0055. The largest float32 not above the threshold splits float32 inputs identically. (skl2onnx 1.20
+    has this rule as `sklearn_threshold`, unused by its HistGradientBoosting converter, and under NumPy 2
+    it returns the rounded-up value for a Python float threshold: its `float32 == threshold` check
+    compares in float32.) `_predictors` is the fitted model's tree list, the private attribute skl2onnx
+    reads too."""
+    import copy
+
+    if not hasattr(estimator, "_predictors"):
+        return estimator
+    exact = copy.deepcopy(estimator)
+    for per_class in exact._predictors:
+        for predictor in per_class:
+            nodes = predictor.nodes
+            splits = ~nodes["is_leaf"].astype(bool) & ~nodes["is_categorical"].astype(bool)
+            wide = nodes["num_threshold"][splits]
+            narrow = wide.astype(np.float32)
+            above = narrow.astype(np.float64) > wide
+            narrow[above] = np.nextafter(narrow[above], np.float32(-np.inf))
+            nodes["num_threshold"][splits] = narrow.astype(np.float64)
+    return exact
 
 
 def _keep_only_probabilities(graph: Any) -> None:

@@ -20,7 +20,7 @@ from core.encoding_onnx import LegacyBundleError
 from inference import python_backend_model
 from inference.python_backend_model import TritonPythonModel, load_artifact
 from inference.triton_config import render_config
-from inference.triton_repository import EXPORT_FILE, ParityError, export_repository
+from inference.triton_repository import EXPORT_FILE, ParityError, check_parity, export_repository
 from tests.helpers.specs import fixture_spec
 from tests.helpers.tiny_bundles import build_bundle, load, tiny_frame, use_tiny_frameworks
 
@@ -201,6 +201,25 @@ def test_export_fails_when_the_artifact_disagrees_with_the_model(tiny: None, tmp
     with pytest.raises(ParityError, match=r"differs from the trained model by up to .* on 50 test rows"):
         export_repository(bundle, fixture_spec("conversion-sklearn"), tmp_path / "repo", frame.head(50))
     assert not (tmp_path / "repo" / EXPORT_FILE).exists()
+
+
+def test_the_parity_check_runs_the_artifact_in_slices_over_every_row(tiny: None, tmp_path: Path) -> None:
+    """Slices bound the artifact's memory (one call on every test row held the transformer's activations
+    for all of them: 15 GB); every row is still compared, in order."""
+    frame = tiny_frame(300)
+    bundle = build_bundle(tmp_path / "bundle", "sklearn", frame, sabotage=True)  # rows differ unequally
+    export_repository(bundle, fixture_spec("conversion-sklearn"), tmp_path / "repo")  # no parity rows
+    chain = [tmp_path / "repo" / "cluster" / "conversion-sklearn" / "1" / "model.onnx"]
+    info, rows = BundleInfo.load(bundle), frame.tail(50)
+
+    whole = check_parity(bundle, info, chain, rows, tolerance=1.0, batch_rows=len(rows))
+    sliced = check_parity(bundle, info, chain, rows, tolerance=1.0, batch_rows=7)
+    assert whole > 0.01 and sliced == whole  # the worst row is found in whichever slice holds it
+    for last in (1, 7, 8):  # a short last slice, an exact multiple, one row past it
+        tail = rows.tail(last)
+        assert check_parity(bundle, info, chain, tail, 1.0, batch_rows=7) == check_parity(
+            bundle, info, chain, tail, 1.0, batch_rows=last
+        )
 
 
 def test_export_rejects_a_bundle_of_another_framework(tiny: None, tmp_path: Path) -> None:
