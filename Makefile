@@ -40,8 +40,8 @@ run: install data features ## The local loop: data -> Feast -> pipeline (train .
 	@echo "local state: $(MLOPS_HOME)"
 
 test: install .venv-bench/.synced bench-packages test-packages lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites (bench harness smoke tests included)
-	$(SERVING_PY) -m pytest -q tests/serving_env
-	$(PY) -m pytest -q --ignore=tests/serving_env -m "not acceptance"
+	$(SERVING_PY) -m pytest -q --durations=10 tests/serving_env
+	$(PY) -m pytest -q --durations=25 --ignore=tests/serving_env -m "not acceptance"
 
 test-acceptance: install test-packages ## The acceptance tier: a user's model through the whole loop in a copy of the repository (~10 min)
 	$(PY) -m pytest -q -m acceptance tests

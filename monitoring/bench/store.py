@@ -11,9 +11,7 @@ processes.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import subprocess
 import time
 import uuid
@@ -26,6 +24,7 @@ from core.paths import REPO_ROOT
 from core.ports import free_ports
 from inference.bench.servers import HOST
 from inference.deploy.annotations import MODEL_VERSION_KEY
+from monitoring.bench.agent_log import json_object, log_request, object_key
 from monitoring.bench.service import cpu_seconds, drift_service, event_body, settled
 from monitoring.bench.stats import Throughput
 
@@ -36,25 +35,13 @@ RESPONSE = {"outputs": [{"name": "probabilities", "shape": [1, 2], "datatype": "
 
 
 def log_records(model: str, version: str, row: pd.Series, inferences: int) -> list[dict]:
-    """`inferences` request/response pairs as the agent's LogRequest JSON (kserve v0.20.0 types.go)."""
-    request = base64.b64encode(json.dumps(event_body(row)).encode()).decode()
-    response = base64.b64encode(json.dumps(RESPONSE).encode()).decode()
-    common = {
-        "contentType": "application/json",
-        "sourceUri": {"Path": f"{model}-predictor-00001-deployment-bench"},
-        "inferenceService": model,
-        "namespace": "mlops",
-        "component": "predictor",
-        "endpoint": "default",
-        "metadata": {},
-        "annotations": {MODEL_VERSION_KEY: version},
-    }
+    """`inferences` request/response pairs, as `logger.mode: all` logs them."""
+    annotations = {MODEL_VERSION_KEY: version}
     records = []
     for _ in range(inferences):
         event_id = str(uuid.uuid4())
-        for kind, body in (("request", request), ("response", response)):
-            reqtype = f"org.kubeflow.serving.inference.{kind}"
-            records.append({**common, "bytes": body, "reqType": reqtype, "id": event_id})
+        records.append(log_request("request", event_id, event_body(row), model, annotations))
+        records.append(log_request("response", event_id, RESPONSE, model, annotations))
     return records
 
 
@@ -114,8 +101,8 @@ def measure_store(
             before_cpu, started = cpu_seconds(pid), time.perf_counter()
             for index in range(objects):
                 records = log_records(model, version, row, inferences)
-                key = f"{PREFIX}/mlops/{model}/predictor/logs/{records[0]['id']}-request.json"
-                client.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(records).encode())
+                key = object_key(PREFIX, model, records[0], "json")
+                client.put_object(Bucket=BUCKET, Key=key, Body=json_object(records))
                 if index == 0:
                     first_put = time.perf_counter()
             uploaded = time.perf_counter()

@@ -1,16 +1,13 @@
-"""KServe's batched payload logs as its agent writes them, and an S3-compatible store to put them in.
-
-The record shapes follow kserve v0.20.0 (commit 1fb781055dd1567164358233e1125142ca6ef1fe): pkg/logger/
-types.go `LogRequest` (Go's encoding/json: `[]byte` as base64, `*url.URL` as the struct of its fields,
-maps as objects, `time.Time` as RFC 3339), marshaller_json.go (an object for a batch of one, else an
-array), marshaller_record.go `logRecord` and `logRecordColumns` for CSV (encoding/csv, header row) and
-Parquet (parquet-go: one string column per field, `tlsSkipVerify` boolean); store.go `getObjectKey`.
-The store is moto's S3 server (from the bench environment), on loopback, started by `monitoring.bench.store`.
+"""KServe's batched payload logs in the agent's CSV and Parquet formats, and an S3-compatible store to put
+them in. The LogRequest records and the JSON format are monitoring/bench/agent_log.py's (kserve v0.20.0,
+commit 1fb781055dd1567164358233e1125142ca6ef1fe); CSV and Parquet follow marshaller_record.go `logRecord`
+and `logRecordColumns` (encoding/csv, header row; parquet-go: one string column per field,
+`tlsSkipVerify` boolean). The store is moto's S3 server (from the bench environment), on loopback, started
+by `monitoring.bench.store`.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -21,48 +18,6 @@ from pathlib import Path
 
 from monitoring.bench.store import s3_store
 from monitoring.payloads.batch_log import RECORD_COLUMNS
-
-
-def go_url(text: str) -> dict:
-    """Go's JSON of a *url.URL parsed from a pod name (the agent's --source-uri): a relative path."""
-    return {
-        "Scheme": "",
-        "Opaque": "",
-        "User": None,
-        "Host": "",
-        "Path": text,
-        "RawPath": "",
-        "OmitHost": False,
-        "ForceQuery": False,
-        "RawQuery": "",
-        "Fragment": "",
-        "RawFragment": "",
-    }
-
-
-def log_request(kind: str, event_id: str, body: dict, model: str, annotations: dict | None = None) -> dict:
-    """One LogRequest as encoding/json writes it (field order of types.go)."""
-    record = {
-        "url": {**go_url(""), "Scheme": "s3", "Host": "payload-logs", "Path": "/mlops"},
-        "bytes": base64.b64encode(json.dumps(body).encode()).decode(),
-        "contentType": "application/json",
-        "reqType": f"org.kubeflow.serving.inference.{kind}",
-        "id": event_id,
-        "sourceUri": go_url(f"{model}-predictor-00001-deployment-5d8c7b9f4-abcde"),
-        "inferenceService": model,
-        "namespace": "mlops",
-        "component": "predictor",
-        "endpoint": "default",
-        "metadata": {},
-        "occurrenceTime": "2026-12-06T10:15:03.123456789Z",
-    }
-    if annotations:
-        record["annotations"] = annotations
-    return record
-
-
-def json_object(records: list[dict]) -> bytes:
-    return json.dumps(records[0] if len(records) == 1 else records, separators=(",", ":")).encode()
 
 
 def _flat(record: dict) -> list[str]:
@@ -100,12 +55,6 @@ def parquet_object(records: list[dict]) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
-
-
-def object_key(prefix: str, model: str, first: dict, extension: str) -> str:
-    """store.go getObjectKey: <prefix>/<namespace>/<isvc>/<component>/<path>/<id>-<request|response>.<ext>"""
-    kind = first["reqType"].rsplit(".", 1)[1]
-    return f"{prefix}/mlops/{model}/predictor/logs/{first['id']}-{kind}.{extension}"
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from monitoring.bench.agent_log import json_object, log_request
 from monitoring.drift_service.object_ingest import ingest_object
 from monitoring.drift_service.object_ledger import ObjectLedger
 from monitoring.payloads.batch_log import RECORD_COLUMNS, decode_batch
@@ -20,7 +21,7 @@ from monitoring.payloads.errors import EventError
 from tests.helpers.drift_doubles import MODEL
 from tests.helpers.drift_events import columns_body, quality_service
 from tests.helpers.fuzz import FUZZ_CASES, encoded, fuzz_settings, json_values, oip_bodies, texts
-from tests.helpers.payload_logs import csv_object, json_object, log_request, parquet_object
+from tests.helpers.payload_logs import csv_object, parquet_object
 
 pytestmark = [pytest.mark.fuzz]
 COLUMNS = ["plan_tier", "company_size", "lifetime_value", "sessions_7d"]

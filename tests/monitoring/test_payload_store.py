@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from core.ports import free_port
+from monitoring.bench.agent_log import json_object, log_request, object_key
 from monitoring.drift_service.checkpoint import CheckpointStore
 from monitoring.drift_service.errors import ConfigError
 from monitoring.drift_service.journal import Journal
@@ -27,14 +28,7 @@ from monitoring.payloads.cloudevents import event_json
 from monitoring.payloads.errors import EventError
 from tests.helpers.drift_doubles import MODEL, MeanBoundDetector
 from tests.helpers.drift_events import columns_body, make_service
-from tests.helpers.payload_logs import (
-    csv_object,
-    json_object,
-    log_request,
-    object_key,
-    parquet_object,
-    s3_server,
-)
+from tests.helpers.payload_logs import csv_object, parquet_object, s3_server
 from tests.helpers.waiting import wait_for, wait_until_serving
 
 KEY = (MODEL, "3")
