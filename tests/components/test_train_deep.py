@@ -205,6 +205,18 @@ def test_tokenizer_loads_offline(monkeypatch):
     assert tokenizer("Hello world")["input_ids"] == [101, 7592, 2088, 102]
 
 
+def test_texts_are_tokenized_in_slices_into_the_same_tensors(monkeypatch):
+    """Slices bound the tokenizer's per-text objects; the tensors are those of one call, in order."""
+    tokenizer = text_tokens.load_tokenizer()
+    texts = [f"message {i} " + "word " * (i % 9) for i in range(23)]
+    whole = text_tokens.tokenize(tokenizer, texts, 12)
+    monkeypatch.setattr(text_tokens, "TOKENIZE_SLICE", 5)  # 4 full slices and a short last one
+    sliced = text_tokens.tokenize(tokenizer, texts, 12)
+    assert whole[0].shape == (23, 12) and sliced[0].shape == (23, 12)
+    assert torch.equal(whole[0], sliced[0]) and torch.equal(whole[1], sliced[1])
+    assert not torch.equal(whole[1][0], whole[1][8])  # the texts differ in length: padding differs
+
+
 def test_transformer_learns_the_demo_intents(intent_bundle, intent_splits):
     out, predictor, score = intent_bundle
     test = intent_splits.test
