@@ -36,11 +36,11 @@ RESPONSE = {"outputs": [{"name": "probabilities", "shape": [1, 2], "datatype": "
 
 def log_records(model: str, version: str, row: pd.Series, inferences: int) -> list[dict]:
     """`inferences` request/response pairs, as `logger.mode: all` logs them."""
-    annotations = {MODEL_VERSION_KEY: version}
+    annotations, request = {MODEL_VERSION_KEY: version}, event_body(row)
     records = []
     for _ in range(inferences):
         event_id = str(uuid.uuid4())
-        records.append(log_request("request", event_id, event_body(row), model, annotations))
+        records.append(log_request("request", event_id, request, model, annotations))
         records.append(log_request("response", event_id, RESPONSE, model, annotations))
     return records
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from monitoring.bench.store import s3_store
 from monitoring.payloads.batch_log import RECORD_COLUMNS
+from pipelines.local_run import environment
 
 
 def _flat(record: dict) -> list[str]:
@@ -61,15 +61,12 @@ def parquet_object(records: list[dict]) -> bytes:
 def s3_server(log: Path) -> Iterator[str]:
     """moto's S3 server (started as `make bench` starts it), with boto3 pointed at it through its own
     environment variables (what KServe's storage secret sets on a cluster); yields the endpoint URL."""
-    names = ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
-    previous = {name: os.environ.get(name) for name in names}
     with s3_store(log) as endpoint:
-        os.environ.update(dict(zip(names, (endpoint, "test", "test", "us-east-1"), strict=True)))
-        try:
+        variables = {
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1",
+        }
+        with environment(variables):
             yield endpoint
-        finally:
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
