@@ -58,7 +58,7 @@ def _require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
 
 def class_names(spec: ModelSpec) -> list[str]:
     """Output columns of `predict_proba`, in order: ["0", "1"] for binary, the spec's classes otherwise."""
-    return ["0", "1"] if spec.label.task == "binary" else list(spec.label.classes or ())
+    return list(spec.label.class_names)
 
 
 def label_codes(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:

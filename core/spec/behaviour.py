@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from core.spec.model import ModelSpec
 
 SEEN = "seen"
-BINARY_CLASSES = ("0", "1")
 _CHECK_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
@@ -186,7 +185,7 @@ def unique_check_names(checks: tuple[BehaviourCheck, ...]) -> None:
 def check_behaviour(spec: ModelSpec) -> None:
     """The rules that need the rest of the spec: classes exist, columns are inputs (request fields are
     known here; a feature service's columns only when the check runs), request values fit their dtype."""
-    classes = BINARY_CLASSES if spec.label.task == "binary" else tuple(spec.label.classes or ())
+    classes = spec.label.class_names
     not_inputs = {spec.label.column, *spec.inputs.entity_keys}
     fields = {f.name: f.dtype for f in spec.inputs.request_fields or ()}
     for index, check in enumerate(spec.evaluation.behaviour):

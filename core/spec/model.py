@@ -107,6 +107,13 @@ class ModelSpec(SpecModel):
                         f"{', '.join(unknown)} not among the request fields ({', '.join(sorted(known))})",
                     )
         check_behaviour(self)
+        experiment = self.canary.experiment
+        if experiment is not None and experiment.success_class not in self.label.class_names:
+            raise FieldProblem(
+                ("canary", "experiment", "success_class"),
+                f"{experiment.success_class!r} is not a class of the label "
+                f"({', '.join(self.label.class_names)})",
+            )
         return self
 
 

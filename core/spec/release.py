@@ -14,6 +14,7 @@ from core.spec.base import (
     FrozenList,
     FrozenMap,
     MetricName,
+    NonEmptyStr,
     PositiveInt,
     SpecModel,
     UniqueList,
@@ -120,6 +121,39 @@ class CanarySuccess(SpecModel):
     prediction-score distributions over the same window (0.1 = small shift, 0.25 = large)."""
 
 
+class Experiment(SpecModel):
+    """An A/B test of a business outcome between the canary and the stable version, at a fixed horizon.
+
+    The outcome is the model's own label as the application reports it (`POST /outcomes` to the drift
+    service, joined to the logged prediction): the share of predictions whose outcome is `success_class`.
+    The horizon is the sample size per arm that gives `power` for an effect of `minimum_detectable_effect`
+    at `alpha`, for the split `canary.traffic_percent`; the test runs once, when both arms have reached it,
+    and until then the result is "not enough traffic yet" (never a promotion)."""
+
+    success_class: NonEmptyStr
+    """The outcome that counts as a success: "1" for a binary label, else one of `label.classes`."""
+    baseline_rate: float = Field(gt=0, lt=1)
+    """The stable version's expected success rate (from history): the sample size depends on it."""
+    minimum_detectable_effect: float = Field(gt=0, lt=1)
+    """The smallest change in the success rate worth detecting, in rate units (0.02 = two points)."""
+    alpha: float = Field(default=0.05, gt=0, le=0.2)
+    """False-positive rate: the chance of declaring a difference when there is none."""
+    power: float = Field(default=0.8, ge=0.5, lt=1)
+    """The chance of detecting a true effect of `minimum_detectable_effect`."""
+    alternative: Literal["larger", "two-sided"] = "larger"
+    """`larger`: the canary must raise the rate to be promoted (one-sided test). `two-sided`: the test
+    also concludes that the canary lowers it; either way only a significant rise promotes."""
+
+    @model_validator(mode="after")
+    def _effect_fits(self) -> Self:
+        if self.baseline_rate + self.minimum_detectable_effect >= 1:
+            raise FieldProblem(
+                "minimum_detectable_effect",
+                f"baseline_rate {self.baseline_rate:g} + this {self.minimum_detectable_effect:g} must be < 1",
+            )
+        return self
+
+
 class Canary(SpecModel):
     """Progressive rollout: KServe `canaryTrafficPercent` on the newest revision."""
 
@@ -132,3 +166,6 @@ class Canary(SpecModel):
     min_requests: PositiveInt
     """Requests the canary must have served within the window before it can be promoted."""
     success: CanarySuccess
+    experiment: Experiment | None = None
+    """An A/B test on a business outcome the canary must also pass (none: the canary is judged on errors,
+    latency and prediction shift only)."""

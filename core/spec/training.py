@@ -96,6 +96,12 @@ class Label(SpecModel):
     def n_classes(self) -> int:
         return 2 if self.classes is None else len(self.classes)
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The model's output columns in order, and the outcomes as an application posts them: "0" and "1"
+        for a binary label, else `classes`."""
+        return ("0", "1") if self.classes is None else self.classes
+
 
 def _to_utc(value: dt.datetime) -> dt.datetime:
     """Naive datetimes (and plain dates, read as midnight) are taken as UTC."""

@@ -12,7 +12,10 @@ The checks, in the spec's terms (`canary.min_requests`, `canary.success.*`):
 - the PSI between its prediction scores and the stable version's is at most `max_prediction_shift`:
   from the scores themselves (local traffic), or from the per-bin counts of the score histogram the drift
   service exports (`mlops_prediction_score`, on a cluster through Prometheus). Without either the shift is
-  not checked and the evidence says so (`prediction_shift: null`).
+  not checked and the evidence says so (`prediction_shift: null`);
+- with `canary.experiment`, the A/B test on the business outcome (inference/canary/experiment.py): a
+  canary that passes the checks above is promoted only when the test finds it better; before the test's
+  horizon the decision is *inconclusive* ("not enough traffic yet"), never a promotion.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 
 from core.spec.model import ModelSpec
 from core.spec.release import CanarySuccess
+from inference.canary.experiment import Arm, judge
 
 PSI_BINS = 10
 PSI_EPSILON = 1e-4  # share given to an empty bin, so one empty bin does not make the PSI infinite
@@ -41,6 +45,10 @@ class RoleEvidence:
     scores: tuple[float, ...] = ()
     score_counts: tuple[float, ...] = ()
     """Observations per bin of a fixed score histogram (same bins for both roles)."""
+    outcomes: float = 0.0
+    """Predictions joined to an outcome the application reported (`canary.experiment`'s trials)."""
+    successes: float = 0.0
+    """Of those, the outcomes that were the experiment's `success_class`."""
 
     @property
     def error_rate(self) -> float:
@@ -53,6 +61,8 @@ class RoleEvidence:
             "error_rate": self.error_rate,
             "p95_latency_s": self.p95_latency_s,
             "scores": len(self.scores) or sum(self.score_counts),
+            "outcomes": self.outcomes,
+            "successes": self.successes,
         }
 
 
@@ -103,7 +113,20 @@ def decide(spec: ModelSpec, evidence: CanaryEvidence) -> CanaryDecision:
     shift = summary["prediction_shift"]
     if shift is not None and shift > success.max_prediction_shift:
         reasons.append(f"prediction shift PSI {shift:.3f} > {success.max_prediction_shift:g}")
-    return CanaryDecision(not reasons, reasons, summary)
+    if canary.experiment is None:
+        return CanaryDecision(not reasons, reasons, summary)
+    result = judge(
+        canary.experiment,
+        canary.traffic_percent / 100,
+        stable=Arm(evidence.stable.successes, evidence.stable.outcomes),
+        canary=Arm(evidence.canary.successes, evidence.canary.outcomes),
+    )
+    summary["experiment"] = result.to_dict()
+    if reasons:  # a canary that fails its safety checks is rolled back without waiting for the test
+        return CanaryDecision(False, [*reasons, result.reason()], summary)
+    if result.status == "not_enough_traffic":  # a result, never a promotion
+        return CanaryDecision(False, [result.reason()], summary, inconclusive=True)
+    return CanaryDecision(result.promote, [] if result.promote else [result.reason()], summary)
 
 
 def _latency_reason(summary: dict[str, Any], success: CanarySuccess) -> str | None:

@@ -105,7 +105,10 @@ def analyze_in_cluster(
     prometheus = settings().prometheus_url
     versions = {"stable": stable_version, "canary": canary_version}
     window = spec.canary.analysis_window_s
-    return decide(spec, evidence_from_prometheus(prometheus, spec.name, window, versions))
+    experiment = spec.canary.experiment
+    success_class = experiment.success_class if experiment else None
+    evidence = evidence_from_prometheus(prometheus, spec.name, window, versions, success_class=success_class)
+    return decide(spec, evidence)
 
 
 def analyze_locally(

@@ -9,6 +9,8 @@ the p95 is the slowest pod's average over the window. The roles come from the ve
 (the canary is not a property of its pods: promotion moves traffic, not pods). Prediction scores come from
 the drift service's score histogram `mlops_prediction_score{model,version}` (fed by the payload logger's
 response events); locally the caller adds the answers it collected instead (`CanaryEvidence.with_scores`).
+A canary experiment's outcomes per version come from the drift service's `mlops_model_outcomes_total`
+(rows joined to the outcomes the application posts), by outcome class.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ REQUESTS_METRIC = "mlops:inference_requests_total"
 ERRORS_METRIC = "mlops:inference_server_errors_total"
 P95_METRIC = "mlops:inference_request_duration_seconds:p95"
 SCORE_METRIC = "mlops_prediction_score"
+OUTCOMES_METRIC = "mlops_model_outcomes_total"
 # Triton's own counters (docs/user_guide/metrics.md): when a pod was last scraped and what it had counted.
 SCRAPED_METRIC = "nv_inference_request_success"
 FAILED_METRIC = "nv_inference_request_failure"
@@ -86,6 +89,25 @@ def score_query(model: str, window_s: float) -> str:
     return f"sum by (version, le) (increase({SCORE_METRIC}_bucket{{{_selector(model)}}}{_range(window_s)}))"
 
 
+def outcome_query(model: str, window_s: float) -> str:
+    """Per version and outcome class: predictions joined to an outcome over the last `window_s` (the
+    drift service's `mlops_model_outcomes_total`, fed by the application's `POST /outcomes`)."""
+    return f"sum by (version, outcome) (increase({OUTCOMES_METRIC}{{{_selector(model)}}}{_range(window_s)}))"
+
+
+def parse_outcome_counts(body: dict[str, Any], version: str, success_class: str) -> tuple[float, float]:
+    """(outcomes, successes) of `version` from the `outcome_query` answer: all its joined outcomes, and
+    those of `success_class`; (0, 0) when it has none in the window."""
+    if body.get("status") != "success":
+        raise EvidenceError(f"prometheus: outcomes: {body.get('errorType', 'error')}: {body.get('error')}")
+    counts = {
+        sample["metric"].get("outcome", ""): float(sample["value"][1])
+        for sample in (body.get("data") or {}).get("result") or []
+        if sample["metric"].get("version") == version and not math.isnan(float(sample["value"][1]))
+    }
+    return sum(counts.values()), counts.get(success_class, 0.0)
+
+
 def _range(window_s: float) -> str:
     """A range selector: whole seconds as `[600s]`, else milliseconds (the local window ends on samples)."""
     if float(window_s).is_integer():
@@ -117,24 +139,29 @@ def evidence_from_prometheus(
     scores: bool = True,
     at: float | None = None,
     timeout_s: float = 10.0,
+    success_class: str | None = None,
 ) -> CanaryEvidence:
     """Query Prometheus (`prom_url`, e.g. http://prometheus:9090) for the `versions` (role -> registry
     version) of `model` over the `window_s` before `at` (Unix seconds; default now); with `scores` also
-    the score histograms behind the prediction shift."""
+    the score histograms behind the prediction shift, with a `success_class` the joined outcomes a
+    canary experiment tests."""
     results = {}
     with httpx.Client(base_url=prom_url.rstrip("/"), timeout=timeout_s) as client:
         for key, query in prometheus_queries(model, window_s).items():
             results[key] = parse_prometheus_vector(_query(client, prom_url, key, query, at), key)
         answer = _query(client, prom_url, "scores", score_query(model, window_s), at) if scores else None
+        outcomes = None
+        if success_class is not None:
+            outcomes = _query(client, prom_url, "outcomes", outcome_query(model, window_s), at)
     evidence = evidence_from_prometheus_results(results, versions)
-    if answer is None:
-        return evidence
-    stable, canary = (parse_score_buckets(answer, versions[role]) for role in ROLES)
-    return replace(
-        evidence,
-        stable=replace(evidence.stable, score_counts=stable),
-        canary=replace(evidence.canary, score_counts=canary),
-    )
+    roles = {role: getattr(evidence, role) for role in ROLES}
+    for role in ROLES:
+        if answer is not None:
+            roles[role] = replace(roles[role], score_counts=parse_score_buckets(answer, versions[role]))
+        if outcomes is not None:
+            total, successes = parse_outcome_counts(outcomes, versions[role], success_class)
+            roles[role] = replace(roles[role], outcomes=total, successes=successes)
+    return replace(evidence, **roles)
 
 
 def wait_for_recorded(

@@ -107,6 +107,13 @@ class QualityMetrics:
             ["reason"],
             registry=registry,
         )
+        self.outcomes = Counter(
+            "mlops_model_outcomes",
+            "Prediction rows joined to an outcome, by the outcome's class: the business outcome a canary "
+            "experiment tests (starts at 0 with the process; read it with increase()).",
+            [*labels, "outcome"],
+            registry=registry,
+        )
         self.unlogged = Counter(
             "mlops_model_quality_predictions_unlogged",
             "Inference responses whose probabilities could not be logged, by reason.",
@@ -127,6 +134,10 @@ class QualityMetrics:
 
     def count_labeled(self, model: str, version: str, rows: int) -> None:
         self.labeled.labels(model=model, version=self.version_label(model, version)).inc(rows)
+
+    def count_outcome(self, model: str, version: str, outcome: str, rows: int) -> None:
+        version = self.version_label(model, version)
+        self.outcomes.labels(model=model, version=version, outcome=outcome).inc(rows)
 
     def count_unlogged(self, model: str, version: str, reason: str) -> None:
         self.unlogged.labels(model=model, version=self.version_label(model, version), reason=reason).inc()

@@ -132,10 +132,12 @@ class QualityTracker:
         now = self.clock()
         unmatched: Tally[str] = Tally()
         touched: Tally[Key] = Tally()
+        by_class: Tally[tuple[str, str, str]] = Tally()
         with self._lock:
             for outcome in outcomes:
                 labeled, reason = self._join(outcome, now)
-                touched.update(labeled)
+                touched.update(key for key, _ in labeled)
+                by_class.update((*key, name) for key, name in labeled)
                 if not labeled:
                     unmatched[reason] += 1
                     self.metrics.unmatched.labels(reason=reason).inc()
@@ -143,11 +145,13 @@ class QualityTracker:
                 self._register(key)
                 self.metrics.count_labeled(*key, rows)
                 self.refresh(*key)
+            for (model, version, name), rows in by_class.items():
+                self.metrics.count_outcome(model, version, name, rows)
         joined = len(outcomes) - sum(unmatched.values())
         return OutcomeReport(len(outcomes), joined, sum(touched.values()), dict(unmatched))
 
-    def _join(self, outcome: Outcome, at: float) -> tuple[list[Key], str]:
-        """Label the rows the outcome names; returns their keys, or none and why."""
+    def _join(self, outcome: Outcome, at: float) -> tuple[list[tuple[Key, str]], str]:
+        """Label the rows the outcome names; returns each one's key and class name, or none and why."""
         found = self.store.matching(outcome.request_id)
         if not found:
             return [], "unknown_request"
@@ -163,7 +167,7 @@ class QualityTracker:
             labels = self.models.get(row.model, ModelLabels())
             index = class_index(outcome.label, labels.classes, len(row.proba or ()))
             updates.append((row.ce_id, row.row, index, at, outcome.observed_at))
-            keys.append((row.model, row.version))
+            keys.append(((row.model, row.version), labels.classes[index] if labels.classes else str(index)))
         if updates:
             self.store.set_labels(updates)
             return keys, ""

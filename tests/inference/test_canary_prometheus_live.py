@@ -1,7 +1,7 @@
 """The cluster's canary analysis against a real Prometheus (the Debian binary) that scrapes a real Triton
 the way the PodMonitor inference-predictors scrapes predictor pods, evaluates the committed PrometheusRule,
-and scrapes the drift service's prediction-score histogram; `analyze_in_cluster` decides on what its
-PromQL answers, prediction shift included.
+and scrapes the drift service's prediction-score histogram and joined-outcome counter; `analyze_in_cluster`
+decides on what its PromQL answers, prediction shift and a canary experiment included.
 
 Two models, each served by Triton as v1 (stable) and v2 (canary): for a few seconds each stable version
 gets two requests for every one to its canary; conversion-xgboost's canary fails half of its executions
@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from core.settings import variable
+from core.spec.release import Experiment
 from inference.canary.analysis import evidence_summary
 from inference.canary.analyze import analyze_in_cluster
 from inference.canary.bad_canary import sabotage
@@ -32,6 +33,7 @@ from inference.local_prometheus import LocalPrometheus, triton_scrape_job
 from inference.router.routing import stage_model_version
 from inference.triton_local import TritonLocal
 from monitoring.drift_service.metrics import DriftMetrics
+from monitoring.quality.metrics import QualityMetrics
 from tests.helpers.kserve_status import recorded_isvc
 from tests.helpers.router_stack import N_FEATURES, export_local_model, fit_model, tensor
 from tests.helpers.specs import fixture_spec
@@ -41,6 +43,8 @@ FEED_S = 8.0
 WINDOW_S = 60
 SCORES = (0.12, 0.37, 0.55, 0.81)
 SHIFTED_SCORES = (0.93, 0.97)
+# Joined outcomes per tick, by (version, outcome class): a success rate of 0.25 for v1, 0.5 for v2.
+OUTCOMES = {("1", "1"): 1, ("1", "0"): 3, ("2", "1"): 2, ("2", "0"): 2}
 ROWS = np.random.default_rng(3).normal(size=(1, N_FEATURES)).astype(np.float32)
 
 pytestmark = pytest.mark.slow
@@ -72,8 +76,10 @@ def _stage(repository, root) -> None:
                 sabotage(staged, "error")
 
 
-def _feed(triton: TritonLocal, drift: DriftMetrics, tick: int) -> None:
+def _feed(triton: TritonLocal, drift: DriftMetrics, quality: QualityMetrics, tick: int) -> None:
     for model in (SHIFTED, STEADY):
+        for (version, outcome), rows in OUTCOMES.items():  # what the outcomes joined each tick
+            quality.count_outcome(model, version, outcome, rows)
         for version, requests in (("1", 2), ("2", 1)):
             for _ in range(requests):
                 url = f"{triton.http_url}/v2/models/{model}__v{version}/infer"
@@ -90,6 +96,7 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("live")
     _stage(root / "repo", root)
     drift = DriftMetrics()
+    quality = QualityMetrics(drift.registry, drift.version_label)  # as the drift service's __main__
     for model in (SHIFTED, STEADY):  # as the drift service does for each detector it loads: labelled
         for version in ("1", "2"):  # by version only then (others share version="other")
             drift.register_detector(model, version)
@@ -108,7 +115,7 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
                 wait_for_recorded(url, model, ["1", "2"], after=time.time())
             started = time.monotonic()
             for tick in itertools.count():
-                _feed(triton, drift, tick)
+                _feed(triton, drift, quality, tick)
                 if time.monotonic() - started >= FEED_S:
                     break
             fed_at = time.time()
@@ -152,3 +159,29 @@ def test_cluster_analysis_rolls_back_the_failing_shifted_canary(prometheus, monk
     assert decision.verdict == "rollback"
     assert any(reason.startswith("canary error rate") for reason in decision.reasons)
     assert any(reason.startswith("prediction shift PSI") for reason in decision.reasons)
+
+
+def test_a_canary_experiment_reads_the_joined_outcomes_per_version(prometheus, monkeypatch):
+    evidence = evidence_from_prometheus(
+        prometheus, STEADY, WINDOW_S, {"stable": "1", "canary": "2"}, success_class="1"
+    )
+    assert evidence.stable.successes / evidence.stable.outcomes == pytest.approx(0.25, rel=0.1)
+    assert evidence.canary.successes / evidence.canary.outcomes == pytest.approx(0.5, rel=0.1)
+    spec = fixture_spec(SHIFTED)
+    experiment = {"success_class": "1", "baseline_rate": 0.25, "minimum_detectable_effect": 0.2}
+    # Latency is not what this test judges: two Triton versions on shared cores differ by noise.
+    success = spec.canary.success.model_copy(update={"max_p95_latency_ratio": 100.0})
+    canary = spec.canary.model_copy(
+        update={
+            "analysis_window_s": WINDOW_S,
+            "min_requests": 20,
+            "success": success,
+            "experiment": Experiment(**experiment),
+        }
+    )
+    spec = spec.model_copy(update={"name": STEADY, "canary": canary})
+    monkeypatch.setenv(variable("prometheus_url"), prometheus)
+    ready, _ = recorded_isvc("becomes_ready")
+    decision = analyze_in_cluster(spec, "1", "2", read_isvc=ready, sleep=lambda _: None)
+    assert decision.evidence["experiment"]["status"] == "canary_better", decision.reasons
+    assert decision.verdict == "promote", decision.reasons

@@ -129,6 +129,10 @@ def test_quality_matches_sklearn_and_concept_drift_falls_below_the_floor(served,
             log_loss(y, proba), rel=1e-6
         )
         assert gauge(base, "mlops_model_quality_labeled_total", **labels) == 200
+        # By the outcome's class: what a canary experiment tests (its success rate per version).
+        for outcome, count in (("1", int(y.sum())), ("0", int(len(y) - y.sum()))):
+            assert gauge(base, "mlops_model_outcomes_total", **labels, outcome=outcome) == count
+        assert 0 < y.sum() < len(y)
         assert gauge(base, "mlops_model_quality_floor", model=MODEL, metric="roc_auc") == FLOOR_ROC_AUC
         assert gauge(base, "mlops_model_quality_roc_auc", **labels) > FLOOR_ROC_AUC
 

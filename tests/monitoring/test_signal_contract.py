@@ -72,7 +72,11 @@ def recorded() -> set[str]:
 
 
 def analysis_reads() -> set[str]:
-    queries = [*evidence.prometheus_queries("m", 300).values(), evidence.score_query("m", 300)]
+    queries = [
+        *evidence.prometheus_queries("m", 300).values(),
+        evidence.score_query("m", 300),
+        evidence.outcome_query("m", 300),
+    ]
     reads = {name for query in queries for name in metric_names(query)}
     return reads | {evidence.SCRAPED_METRIC, evidence.FAILED_METRIC, evidence.REQUESTS_METRIC}  # waiting
 
