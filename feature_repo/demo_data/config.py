@@ -18,7 +18,15 @@ PLAN_TIERS = ("free", "starter", "pro", "enterprise")
 REGIONS = ("emea", "amer", "apac")
 INTENTS = ("pricing", "demo_request", "technical_support", "billing", "cancellation", "general")
 DRIFT_KINDS = ("covariate", "label", "concept")
-TABLES = ("customer_profile", "customer_activity", "session_stats", "conversions", "messages")
+TABLES = (
+    "customer_profile",
+    "customer_activity",
+    "session_stats",
+    "conversions",
+    "messages",
+    "offers",
+    "offer_impressions",
+)
 
 ACTIVITY_FEATURES = (
     "sessions_7d",
@@ -35,7 +43,7 @@ LABEL_FEATURES = (*ACTIVITY_FEATURES, *SESSION_FEATURES, "company_size")
 DEFAULT_CONCEPT_FEATURES = ("pricing_messages",)
 
 # One random stream per table. Append new names at the end: spawn order decides every stream.
-STREAMS = ("customers", "profile", "sessions", "activity", "messages", "texts", "labels")
+STREAMS = ("customers", "profile", "sessions", "activity", "messages", "texts", "labels", "offers")
 
 DEFAULT_START = datetime(2026, 8, 3, tzinfo=UTC)
 DEFAULT_END = datetime(2026, 11, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ from feature_repo.demo_data.config import TABLES, GeneratorConfig
 
 MANIFEST = "manifest.json"
 # Bump when the generator's logic changes, so that data written by an older version is redone.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the offers catalogue and the sessions' offer impressions
 
 
 def sha256_file(path: Path) -> str:

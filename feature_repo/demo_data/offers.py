@@ -1,0 +1,140 @@
+"""Offers shown during a session, the ranking models' world: a catalogue, and for some sessions a slate of
+offers in positions with the customer's clicks.
+
+How relevant offer o is to the customer in session s (a logit):
+
+    QUALITY_o + INTEREST_WEIGHT[c] * z_f(s) for the offer's category c and its feature f
+              - PLAN_GAP_PENALTY * max(0, plan tier the offer is for - the customer's plan tier)
+
+where z_f is the session's point-in-time feature, transformed and standardised as the conversion label's
+(labels.py: the undrifted reference, so covariate drift moves relevance through the same relation).
+A customer reading the pricing page a lot cares for the pricing guide, one with many support tickets for
+the support plan, a large company for security, and so on: relevance is learnable from customer and offer
+features, and a global popularity ranking cannot know it.
+
+Clicks carry position bias: a shown offer is examined with probability 1 / position ** POSITION_BIAS and,
+if examined, clicked with sigmoid(logit + noise). The graded label is 0 (no click), 1 (clicked) or 2
+(clicked and taken up, with sigmoid(logit - TAKE_UP_OFFSET)). The logging policy that chose the slates is
+a noisy popularity ranking: Plackett-Luce over each offer's believed popularity (Gumbel top-k), so every
+offer reaches every position now and then and position bias can be separated from relevance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from feature_repo.demo_data.config import PLAN_TIERS, GeneratorConfig
+from feature_repo.demo_data.labels import Reference, transform
+from feature_repo.demo_data.timeline import sigmoid
+
+OFFER_CATEGORIES = ("pricing_guide", "integration", "security", "onboarding", "analytics", "support_plan")
+# The category's interest: which session feature drives it, and how strongly.
+# Strong enough that a ranker reading customer and offer features beats popularity clearly (NDCG@5 against
+# the true relevance, tests/feature_repo/test_demo_offers.py): the customer's interest outweighs quality.
+INTEREST = {
+    "pricing_guide": ("pricing_page_views_7d", 1.8),
+    "integration": ("sessions_7d", 1.5),
+    "security": ("company_size", 1.6),
+    "onboarding": ("duration_s", 1.4),
+    "analytics": ("messages_7d", 1.4),
+    "support_plan": ("support_tickets_30d", 1.8),
+}
+OFFERS_PER_CATEGORY = 8
+SLATE_SIZE = 8
+SLATE_SHARE = 0.5  # of the sessions in the window show a slate
+BASE_LOGIT = -1.2
+QUALITY_SD = 0.4
+PLAN_GAP_PENALTY = 0.8
+POSITION_BIAS = 1.0
+CLICK_NOISE_SD = 0.5
+TAKE_UP_OFFSET = 1.5
+BELIEF_NOISE_SD = 0.5  # how far the logging policy's popularity is from the offers' true quality
+CHUNK = 50_000  # sessions per vectorised draw (memory: CHUNK x catalogue floats)
+
+OFFER_COLUMNS = ["offer_id", "category", "plan_tier", "price_usd", "event_timestamp"]
+IMPRESSION_COLUMNS = [
+    "impression_id",
+    "session_id",
+    "customer_id",
+    "offer_id",
+    "position",
+    "clicked",
+    "relevance",
+    "event_timestamp",
+]
+
+
+def draw_catalogue(config: GeneratorConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """The offers (launched at `config.start`) and their latent quality, which no table shows."""
+    categories = np.repeat(np.arange(len(OFFER_CATEGORIES)), OFFERS_PER_CATEGORY)
+    size = len(categories)
+    tiers = rng.integers(0, len(PLAN_TIERS), size)
+    offers = pd.DataFrame(
+        {
+            "offer_id": np.arange(1, size + 1, dtype="int64"),
+            "category": np.asarray(OFFER_CATEGORIES, dtype=object)[categories],
+            "plan_tier": np.asarray(PLAN_TIERS, dtype=object)[tiers],
+            "price_usd": np.round(rng.lognormal(np.log(50.0), 0.8, size) * (1 + tiers), 2),
+            "event_timestamp": pd.DatetimeIndex([pd.Timestamp(config.start)] * size),
+        }
+    )
+    return offers[OFFER_COLUMNS], rng.normal(0.0, QUALITY_SD, size)
+
+
+def relevance_logits(sessions: pd.DataFrame, offers: pd.DataFrame, quality: np.ndarray, ref: Reference):
+    """[sessions, offers] noiseless relevance logits (module docstring)."""
+    z = ((transform(sessions) - ref.mean) / ref.std).fillna(0.0)
+    category = offers["category"].to_numpy()
+    logits = np.tile(BASE_LOGIT + quality, (len(sessions), 1))
+    for name, (feature, weight) in INTEREST.items():
+        logits[:, category == name] += weight * z[feature].to_numpy()[:, None]
+    tier_index = {tier: index for index, tier in enumerate(PLAN_TIERS)}
+    # A session before the customer's first profile snapshot has no plan yet: read as the lowest.
+    customer_tier = sessions["plan_tier"].map(tier_index).fillna(0).to_numpy()
+    offer_tier = offers["plan_tier"].map(tier_index).to_numpy()
+    gap = np.maximum(0, offer_tier[None, :] - customer_tier[:, None])
+    return logits - PLAN_GAP_PENALTY * gap
+
+
+def draw_impressions(
+    sessions: pd.DataFrame,
+    offers: pd.DataFrame,
+    quality: np.ndarray,
+    ref: Reference,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """A slate of SLATE_SIZE offers for SLATE_SHARE of `sessions` (point-in-time features, as the
+    conversion label reads them), with positions, clicks and graded relevance."""
+    shown = sessions[rng.random(len(sessions)) < SLATE_SHARE].reset_index(drop=True)
+    belief = quality + rng.normal(0.0, BELIEF_NOISE_SD, len(quality))
+    parts = [
+        _slates(shown.iloc[start : start + CHUNK], offers, quality, belief, ref, rng)
+        for start in range(0, len(shown), CHUNK)
+    ]
+    frame = (
+        pd.concat(parts, ignore_index=True) if parts else _slates(shown, offers, quality, belief, ref, rng)
+    )
+    frame.insert(0, "impression_id", np.arange(1, len(frame) + 1, dtype="int64"))
+    return frame[IMPRESSION_COLUMNS]
+
+
+def _slates(sessions, offers, quality, belief, ref, rng) -> pd.DataFrame:
+    n, k = len(sessions), min(SLATE_SIZE, len(offers))
+    order = np.argsort(-(belief[None, :] + rng.gumbel(size=(n, len(offers)))), axis=1)[:, :k]
+    logits = np.take_along_axis(relevance_logits(sessions, offers, quality, ref), order, axis=1)
+    positions = np.tile(np.arange(1, k + 1), (n, 1))
+    examined = rng.random((n, k)) < 1.0 / positions**POSITION_BIAS
+    clicked = examined & (rng.random((n, k)) < sigmoid(logits + rng.normal(0.0, CLICK_NOISE_SD, (n, k))))
+    taken = clicked & (rng.random((n, k)) < sigmoid(logits - TAKE_UP_OFFSET))
+    return pd.DataFrame(
+        {
+            "session_id": np.repeat(sessions["session_id"].to_numpy(), k),
+            "customer_id": np.repeat(sessions["customer_id"].to_numpy(), k),
+            "offer_id": offers["offer_id"].to_numpy()[order].ravel(),
+            "position": positions.ravel().astype("int64"),
+            "clicked": clicked.ravel().astype("int64"),
+            "relevance": (clicked.astype("int64") + taken.astype("int64")).ravel(),
+            "event_timestamp": pd.DatetimeIndex(sessions["event_timestamp"]).repeat(k),
+        }
+    )
