@@ -26,7 +26,7 @@ import pandas as pd
 
 from feature_repo.demo_data.config import PLAN_TIERS, GeneratorConfig
 from feature_repo.demo_data.labels import Reference, transform
-from feature_repo.demo_data.timeline import sigmoid
+from feature_repo.demo_data.timeline import ingestion_lag, sigmoid
 
 OFFER_CATEGORIES = ("pricing_guide", "integration", "security", "onboarding", "analytics", "support_plan")
 # The category's interest: which session feature drives it, and how strongly.
@@ -52,7 +52,7 @@ TAKE_UP_OFFSET = 1.5
 BELIEF_NOISE_SD = 0.5  # how far the logging policy's popularity is from the offers' true quality
 CHUNK = 50_000  # sessions per vectorised draw (memory: CHUNK x catalogue floats)
 
-OFFER_COLUMNS = ["offer_id", "category", "plan_tier", "price_usd", "event_timestamp"]
+OFFER_COLUMNS = ["offer_id", "category", "plan_tier", "price_usd", "event_timestamp", "created"]
 IMPRESSION_COLUMNS = [
     "impression_id",
     "session_id",
@@ -79,6 +79,7 @@ def draw_catalogue(config: GeneratorConfig, rng: np.random.Generator) -> tuple[p
             "event_timestamp": pd.DatetimeIndex([pd.Timestamp(config.start)] * size),
         }
     )
+    offers["created"] = offers["event_timestamp"] + ingestion_lag(rng, size)  # a feature source's column
     return offers[OFFER_COLUMNS], rng.normal(0.0, QUALITY_SD, size)
 
 
