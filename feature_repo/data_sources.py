@@ -32,3 +32,4 @@ customer_activity_source = parquet_source(
     "customer_activity", "Daily rolling counts of each customer's activity."
 )
 session_stats_source = parquet_source("session_stats", "One row per chat session, stamped at its end.")
+offers_source = parquet_source("offers", "The offers catalogue: one row per offer, stamped at its launch.")

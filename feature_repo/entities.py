@@ -15,3 +15,10 @@ session = Entity(
     value_type=ValueType.INT64,
     description="One chat session between a customer and the assistant; predictions are made at its end.",
 )
+
+offer = Entity(
+    name="offer",
+    join_keys=["offer_id"],
+    value_type=ValueType.INT64,
+    description="An offer the assistant can show in a session's ranked slate (the ranking models' items).",
+)

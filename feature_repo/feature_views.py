@@ -2,8 +2,13 @@
 
 from datetime import timedelta
 
-from data_sources import customer_activity_source, customer_profile_source, session_stats_source
-from entities import customer, session
+from data_sources import (
+    customer_activity_source,
+    customer_profile_source,
+    offers_source,
+    session_stats_source,
+)
+from entities import customer, offer, session
 from feast import FeatureView, Field
 from feast.types import Float64, Int64, String
 
@@ -52,4 +57,18 @@ session_stats_fv = FeatureView(
     source=session_stats_source,
     online=True,
     tags={"owner": "growth-ml", "cadence": "per-session"},
+)
+
+offer_fv = FeatureView(
+    name="offer_fv",
+    entities=[offer],
+    ttl=timedelta(0),  # Feast: 0 = never expires; an offer's attributes hold until a new row replaces them
+    schema=[
+        Field(name="offer_category", dtype=String),
+        Field(name="offer_tier", dtype=String),
+        Field(name="offer_price_usd", dtype=Float64),
+    ],
+    source=offers_source,
+    online=True,
+    tags={"owner": "growth-ml", "cadence": "on-change"},
 )

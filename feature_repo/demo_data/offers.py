@@ -52,7 +52,8 @@ TAKE_UP_OFFSET = 1.5
 BELIEF_NOISE_SD = 0.5  # how far the logging policy's popularity is from the offers' true quality
 CHUNK = 50_000  # sessions per vectorised draw (memory: CHUNK x catalogue floats)
 
-OFFER_COLUMNS = ["offer_id", "category", "plan_tier", "price_usd", "event_timestamp", "created"]
+# Column names unique across the feature views (a feature service joins them side by side).
+OFFER_COLUMNS = ["offer_id", "offer_category", "offer_tier", "offer_price_usd", "event_timestamp", "created"]
 IMPRESSION_COLUMNS = [
     "impression_id",
     "session_id",
@@ -73,9 +74,9 @@ def draw_catalogue(config: GeneratorConfig, rng: np.random.Generator) -> tuple[p
     offers = pd.DataFrame(
         {
             "offer_id": np.arange(1, size + 1, dtype="int64"),
-            "category": np.asarray(OFFER_CATEGORIES, dtype=object)[categories],
-            "plan_tier": np.asarray(PLAN_TIERS, dtype=object)[tiers],
-            "price_usd": np.round(rng.lognormal(np.log(50.0), 0.8, size) * (1 + tiers), 2),
+            "offer_category": np.asarray(OFFER_CATEGORIES, dtype=object)[categories],
+            "offer_tier": np.asarray(PLAN_TIERS, dtype=object)[tiers],
+            "offer_price_usd": np.round(rng.lognormal(np.log(50.0), 0.8, size) * (1 + tiers), 2),
             "event_timestamp": pd.DatetimeIndex([pd.Timestamp(config.start)] * size),
         }
     )
@@ -86,14 +87,14 @@ def draw_catalogue(config: GeneratorConfig, rng: np.random.Generator) -> tuple[p
 def relevance_logits(sessions: pd.DataFrame, offers: pd.DataFrame, quality: np.ndarray, ref: Reference):
     """[sessions, offers] noiseless relevance logits (module docstring)."""
     z = ((transform(sessions) - ref.mean) / ref.std).fillna(0.0)
-    category = offers["category"].to_numpy()
+    category = offers["offer_category"].to_numpy()
     logits = np.tile(BASE_LOGIT + quality, (len(sessions), 1))
     for name, (feature, weight) in INTEREST.items():
         logits[:, category == name] += weight * z[feature].to_numpy()[:, None]
     tier_index = {tier: index for index, tier in enumerate(PLAN_TIERS)}
     # A session before the customer's first profile snapshot has no plan yet: read as the lowest.
     customer_tier = sessions["plan_tier"].map(tier_index).fillna(0).to_numpy()
-    offer_tier = offers["plan_tier"].map(tier_index).to_numpy()
+    offer_tier = offers["offer_tier"].map(tier_index).to_numpy()
     gap = np.maximum(0, offer_tier[None, :] - customer_tier[:, None])
     return logits - PLAN_GAP_PENALTY * gap
 

@@ -50,7 +50,7 @@ SCHEMA = {
     "pricing_messages:i event_timestamp:t created:t",
     "conversions": "session_id:i customer_id:i event_timestamp:t converted:i label_timestamp:t",
     "messages": "message_id:i session_id:i customer_id:i event_timestamp:t text:s intent:s",
-    "offers": "offer_id:i category:s plan_tier:s price_usd:f event_timestamp:t created:t",
+    "offers": "offer_id:i offer_category:s offer_tier:s offer_price_usd:f event_timestamp:t created:t",
     "offer_impressions": "impression_id:i session_id:i customer_id:i offer_id:i position:i clicked:i "
     "relevance:i event_timestamp:t",
 }

@@ -36,7 +36,7 @@ def world() -> dict[str, pd.DataFrame]:
 
 def test_each_slate_is_a_ranked_list_of_known_offers(world) -> None:
     impressions, offers, stats = world["offer_impressions"], world["offers"], world["session_stats"]
-    assert impressions["impression_id"].is_unique and set(offers["category"]) == set(OFFER_CATEGORIES)
+    assert impressions["impression_id"].is_unique and set(offers["offer_category"]) == set(OFFER_CATEGORIES)
     slates = impressions.groupby("session_id")
     assert (
         slates["position"].apply(sorted)
@@ -66,8 +66,8 @@ def test_clicks_carry_position_bias(world) -> None:
 @pytest.mark.parametrize("category", OFFER_CATEGORIES)
 def test_clicks_follow_the_customers_interest(world, category) -> None:
     feature, _ = INTEREST[category]
-    shown = world["shown"].merge(world["offers"][["offer_id", "category"]], on="offer_id")
-    mine = shown[shown["category"] == category]
+    shown = world["shown"].merge(world["offers"][["offer_id", "offer_category"]], on="offer_id")
+    mine = shown[shown["offer_category"] == category]
     low, high = mine[feature].quantile([1 / 3, 2 / 3])
     rates = mine.groupby(
         np.where(mine[feature] >= high, "high", np.where(mine[feature] <= low, "low", "mid"))
@@ -88,16 +88,16 @@ def test_a_ranker_learns_what_popularity_cannot(world) -> None:
         gain=1 / (1 + np.exp(-truth[np.arange(len(shown)), shown["offer_id"].to_numpy() - 1]))
     )
     table = shown.merge(
-        offers[["offer_id", "category", "plan_tier", "price_usd"]], on="offer_id", suffixes=("", "_offer")
+        offers[["offer_id", "offer_category", "offer_tier", "offer_price_usd"]], on="offer_id"
     )
-    for column in ("category", "plan_tier", "plan_tier_offer"):
+    for column in ("offer_category", "offer_tier", "plan_tier"):
         table[column] = table[column].astype("category").cat.codes
     features = [
         *(f for f, _ in INTEREST.values()),
         "plan_tier",
-        "plan_tier_offer",
-        "category",
-        "price_usd",
+        "offer_tier",
+        "offer_category",
+        "offer_price_usd",
         "position",
     ]
     sessions = np.sort(table["session_id"].unique())

@@ -117,10 +117,37 @@ def _write_tables(data_dir) -> None:
             ),
         ]
     )
+    # Offer 7 is repriced on day 10: a slate shown before that reads the launch price.
+    offers = _frame(
+        [
+            dict(
+                offer_id=7,
+                offer_category="security",
+                offer_tier="pro",
+                offer_price_usd=90.0,
+                event_timestamp=T0,
+            ),
+            dict(
+                offer_id=7,
+                offer_category="security",
+                offer_tier="pro",
+                offer_price_usd=120.0,
+                event_timestamp=T0 + timedelta(days=10),
+            ),
+            dict(
+                offer_id=8,
+                offer_category="onboarding",
+                offer_tier="free",
+                offer_price_usd=0.0,
+                event_timestamp=T0,
+            ),
+        ]
+    )
     for name, table in (
         ("customer_profile", profile),
         ("customer_activity", activity),
         ("session_stats", sessions),
+        ("offers", offers),
     ):
         table.to_parquet(data_dir / f"{name}.parquet", index=False)
     manifest = {"start": (T0 - timedelta(days=1)).isoformat(), "end": (T0 + timedelta(days=30)).isoformat()}
@@ -255,3 +282,19 @@ def test_a_broken_config_is_rejected_by_feast(tmp_path):
     broken.write_text("project: p\nprovider: local\nonline_store:\n  type: sqlite\n  pathh: x\n")
     with pytest.raises(FeastConfigError, match="pathh"):
         load_repo_config(tmp_path, broken)
+
+
+def test_offer_features_join_by_offer_id_point_in_time_and_never_expire(feature_store):
+    refs = ["offer_fv:offer_category", "offer_fv:offer_tier", "offer_fv:offer_price_usd"]
+    shown = pd.DataFrame(
+        {
+            "offer_id": [7, 7, 8],
+            "event_timestamp": [T0 + timedelta(days=3), T0 + timedelta(days=12), T0 + timedelta(days=25)],
+        }
+    )
+    offline = feature_store.get_historical_features(entity_df=shown, features=refs).to_df()
+    offline = offline.sort_values(["offer_id", "event_timestamp"]).reset_index(drop=True)
+    assert offline["offer_price_usd"].tolist() == [90.0, 120.0, 0.0]  # the reprice is not read before it
+    assert offline["offer_category"].tolist() == ["security", "security", "onboarding"]  # 25 days: no TTL
+    online = feature_store.get_online_features(features=refs, entity_rows=[{"offer_id": 7}]).to_dict()
+    assert online["offer_price_usd"] == [120.0] and online["offer_tier"] == ["pro"]
