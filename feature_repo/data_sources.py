@@ -33,3 +33,6 @@ customer_activity_source = parquet_source(
 )
 session_stats_source = parquet_source("session_stats", "One row per chat session, stamped at its end.")
 offers_source = parquet_source("offers", "The offers catalogue: one row per offer, stamped at its launch.")
+customer_offer_activity_source = parquet_source(
+    "customer_offer_activity", "Weekly: each customer's offer impressions and clicks per category, 30 days."
+)

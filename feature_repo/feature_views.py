@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from data_sources import (
     customer_activity_source,
+    customer_offer_activity_source,
     customer_profile_source,
     offers_source,
     session_stats_source,
@@ -11,6 +12,8 @@ from data_sources import (
 from entities import customer, offer, session
 from feast import FeatureView, Field
 from feast.types import Float64, Int64, String
+
+from feature_repo.demo_data.offers import offer_activity_columns
 
 customer_profile_fv = FeatureView(
     name="customer_profile_fv",
@@ -71,4 +74,14 @@ offer_fv = FeatureView(
     source=offers_source,
     online=True,
     tags={"owner": "growth-ml", "cadence": "on-change"},
+)
+
+customer_offer_activity_fv = FeatureView(
+    name="customer_offer_activity_fv",
+    entities=[customer],
+    ttl=timedelta(days=14),  # weekly snapshots: one missed refresh is tolerated, two are not
+    schema=[Field(name=name, dtype=Int64) for name in offer_activity_columns()],
+    source=customer_offer_activity_source,
+    online=True,
+    tags={"owner": "growth-ml", "cadence": "weekly"},
 )

@@ -26,6 +26,7 @@ TABLES = (
     "messages",
     "offers",
     "offer_impressions",
+    "customer_offer_activity",
 )
 
 ACTIVITY_FEATURES = (

@@ -9,7 +9,7 @@ from feature_repo.demo_data.config import INTENTS, TABLES, GeneratorConfig, stre
 from feature_repo.demo_data.customers import draw_customers, profile_snapshots
 from feature_repo.demo_data.drift import apply_covariate_drift
 from feature_repo.demo_data.labels import draw_conversions, point_in_time_features, reference
-from feature_repo.demo_data.offers import draw_catalogue, draw_impressions
+from feature_repo.demo_data.offers import customer_offer_activity, draw_catalogue, draw_impressions
 from feature_repo.demo_data.sessions import draw_messages, draw_sessions
 from feature_repo.demo_data.texts import render_texts
 
@@ -41,11 +41,13 @@ def generate(config: GeneratorConfig | None = None) -> dict[str, pd.DataFrame]:
     conversions = draw_conversions(seen, ref, config.drift, rng["labels"])
     offers, quality = draw_catalogue(config, rng["offers"])
     impressions = draw_impressions(seen, offers, quality, ref, rng["offers"])
+    offer_activity = customer_offer_activity(impressions, offers, config, rng["offers"])
     tables = {
         **drifted,
         "conversions": conversions,
         "messages": messages,
         "offers": offers,
         "offer_impressions": impressions,
+        "customer_offer_activity": offer_activity,
     }
     return {name: tables[name] for name in TABLES}

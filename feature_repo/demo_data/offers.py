@@ -140,3 +140,42 @@ def _slates(sessions, offers, quality, belief, ref, rng) -> pd.DataFrame:
             "event_timestamp": pd.DatetimeIndex(sessions["event_timestamp"]).repeat(k),
         }
     )
+
+
+ACTIVITY_WINDOW_DAYS = 30
+SNAPSHOT_EVERY_DAYS = 7
+
+
+def offer_activity_columns() -> list[str]:
+    """Per category: the customer's offer impressions and clicks over the last 30 days (wide, so one
+    customer row holds them all and an on-demand view picks the shown offer's category)."""
+    return [f"{kind}_30d_{category}" for category in OFFER_CATEGORIES for kind in ("impressions", "clicks")]
+
+
+def customer_offer_activity(
+    impressions: pd.DataFrame, offers: pd.DataFrame, config: GeneratorConfig, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Weekly snapshots, for every customer shown a slate before the snapshot, of
+    `offer_activity_columns()`: counts of the impressions stamped in the 30 days before the snapshot time
+    (strictly before: a session at exactly that time must not read its own clicks)."""
+    category = impressions["offer_id"].map(offers.set_index("offer_id")["offer_category"])
+    frame = impressions[["customer_id", "clicked", "event_timestamp"]].assign(category=category)
+    window = pd.Timedelta(days=ACTIVITY_WINDOW_DAYS)
+    parts = []
+    for at in pd.date_range(config.start, config.end, freq=f"{SNAPSHOT_EVERY_DAYS}D", inclusive="left"):
+        before = frame[frame["event_timestamp"] < at]
+        recent = before[before["event_timestamp"] >= at - window]
+        grouped = recent.groupby(["customer_id", "category"])["clicked"]
+        counts = pd.concat({"impressions": grouped.size(), "clicks": grouped.sum()}, axis=1).unstack(
+            "category"
+        )
+        snapshot = pd.DataFrame({"customer_id": np.sort(before["customer_id"].unique())})
+        for category_name in OFFER_CATEGORIES:
+            for kind in ("impressions", "clicks"):
+                values = counts.get((kind, category_name), pd.Series(dtype="int64"))
+                snapshot[f"{kind}_30d_{category_name}"] = snapshot["customer_id"].map(values).fillna(0)
+        parts.append(snapshot.assign(event_timestamp=at))
+    columns = ["customer_id", *offer_activity_columns()]
+    out = pd.concat(parts, ignore_index=True).astype(dict.fromkeys(columns, "int64"))
+    out["created"] = out["event_timestamp"] + ingestion_lag(rng, len(out))
+    return out[[*columns, "event_timestamp", "created"]]

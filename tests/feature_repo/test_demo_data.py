@@ -23,6 +23,7 @@ from feature_repo.demo_data.__main__ import main
 from feature_repo.demo_data.config import INTENTS, TABLES, DriftSpec, GeneratorConfig
 from feature_repo.demo_data.drift import apply_covariate_drift
 from feature_repo.demo_data.generate import generate
+from feature_repo.demo_data.offers import OFFER_CATEGORIES
 from feature_repo.demo_data.writer import write_tables
 
 CUSTOMERS = 150
@@ -53,6 +54,9 @@ SCHEMA = {
     "offers": "offer_id:i offer_category:s offer_tier:s offer_price_usd:f event_timestamp:t created:t",
     "offer_impressions": "impression_id:i session_id:i customer_id:i offer_id:i position:i clicked:i "
     "relevance:i event_timestamp:t",
+    "customer_offer_activity": "customer_id:i "
+    + " ".join(f"{kind}_30d_{c}:i" for c in OFFER_CATEGORIES for kind in ("impressions", "clicks"))
+    + " event_timestamp:t created:t",
 }
 
 

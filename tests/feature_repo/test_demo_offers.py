@@ -117,3 +117,22 @@ def test_a_ranker_learns_what_popularity_cannot(world) -> None:
         )
 
     assert ndcg("model") > ndcg("popularity") + 0.08, (ndcg("model"), ndcg("popularity"))
+
+
+def test_customer_offer_activity_counts_the_30_days_before_each_snapshot(world) -> None:
+    activity, impressions = world["customer_offer_activity"], world["offer_impressions"]
+    category = impressions["offer_id"].map(world["offers"].set_index("offer_id")["offer_category"])
+    rows = activity.sample(40, random_state=0)
+    for _, row in rows.iterrows():
+        at = row["event_timestamp"]
+        mine = impressions[
+            (impressions["customer_id"] == row["customer_id"])
+            & (impressions["event_timestamp"] < at)  # strictly before: no session reads its own clicks
+            & (impressions["event_timestamp"] >= at - pd.Timedelta(days=30))
+        ]
+        for name in OFFER_CATEGORIES:
+            shown = mine[category[mine.index] == name]
+            assert row[f"impressions_30d_{name}"] == len(shown)
+            assert row[f"clicks_30d_{name}"] == shown["clicked"].sum()
+    assert (activity.groupby("event_timestamp").size() > 0).all()
+    assert activity[[c for c in activity if c.startswith("clicks_")]].to_numpy().sum() > 0

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from feature_repo import store
+from feature_repo.demo_data.offers import OFFER_CATEGORIES
 from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -21,6 +22,15 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["created"] = frame.get("created", frame["event_timestamp"] + timedelta(minutes=5))
     return frame
+
+
+def _offer_counts(**seen: tuple[int, int]) -> dict[str, int]:
+    """The wide per-category columns: (impressions, clicks) for the named categories, 0 for the others."""
+    counts = {}
+    for category in OFFER_CATEGORIES:
+        impressions, clicks = seen.get(category, (0, 0))
+        counts |= {f"impressions_30d_{category}": impressions, f"clicks_30d_{category}": clicks}
+    return counts
 
 
 def _write_tables(data_dir) -> None:
@@ -143,11 +153,23 @@ def _write_tables(data_dir) -> None:
             ),
         ]
     )
+    # Customer 1's offer activity, weekly: security offers seen 4 times, clicked once, by day 7.
+    offer_activity = _frame(
+        [
+            dict(customer_id=1, **_offer_counts(security=(2, 0)), event_timestamp=T0),
+            dict(
+                customer_id=1,
+                **_offer_counts(security=(4, 1), onboarding=(3, 3)),
+                event_timestamp=T0 + timedelta(days=7),
+            ),
+        ]
+    )
     for name, table in (
         ("customer_profile", profile),
         ("customer_activity", activity),
         ("session_stats", sessions),
         ("offers", offers),
+        ("customer_offer_activity", offer_activity),
     ):
         table.to_parquet(data_dir / f"{name}.parquet", index=False)
     manifest = {"start": (T0 - timedelta(days=1)).isoformat(), "end": (T0 + timedelta(days=30)).isoformat()}
@@ -298,3 +320,30 @@ def test_offer_features_join_by_offer_id_point_in_time_and_never_expire(feature_
     assert offline["offer_category"].tolist() == ["security", "security", "onboarding"]  # 25 days: no TTL
     online = feature_store.get_online_features(features=refs, entity_rows=[{"offer_id": 7}]).to_dict()
     assert online["offer_price_usd"] == [120.0] and online["offer_tier"] == ["pro"]
+
+
+def test_customer_by_category_offer_features_pick_the_shown_offers_category(feature_store):
+    refs = [f"offer_affinity_odfv:{name}" for name in ("category_impressions_30d", "category_clicks_30d")]
+    refs.append("offer_affinity_odfv:category_click_rate_30d")
+    pairs = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2],
+            "offer_id": [7, 7, 8, 7],
+            "event_timestamp": [
+                T0 + timedelta(days=3),
+                T0 + timedelta(days=9),
+                T0 + timedelta(days=9),
+                T0 + timedelta(days=9),
+            ],
+        }
+    )
+    offline = feature_store.get_historical_features(entity_df=pairs, features=refs).to_df()
+    offline = offline.sort_values(["customer_id", "event_timestamp", "offer_id"]).reset_index(drop=True)
+    # Day 3 reads the day-0 snapshot (security 2 / 0), day 9 the day-7 one; customer 2 has none: zeros.
+    assert offline["category_impressions_30d"].tolist() == [2, 4, 3, 0]
+    assert offline["category_clicks_30d"].tolist() == [0, 1, 3, 0]
+    assert offline["category_click_rate_30d"].tolist() == pytest.approx([0.0, 0.25, 1.0, 0.0])
+    online = feature_store.get_online_features(
+        features=refs, entity_rows=[{"customer_id": 1, "offer_id": 7}, {"customer_id": 1, "offer_id": 8}]
+    ).to_dict()
+    assert online["category_impressions_30d"] == [4, 3] and online["category_clicks_30d"] == [1, 3]

@@ -7,7 +7,13 @@ import pandas as pd
 
 # The demo's feature views (feature_repo/feature_views.py) by name: tests of the demo materialize only these,
 # so a user's view beside them (whose table a test's temporary home lacks) turns none of them red.
-DEMO_FEATURE_VIEWS = ("customer_profile_fv", "customer_activity_fv", "session_stats_fv", "offer_fv")
+DEMO_FEATURE_VIEWS = (
+    "customer_profile_fv",
+    "customer_activity_fv",
+    "session_stats_fv",
+    "offer_fv",
+    "customer_offer_activity_fv",
+)
 
 # The feature views' TTLs: an older snapshot is no feature at all.
 PROFILE_TTL = pd.Timedelta(days=14)
