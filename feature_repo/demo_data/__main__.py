@@ -16,6 +16,7 @@ from feature_repo.demo_data.config import (
     DEFAULT_END,
     DEFAULT_START,
     DRIFTABLE_FEATURES,
+    OFFER_CATEGORIES,
     TABLES,
     DriftSpec,
     GeneratorConfig,
@@ -47,12 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MAG",
         help="scale the pricing effect by 1 - 2*MAG (1 flips it)",
     )
+    parser.add_argument(
+        "--popularity-drift",
+        metavar="CAT[,CAT]",
+        help="offers of these categories become --drift-magnitude more appealing; one of: "
+        + ", ".join(OFFER_CATEGORIES),
+    )
+    parser.add_argument(
+        "--new-offers",
+        metavar="CAT[,CAT]",
+        help="launch --new-offers-count new, well-liked offers per category at --drift-start",
+    )
+    parser.add_argument("--new-offers-count", type=int, default=2, help="new offers per category (default 2)")
     parser.add_argument("--drift-start", help="when drift begins (default: midway between start and end)")
     parser.add_argument(
         "--drift-magnitude",
         type=float,
         default=1.0,
-        help="covariate shift in standard deviations (default 1)",
+        help="covariate shift in standard deviations, or popularity shift in relevance logits (default 1)",
     )
     parser.add_argument("--force", action="store_true", help="regenerate even when the data is up to date")
     return parser
@@ -62,13 +75,20 @@ def _drift_specs(args: argparse.Namespace, start: datetime, end: datetime) -> tu
     when = as_utc(args.drift_start) if args.drift_start else start + (end - start) / 2
     specs = []
     if args.covariate_drift:
-        features = tuple(name.strip() for name in args.covariate_drift.split(",") if name.strip())
-        specs.append(DriftSpec("covariate", when, features, args.drift_magnitude))
+        specs.append(DriftSpec("covariate", when, _names(args.covariate_drift), args.drift_magnitude))
     if args.label_drift is not None:
         specs.append(DriftSpec("label", when, (), args.label_drift))
     if args.concept_drift is not None:
         specs.append(DriftSpec("concept", when, (), args.concept_drift))
+    if args.popularity_drift:
+        specs.append(DriftSpec("popularity", when, _names(args.popularity_drift), args.drift_magnitude))
+    if args.new_offers:
+        specs.append(DriftSpec("new_offers", when, _names(args.new_offers), args.new_offers_count))
     return tuple(specs)
+
+
+def _names(flag: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in flag.split(",") if name.strip())
 
 
 def config_from_args(args: argparse.Namespace) -> GeneratorConfig:
@@ -84,7 +104,7 @@ def summary_lines(manifest: dict) -> list[str]:
     for name in TABLES:
         entry = manifest["tables"][name]
         span = entry["event_timestamp"]
-        lines.append(f"{name:<18} {entry['rows']:>9,} rows  {span['min']} .. {span['max']}")
+        lines.append(f"{name:<24} {entry['rows']:>9,} rows  {span['min']} .. {span['max']}")
     return lines
 
 

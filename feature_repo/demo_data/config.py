@@ -17,7 +17,9 @@ import pandas as pd
 PLAN_TIERS = ("free", "starter", "pro", "enterprise")
 REGIONS = ("emea", "amer", "apac")
 INTENTS = ("pricing", "demo_request", "technical_support", "billing", "cancellation", "general")
-DRIFT_KINDS = ("covariate", "label", "concept")
+OFFER_CATEGORIES = ("pricing_guide", "integration", "security", "onboarding", "analytics", "support_plan")
+DRIFT_KINDS = ("covariate", "label", "concept", "popularity", "new_offers")
+OFFER_DRIFT_KINDS = ("popularity", "new_offers")  # their `features` are offer categories
 TABLES = (
     "customer_profile",
     "customer_activity",
@@ -71,6 +73,10 @@ class DriftSpec:
     label: the conversion logit's intercept moves by `magnitude`; features are untouched.
     concept: the label weights of `features` (default: pricing_messages) are multiplied by
         `1 - 2 * magnitude`, so magnitude 1 flips their sign; features are untouched.
+    popularity: offers of the categories in `features` become `magnitude` (a relevance logit) more
+        appealing to everyone; the logging policy does not know it.
+    new_offers: `magnitude` new offers per category in `features` launch at `start`, well liked and
+        unknown to the logging policy.
     """
 
     kind: str
@@ -85,6 +91,16 @@ class DriftSpec:
         object.__setattr__(self, "magnitude", float(self.magnitude))
         if not math.isfinite(self.magnitude):
             raise ValueError(f"drift magnitude must be finite, got {self.magnitude!r}")
+        if self.kind in OFFER_DRIFT_KINDS:
+            if not self.features:
+                raise ValueError(f"{self.kind} drift needs offer categories: {', '.join(OFFER_CATEGORIES)}")
+            for name in self.features:
+                _one_of("offer category", name, OFFER_CATEGORIES)
+            if self.kind == "new_offers" and not (self.magnitude >= 1 and self.magnitude.is_integer()):
+                raise ValueError(
+                    f"new_offers drift launches a whole number of offers, got {self.magnitude!r}"
+                )
+            return
         if self.kind == "label" and self.features:
             raise ValueError(f"label drift takes no features, got {', '.join(self.features)}")
         if self.kind == "covariate" and not self.features:

@@ -40,7 +40,7 @@ def generate(config: GeneratorConfig | None = None) -> dict[str, pd.DataFrame]:
     )
     conversions = draw_conversions(seen, ref, config.drift, rng["labels"])
     offers, quality = draw_catalogue(config, rng["offers"])
-    impressions = draw_impressions(seen, offers, quality, ref, rng["offers"])
+    impressions = draw_impressions(seen, offers, quality, ref, rng["offers"], config.drift)
     offer_activity = customer_offer_activity(impressions, offers, config, rng["offers"])
     tables = {
         **drifted,

@@ -24,11 +24,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from feature_repo.demo_data.config import PLAN_TIERS, GeneratorConfig
+from feature_repo.demo_data.config import OFFER_CATEGORIES, PLAN_TIERS, DriftSpec, GeneratorConfig
 from feature_repo.demo_data.labels import Reference, transform
 from feature_repo.demo_data.timeline import ingestion_lag, sigmoid
 
-OFFER_CATEGORIES = ("pricing_guide", "integration", "security", "onboarding", "analytics", "support_plan")
 # The category's interest: which session feature drives it, and how strongly.
 # Strong enough that a ranker reading customer and offer features beats popularity clearly (NDCG@5 against
 # the true relevance, tests/feature_repo/test_demo_offers.py): the customer's interest outweighs quality.
@@ -50,6 +49,7 @@ POSITION_BIAS = 1.0
 CLICK_NOISE_SD = 0.5
 TAKE_UP_OFFSET = 1.5
 BELIEF_NOISE_SD = 0.5  # how far the logging policy's popularity is from the offers' true quality
+NEW_OFFER_QUALITY = 0.8  # new offers (drift `new_offers`) are well liked on average
 CHUNK = 50_000  # sessions per vectorised draw (memory: CHUNK x catalogue floats)
 
 # Column names unique across the feature views (a feature service joins them side by side).
@@ -67,30 +67,56 @@ IMPRESSION_COLUMNS = [
 
 
 def draw_catalogue(config: GeneratorConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
-    """The offers (launched at `config.start`) and their latent quality, which no table shows."""
+    """The offers and their latent quality, which no table shows: OFFERS_PER_CATEGORY per category
+    launched at `config.start`, and those of `new_offers` drift launched at its start."""
     categories = np.repeat(np.arange(len(OFFER_CATEGORIES)), OFFERS_PER_CATEGORY)
+    launched = [pd.Timestamp(config.start)] * len(categories)
     size = len(categories)
     tiers = rng.integers(0, len(PLAN_TIERS), size)
+    prices = rng.lognormal(np.log(50.0), 0.8, size)
+    lag = ingestion_lag(rng, size)
+    quality = rng.normal(0.0, QUALITY_SD, size)
+    for spec in _of_kind(config.drift, "new_offers"):  # drawn after the base catalogue: it stays the same
+        new = np.repeat([OFFER_CATEGORIES.index(name) for name in spec.features], int(spec.magnitude))
+        categories = np.concatenate([categories, new])
+        launched += [pd.Timestamp(spec.start)] * len(new)
+        tiers = np.concatenate([tiers, rng.integers(0, len(PLAN_TIERS), len(new))])
+        prices = np.concatenate([prices, rng.lognormal(np.log(50.0), 0.8, len(new))])
+        lag = lag.append(ingestion_lag(rng, len(new)))
+        quality = np.concatenate([quality, rng.normal(NEW_OFFER_QUALITY, QUALITY_SD, len(new))])
     offers = pd.DataFrame(
         {
-            "offer_id": np.arange(1, size + 1, dtype="int64"),
+            "offer_id": np.arange(1, len(categories) + 1, dtype="int64"),
             "offer_category": np.asarray(OFFER_CATEGORIES, dtype=object)[categories],
             "offer_tier": np.asarray(PLAN_TIERS, dtype=object)[tiers],
-            "offer_price_usd": np.round(rng.lognormal(np.log(50.0), 0.8, size) * (1 + tiers), 2),
-            "event_timestamp": pd.DatetimeIndex([pd.Timestamp(config.start)] * size),
+            "offer_price_usd": np.round(prices * (1 + tiers), 2),
+            "event_timestamp": pd.DatetimeIndex(launched),
         }
     )
-    offers["created"] = offers["event_timestamp"] + ingestion_lag(rng, size)  # a feature source's column
-    return offers[OFFER_COLUMNS], rng.normal(0.0, QUALITY_SD, size)
+    offers["created"] = offers["event_timestamp"] + lag  # a feature source's column
+    return offers[OFFER_COLUMNS], quality
 
 
-def relevance_logits(sessions: pd.DataFrame, offers: pd.DataFrame, quality: np.ndarray, ref: Reference):
-    """[sessions, offers] noiseless relevance logits (module docstring)."""
+def _of_kind(specs: tuple[DriftSpec, ...], kind: str) -> list[DriftSpec]:
+    return [spec for spec in specs if spec.kind == kind]
+
+
+def relevance_logits(
+    sessions: pd.DataFrame,
+    offers: pd.DataFrame,
+    quality: np.ndarray,
+    ref: Reference,
+    drift: tuple[DriftSpec, ...] = (),
+) -> np.ndarray:
+    """[sessions, offers] noiseless relevance logits (module docstring), `popularity` drift included."""
     z = ((transform(sessions) - ref.mean) / ref.std).fillna(0.0)
     category = offers["offer_category"].to_numpy()
     logits = np.tile(BASE_LOGIT + quality, (len(sessions), 1))
     for name, (feature, weight) in INTEREST.items():
         logits[:, category == name] += weight * z[feature].to_numpy()[:, None]
+    for spec in _of_kind(drift, "popularity"):
+        after = (sessions["event_timestamp"] >= pd.Timestamp(spec.start)).to_numpy()
+        logits[np.ix_(after, np.isin(category, spec.features))] += spec.magnitude
     tier_index = {tier: index for index, tier in enumerate(PLAN_TIERS)}
     # A session before the customer's first profile snapshot has no plan yet: read as the lowest.
     customer_tier = sessions["plan_tier"].map(tier_index).fillna(0).to_numpy()
@@ -105,29 +131,35 @@ def draw_impressions(
     quality: np.ndarray,
     ref: Reference,
     rng: np.random.Generator,
+    drift: tuple[DriftSpec, ...] = (),
 ) -> pd.DataFrame:
-    """A slate of SLATE_SIZE offers for SLATE_SHARE of `sessions` (point-in-time features, as the
-    conversion label reads them), with positions, clicks and graded relevance."""
+    """A slate of SLATE_SIZE offers launched by then for SLATE_SHARE of `sessions` (point-in-time
+    features, as the conversion label reads them), with positions, clicks and graded relevance."""
     shown = sessions[rng.random(len(sessions)) < SLATE_SHARE].reset_index(drop=True)
     belief = quality + rng.normal(0.0, BELIEF_NOISE_SD, len(quality))
+    base = offers["event_timestamp"] == offers["event_timestamp"].min()
+    belief[~base.to_numpy()] = belief[base.to_numpy()].mean()  # the policy knows nothing of new offers
     parts = [
-        _slates(shown.iloc[start : start + CHUNK], offers, quality, belief, ref, rng)
+        _slates(shown.iloc[start : start + CHUNK], offers, quality, belief, ref, rng, drift)
         for start in range(0, len(shown), CHUNK)
-    ]
-    frame = (
-        pd.concat(parts, ignore_index=True) if parts else _slates(shown, offers, quality, belief, ref, rng)
-    )
+    ] or [_slates(shown, offers, quality, belief, ref, rng, drift)]
+    frame = pd.concat(parts, ignore_index=True)
     frame.insert(0, "impression_id", np.arange(1, len(frame) + 1, dtype="int64"))
     return frame[IMPRESSION_COLUMNS]
 
 
-def _slates(sessions, offers, quality, belief, ref, rng) -> pd.DataFrame:
+def _slates(sessions, offers, quality, belief, ref, rng, drift) -> pd.DataFrame:
     n, k = len(sessions), min(SLATE_SIZE, len(offers))
-    order = np.argsort(-(belief[None, :] + rng.gumbel(size=(n, len(offers)))), axis=1)[:, :k]
-    logits = np.take_along_axis(relevance_logits(sessions, offers, quality, ref), order, axis=1)
+    launched = (
+        offers["event_timestamp"].to_numpy()[None, :] <= sessions["event_timestamp"].to_numpy()[:, None]
+    )
+    score = np.where(launched, belief[None, :] + rng.gumbel(size=(n, len(offers))), -np.inf)
+    order = np.argsort(-score, axis=1, kind="stable")[:, :k]
+    logits = np.take_along_axis(relevance_logits(sessions, offers, quality, ref, drift), order, axis=1)
     positions = np.tile(np.arange(1, k + 1), (n, 1))
     examined = rng.random((n, k)) < 1.0 / positions**POSITION_BIAS
-    clicked = examined & (rng.random((n, k)) < sigmoid(logits + rng.normal(0.0, CLICK_NOISE_SD, (n, k))))
+    noise = rng.normal(0.0, CLICK_NOISE_SD, (n, k))
+    clicked = examined & (rng.random((n, k)) < sigmoid(logits + noise))
     taken = clicked & (rng.random((n, k)) < sigmoid(logits - TAKE_UP_OFFSET))
     return pd.DataFrame(
         {

@@ -20,10 +20,9 @@ from sklearn.preprocessing import StandardScaler
 
 from core.paths import REPO_ROOT
 from feature_repo.demo_data.__main__ import main
-from feature_repo.demo_data.config import INTENTS, TABLES, DriftSpec, GeneratorConfig
+from feature_repo.demo_data.config import INTENTS, OFFER_CATEGORIES, TABLES, DriftSpec, GeneratorConfig
 from feature_repo.demo_data.drift import apply_covariate_drift
 from feature_repo.demo_data.generate import generate
-from feature_repo.demo_data.offers import OFFER_CATEGORIES
 from feature_repo.demo_data.writer import write_tables
 
 CUSTOMERS = 150

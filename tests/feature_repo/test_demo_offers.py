@@ -9,12 +9,12 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import ndcg_score
 
-from feature_repo.demo_data.config import GeneratorConfig, streams
+from feature_repo.demo_data.__main__ import build_parser, config_from_args
+from feature_repo.demo_data.config import OFFER_CATEGORIES, DriftSpec, GeneratorConfig, streams
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.labels import point_in_time_features, reference
 from feature_repo.demo_data.offers import (
     INTEREST,
-    OFFER_CATEGORIES,
     SLATE_SHARE,
     SLATE_SIZE,
     draw_catalogue,
@@ -136,3 +136,75 @@ def test_customer_offer_activity_counts_the_30_days_before_each_snapshot(world) 
             assert row[f"clicks_30d_{name}"] == shown["clicked"].sum()
     assert (activity.groupby("event_timestamp").size() > 0).all()
     assert activity[[c for c in activity if c.startswith("clicks_")]].to_numpy().sum() > 0
+
+
+DRIFT_AT = CONFIG.start + (CONFIG.end - CONFIG.start) / 2
+
+
+def test_popularity_drift_raises_one_categorys_clicks_from_its_start_only(world) -> None:
+    drifted = generate(
+        GeneratorConfig(customers=300, drift=(DriftSpec("popularity", DRIFT_AT, ("security",), 2.0),))
+    )["offer_impressions"]
+    clean = world["offer_impressions"]
+    before = clean["event_timestamp"] < DRIFT_AT
+    pd.testing.assert_frame_equal(drifted[before], clean[before])  # the same draws: nothing before moves
+    security = set(world["offers"].loc[world["offers"]["offer_category"] == "security", "offer_id"])
+    after = ~before & clean["offer_id"].isin(security)
+    assert drifted.loc[after, "clicked"].mean() > 1.5 * clean.loc[after, "clicked"].mean()
+    others = ~before & ~clean["offer_id"].isin(security)
+    assert drifted.loc[others, "clicked"].mean() == pytest.approx(
+        clean.loc[others, "clicked"].mean(), rel=0.1
+    )
+
+
+def test_new_offers_launch_at_the_drift_start_and_are_shown_only_after_it() -> None:
+    tables = generate(
+        GeneratorConfig(
+            customers=300, drift=(DriftSpec("new_offers", DRIFT_AT, ("analytics", "security"), 3),)
+        )
+    )
+    offers, impressions = tables["offers"], tables["offer_impressions"]
+    new = offers[offers["event_timestamp"] == pd.Timestamp(DRIFT_AT)]
+    assert len(offers) == 48 + 6 and sorted(new["offer_category"]) == ["analytics"] * 3 + ["security"] * 3
+    shown = impressions[impressions["offer_id"].isin(new["offer_id"])]
+    assert len(shown) > 0 and (shown["event_timestamp"] >= pd.Timestamp(DRIFT_AT)).all()
+    old = impressions[
+        ~impressions["offer_id"].isin(new["offer_id"]) & (impressions["event_timestamp"] >= DRIFT_AT)
+    ]
+    assert shown["clicked"].mean() > old["clicked"].mean()  # well liked, unknown to the logging policy
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"kind": "popularity", "features": ()}, "popularity drift needs offer categories"),
+        ({"kind": "popularity", "features": ("toys",)}, "unknown offer category 'toys'"),
+        ({"kind": "new_offers", "features": ("security",), "magnitude": 1.5}, "a whole number of offers"),
+    ],
+)
+def test_bad_offer_drift_is_a_one_line_value_error(kwargs, named) -> None:
+    with pytest.raises(ValueError, match=named) as caught:
+        DriftSpec(start=DRIFT_AT, **kwargs)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_cli_flags_describe_offer_drift() -> None:
+    args = build_parser().parse_args(
+        [
+            "--popularity-drift",
+            "security, analytics",
+            "--drift-magnitude",
+            "1.5",
+            "--new-offers",
+            "onboarding",
+        ]
+    )
+    popularity, new = config_from_args(args).drift
+    assert (popularity.kind, popularity.features, popularity.magnitude) == (
+        "popularity",
+        ("security", "analytics"),
+        1.5,
+    )
+    assert (new.kind, new.features, new.magnitude) == ("new_offers", ("onboarding",), 2.0)
+    with pytest.raises(ValueError, match="unknown offer category 'toys'"):
+        config_from_args(build_parser().parse_args(["--new-offers", "toys"]))

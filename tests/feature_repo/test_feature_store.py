@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from feature_repo import store
-from feature_repo.demo_data.offers import OFFER_CATEGORIES
+from feature_repo.demo_data.config import OFFER_CATEGORIES
 from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
