@@ -1,0 +1,66 @@
+"""Ranking metrics per query, averaged over queries: NDCG@k, MAP@k, recall@k and MRR.
+
+    ranking_metrics(groups=sessions, relevance=labels, scores=model_scores, ks=(5, 10))
+    # {"ndcg_at_5": ..., "map_at_5": ..., "recall_at_5": ..., "ndcg_at_10": ..., ..., "mrr": ...}
+
+The computation is torchmetrics' (`torchmetrics.retrieval`), the maintained implementation of these
+definitions: NDCG with the graded relevance as the gain (as scikit-learn's `ndcg_score`), MAP, recall and
+MRR with any relevance above 0 as relevant. A query without a relevant item says nothing about the ranking
+and is left out of every mean (`empty_target_action="skip"`); `queries` counts those that were kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+RANK_CUTOFF_METRICS = ("ndcg", "map", "recall")
+
+
+def metric_names(ks: Sequence[int]) -> list[str]:
+    """The names `ranking_metrics` returns for these cut-offs, in order."""
+    return [f"{name}_at_{k}" for k in ks for name in RANK_CUTOFF_METRICS] + ["mrr"]
+
+
+def ranking_metrics(
+    groups: Sequence | np.ndarray,
+    relevance: Sequence[float] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    ks: Sequence[int] = (10,),
+) -> dict[str, float]:
+    """Each metric of `metric_names(ks)` averaged over the queries (`groups`: one id per row) that hold a
+    relevant row, plus `queries`, how many did. ValueError, naming the problem, on mismatched lengths,
+    a negative relevance, a non-finite score or a cut-off below 1."""
+    import torch
+    from torchmetrics.retrieval import RetrievalMAP, RetrievalMRR, RetrievalNormalizedDCG, RetrievalRecall
+
+    group_ids = np.unique(np.asarray(groups), return_inverse=True)[1]
+    gains = np.asarray(relevance, dtype=np.float64)
+    predicted = np.asarray(scores, dtype=np.float64)
+    if not len(group_ids) == len(gains) == len(predicted):
+        raise ValueError(
+            f"ranking metrics need one group, relevance and score per row: got {len(group_ids)}, "
+            f"{len(gains)} and {len(predicted)}"
+        )
+    if (gains < 0).any() or not np.isfinite(gains).all():
+        raise ValueError("ranking metrics: relevance must be finite and >= 0")
+    if not np.isfinite(predicted).all():
+        raise ValueError("ranking metrics: every score must be finite")
+    if any(k < 1 for k in ks):
+        raise ValueError(f"ranking metrics: cut-offs must be >= 1, got {list(ks)}")
+    relevant = gains > 0
+    queries = len(np.unique(group_ids[relevant]))
+    out: dict[str, float] = {"queries": float(queries)}
+    if queries == 0:
+        return out | dict.fromkeys(metric_names(ks), float("nan"))
+    index = torch.as_tensor(group_ids, dtype=torch.long)
+    preds = torch.as_tensor(predicted)
+    graded, binary = torch.as_tensor(gains), torch.as_tensor(relevant)
+    skip = {"empty_target_action": "skip"}
+    for k in ks:
+        out[f"ndcg_at_{k}"] = float(RetrievalNormalizedDCG(top_k=k, **skip)(preds, graded, indexes=index))
+        out[f"map_at_{k}"] = float(RetrievalMAP(top_k=k, **skip)(preds, binary, indexes=index))
+        out[f"recall_at_{k}"] = float(RetrievalRecall(top_k=k, **skip)(preds, binary, indexes=index))
+    out["mrr"] = float(RetrievalMRR(**skip)(preds, binary, indexes=index))
+    return out
