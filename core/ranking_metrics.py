@@ -64,3 +64,30 @@ def ranking_metrics(
         out[f"recall_at_{k}"] = float(RetrievalRecall(top_k=k, **skip)(preds, binary, indexes=index))
     out["mrr"] = float(RetrievalMRR(**skip)(preds, binary, indexes=index))
     return out
+
+
+def position_propensities(
+    items: Sequence | np.ndarray, positions: Sequence[int] | np.ndarray, clicked: Sequence[int] | np.ndarray
+) -> dict[int, float]:
+    """How likely a shown row is looked at, per position, relative to position 1, from logged clicks.
+
+    Needs slates whose positions were randomised (the same item shown at several positions): for each
+    position k, the click rate of each item at k over its rate at position 1, averaged over the items
+    shown at both with clicks at position 1 (weighted by their impressions at k). The inverse of these
+    is the weight that makes clicks at low positions count as much as they would at the top (inverse
+    propensity scoring). Position 1 is 1.0; a position with no comparable item is left out.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame({"item": np.asarray(items), "position": np.asarray(positions), "clicked": clicked})
+    if frame.empty or (frame["position"] < 1).any():
+        raise ValueError("position propensities need logged rows with positions >= 1")
+    rates = frame.groupby(["item", "position"])["clicked"].agg(["mean", "size"]).reset_index()
+    top = rates[(rates["position"] == 1) & (rates["mean"] > 0)].set_index("item")["mean"]
+    out = {1: 1.0}
+    for position, at in rates[rates["position"] > 1].groupby("position"):
+        both = at[at["item"].isin(top.index)]
+        if both["size"].sum() > 0:
+            ratio = both["mean"].to_numpy() / top[both["item"]].to_numpy()
+            out[int(position)] = float(np.average(ratio, weights=both["size"]))
+    return out

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
-from core.ranking_metrics import metric_names, ranking_metrics
+from core.ranking_metrics import metric_names, position_propensities, ranking_metrics
 
 # Two queries: q1 ranks (by score) its items with relevance 0, 2, 1; q2 ranks relevance 1, 0, 0, 1.
 GROUPS = ["q1", "q1", "q1", "q2", "q2", "q2", "q2"]
@@ -64,3 +64,20 @@ def test_a_query_without_a_relevant_item_is_left_out() -> None:
 def test_bad_input_is_a_one_line_value_error(groups, relevance, scores, ks, message) -> None:
     with pytest.raises(ValueError, match=message):
         ranking_metrics(groups, relevance, scores, ks=ks)
+
+
+def test_position_propensities_recover_the_demo_worlds_position_bias() -> None:
+    from feature_repo.demo_data.config import GeneratorConfig
+    from feature_repo.demo_data.generate import generate
+    from feature_repo.demo_data.offers import POSITION_BIAS, SLATE_SIZE
+
+    shown = generate(GeneratorConfig(customers=600))["offer_impressions"]
+    found = position_propensities(shown["offer_id"], shown["position"], shown["clicked"])
+    assert sorted(found) == list(range(1, SLATE_SIZE + 1))
+    for position, propensity in found.items():  # examined with probability 1 / position ** POSITION_BIAS
+        assert propensity == pytest.approx(1 / position**POSITION_BIAS, rel=0.25, abs=0.02), found
+
+
+def test_position_propensities_need_positions() -> None:
+    with pytest.raises(ValueError, match="positions >= 1"):
+        position_propensities([1, 2], [0, 1], [1, 0])
