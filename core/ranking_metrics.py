@@ -7,6 +7,10 @@ The computation is torchmetrics' (`torchmetrics.retrieval`), the maintained impl
 definitions: NDCG with the graded relevance as the gain (as scikit-learn's `ndcg_score`), MAP, recall and
 MRR with any relevance above 0 as relevant. A query without a relevant item says nothing about the ranking
 and is left out of every mean (`empty_target_action="skip"`); `queries` counts those that were kept.
+
+Position-bias-aware NDCG on logged clicks: divide each row's relevance by the propensity of the position it
+was shown at (`position_propensities`), so a click low in the logged slate, where few looked, counts as
+much as one at the top would (inverse propensity scoring; the binary metrics read relevance > 0 only).
 """
 
 from __future__ import annotations

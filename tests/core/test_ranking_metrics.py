@@ -81,3 +81,18 @@ def test_position_propensities_recover_the_demo_worlds_position_bias() -> None:
 def test_position_propensities_need_positions() -> None:
     with pytest.raises(ValueError, match="positions >= 1"):
         position_propensities([1, 2], [0, 1], [1, 0])
+
+
+def test_inverse_propensity_weights_count_a_click_low_in_the_slate_for_more() -> None:
+    # One slate: the logged order showed a clicked item 4th, where a quarter of users look.
+    groups, positions, clicked = ["s"] * 4, np.array([1, 2, 3, 4]), np.array([1, 0, 0, 1])
+    weighted = clicked * positions  # relevance / propensity, propensity 1 / position
+    logged, lifts_it = -positions, np.array([0.8, 0.1, 0.2, 0.9])  # the second ranks the 4th item first
+
+    def ndcg(relevance, scores) -> float:
+        return ranking_metrics(groups, relevance, scores, ks=(2,))["ndcg_at_2"]
+
+    assert ndcg(weighted, logged) < ndcg(clicked, logged)  # the logged order is judged less kindly
+    assert ndcg(weighted, lifts_it) == pytest.approx(1.0) and ndcg(weighted, lifts_it) > ndcg(
+        weighted, logged
+    )
