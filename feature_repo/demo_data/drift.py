@@ -31,7 +31,7 @@ BOUNDS = {
 DEFAULT_BOUNDS = (0.0, np.inf)
 
 
-def _of_kind(specs: Iterable[DriftSpec], kind: str) -> list[DriftSpec]:
+def of_kind(specs: Iterable[DriftSpec], kind: str) -> list[DriftSpec]:
     return [spec for spec in specs if spec.kind == kind]
 
 
@@ -51,7 +51,7 @@ def apply_covariate_drift(
     The standard deviation is the undrifted column's, so stacked specs add up predictably.
     """
     out = dict(tables)
-    for spec in _of_kind(specs, "covariate"):
+    for spec in of_kind(specs, "covariate"):
         for feature in spec.features:
             name = TABLE_OF[feature]
             if out[name] is tables[name]:
@@ -66,7 +66,7 @@ def apply_covariate_drift(
 def intercept_shift(times: pd.Series, specs: Iterable[DriftSpec]) -> np.ndarray:
     """Label drift: how far each row's conversion logit moves (0 before the drift starts)."""
     shift = np.zeros(len(times))
-    for spec in _of_kind(specs, "label"):
+    for spec in of_kind(specs, "label"):
         shift += np.where((times >= pd.Timestamp(spec.start)).to_numpy(), spec.magnitude, 0.0)
     return shift
 
@@ -74,7 +74,7 @@ def intercept_shift(times: pd.Series, specs: Iterable[DriftSpec]) -> np.ndarray:
 def weight_multipliers(times: pd.Series, specs: Iterable[DriftSpec]) -> dict[str, np.ndarray]:
     """Concept drift: per feature and row, the factor on that feature's label weight."""
     factors = {feature: np.ones(len(times)) for feature in LABEL_FEATURES}
-    for spec in _of_kind(specs, "concept"):
+    for spec in of_kind(specs, "concept"):
         after = (times >= pd.Timestamp(spec.start)).to_numpy()
         for feature in spec.label_features:
             factors[feature] = np.where(

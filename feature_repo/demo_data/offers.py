@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.demo_data.config import OFFER_CATEGORIES, PLAN_TIERS, DriftSpec, GeneratorConfig
+from feature_repo.demo_data.drift import of_kind
 from feature_repo.demo_data.labels import Reference, transform
 from feature_repo.demo_data.timeline import ingestion_lag, sigmoid
 
@@ -76,7 +77,7 @@ def draw_catalogue(config: GeneratorConfig, rng: np.random.Generator) -> tuple[p
     prices = rng.lognormal(np.log(50.0), 0.8, size)
     lag = ingestion_lag(rng, size)
     quality = rng.normal(0.0, QUALITY_SD, size)
-    for spec in _of_kind(config.drift, "new_offers"):  # drawn after the base catalogue: it stays the same
+    for spec in of_kind(config.drift, "new_offers"):  # drawn after the base catalogue: it stays the same
         new = np.repeat([OFFER_CATEGORIES.index(name) for name in spec.features], int(spec.magnitude))
         categories = np.concatenate([categories, new])
         launched += [pd.Timestamp(spec.start)] * len(new)
@@ -97,10 +98,6 @@ def draw_catalogue(config: GeneratorConfig, rng: np.random.Generator) -> tuple[p
     return offers[OFFER_COLUMNS], quality
 
 
-def _of_kind(specs: tuple[DriftSpec, ...], kind: str) -> list[DriftSpec]:
-    return [spec for spec in specs if spec.kind == kind]
-
-
 def relevance_logits(
     sessions: pd.DataFrame,
     offers: pd.DataFrame,
@@ -114,7 +111,7 @@ def relevance_logits(
     logits = np.tile(BASE_LOGIT + quality, (len(sessions), 1))
     for name, (feature, weight) in INTEREST.items():
         logits[:, category == name] += weight * z[feature].to_numpy()[:, None]
-    for spec in _of_kind(drift, "popularity"):
+    for spec in of_kind(drift, "popularity"):
         after = (sessions["event_timestamp"] >= pd.Timestamp(spec.start)).to_numpy()
         logits[np.ix_(after, np.isin(category, spec.features))] += spec.magnitude
     tier_index = {tier: index for index, tier in enumerate(PLAN_TIERS)}
