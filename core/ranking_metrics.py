@@ -53,6 +53,13 @@ def ranking_metrics(
         raise ValueError("ranking metrics: every score must be finite")
     if any(k < 1 for k in ks):
         raise ValueError(f"ranking metrics: cut-offs must be >= 1, got {list(ks)}")
+    # torchmetrics 1.9 counts a row scored <= 0 as "not retrieved" in MAP, recall and MRR
+    # (functional/retrieval/recall.py: `torch.where(preds > 0, target, 0)`) and casts scores to float32:
+    # a ranker's scores are any real numbers, so rank them first. Dense ranks (1, 2, ...) keep the order
+    # and the ties, and are exact in float32 up to 2**24 distinct scores.
+    from scipy.stats import rankdata
+
+    predicted = rankdata(predicted, method="dense").astype(np.float64)
     relevant = gains > 0
     queries = len(np.unique(group_ids[relevant]))
     out: dict[str, float] = {"queries": float(queries)}

@@ -113,6 +113,12 @@ def evaluate(
     """
     info = predictor.info
     _check_rows(test_frame, info.inputs, info.label, spec, "test")
+    if spec.label.task == "ranking":
+        from components.evaluate.ranking import evaluate_ranking  # it builds on this module's Evaluation
+
+        if train_frame is not None and not train_frame.empty:
+            _check_rows(train_frame, info.inputs, info.label, spec, "training")
+        return evaluate_ranking(predictor, test_frame, train_frame, spec, out_dir, with_report=with_report)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = list(info.classes)
@@ -246,7 +252,8 @@ def _log_to_kfp(result, kfp_metrics, kfp_classification) -> None:
     for name, value in {**result.scalar_metrics(), **result.behaviour_metrics()}.items():
         kfp_metrics.log_metric(name, value)
     matrix = result.confusion_matrix
-    kfp_classification.log_confusion_matrix(matrix["categories"], matrix["matrix"])
+    if matrix["categories"]:  # a ranker has none
+        kfp_classification.log_confusion_matrix(matrix["categories"], matrix["matrix"])
     roc = result.roc
     if roc["fpr"]:
         kfp_classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])

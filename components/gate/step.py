@@ -6,7 +6,8 @@
 
 Checks, all from `spec.evaluation`: enough test rows (`min_test_rows`); every metric with a floor clears
 it (a minimum for higher-is-better metrics, a maximum, shown as "ceiling", for lower-is-better ones); every
-metric with a champion tolerance trails the champion by at most that much; every behavioural check the
+metric with a champion tolerance trails the champion by at most that much; a ranker beats the popularity
+baseline by each `baseline_margin` on the same test queries; every behavioural check the
 spec declares passed on the candidate (a model that breaks a declared behaviour is not registered). Every
 check is recorded, pass or fail, with a human-readable reason. Metrics dicts are `classification_metrics`
 output (or a whole metrics.json, whose "metrics" entry is used and whose "behaviour" entry holds the
@@ -23,8 +24,10 @@ from typing import Any
 
 import pandas as pd
 
+from components.evaluate.ranking import BASELINE_PREFIX
 from components.evaluate.step import METRICS_FILE
 from core.bundle import Predictor
+from core.frameworks.base import ranker_metrics
 from core.metrics import classification_metrics
 from core.registry import champion_predictor, configure_tracking
 from core.spec.base import higher_is_better
@@ -38,11 +41,11 @@ NO_CHAMPION = "no champion yet: first version"
 class GateDecision:
     passed: bool
     reasons: list[str]
-    """One line per check, in check order (min rows, floors, champion, behaviour), pass or fail."""
+    """One line per check, in check order (min rows, floors, champion, baseline, behaviour), pass or fail."""
     checks: list[dict[str, Any]]
-    """Per check: metric (a behavioural check's name), kind (min_rows|floor|champion|behaviour), value,
-    op (">=" or "<=": what value must be to the bound), bound, passed, skipped, reason. value is None when
-    missing/NaN/not measured; bound when skipped."""
+    """Per check: metric (a behavioural check's name), kind (min_rows|floor|champion|baseline|behaviour),
+    value, op (">=" or "<=": what value must be to the bound), bound, passed, skipped, reason. value is
+    None when missing/NaN/not measured; bound when skipped."""
 
     @property
     def failures(self) -> list[str]:
@@ -63,6 +66,7 @@ def decide(
     checks = [_rows_check(candidate, evaluation.min_test_rows)]
     checks += [_floor_check(spec, metric, candidate) for metric in evaluation.floors]
     checks += [_champion_check(spec, metric, candidate, champion) for metric in evaluation.champion_tolerance]
+    checks += [_baseline_check(spec, metric, candidate) for metric in evaluation.baseline_margin]
     checks += _behaviour_checks(spec, candidate_metrics.get("behaviour"))
     return GateDecision(
         passed=all(c["passed"] for c in checks), reasons=[c["reason"] for c in checks], checks=checks
@@ -169,6 +173,25 @@ def _champion_check(
     return _check(metric, "champion", value, bound, passed, reason)
 
 
+def _baseline_check(spec: ModelSpec, metric: str, candidate: dict[str, Any]) -> dict[str, Any]:
+    """A ranker beats the popularity baseline on the same test queries by at least the spec's margin."""
+    margin = spec.evaluation.baseline_margin[metric]
+    baseline, baseline_problem = _value(candidate, BASELINE_PREFIX + metric)
+    if baseline is None:
+        reason = f"baseline {baseline_problem}: cannot check the margin {_bound(margin)}"
+        return _check(metric, "baseline", None, None, False, reason)
+    bound = baseline + margin
+    value, problem = _value(candidate, metric)
+    if value is None:
+        return _check(metric, "baseline", None, bound, False, f"{problem}: cannot compare with the baseline")
+    passed = value >= bound
+    reason = (
+        f"{metric} {_num(value)} {'beats' if value > baseline else 'does not beat'} popularity "
+        f"{_num(baseline)} by {_num(value - baseline)} {'>=' if passed else '<'} margin {_bound(margin)}"
+    )
+    return _check(metric, "baseline", value, bound, passed, reason)
+
+
 def _behaviour_checks(spec: ModelSpec, results: Any) -> list[dict[str, Any]]:
     """One gate check per behavioural check the spec declares; one the evaluation did not run fails."""
     by_name = {r.get("name"): r for r in results or () if isinstance(r, dict)}
@@ -212,6 +235,8 @@ def compare_with_champion(
             "(feature set changed?): it cannot be scored on the same rows"
         )
     proba = champion_predictor.predict_proba(test_frame)
+    if spec.label.task == "ranking":
+        return ranker_metrics(spec, test_frame, proba)
     return classification_metrics(test_frame[info.label].to_numpy(), proba, info.classes)
 
 

@@ -85,7 +85,7 @@ def _read_label_table(spec: ModelSpec, data_dir: str | Path | None) -> pd.DataFr
         raise LoadFeaturesError(
             f"cannot read label dataset {spec.label.dataset!r} at {location}: {exc}"
         ) from exc
-    needed = [TIME_COLUMN, spec.label.column, *spec.inputs.declared_columns]
+    needed = [TIME_COLUMN, spec.label.column, *spec.inputs.declared_columns, *spec.label.passenger_columns]
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise LoadFeaturesError(f"label dataset {location} lacks column(s) {', '.join(missing)}")
@@ -138,7 +138,7 @@ def _join_features(spec: ModelSpec, rows: pd.DataFrame, store: Any) -> tuple[pd.
 
         store = open_store()
     keys = list(spec.inputs.entity_keys)
-    entity_df = rows[[*keys, TIME_COLUMN, spec.label.column]]
+    entity_df = rows[[*keys, TIME_COLUMN, spec.label.column, *_passengers(spec)]]
     service = store.get_feature_service(spec.inputs.feature_service)
     joined = store.get_historical_features(entity_df=entity_df, features=service).to_df()
     names = service_feature_names(service)
@@ -155,7 +155,13 @@ def _join_features(spec: ModelSpec, rows: pd.DataFrame, store: Any) -> tuple[pd.
             f"feature service {spec.inputs.feature_service!r} returned {len(joined)} rows "
             f"for {len(entity_df)} entity rows"
         )
-    return joined[[*keys, TIME_COLUMN, *inputs, spec.label.column]], inputs
+    return joined[[*keys, TIME_COLUMN, *inputs, spec.label.column, *_passengers(spec)]], inputs
+
+
+def _passengers(spec: ModelSpec) -> list[str]:
+    """A ranker's group and logged position, carried from the label table (Feast passes entity-frame
+    columns through), unless an entity key already carries them."""
+    return [c for c in spec.label.passenger_columns if c not in spec.inputs.entity_keys]
 
 
 def _sorted_by_time(frame: pd.DataFrame, entity_columns: list[str]) -> pd.DataFrame:
@@ -187,7 +193,7 @@ def load_training_set(
     else:
         entity_columns = [id_column(spec, rows)]
         inputs = list(spec.inputs.declared_columns)
-        frame = rows[[*entity_columns, TIME_COLUMN, *inputs, spec.label.column]]
+        frame = rows[[*entity_columns, TIME_COLUMN, *inputs, spec.label.column, *_passengers(spec)]]
     frame = _sorted_by_time(frame, entity_columns)
     lineage = {
         "feature_service": spec.inputs.feature_service,

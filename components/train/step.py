@@ -138,13 +138,30 @@ def _remove(path: Path) -> None:
 
 def _require_two_classes(spec: ModelSpec, frame: pd.DataFrame) -> None:
     present = np.unique(label_codes(spec, frame))
+    if spec.label.task == "ranking":
+        if len(present) < 2:
+            only = present[0] if len(present) else "-"
+            raise ValueError(
+                f"label column {spec.label.column!r}: every row has relevance {only}: nothing to rank"
+            )
+        return
     if len(present) < 2:
         only = class_names(spec)[present[0]] if len(present) else "none"
         raise ValueError(f"label column {spec.label.column!r} has a single class ({only}): nothing to learn")
 
 
 def _require_classes_per_split(spec: ModelSpec, splits: Splits) -> None:
-    """Train must see every class (else the model cannot output it); validation needs two to score."""
+    """Train must see every class (else the model cannot output it); validation needs two to score. A
+    ranker needs relevant rows in both."""
+    if spec.label.task == "ranking":
+        for name in ("train", "valid"):
+            part = getattr(splits, name)
+            if not (label_codes(spec, part) > 0).any():
+                raise ValueError(
+                    f"label column {spec.label.column!r}: no relevant row (relevance > 0) in the {name} "
+                    f"split ({len(part)} rows): nothing to learn or score"
+                )
+        return
     classes = class_names(spec)
     present = set(np.unique(label_codes(spec, splits.train)).tolist())
     absent = [name for index, name in enumerate(classes) if index not in present]

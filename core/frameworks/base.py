@@ -37,7 +37,7 @@ def input_columns(spec: ModelSpec, frame: pd.DataFrame) -> list[str]:
         names = [f.name for f in spec.inputs.request_fields]
         _require_columns(frame, names, "request field")
         return names
-    excluded = {*spec.inputs.entity_keys, TIME_COLUMN, spec.label.column}
+    excluded = {*spec.inputs.entity_keys, TIME_COLUMN, spec.label.column, *spec.label.passenger_columns}
     columns = [str(c) for c in frame.columns if c not in excluded]
     if not columns:
         raise ValueError(f"{spec.name}: training set has no feature columns besides keys, time and label")
@@ -62,7 +62,8 @@ def class_names(spec: ModelSpec) -> list[str]:
 
 
 def label_codes(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
-    """The label column as int64 indices into `class_names(spec)` (1, 1.0, True and "1" all name "1")."""
+    """The label column as int64 indices into `class_names(spec)` (1, 1.0, True and "1" all name "1");
+    a ranker's label is its graded relevance as int64 (0 = not relevant)."""
     from core.metrics import encode_labels  # scikit-learn is slow to import: specs load without it
 
     column = spec.label.column
@@ -70,10 +71,34 @@ def label_codes(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
     missing = int(frame[column].isna().sum())
     if missing:
         raise ValueError(f"label column {column!r} has {missing} missing values")
+    if spec.label.task == "ranking":
+        return _relevance(frame[column])
     try:
         return encode_labels(frame[column], class_names(spec))
     except ValueError as error:
         raise ValueError(f"label column {column!r}: {error}") from None
+
+
+def _relevance(values: pd.Series) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = values[numbers.isna() | (numbers < 0) | (numbers % 1 != 0)]
+    if len(bad):
+        raise ValueError(
+            f"label column {values.name!r}: relevance must be a whole number >= 0, got {str(bad.iloc[0])!r} "
+            f"({len(bad)} rows)"
+        )
+    return numbers.to_numpy(dtype=np.int64)
+
+
+def query_ids(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
+    """A ranker's query of each row (`label.group_column`) as int64 codes, in order of first appearance."""
+    column = spec.label.group_column
+    if column is None:
+        raise ValueError(f"{spec.name}: only a ranking model has queries")
+    _require_columns(frame, [column], "group")
+    if frame[column].isna().any():
+        raise ValueError(f"group column {column!r} has {int(frame[column].isna().sum())} missing values")
+    return pd.factorize(frame[column])[0].astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------------- the score
@@ -99,7 +124,19 @@ def validation_metric(name: str, y_true: np.ndarray, proba: np.ndarray, classes:
 
 def validation_score(spec: ModelSpec, frame: pd.DataFrame, proba: np.ndarray) -> float:
     """The score a framework's `fit` returns: the search metric (else the primary metric) on `frame`."""
+    if spec.label.task == "ranking":
+        return float(ranker_metrics(spec, frame, proba)[score_metric(spec)])
     return validation_metric(score_metric(spec), label_codes(spec, frame), proba, class_names(spec))
+
+
+def ranker_metrics(spec: ModelSpec, frame: pd.DataFrame, scores: np.ndarray) -> dict[str, float]:
+    """A ranker's metrics at the spec's cut-offs (core/ranking_metrics.py) of `scores` (one per row, or
+    the predictor's one-column output) on `frame`'s queries and relevance, plus `rows`."""
+    from core.ranking_metrics import ranking_metrics
+
+    values = np.asarray(scores, dtype=np.float64).reshape(len(frame), -1)[:, 0]
+    metrics = ranking_metrics(query_ids(spec, frame), label_codes(spec, frame), values, ks=spec.label.k)
+    return {**metrics, "rows": float(len(frame))}
 
 
 # ------------------------------------------------------------------------------------------ resources

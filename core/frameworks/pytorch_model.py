@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.spec.label import require_classifier
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -23,7 +25,8 @@ EPOCHS = True
 
 
 def check_spec(spec: ModelSpec) -> None:
-    """No rules beyond the spec's own: any tabular feature service or request fields."""
+    """Classifiers only; any tabular feature service or request fields."""
+    require_classifier(spec.label, NAME)
 
 
 def fit(

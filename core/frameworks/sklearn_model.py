@@ -28,6 +28,7 @@ from core.frameworks.base import (
     training_threads,
     validation_score,
 )
+from core.spec.label import require_classifier
 from core.spec.model import ModelSpec
 
 NAME = "sklearn"
@@ -56,7 +57,8 @@ class SklearnPredictor(TabularPredictor):
 
 
 def check_spec(spec: ModelSpec) -> None:
-    """No rules beyond the spec's own: any tabular feature service or request fields."""
+    """Classifiers only; any tabular feature service or request fields."""
+    require_classifier(spec.label, NAME)
 
 
 def fit(

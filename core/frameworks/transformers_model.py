@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.spec.base import FieldProblem
+from core.spec.label import require_classifier
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +28,8 @@ EPOCHS = True
 
 
 def check_spec(spec: ModelSpec) -> None:
-    """The model reads raw text: it needs a request field of dtype string."""
+    """A classifier that reads raw text: it needs a request field of dtype string."""
+    require_classifier(spec.label, NAME)
     if not any(f.dtype == "string" for f in spec.inputs.request_fields or ()):
         raise FieldProblem(
             ("inputs", "request_fields"),

@@ -25,6 +25,7 @@ from core.frameworks.base import (
     describe_bundle,
     input_columns,
     label_codes,
+    query_ids,
     training_threads,
     validation_score,
 )
@@ -47,6 +48,8 @@ class XGBoostPredictor(TabularPredictor):
 
     def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
         raw = np.asarray(self.booster.inplace_predict(matrix))
+        if self.info.task == "ranking":  # one score per row: the predictor's one output column
+            return raw.reshape(-1, 1)
         if raw.ndim == 1:  # binary:logistic gives P(class 1) only
             return np.stack([1.0 - raw, raw], axis=1)
         return raw
@@ -62,12 +65,18 @@ def fit(
     """Fit on `train` with early stopping on `valid`; write the bundle files into `out_dir`."""
     inputs = input_columns(spec, train)
     encoder = FeatureEncoder.fit(train, inputs)  # trees need no standardisation
-    model = _classifier(spec, params)
+    model = _estimator(spec, params)
+    if spec.label.task == "ranking":
+        train, valid = _by_query(spec, train), _by_query(spec, valid)
+        queries = {"qid": query_ids(spec, train), "eval_qid": [query_ids(spec, valid)]}
+    else:
+        queries = {}
     model.fit(
         encoder.transform(train),
         label_codes(spec, train),
         eval_set=[(encoder.transform(valid), label_codes(spec, valid))],
         verbose=False,
+        **queries,
     )
     rounds = _rounds_to_keep(model)
     booster = model.get_booster()[:rounds]
@@ -132,16 +141,34 @@ def fil_compatible_json(model_json: str, where: str = "model.json") -> str:
     return json.dumps(document)
 
 
-def _classifier(spec: ModelSpec, params: dict[str, Any]) -> Any:
+def _by_query(spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by query, queries in order of first appearance: XGBoost's ranker wants each query's
+    rows together and the query ids ascending."""
+    return frame.iloc[np.argsort(query_ids(spec, frame), kind="stable")].reset_index(drop=True)
+
+
+def _estimator(spec: ModelSpec, params: dict[str, Any]) -> Any:
     import xgboost
 
-    allowed = set(xgboost.XGBClassifier().get_params())
+    ranking = spec.label.task == "ranking"
+    estimator = xgboost.XGBRanker if ranking else xgboost.XGBClassifier
+    allowed = set(estimator().get_params())
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ValueError(
-            f"{spec.name}: XGBClassifier takes no hyperparameter(s) {', '.join(unknown)} "
+            f"{spec.name}: {estimator.__name__} takes no hyperparameter(s) {', '.join(unknown)} "
             "(training.hyperparameters / training.search.space)"
         )
+    if ranking:
+        defaults = {
+            # LambdaMART on NDCG; early stopping watches NDCG at the largest cut-off the spec evaluates.
+            "objective": "rank:ndcg",
+            "eval_metric": f"ndcg@{max(spec.label.k)}",
+            "early_stopping_rounds": spec.training.early_stopping_rounds,
+            "random_state": spec.training.seed,
+            "n_jobs": training_threads(),
+        }
+        return estimator(**{**defaults, **params})
     multiclass = spec.label.task == "multiclass"
     defaults = {
         # One intercept shared by the classes (softmax ignores a shift common to all): the per-class vector
@@ -153,7 +180,7 @@ def _classifier(spec: ModelSpec, params: dict[str, Any]) -> Any:
         "random_state": spec.training.seed,
         "n_jobs": training_threads(),
     }
-    return xgboost.XGBClassifier(**{**defaults, **params})
+    return estimator(**{**defaults, **params})
 
 
 def _rounds_to_keep(model: Any) -> int:

@@ -155,7 +155,7 @@ Number = Annotated[int | float, BeforeValidator(_require_number)]
 
 
 # ----------------------------------------------------------------------------------------------- metrics
-MetricName = Literal[
+ClassificationMetricName = Literal[
     "roc_auc",
     "pr_auc",
     "f1",
@@ -164,15 +164,33 @@ MetricName = Literal[
     "brier_score",
     "expected_calibration_error",
 ]
-"""Evaluation metrics on the held-out test split.
+"""Evaluation metrics of a classifier on the held-out test split.
 
 For multiclass tasks `roc_auc` and `pr_auc` are one-vs-rest macro averages, `f1` is macro F1, and
 `expected_calibration_error` uses the top-label confidence; for binary tasks `f1` is the positive
 class's F1 at threshold 0.5.
 """
-METRIC_NAMES: tuple[MetricName, ...] = get_args(MetricName)
+CLASSIFICATION_METRICS: tuple[str, ...] = get_args(ClassificationMetricName)
 
-METRIC_DIRECTION: Mapping[MetricName, Literal["higher", "lower"]] = MappingProxyType(
+RANKING_CUTOFFS = (1, 3, 5, 10, 20)
+"""The cut-offs a ranking metric may name (`ndcg_at_10`); a spec computes those its `label.k` lists."""
+RankingMetricName = Literal[
+    "ndcg_at_1", "map_at_1", "recall_at_1",
+    "ndcg_at_3", "map_at_3", "recall_at_3",
+    "ndcg_at_5", "map_at_5", "recall_at_5",
+    "ndcg_at_10", "map_at_10", "recall_at_10",
+    "ndcg_at_20", "map_at_20", "recall_at_20",
+    "mrr",
+]  # fmt: skip
+"""Evaluation metrics of a ranker, per query (the label's group), averaged over the queries that hold a
+relevant row (core/ranking_metrics.py): NDCG@k with the graded relevance as gain, MAP@k, recall@k, MRR."""
+RANKING_METRICS: tuple[str, ...] = get_args(RankingMetricName)
+
+MetricName = Literal[ClassificationMetricName, RankingMetricName]  # one flat Literal: one clear error
+"""What the gate, the search and the primary metric may name; the label's task says which family."""
+METRIC_NAMES: tuple[str, ...] = CLASSIFICATION_METRICS + RANKING_METRICS
+
+METRIC_DIRECTION: Mapping[str, Literal["higher", "lower"]] = MappingProxyType(
     {
         "roc_auc": "higher",
         "pr_auc": "higher",
@@ -181,13 +199,20 @@ METRIC_DIRECTION: Mapping[MetricName, Literal["higher", "lower"]] = MappingProxy
         "log_loss": "lower",
         "brier_score": "lower",
         "expected_calibration_error": "lower",
+        **dict.fromkeys(RANKING_METRICS, "higher"),
     }
 )
 # Metrics whose values lie in [0, 1]; only log_loss is unbounded above.
-UNIT_INTERVAL_METRICS: frozenset[MetricName] = frozenset(METRIC_NAMES) - {"log_loss"}
+UNIT_INTERVAL_METRICS: frozenset[str] = frozenset(METRIC_NAMES) - {"log_loss"}
 
 
-def higher_is_better(metric: MetricName) -> bool:
+def ranking_cutoff(metric: str) -> int | None:
+    """The k of `ndcg_at_k`-style names, None for MRR and classification metrics."""
+    head, _, k = metric.rpartition("_at_")
+    return int(k) if head and metric in RANKING_METRICS else None
+
+
+def higher_is_better(metric: str) -> bool:
     """True when larger values of `metric` are better (AUCs, F1, accuracy), False for losses/errors."""
     try:
         return METRIC_DIRECTION[metric] == "higher"

@@ -25,12 +25,16 @@ from core.errors import SpecError
 from core.paths import REPO_ROOT
 from core.settings import settings
 from core.spec.base import (
+    CLASSIFICATION_METRICS,
+    RANKING_METRICS,
     FieldProblem,
     ModelName,
     NonEmptyStr,
     SpecModel,
+    ranking_cutoff,
 )
 from core.spec.behaviour import check_behaviour
+from core.spec.label import Label
 from core.spec.messages import spec_error
 from core.spec.monitoring import (
     Monitoring,
@@ -39,7 +43,6 @@ from core.spec.reading import read_yaml
 from core.spec.release import Canary, Evaluation, Serving
 from core.spec.training import (
     Inputs,
-    Label,
     Training,
 )
 
@@ -106,6 +109,7 @@ class ModelSpec(SpecModel):
                         (section, field),
                         f"{', '.join(unknown)} not among the request fields ({', '.join(sorted(known))})",
                     )
+        self._metrics_fit_task()
         check_behaviour(self)
         experiment = self.canary.experiment
         if experiment is not None and experiment.success_class not in self.label.class_names:
@@ -115,6 +119,46 @@ class ModelSpec(SpecModel):
                 f"({', '.join(self.label.class_names)})",
             )
         return self
+
+    def _metrics_fit_task(self) -> None:
+        """Every metric the spec names belongs to its task's family; a ranker's cut-offs are evaluated."""
+        ranking = self.label.task == "ranking"
+        family = RANKING_METRICS if ranking else CLASSIFICATION_METRICS
+        named: list[tuple[tuple[str, ...], str]] = [
+            (("evaluation", "primary_metric"), self.evaluation.primary_metric)
+        ]
+        for section in ("floors", "champion_tolerance", "baseline_margin"):
+            named += [(("evaluation", section, m), m) for m in getattr(self.evaluation, section)]
+        if self.training.search is not None:
+            named.append((("training", "search", "metric"), self.training.search.metric))
+        for loc, metric in named:
+            if metric not in family:
+                raise FieldProblem(
+                    loc, f"{metric} is not a {self.label.task} metric; use one of {', '.join(family)}"
+                )
+            cutoff = ranking_cutoff(metric)
+            if cutoff is not None and cutoff not in self.label.k:
+                raise FieldProblem(
+                    loc, f"{metric}: cut-off {cutoff} is not among label.k {list(self.label.k)}"
+                )
+        if not ranking:
+            if self.evaluation.baseline_margin:
+                raise FieldProblem(
+                    ("evaluation", "baseline_margin"), "only a ranking model has a popularity baseline"
+                )
+            return
+        if self.inputs.feature_service is None or self.label.item_column not in self.inputs.entity_keys:
+            raise FieldProblem(
+                ("label", "item_column"),
+                f"{self.label.item_column!r} must be one of inputs.entity_keys: a ranker reads each "
+                "candidate's features from its feature service",
+            )
+        for loc, present in (
+            (("evaluation", "behaviour"), bool(self.evaluation.behaviour)),
+            (("canary", "experiment"), self.canary.experiment is not None),
+        ):
+            if present:
+                raise FieldProblem(loc, "not supported for a ranking model yet (docs/limits.md)")
 
 
 # --------------------------------------------------------------------------------------------- loading

@@ -46,10 +46,13 @@ class Evaluation(SpecModel):
     """Fewer test rows than this fails the gate: the metrics would be noise."""
     behaviour: FrozenList[BehaviourCheck] = ()
     """Behavioural model tests on the test rows (core/spec/behaviour.py); each failed one fails the gate."""
+    baseline_margin: FrozenDict[MetricName, Annotated[float, Field(ge=0)]] = Field(default_factory=FrozenMap)
+    """Ranking only: the candidate must beat the popularity baseline (items ranked by their click rate in
+    the training split) by at least this much on each listed metric, on the same test queries."""
 
     @model_validator(mode="after")
     def _values_in_range(self) -> Self:
-        for section in ("floors", "champion_tolerance"):
+        for section in ("floors", "champion_tolerance", "baseline_margin"):
             for metric, value in getattr(self, section).items():
                 if metric in UNIT_INTERVAL_METRICS and not 0.0 <= value <= 1.0:
                     raise FieldProblem((section, metric), f"{metric} lies in [0, 1]; got {value!r}")

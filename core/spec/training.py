@@ -1,4 +1,4 @@
-"""Model-spec sections for what a model learns from: `inputs`, `label` and `training`."""
+"""Model-spec sections for what a model learns from: `inputs` and `training` (`label` in label.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from core.spec.base import (
     FrozenDict,
     FrozenMap,
     MetricName,
-    NonEmptyStr,
     Number,
     ParamName,
     PositiveInt,
@@ -67,40 +66,6 @@ class Inputs(SpecModel):
         if self.request_fields is not None:
             return tuple(f.name for f in self.request_fields)
         return self.entity_keys
-
-
-class Label(SpecModel):
-    """What the model predicts."""
-
-    dataset: ColumnName
-    """Name of the label table joined to the features (e.g. `conversions`, `messages`)."""
-    column: ColumnName
-    task: Literal["binary", "multiclass"]
-    classes: UniqueList[NonEmptyStr] | None = None
-    """Multiclass only: class names in output-index order (index i of the model's output = classes[i])."""
-
-    @model_validator(mode="after")
-    def _classes_match_task(self) -> Self:
-        if self.task == "multiclass":
-            if self.classes is None:
-                raise FieldProblem("classes", "required for a multiclass task (list the class names)")
-            if len(self.classes) < 2:
-                raise FieldProblem(
-                    "classes", f"a multiclass task needs at least 2 classes, got {len(self.classes)}"
-                )
-        elif self.classes is not None:
-            raise FieldProblem("classes", "only a multiclass task lists classes (a binary label is 0/1)")
-        return self
-
-    @property
-    def n_classes(self) -> int:
-        return 2 if self.classes is None else len(self.classes)
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        """The model's output columns in order, and the outcomes as an application posts them: "0" and "1"
-        for a binary label, else `classes`."""
-        return ("0", "1") if self.classes is None else self.classes
 
 
 def _to_utc(value: dt.datetime) -> dt.datetime:

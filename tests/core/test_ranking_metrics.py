@@ -44,6 +44,16 @@ def test_ndcg_is_scikit_learns_on_random_queries() -> None:
         assert ranking_metrics(groups, relevance, scores, ks=(k,))[f"ndcg_at_{k}"] == pytest.approx(expected)
 
 
+def test_any_real_scores_rank_alike_and_a_cutoff_past_the_list_finds_everything() -> None:
+    # A ranker's raw scores may be negative or differ by less than float32 resolves: only order counts.
+    base = ranking_metrics(GROUPS, RELEVANCE, SCORES, ks=(2, 10))
+    shifted = np.asarray(SCORES) * 1e-9 - 5.0
+    assert ranking_metrics(GROUPS, RELEVANCE, shifted, ks=(2, 10)) == pytest.approx(base)
+    assert base["recall_at_10"] == 1.0 and base["map_at_10"] == pytest.approx(
+        ((1 / 2 + 2 / 3) / 2 + (1 / 1 + 2 / 4) / 2) / 2
+    )
+
+
 def test_a_query_without_a_relevant_item_is_left_out() -> None:
     base = ranking_metrics(GROUPS, RELEVANCE, SCORES, ks=(2,))
     with_empty = ranking_metrics([*GROUPS, "q3", "q3"], [*RELEVANCE, 0, 0], [*SCORES, 0.5, 0.4], ks=(2,))

@@ -263,7 +263,7 @@ def test_second_bootstrap_skips_finished_work(feature_store, capsys):
 def test_every_feature_service_resolves(feature_store):
     # The demo's services by name: a user's service beside them is theirs to test.
     services = {service.name for service in feature_store.list_feature_services()}
-    demo = {"conversion_xgboost_v1", "conversion_sklearn_v1", "conversion_mlp_v1"}
+    demo = {"conversion_xgboost_v1", "conversion_sklearn_v1", "conversion_mlp_v1", "offer_ranker_xgboost_v1"}
     assert demo <= services
     for name in demo:
         assert feature_store.get_feature_service(name).feature_view_projections
