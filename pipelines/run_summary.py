@@ -11,6 +11,7 @@ VALIDATION_HEADER = "# Data validation:"
 KEY_METRICS = {
     "binary": ("roc_auc", "pr_auc", "expected_calibration_error"),
     "multiclass": ("accuracy", "f1"),
+    "ranking": ("ndcg_at_10", "mrr", "popularity_ndcg_at_10"),
 }
 STEP_ORDER = (
     "load_features",

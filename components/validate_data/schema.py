@@ -10,7 +10,8 @@ Rules, each a named check so a failure can say which rule broke:
 - numeric inputs finite; never negative if the reference never was; at most `max_out_of_range_fraction`
   of them outside the reference's 1%..99% quantile span widened by `range_margin` spans on each side
   (never narrower than the reference's own min..max);
-- the label within its classes, every class at least `min_class_fraction` of the rows;
+- the label within its classes, every class at least `min_class_fraction` of the rows (a ranker's relevance:
+  whole numbers >= 0, relevant and not-relevant rows each at least that share);
 - enough rows that the time split's test part reaches `evaluation.min_test_rows`.
 """
 
@@ -61,7 +62,8 @@ def column_roles(spec: ModelSpec, columns: Sequence[str]) -> ColumnRoles:
     label = spec.label.column
     fields = spec.inputs.request_fields
     if fields is None:
-        entities = tuple(spec.inputs.entity_keys)
+        # A ranker's query and logged position ride along like keys: never inputs, never null.
+        entities = tuple(dict.fromkeys([*spec.inputs.entity_keys, *spec.label.passenger_columns]))
         inputs = tuple(c for c in columns if c not in (*entities, TIME_COLUMN, label))
         return ColumnRoles(entities, inputs, label, ())
     inputs = tuple(f.name for f in fields)
@@ -89,6 +91,10 @@ def min_rows(spec: ModelSpec) -> int:
 
 
 def label_values(spec: ModelSpec) -> list[object]:
+    """The label's classes as the training set holds them; a ranker's relevance is any whole number >= 0,
+    whose balance is read as relevant (> 0) against not."""
+    if spec.label.task == "ranking":
+        return [False, True]
     return [0, 1] if spec.label.task == "binary" else list(spec.label.classes or ())
 
 
@@ -157,6 +163,14 @@ def _non_blank_check() -> pa.Check:
 
 
 def _label_checks(spec: ModelSpec) -> list[pa.Check]:
+    if spec.label.task == "ranking":
+        return [
+            pa.Check(
+                lambda s: s.ge(0) & s.mod(1).eq(0),
+                name="label_values",
+                statistics={"allowed": ["whole numbers >= 0 (graded relevance)"]},
+            )
+        ]
     values = label_values(spec)
     return [pa.Check(lambda s: s.isin(values), name="label_values", statistics={"allowed": values})]
 
@@ -167,6 +181,9 @@ def _frame_checks(spec: ModelSpec, limits: Limits) -> list[pa.Check]:
     def balanced(frame: pd.DataFrame) -> bool:
         if label not in frame.columns or frame.empty:
             return label in frame.columns  # a missing label is its column's failure
+        if spec.label.task == "ranking":  # relevant (> 0) and not: both present enough to learn an order
+            shares = (frame[label] > 0).value_counts(normalize=True).to_dict()
+            return all(shares.get(value, 0.0) >= limits.min_class_fraction for value in (True, False))
         shares = frame[label].value_counts(normalize=True).to_dict()
         return all(shares.get(value, 0.0) >= limits.min_class_fraction for value in classes)
 
@@ -186,7 +203,7 @@ def _kind_of(column: str, spec: ModelSpec, sources: Sequence[pd.DataFrame]) -> t
     if column == TIME_COLUMN:
         return UTC_DATETIME, "contract"
     if column == spec.label.column:
-        return ("numeric" if spec.label.task == "binary" else "string"), "spec label"
+        return ("string" if spec.label.task == "multiclass" else "numeric"), "spec label"
     for name, source in zip(("reference", "first run"), sources, strict=False):
         if source is not None and column in source.columns:
             return dtype_kind(source[column].dtype), f"{name} {source[column].dtype}"

@@ -198,6 +198,8 @@ def _describe(
 
 def _balance_message(frame: pd.DataFrame, stats: dict[str, Any]) -> str:
     labels = frame[stats["label"]] if stats["label"] in frame.columns else pd.Series(dtype="object")
+    if stats["classes"] == [False, True]:  # a ranker's relevance: relevant (> 0) or not
+        labels = (labels > 0).rename(None)
     counts, rows = labels.value_counts().to_dict(), max(len(frame), 1)
     shares = [f"{value}: {counts.get(value, 0) / rows:.1%}" for value in stats["classes"]]
     return f"{'; '.join(shares)}; each class needs at least {stats['min_fraction']:.0%}"

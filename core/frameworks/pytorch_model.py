@@ -1,4 +1,5 @@
-"""PyTorch framework plug-in: a multi-layer perceptron on the tabular encoder's matrix, exported to ONNX.
+"""PyTorch framework plug-in: a multi-layer perceptron on the tabular encoder's matrix (a classifier, or a
+ranker's pointwise scorer), exported to ONNX.
 
 The network, its training loop and the ONNX export live in `torch_mlp.py`, imported on first use: torch
 takes seconds to import, and every environment reads this module to validate specs.
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from core.spec.label import require_classifier
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,8 +24,8 @@ EPOCHS = True
 
 
 def check_spec(spec: ModelSpec) -> None:
-    """Classifiers only; any tabular feature service or request fields."""
-    require_classifier(spec.label, NAME)
+    """No rules beyond the spec's own: any tabular feature service or request fields; a ranker is a
+    pointwise scorer."""
 
 
 def fit(

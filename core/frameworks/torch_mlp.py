@@ -6,6 +6,10 @@ network's state_dict), `encoder.json` (the `FeatureEncoder`) and `bundle.json` w
 run the very same module. Binary models learn one logit (BCE loss); the head turns it into two columns via
 softmax([0, z]), which equals [1 - sigmoid(z), sigmoid(z)].
 
+A ranker (`label.task: ranking`) is a pointwise scorer: one logit per (query, item) row, trained with BCE
+against the graded relevance scaled to [0, 1] (relevance / the training split's largest), and served raw:
+its one output column is the score that orders a query's items.
+
 Training runs on `torch_common.training_device()` (a GPU when the pod has one); the returned model is on
 the CPU. Threads: `core.training_threads()`.
 """
@@ -88,10 +92,14 @@ class ProbabilityHead(nn.Module):
     are non-persistent buffers: they come from `encoder.json`, not from the saved weights.
     """
 
-    def __init__(self, network: nn.Module, binary: bool, scaling: FeatureEncoder | None = None):
+    def __init__(
+        self, network: nn.Module, binary: bool, scaling: FeatureEncoder | None = None, scorer: bool = False
+    ):
         super().__init__()
         self.network = network
         self.binary = binary
+        self.scorer = scorer
+        """A ranker's head: the raw logit is the score (no softmax)."""
         self.scaled = scaling is not None and scaling.scales_in_model
         if self.scaled:
             offsets, factors = scaling.scaling_vectors()
@@ -103,6 +111,8 @@ class ProbabilityHead(nn.Module):
         if self.scaled:
             features = (features - self.offsets) * self.inverse  # as FeatureEncoder.scale
         logits = self.network(features)
+        if self.scorer:
+            return logits
         if self.binary:
             logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
         return torch.softmax(logits, dim=1)
@@ -124,7 +134,7 @@ def _probabilities(model: ProbabilityHead, features: torch.Tensor) -> np.ndarray
 
 
 def _loss(logits: torch.Tensor, labels: torch.Tensor, binary: bool) -> torch.Tensor:
-    if binary:
+    if binary:  # a ranker's labels are its relevance scaled to [0, 1]: soft targets
         return F.binary_cross_entropy_with_logits(logits[:, 0], labels.float())
     return F.cross_entropy(logits, labels)
 
@@ -132,10 +142,13 @@ def _loss(logits: torch.Tensor, labels: torch.Tensor, binary: bool) -> torch.Ten
 Data = tuple[torch.Tensor, torch.Tensor]
 
 
-def _tensors(encoder: FeatureEncoder, spec: ModelSpec, frame: pd.DataFrame) -> Data:
-    """Scaled features (what the network trains on) and label codes."""
+def _tensors(encoder: FeatureEncoder, spec: ModelSpec, frame: pd.DataFrame, top: int = 1) -> Data:
+    """Scaled features (what the network trains on) and label codes; a ranker's relevance over `top`."""
     scaled = encoder.scale(encoder.transform(frame))
-    return torch.from_numpy(scaled), torch.from_numpy(label_codes(spec, frame))
+    codes = label_codes(spec, frame)
+    if spec.label.task == "ranking":
+        return torch.from_numpy(scaled), torch.from_numpy(np.minimum(codes / top, 1.0).astype(np.float32))
+    return torch.from_numpy(scaled), torch.from_numpy(codes)
 
 
 def _on(device: torch.device, data: Data) -> Data:
@@ -197,22 +210,25 @@ def fit(
     hp = resolve_params(spec, params, DEFAULTS)
     columns = input_columns(spec, train)
     encoder = FeatureEncoder.fit(train, columns, standardize=True, scale_in_model=True)
-    data = (_tensors(encoder, spec, train), _tensors(encoder, spec, valid))
+    scorer = spec.label.task == "ranking"
+    top = max(int(label_codes(spec, train).max()), 1) if scorer else 1
+    data = (_tensors(encoder, spec, train, top), _tensors(encoder, spec, valid, top))
     classes = class_names(spec)
     architecture = {
         "n_features": int(data[0][0].shape[1]),
         "hidden_layers": int(hp["hidden_layers"]),
         "hidden_units": int(hp["hidden_units"]),
         "dropout": float(hp["dropout"]),
-        "n_outputs": 1 if len(classes) == 2 else len(classes),
+        "n_outputs": 1 if scorer or len(classes) == 2 else len(classes),
     }
     max_epochs, patience = epoch_budget(spec, params)
     device = training_device()
     net, stopper = _train(spec, hp, architecture, data, (max_epochs, patience), device)
-    model = ProbabilityHead(net, binary=net.binary, scaling=encoder).eval()
+    model = ProbabilityHead(net, binary=net.binary, scaling=encoder, scorer=scorer).eval()
     score = validation_score(spec, valid, _probabilities(model, torch.from_numpy(encoder.transform(valid))))
     record = {
         "architecture": architecture,
+        "scorer": scorer,
         "train_rows": len(train),
         "valid_rows": len(valid),
         "train_seconds": round(time.perf_counter() - started, 3),
@@ -235,19 +251,21 @@ def load(folder: Path, info: BundleInfo) -> MlpPredictor:
     encoder = FeatureEncoder.load(folder)
     net = MLP(**architecture)
     net.load_state_dict(torch.load(folder / WEIGHTS_FILE, weights_only=True))
-    model = ProbabilityHead(net, binary=net.binary, scaling=encoder).eval()
+    scorer = bool(info.training.get("scorer", False))
+    model = ProbabilityHead(net, binary=net.binary, scaling=encoder, scorer=scorer).eval()
     return MlpPredictor(info, encoder, model)
 
 
 def export_triton_artifact(folder: Path, info: BundleInfo, dest_dir: Path) -> str:
     """Write `model.onnx`: the scaled matrix input__0 FP32 [batch, n_features] -> the network and softmax
-    head -> output__0 FP32 [batch, n_classes]; the export puts the version's preprocessing (scaling
-    included) in front of it."""
+    head -> output__0 FP32 [batch, n_classes] (a ranker's: its score, [batch, 1]); the export puts the
+    version's preprocessing (scaling included) in front of it."""
     predictor = load(folder, info)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     # The head without its scaling: the preprocessing graph in front of it scales (same arithmetic).
-    head = ProbabilityHead(predictor.model.network, binary=predictor.model.binary).eval()
+    model = predictor.model
+    head = ProbabilityHead(model.network, binary=model.binary, scorer=model.scorer).eval()
     example = torch.zeros(2, int(info.training["architecture"]["n_features"]))
     batch_axis = {0: "batch"}
     export_onnx(

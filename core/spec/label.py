@@ -89,4 +89,4 @@ RANKING_OUTPUT = "score"
 def require_classifier(label: Label, framework: str) -> None:
     """A framework plug-in's `check_spec` rule when it trains classifiers only."""
     if label.task == "ranking":
-        raise FieldProblem(("label", "task"), f"{framework} models cannot rank yet; use xgboost")
+        raise FieldProblem(("label", "task"), f"{framework} models cannot rank yet; use xgboost or pytorch")

@@ -85,7 +85,9 @@ def serve(args: argparse.Namespace) -> None:
         args.feature_repo, spec.inputs.feature_service, spec.inputs.entity_keys, args.feature_store_yaml
     )
     max_rows = args.max_rows or spec.serving.max_batch_size
-    model = FeastTransformer(spec.name, class_names(spec), features, max_rows, args.model_version)
+    model = FeastTransformer(
+        spec.name, class_names(spec), features, max_rows, args.model_version, spec.label.item_column
+    )
     model.load()
 
     # FastAPI answers 422 and unknown paths with its own bodies; OIP clients expect {"error": one line}.

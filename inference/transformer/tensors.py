@@ -43,7 +43,7 @@ def entity_rows(
             + (f"; missing {', '.join(missing)}" if missing else "")
             + (f"; unknown {', '.join(unknown)}" if unknown else "")
         )
-    columns = {key: _entity_ids(tensors[key]) for key in entity_keys}
+    columns = {key: entity_ids(tensors[key]) for key in entity_keys}
     columns |= {field: _values(tensors[field]) for field in request_fields}
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) != 1:
@@ -54,7 +54,7 @@ def entity_rows(
     return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
-def _entity_ids(tensor: InferInput) -> list[int]:
+def entity_ids(tensor: InferInput) -> list[int]:
     """The ids as Python ints within INT64, the entity type of the feature views (Feast `Int64`)."""
     if tensor.datatype == "BYTES":
         texts = [_text(value) for value in _values(tensor)]

@@ -19,6 +19,7 @@ from components.evaluate.step import evaluate
 from components.gate.step import compare_with_champion, decide
 from components.load_features.step import load_training_set, resolve_window, spec_anchor
 from components.train.step import train
+from components.validate_data.validation import validate
 from core.bundle import load_predictor
 from core.frameworks.base import label_codes
 from core.frameworks.xgboost_model import export_triton_artifact
@@ -26,6 +27,7 @@ from feature_repo import store as feature_store
 from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
+from inference.triton_repository import export_repository
 from tests.helpers.ranking import ranker_spec
 
 pytestmark = pytest.mark.slow  # `feast apply`, the historical join and a fit: most of a minute on 2 cores
@@ -165,3 +167,31 @@ def test_a_relevance_that_is_not_a_whole_number_is_a_one_line_error(tmp_path, sp
     nothing = training_set.assign(relevance=0)
     with pytest.raises(ValueError, match="every row has relevance 0: nothing to rank"):
         train(spec, nothing, tmp_path, progress=lambda _: None)
+
+
+def test_validate_data_takes_graded_relevance_and_refuses_a_negative_one(spec, training_set):
+    report = validate(spec, training_set, reference=training_set.iloc[: len(training_set) // 2])
+    assert report.passed, [f.one_line() for f in report.failures]
+    broken = training_set.assign(relevance=training_set["relevance"].where(training_set.index != 5, -1))
+    (failure,) = validate(spec, broken).failures
+    assert failure.one_line().startswith("column 'relevance': check 'label_values' failed (1 value(s)")
+
+
+def test_a_pytorch_pointwise_scorer_ranks_too_and_exports_to_onnx(tmp_path, spec, training_set, trained):
+    mlp = ranker_spec(
+        framework="pytorch",
+        training={
+            "search": None,
+            "hyperparameters": {"hidden_units": 32, "batch_size": 512},
+            "max_epochs": 8,
+        },
+        serving={"triton_backend": "onnxruntime"},
+    )
+    result = train(mlp, training_set, tmp_path / "mlp", progress=lambda _: None)
+    predictor = load_predictor(result.bundle_dir)
+    reference = training_set[training_set["event_timestamp"] < result.test["event_timestamp"].min()]
+    metrics = evaluate(predictor, result.test, reference, mlp, tmp_path / "eval", with_report=False).metrics
+    assert metrics["ndcg_at_10"] > metrics["popularity_ndcg_at_10"]
+    # Served as ONNX behind the version's preprocessing: the export's parity check holds it to the bundle.
+    export_repository(result.bundle_dir, mlp, tmp_path / "repo", result.test.head(200))
+    assert (tmp_path / "repo").is_dir()

@@ -91,7 +91,7 @@ def test_only_xgboost_ranks() -> None:
     data["training"].pop("early_stopping_rounds")
     data["training"]["hyperparameters"] = {}
     data["training"].pop("search")
-    assert "label.task: sklearn models cannot rank yet; use xgboost" in _error(data)
+    assert "label.task: sklearn models cannot rank yet; use xgboost or pytorch" in _error(data)
 
 
 def test_a_classifier_names_no_ranking_metric_no_baseline_and_no_ranking_fields() -> None:

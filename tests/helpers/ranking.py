@@ -18,11 +18,14 @@ def ranker_spec_data() -> dict[str, Any]:
     return yaml.safe_load(RANKER_SPEC_PATH.read_text())
 
 
-def ranker_spec(**sections: dict[str, Any]) -> ModelSpec:
+def ranker_spec(**sections: Any) -> ModelSpec:
     """The ranker's fixture spec, validated; each keyword names a section whose keys it sets (None
     deletes the key), e.g. `ranker_spec(evaluation={"baseline_margin": {"ndcg_at_10": 0.5}})`."""
     data = ranker_spec_data()
     for section, values in sections.items():
+        if not isinstance(values, dict):  # a top-level scalar such as `framework`
+            data[section] = values
+            continue
         for key, value in values.items():
             if value is None:
                 data[section].pop(key, None)
