@@ -22,7 +22,7 @@ from kserve import InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
 
 from core.spec.label import RANKING_OUTPUT
-from inference.transformer.tensors import entity_ids
+from inference.transformer.tensors import entity_ids, predictor_output
 
 SCORE = RANKING_OUTPUT
 
@@ -72,10 +72,7 @@ def ranking_response(
     model_version: str | None,
 ) -> InferResponse:
     """The client's response: the candidates best first with their scores (ties keep the request's order)."""
-    outputs = {output.name: output for output in predictor_response.outputs}
-    if output_name not in outputs:
-        raise RuntimeError(f"predictor answered without {output_name!r} (got {', '.join(outputs)})")
-    scores = np.asarray(outputs[output_name].as_numpy(), dtype=np.float32).reshape(-1)
+    scores = predictor_output(predictor_response, output_name).reshape(-1)
     if len(scores) != len(candidates):
         raise RuntimeError(f"predictor scored {len(scores)} rows for {len(candidates)} candidates")
     order = np.argsort(-scores, kind="stable")

@@ -124,6 +124,14 @@ def triton_request(model_name: str, arrays: Mapping[str, np.ndarray], request_id
     return InferRequest(model_name=model_name, infer_inputs=tensors, request_id=request_id)
 
 
+def predictor_output(predictor_response: InferResponse, output_name: str) -> np.ndarray:
+    """The predictor's output tensor `output_name` as FP32 (RuntimeError when it lacks it: a server fault)."""
+    outputs = {output.name: output for output in predictor_response.outputs}
+    if output_name not in outputs:
+        raise RuntimeError(f"predictor answered without {output_name!r} (got {', '.join(outputs)})")
+    return np.asarray(outputs[output_name].as_numpy(), dtype=np.float32)
+
+
 def prediction_response(
     predictor_response: InferResponse,
     output_name: str,
@@ -132,10 +140,7 @@ def prediction_response(
     model_version: str | None,
 ) -> InferResponse:
     """The client's response: probabilities per class and the predicted class, under the public name."""
-    outputs = {output.name: output for output in predictor_response.outputs}
-    if output_name not in outputs:
-        raise RuntimeError(f"predictor answered without {output_name!r} (got {', '.join(outputs)})")
-    probabilities = np.asarray(outputs[output_name].as_numpy(), dtype=np.float32)
+    probabilities = predictor_output(predictor_response, output_name)
     probabilities = probabilities.reshape(len(probabilities), len(classes))
     predicted = np.array([classes[i] for i in probabilities.argmax(axis=1)], dtype=np.object_)
     result = [

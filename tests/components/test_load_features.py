@@ -22,9 +22,7 @@ from components.load_features.step import (
 from components.validate_data.validation import validate
 from core.training_set import TrainingSetError, load_training_set_file, save_training_set
 from feature_repo import store as feature_store
-from feature_repo.demo_data.config import GeneratorConfig
-from feature_repo.demo_data.generate import generate
-from feature_repo.demo_data.writer import write_tables
+from tests.helpers.demo_home import demo_home
 from tests.helpers.specs import fixture_spec
 
 pytestmark = pytest.mark.slow  # `feast apply` and importing Feast take most of a minute on 2 cores
@@ -39,13 +37,7 @@ SESSION_TTL = pd.Timedelta(hours=6)
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A temporary MLOPS_HOME with the demo data (150 customers) and an applied feature repository."""
-    home = tmp_path_factory.mktemp("mlops_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_HOME", str(home))
-        patch.delenv("FEATURE_DATA_URI", raising=False)
-        config = GeneratorConfig(customers=150)
-        write_tables(config, generate(config), home / "data")
-        assert feature_store.apply() is True
+    with demo_home(tmp_path_factory.mktemp("mlops_home"), customers=150) as home:
         yield home
 
 

@@ -24,10 +24,8 @@ from core.bundle import load_predictor
 from core.frameworks.base import label_codes
 from core.frameworks.xgboost_model import export_triton_artifact
 from feature_repo import store as feature_store
-from feature_repo.demo_data.config import GeneratorConfig
-from feature_repo.demo_data.generate import generate
-from feature_repo.demo_data.writer import write_tables
 from inference.triton_repository import export_repository
+from tests.helpers.demo_home import demo_home
 from tests.helpers.ranking import ranker_spec
 
 pytestmark = pytest.mark.slow  # `feast apply`, the historical join and a fit: most of a minute on 2 cores
@@ -37,13 +35,7 @@ CUSTOMERS = 1000  # the demo scale: about 760 test sessions
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("mlops_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_HOME", str(home))
-        patch.delenv("FEATURE_DATA_URI", raising=False)
-        config = GeneratorConfig(customers=CUSTOMERS)
-        write_tables(config, generate(config), home / "data")
-        assert feature_store.apply() is True
+    with demo_home(tmp_path_factory.mktemp("mlops_home"), customers=CUSTOMERS) as home:
         yield home
 
 

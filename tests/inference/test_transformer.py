@@ -8,9 +8,6 @@ cannot share this process with kserve).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,7 +42,7 @@ from tests.helpers.fuzz import (
     oip_bodies,
 )
 from tests.helpers.specs import FIXTURE_SPEC_DIR, fixture_spec
-from tests.helpers.waiting import wait_until_serving
+from tests.helpers.transformer_servers import Transformer, start_transformer, stop_transformers, wait_ready
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,20 +50,11 @@ pytestmark = [
     # Feast's DuckDB offline store (ibis) calls a DuckDB method DuckDB has deprecated; not ours to fix.
     pytest.mark.filterwarnings("ignore:fetch_arrow_table:DeprecationWarning"),
 ]
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "conversion-xgboost"
 VERSION = "7"
 KEYS = ["session_id", "customer_id"]
 MAX_BODY = 64 * 1024
-START_TIMEOUT_S = 120
-
-
-@dataclass
-class Transformer:
-    process: subprocess.Popen
-    http: str
-    grpc: str
-    log: Path
+FLAGS = ("--model-version", VERSION, "--max-body-bytes", str(MAX_BODY))
 
 
 @dataclass
@@ -97,43 +85,6 @@ def _train_and_export(fs, spec: ModelSpec, home: Path, root: Path) -> Path:
     return bundle
 
 
-def _start_transformer(predictor: str, protocol: str, ports: list[int], home: Path, log: Path) -> Transformer:
-    http_port, grpc_port = ports
-    command = [
-        sys.executable, "-m", "inference.transformer",
-        "--model-name", MODEL, "--predictor-host", predictor, "--protocol", protocol,
-        "--feature-repo", str(ROOT / "feature_repo"), "--model-version", VERSION,
-        "--http-port", str(http_port), "--grpc-port", str(grpc_port),
-        "--max-body-bytes", str(MAX_BODY),
-    ]  # fmt: skip
-    env = {**os.environ, "MLOPS_HOME": str(home)}
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    return Transformer(process, f"http://{HOST}:{http_port}", f"{HOST}:{grpc_port}", log)
-
-
-def _wait_ready(server: Transformer) -> None:
-    wait_until_serving(
-        f"{server.http}/v2/models/{MODEL}/ready",
-        server.process,
-        START_TIMEOUT_S,
-        details=lambda: server.log.read_text(errors="replace")[-2000:],
-    )
-
-
-def _stop(servers: list[Transformer]) -> None:
-    """SIGTERM to all first (each drains for a few seconds), then wait; SIGKILL what hangs."""
-    running = [server.process for server in servers if server.process.poll() is None]
-    for process in running:
-        process.terminate()
-    for process in running:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("transformer")
@@ -153,18 +104,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         free = free_ports(7)
         ports = Ports(http=free[0], grpc=free[1], metrics=free[2])
         servers = [
-            _start_transformer(f"{HOST}:{ports.http}", "v2", free[3:5], home, root / "rest.log"),
-            _start_transformer(f"{HOST}:{ports.grpc}", "grpc-v2", free[5:7], home, root / "grpc.log"),
+            start_transformer(
+                MODEL, f"{HOST}:{ports.http}", "v2", free[3:5], home, root / "rest.log", *FLAGS
+            ),
+            start_transformer(
+                MODEL, f"{HOST}:{ports.grpc}", "grpc-v2", free[5:7], home, root / "grpc.log", *FLAGS
+            ),
         ]
         try:
             began = time.monotonic()
             with TritonLocal(log_path=root / "triton.log").start(root / "repo" / "local", ports):
                 for server in servers:
-                    _wait_ready(server)
+                    wait_ready(server)
                 print(f"\nTriton and two transformers ready in {time.monotonic() - began:.1f} s")
                 yield Stack(fs, spec, bundle, known, *servers)
         finally:
-            _stop(servers)
+            stop_transformers(servers)
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -7,9 +7,6 @@ A request names one session and customer and lists candidate offers; the answer 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,25 +32,16 @@ from inference.triton_local import Ports, TritonLocal
 from inference.triton_repository import export_repository
 from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
 from tests.helpers.ranking import RANKER_SPEC_PATH, ranker_spec
-from tests.helpers.waiting import wait_until_serving
+from tests.helpers.transformer_servers import Transformer, start_transformer, stop_transformers, wait_ready
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.serving,
     pytest.mark.filterwarnings("ignore:fetch_arrow_table:DeprecationWarning"),  # Feast's DuckDB store
 ]
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "offer-ranker-xgboost"
 MAX_CANDIDATES = 16
-START_TIMEOUT_S = 120
-
-
-@dataclass
-class Transformer:
-    process: subprocess.Popen
-    http: str
-    grpc: str
-    log: Path
+FLAGS = ("--model-version", "3", "--max-rows", str(MAX_CANDIDATES))
 
 
 @dataclass
@@ -77,31 +65,6 @@ def _train_and_export(fs, spec: ModelSpec, home: Path, root: Path) -> Path:
     return bundle
 
 
-def _start(predictor: str, protocol: str, ports: list[int], home: Path, log: Path) -> Transformer:
-    command = [
-        sys.executable, "-m", "inference.transformer",
-        "--model-name", MODEL, "--predictor-host", predictor, "--protocol", protocol,
-        "--feature-repo", str(ROOT / "feature_repo"), "--model-version", "3",
-        "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--max-rows", str(MAX_CANDIDATES),
-    ]  # fmt: skip
-    env = {**os.environ, "MLOPS_HOME": str(home)}
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    return Transformer(process, f"http://{HOST}:{ports[0]}", f"{HOST}:{ports[1]}", log)
-
-
-def _stop(servers: list[Transformer]) -> None:
-    running = [server.process for server in servers if server.process.poll() is None]
-    for process in running:
-        process.terminate()
-    for process in running:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("ranking-transformer")
@@ -121,21 +84,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         free = free_ports(7)
         ports = Ports(http=free[0], grpc=free[1], metrics=free[2])
         servers = [
-            _start(f"{HOST}:{ports.http}", "v2", free[3:5], home, root / "rest.log"),
-            _start(f"{HOST}:{ports.grpc}", "grpc-v2", free[5:7], home, root / "grpc.log"),
+            start_transformer(
+                MODEL, f"{HOST}:{ports.http}", "v2", free[3:5], home, root / "rest.log", *FLAGS
+            ),
+            start_transformer(
+                MODEL, f"{HOST}:{ports.grpc}", "grpc-v2", free[5:7], home, root / "grpc.log", *FLAGS
+            ),
         ]
         try:
             with TritonLocal(log_path=root / "triton.log").start(root / "repo" / "local", ports):
                 for server in servers:
-                    wait_until_serving(
-                        f"{server.http}/v2/models/{MODEL}/ready",
-                        server.process,
-                        START_TIMEOUT_S,
-                        details=lambda server=server: server.log.read_text(errors="replace")[-2000:],
-                    )
+                    wait_ready(server)
                 yield Stack(fs, spec, bundle, query, *servers)
         finally:
-            _stop(servers)
+            stop_transformers(servers)
 
 
 # ------------------------------------------------------------------------------------------ helpers
