@@ -50,6 +50,8 @@ from inference.router.isvc import VERSION_SEPARATOR, triton_model_name
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable, stage_model_version
+from inference.router.shadow import ShadowMirror
+from inference.router.shadow_compare import ShadowComparator
 from inference.runtime_file import RuntimeInfo, attach, runtime_file, serving_dir
 from inference.triton_local import Ports, TritonLocal
 from inference.triton_supervisor import TritonSupervisor
@@ -176,6 +178,8 @@ class LocalServingRuntime:
             metrics=metrics,
             event_logger=EventLogger(self.logger_url, metrics) if self.logger_url else None,
             watcher=watcher,
+            # idle until an InferenceService names a shadow version (inference/router/shadow.py)
+            shadow=ShadowMirror(self.triton.http_url, ShadowComparator(metrics.registry)),
         )
 
     def _start_router(self, settings: RouterSettings) -> str:

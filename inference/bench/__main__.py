@@ -1,8 +1,9 @@
-"""`python -m inference.bench [--duration-s 10] [--concurrency 1,8,32] [--out build/bench]`
+"""`python -m inference.bench [--duration-s 10] [--concurrency 1,8,32] [--out build/bench] [--paths ...]`
 
 The serving benchmark (issue #4): one XGBoost model, one request body, closed-loop load at each concurrency
-against in-process prediction, Triton (HTTP, gRPC), the canary router (HTTP; gRPC when the router has it)
-and MLServer (HTTP, gRPC). HTTP load is `wrk`; gRPC load is `inference.bench.grpc_load` in the serving env.
+against in-process prediction, Triton (HTTP, gRPC), the canary router (HTTP; gRPC when the router has it),
+the router with a shadow version (`router-shadow`, bench/shadow.py) and MLServer (HTTP, gRPC). HTTP load
+is `wrk`; gRPC load is `inference.bench.grpc_load` in the serving env.
 Writes `serving.md` and `serving.json` under `--out`.
 """
 
@@ -17,13 +18,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from core.paths import REPO_ROOT
 from inference.bench import model as bench_model
 from inference.bench import servers, wrk
 from inference.bench.results import Measurement, measurement, write_report
 
-PATHS = ("in-process", "triton", "router", "mlserver")
+PATHS = ("in-process", "triton", "router", "router-shadow", "mlserver")
 SERVING_PYTHON = REPO_ROOT / ".venv-serving" / "bin" / "python"
 
 
@@ -38,29 +40,34 @@ class Bench:
         self.notes: list[str] = []
         self.extra: dict = {}
 
-    def each_concurrency(self, path: str, protocol: str, load: Callable[[int], dict]) -> None:
-        for concurrency in self.args.concurrency:
-            summary = load(concurrency)
-            row = measurement(path, protocol, concurrency, summary)
+    def each_concurrency(
+        self, path: str, protocol: str, load: Callable[[int], dict], concurrency: int | None = None
+    ) -> None:
+        """`load` at every concurrency of the run, or at `concurrency` alone."""
+        for level in self.args.concurrency if concurrency is None else [concurrency]:
+            summary = load(level)
+            row = measurement(path, protocol, level, summary)
             self.rows.append(row)
             print(
-                f"{path:10} {protocol:6} c={concurrency:<3} {row.throughput:9,.0f} req/s  "
+                f"{path:10} {protocol:6} c={level:<3} {row.throughput:9,.0f} req/s  "
                 f"p50 {row.p50_ms:7.2f} ms  p99 {row.p99_ms:7.2f} ms  errors {row.errors}",
                 flush=True,
             )
 
-    def http(self, path: str, url: str, script: Path | None = None) -> None:
+    def http(self, path: str, url: str, script: Path | None = None, concurrency: int | None = None) -> None:
         def load(concurrency: int) -> dict:
             if self.args.warmup_s > 0:
                 wrk.run_wrk(url, script or self.script, concurrency, self.args.warmup_s)
             return wrk.run_wrk(url, script or self.script, concurrency, self.args.duration_s)
 
-        self.each_concurrency(path, "http", load)
+        self.each_concurrency(path, "http", load, concurrency)
 
-    def grpc(self, path: str, address: str, model: str, body: Path | None = None) -> None:
+    def grpc(
+        self, path: str, address: str, model: str, body: Path | None = None, concurrency: int | None = None
+    ) -> None:
         target = ["--target", address, "--model", model]
         body = body or self.model.body_file
-        self.each_concurrency(path, "grpc", lambda c: grpc_load(target, body, c, self.args))
+        self.each_concurrency(path, "grpc", lambda c: grpc_load(target, body, c, self.args), concurrency)
 
     def inprocess(self) -> None:
         from inference.bench.inprocess import run_inprocess
@@ -97,38 +104,45 @@ def run_triton_and_router(bench: Bench, paths: set[str], logs: Path) -> None:
         if "triton" in paths:
             bench.http("triton", direct)
             bench.grpc("triton", triton.grpc_address, built.triton_model)
-        if "router" not in paths:
-            return
-        with (
-            servers.EventSink() as sink,
-            servers.router(
-                built.isvc_file, triton.http_url, triton.grpc_address, sink.url, logs / "router.log"
-            ) as router,
-        ):
-            bench.http("router", f"{router.http_url}/v2/models/{bench_model.MODEL}/infer")
-            if router.grpc_address:
-                bench.grpc("router", router.grpc_address, bench_model.MODEL)
-            else:
-                bench.notes.append("router gRPC: not measured (this router has no --grpc-port)")
-            time.sleep(1.0)  # the router's logger posts asynchronously; let its queue drain
-            sent = sum(m.requests + m.errors for m in bench.rows if m.path == "router")
-            bench.extra["router_events"] = dict(sink.counts)
-            metrics = f"{router.http_url}/metrics"
-            dropped = servers.metric_total(metrics, "mlops_router_logger_dropped_total")
-            bench.extra["router_events_dropped"] = dropped
-            bench.extra["router_events_sent"] = servers.metric_total(
-                metrics, "mlops_router_logger_sent_total"
-            )
-            bench.notes.append(
-                f"router: {dropped:,.0f} CloudEvents dropped by its logger (queue full or post failed): "
-                "the router sheds payload events rather than slow requests down"
-            )
-            bench.notes.append(
-                f"router: canary split {bench_model.CANARY_PERCENT}% to a copy of the model; CloudEvents "
-                f"to a minimal HTTP sink: {sink.total():,} events received for {sent:,} measured requests "
-                "(plus warm-up ones; 2 events per request when none is dropped), by type/endpoint: "
-                f"{dict(sink.counts)}"
-            )
+        if "router" in paths:
+            run_router(bench, triton, logs)
+        if "router-shadow" in paths:
+            from inference.bench.shadow import run_router_shadow
+
+            run_router_shadow(bench, triton.http_url, triton.grpc_address, logs)
+
+
+def run_router(bench: Bench, triton: Any, logs: Path) -> None:
+    """The plain router (canary split, payload events to a sink) at every concurrency and protocol."""
+    built = bench.model
+    with (
+        servers.EventSink() as sink,
+        servers.router(
+            built.isvc_file, triton.http_url, triton.grpc_address, sink.url, logs / "router.log"
+        ) as router,
+    ):
+        bench.http("router", f"{router.http_url}/v2/models/{bench_model.MODEL}/infer")
+        if router.grpc_address:
+            bench.grpc("router", router.grpc_address, bench_model.MODEL)
+        else:
+            bench.notes.append("router gRPC: not measured (this router has no --grpc-port)")
+        time.sleep(1.0)  # the router's logger posts asynchronously; let its queue drain
+        sent = sum(m.requests + m.errors for m in bench.rows if m.path == "router")
+        bench.extra["router_events"] = dict(sink.counts)
+        metrics = f"{router.http_url}/metrics"
+        dropped = servers.metric_total(metrics, "mlops_router_logger_dropped_total")
+        bench.extra["router_events_dropped"] = dropped
+        bench.extra["router_events_sent"] = servers.metric_total(metrics, "mlops_router_logger_sent_total")
+        bench.notes.append(
+            f"router: {dropped:,.0f} CloudEvents dropped by its logger (queue full or post failed): "
+            "the router sheds payload events rather than slow requests down"
+        )
+        bench.notes.append(
+            f"router: canary split {bench_model.CANARY_PERCENT}% to a copy of the model; CloudEvents "
+            f"to a minimal HTTP sink: {sink.total():,} events received for {sent:,} measured requests "
+            "(plus warm-up ones; 2 events per request when none is dropped), by type/endpoint: "
+            f"{dict(sink.counts)}"
+        )
 
 
 def run_mlserver(bench: Bench, logs: Path) -> None:
@@ -175,11 +189,11 @@ def run(args: argparse.Namespace) -> Path:
         logs = args.out / "logs"
         if "in-process" in args.paths:
             bench.inprocess()
-        if args.paths & {"triton", "router"}:
+        if args.paths & {"triton", "router", "router-shadow"}:
             run_triton_and_router(bench, args.paths, logs)
         if "mlserver" in args.paths:
             run_mlserver(bench, logs)
-        if args.paths & {"triton", "router", "mlserver"}:
+        if args.paths & {"triton", "router", "router-shadow", "mlserver"}:
             ceiling = grpc_load(["--ceiling"], built.body_file, max(args.concurrency), args)
             bench.extra["grpc_generator_ceiling"] = ceiling
             bench.notes.append(

@@ -19,6 +19,7 @@ import yaml
 
 MODEL = "conversion-xgboost"
 STABLE, CANARY = "1", "2"
+SHADOW = "3"  # staged too: the `router-shadow` path copies live requests to it (inference/bench/shadow.py)
 CANARY_PERCENT = 20
 DEMO_CUSTOMERS = 200  # ~4,000 sessions: enough for a realistic tree ensemble, trained in about a second
 MAX_ROUNDS = 100  # small on purpose: the benchmark measures serving overhead, not tree depth
@@ -28,7 +29,7 @@ INPUT = "input__0"
 @dataclass(frozen=True)
 class BenchModel:
     export_dir: Path  # export_repository's output (cluster/ and local/)
-    triton_repository: Path  # <model>__v1 and <model>__v2, as the router expects
+    triton_repository: Path  # <model>__v1, __v2 and __v3 (the shadow), as the router expects
     mlserver_repository: Path  # <model>/model-settings.json + xgboost.json
     isvc_file: Path  # InferenceService with the canary split
     body_file: Path  # one-row OIP JSON request: the raw features
@@ -101,7 +102,7 @@ def _write_body(tensors: dict[str, np.ndarray], path: Path) -> Path:
 def _stage_triton(local_model: Path, repository: Path) -> Path:
     from inference.router.routing import stage_model_version
 
-    for version in (STABLE, CANARY):  # the canary is a copy: the split costs the same as a real one
+    for version in (STABLE, CANARY, SHADOW):  # copies: the split and the shadow cost what real ones do
         stage_model_version(local_model, repository, MODEL, version)
     return repository
 

@@ -15,3 +15,6 @@ STABLE_VERSION_KEY = ANNOTATION_PREFIX + "stable-version"
 """During a canary, the version the stable revision serves (wins over MODEL_VERSION_KEY for the router)."""
 STABLE_LOCAL_REPOSITORY_KEY = ANNOTATION_PREFIX + "stable-local-repository"
 CANARY_VERSION_KEY = ANNOTATION_PREFIX + "canary-version"
+SHADOW_VERSION_KEY = ANNOTATION_PREFIX + "shadow-version"
+"""A version that gets a copy of the live traffic and whose answers are compared, never returned
+(inference/router/shadow.py locally; inference/deploy/shadow.py renders the cluster's mirror)."""

@@ -1,12 +1,14 @@
 """The local router: OIP REST and (with --grpc-port) OIP gRPC in front of Triton, with the canary split.
 
     python -m inference.router --isvc FILE --triton-url URL [--port 8081] [--logger-url URL] [--seed N]
-        [--grpc-port 8082 --triton-grpc HOST:PORT]
+        [--grpc-port 8082 --triton-grpc HOST:PORT] [--shadow-queue-size 256 --shadow-workers 1]
 
 Serves the models of the InferenceService files (one route each; `--isvc` repeats), reloading them when
 they change. Both protocols share one route table, one canary draw sequence, one set of metrics and one
-CloudEvent logger. Triton must already serve each version as `<model>__v<version>`
-(`routing.stage_model_version`). SIGINT/SIGTERM stop both servers cleanly (exit 0).
+CloudEvent logger; a route's shadow version (if the file names one) gets a copy of each answered request,
+compared in the router's /metrics (`mlops_shadow_*`, inference/router/shadow.py). Triton must already
+serve each version as `<model>__v<version>` (`routing.stage_model_version`). SIGINT/SIGTERM stop both
+servers cleanly (exit 0).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from inference.router.isvc import RouteError, load_isvc_file
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable
+from inference.router.shadow import DEFAULT_QUEUE_SIZE, DEFAULT_WORKERS, ShadowMirror
+from inference.router.shadow_compare import ShadowComparator
 
 if TYPE_CHECKING:
     from inference.router.grpc_app import GrpcRouter
@@ -47,6 +51,12 @@ def build_settings(args: argparse.Namespace) -> RouterSettings:
         metrics=metrics,
         event_logger=event_logger,
         watcher=watcher,
+        shadow=ShadowMirror(
+            triton_url,
+            ShadowComparator(metrics.registry),
+            queue_size=args.shadow_queue_size,
+            workers=args.shadow_workers,
+        ),
         max_body_bytes=args.max_body_bytes,
         read_timeout_s=args.read_timeout_s,
     )
@@ -72,9 +82,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--read-timeout-s", type=float, default=DEFAULT_READ_TIMEOUT_S, help="a request body's, or 408"
     )
     parser.add_argument("--reload-interval-s", type=float, default=0.5)
+    parser.add_argument(
+        "--shadow-queue-size", type=int, default=DEFAULT_QUEUE_SIZE, help="copies waiting; more are dropped"
+    )
+    parser.add_argument("--shadow-workers", type=int, default=DEFAULT_WORKERS, help="shadow calls at once")
     args = parser.parse_args(argv)
     if args.grpc_port and not args.triton_grpc:
         parser.error("--grpc-port needs --triton-grpc (Triton's gRPC endpoint, e.g. 127.0.0.1:8001)")
+    if args.shadow_queue_size < 1 or args.shadow_workers < 1:
+        parser.error("--shadow-queue-size and --shadow-workers must be at least 1")
     if args.logger_url and not args.logger_url.startswith("http://"):
         parser.error(f"--logger-url {args.logger_url!r}: expected an http:// URL")
     return args

@@ -18,12 +18,15 @@ served by grpc_app.py from the same settings.
 Hot path, profiled at concurrency 32 (about 160 req/s through the router before, 1,100-1,350 after, on a
 shared 2-core machine): aiohttp to Triton with its answer's names rewritten in place (upstream.py), and
 infer served by a bare ASGI lane in front of FastAPI (infer_lane.py); the payload events are posted
-pipelined from a thread (logger.py, event_post.py).
+pipelined from a thread (logger.py, event_post.py). A route's shadow version gets a copy of each answered
+request off the request path (shadow.py); its answer never reaches the client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ from inference.router.isvc import Target
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable
+from inference.router.shadow import ShadowMirror
 from inference.router.upstream import RouterFailure, call, is_ok, public_names, upstream_session
 from inference.router.validation import InputSpec, check_request, input_specs
 
@@ -57,6 +61,7 @@ class RouterSettings:
     metrics: RouterMetrics
     event_logger: EventLogger | None = None
     watcher: IsvcWatcher | None = None
+    shadow: ShadowMirror | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     upstream_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S  # a client's whole body, or 408
@@ -85,9 +90,10 @@ class _Worker(Protocol):
 
 
 def start_background_workers(settings: RouterSettings) -> list[_Worker]:
-    """Start the event logger and route watcher unless already running (the REST and gRPC routers share
-    them); returns those started here, which the caller alone stops."""
-    workers: list[_Worker] = [w for w in (settings.event_logger, settings.watcher) if w is not None]
+    """Start the event logger, shadow mirror and route watcher unless already running (the REST and gRPC
+    routers share them); returns those started here, which the caller alone stops."""
+    candidates = (settings.event_logger, settings.shadow, settings.watcher)
+    workers: list[_Worker] = [w for w in candidates if w is not None]
     started = [w for w in workers if not w.running]
     for worker in started:
         worker.start()
@@ -214,14 +220,28 @@ async def infer_body(
     elif not isinstance(parsed, dict):
         raise RouterFailure(400, "request body must be a JSON object with an 'inputs' list")
     path = f"/v2/models/{target.triton_name}/infer"
+    started = time.perf_counter()
     answer = await call(upstream, "POST", path, data=body, headers=_JSON_HEADERS)
+    latency_s = time.perf_counter() - started
     if answer.status != 200:
         error = answer.json().get("error") or answer.text
         return answer.status, json.dumps({"error": str(error)}).encode()
     content = public_names(answer.body, target)
     if settings.event_logger is not None:
         settings.event_logger.log_pair(target, body, content)
+    offer_shadow_copy(settings, target, body, content, latency_s)
     return 200, content
+
+
+def offer_shadow_copy(
+    settings: RouterSettings, target: Target, request: Any, answer: Any, latency_s: float
+) -> None:
+    """After the live answer: the route's shadow (if any) gets a copy, queued once this request's task has
+    handed its answer on (call_soon runs at the loop's next turn), so not even the queueing delays it."""
+    mirror, route = settings.shadow, settings.table.get(target.model)
+    shadow = None if route is None else route.shadow
+    if mirror is not None and shadow is not None:
+        asyncio.get_running_loop().call_soon(mirror.offer, shadow, request, answer, latency_s)
 
 
 async def _input_specs(

@@ -2,11 +2,14 @@
 `inference.GRPCInferenceService`, whose methods resolve the route (canary draw, pinned `model_version`),
 call Triton's gRPC endpoint as `<name>__v<version>`, record RouterMetrics, hand CloudEvents to the event
 logger and map failures to gRPC status codes (see grpc_app.py's docstring); undecodable request bytes
-become INVALID_ARGUMENT instead of gRPC's INTERNAL.
+become INVALID_ARGUMENT instead of gRPC's INTERNAL. A route's shadow version gets the request's OIP JSON
+after the answer (app.offer_shadow_copy, shadow.py); the answer returned is always the live one.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +18,7 @@ from google.protobuf.message import DecodeError
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from inference.router.app import RouterSettings, resolve_target
+from inference.router.app import RouterSettings, offer_shadow_copy, resolve_target
 from inference.router.isvc import Target
 from inference.router.oip_proto import request_json, response_json
 from inference.router.upstream import RouterFailure
@@ -121,15 +124,19 @@ class Servicer:
         try:
             await self._check(request, target)
             request.model_name, request.model_version = target.triton_name, ""
+            started = time.perf_counter()
             answer = await self._call("ModelInfer", request, passthrough=True)
+            latency_s = time.perf_counter() - started
             answer.model_name, answer.model_version = target.model, target.version
         except _Abort as exc:
             await context.abort(exc.code, str(exc))
+        # deferred: the protobuf -> JSON conversions happen in the logger's or the mirror's thread, once
+        # for both (cached; a race at worst converts twice)
+        request_body = functools.cache(lambda: request_json(request))
+        answer_body = functools.cache(lambda: response_json(answer))
         if self.settings.event_logger is not None:
-            # deferred: the protobuf -> JSON conversion happens in the logger's thread
-            self.settings.event_logger.log_pair(
-                target, lambda: request_json(request), lambda: response_json(answer)
-            )
+            self.settings.event_logger.log_pair(target, request_body, answer_body)
+        offer_shadow_copy(self.settings, target, request_body, answer_body, latency_s)
         return answer
 
     # ---------------------------------------------------------------------------------------- internals

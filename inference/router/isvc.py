@@ -1,24 +1,32 @@
 """What a rendered KServe InferenceService says about routing: the version annotations, the `Route` (stable
-and optional canary version with the canary's share) and `Target` values, Triton's `<model>__v<version>`
-names, and `route_from_isvc`/`parse_isvc`/`load_isvc_file`, which read a Route from an InferenceService
-and raise `RouteError` naming the file and field (see `inference.router.routing` for the annotations and
-Knative semantics).
+and optional canary version with the canary's share, optional shadow version) and `Target` values, Triton's
+`<model>__v<version>` names, and `route_from_isvc`/`parse_isvc`/`load_isvc_file`, which read a Route from an
+InferenceService and raise `RouteError` naming the file and field (see `inference.router.routing` for the
+annotations and Knative semantics).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from inference.deploy.annotations import CANARY_VERSION_KEY, MODEL_VERSION_KEY, STABLE_VERSION_KEY
+from inference.deploy.annotations import (
+    CANARY_VERSION_KEY,
+    MODEL_VERSION_KEY,
+    SHADOW_VERSION_KEY,
+    STABLE_VERSION_KEY,
+)
 
 VERSION_SEPARATOR = "__v"
-Role = Literal["stable", "canary"]
+Role = Literal["stable", "canary", "shadow"]
+# a version becomes part of Triton's model name and a file name: keep it to what both accept
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 class RouteError(ValueError):
@@ -50,6 +58,8 @@ class Route:
     logged_annotations: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     """`logger.metadataAnnotations` with the InferenceService's values; the version key is per revision.
     Not part of equality: two routes are the same when they split traffic the same way."""
+    shadow_version: str | None = None
+    """Gets a copy of each live request after it is answered; never answers a client (router/shadow.py)."""
 
     @property
     def targets(self) -> list[Target]:
@@ -76,6 +86,10 @@ class Route:
         logged = tuple((k, version if k == MODEL_VERSION_KEY else v) for k, v in self.logged_annotations)
         return Target(self.model, version, role, logged)
 
+    @cached_property
+    def shadow(self) -> Target | None:
+        return None if self.shadow_version is None else self._target(self.shadow_version, "shadow")
+
     def target_for_version(self, version: str) -> Target | None:
         return next((t for t in self.targets if t.version == version), None)
 
@@ -101,13 +115,35 @@ def route_from_isvc(isvc: Mapping[str, Any], where: str = "InferenceService") ->
     if percent is not None and not 0 <= percent <= 100:
         raise RouteError(f"{where}: spec.predictor.canaryTrafficPercent must be in 0..100, got {percent}")
     logged = _logged_annotations(predictor, annotations, where)
+    shadow = _shadow_version(annotations.get(SHADOW_VERSION_KEY), where)
     if "canary" in isvc["spec"]:
-        return _standard_route(name, isvc["spec"], predictor, stable, logged, where)
-    if canary is None or canary == stable:
-        return Route(name, stable, logged_annotations=logged)
-    if percent is None:  # Knative: without the field the newest revision takes all traffic (promoted)
-        return Route(name, canary, logged_annotations=logged)
-    return Route(name, stable, canary, percent, logged)
+        route = _standard_route(name, isvc["spec"], predictor, stable, logged, where)
+    elif canary is None or canary == stable:
+        route = Route(name, stable, logged_annotations=logged)
+    elif percent is None:  # Knative: without the field the newest revision takes all traffic (promoted)
+        route = Route(name, canary, logged_annotations=logged)
+    else:
+        route = Route(name, stable, canary, percent, logged)
+    return _with_shadow(route, shadow, where)
+
+
+def _shadow_version(value: Any, where: str) -> str | None:
+    field = f"metadata.annotations[{SHADOW_VERSION_KEY!r}]"
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int) or not _VERSION.match(str(value)):
+        raise RouteError(f'{where}: {field} must be a registry version like "4", got {value!r}')
+    return str(value)
+
+
+def _with_shadow(route: Route, shadow: str | None, where: str) -> Route:
+    if shadow is None:
+        return route
+    live = [t.version for t in route.targets]
+    if shadow in live:  # a shadow of a live version compares it with itself and doubles its load
+        field = f"metadata.annotations[{SHADOW_VERSION_KEY!r}]"
+        raise RouteError(f"{where}: {field} names {shadow}, which already serves live traffic")
+    return replace(route, shadow_version=shadow)
 
 
 def _standard_route(

@@ -3,6 +3,9 @@ payload events it could not deliver), read by tests, the bench and whoever runs 
 analysis, the alerts or the dashboard. Requests, errors and latency per version come from Triton, as on a
 cluster (docs/signals.md), so the router records none.
 
+The shadow comparator (shadow_compare.py) registers its `mlops_shadow_*` series in the same registry, so
+one /metrics serves both; they are the comparator's, not the router's (that module says why).
+
 Each `RouterMetrics` owns its registry, so several routers (tests) live in one process without clashes.
 """
 

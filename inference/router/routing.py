@@ -7,6 +7,7 @@ An InferenceService carries the versions in annotations and the split in `canary
       annotations:
         serving.mlops-loop.io/model-version: "3"     # stable (or stable-version: "3", which wins)
         serving.mlops-loop.io/canary-version: "4"    # canary (optional)
+        serving.mlops-loop.io/shadow-version: "5"    # shadow (optional): gets a copy, never answers
     spec:
       predictor:
         canaryTrafficPercent: 20                     # share of requests for the canary
@@ -18,6 +19,10 @@ the split is `spec.canary[0].trafficPercent` and each predictor names its versio
 its folder name, so each version lives in the router's repository as `<model>__v<version>/`
 (`stage_model_version`). The `RouteTable` is swapped as a whole, so a request sees either the old or the
 new routes, never a mix; `IsvcWatcher` reloads it when an InferenceService file changes.
+
+A shadow version is not part of the split: after each live answer the router hands the request to
+`shadow.ShadowMirror`, which sends a copy to the shadow's Triton model and compares the answers; a shadow
+Triton does not serve does not hold a render back (its copies count as errors, live traffic is untouched).
 
 The annotations, `Route`/`Target` and the InferenceService parsers live in `isvc.py`.
 """

@@ -15,7 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from inference import python_backend_model
-from inference.deploy.annotations import CANARY_VERSION_KEY, MODEL_VERSION_KEY
+from inference.deploy.annotations import CANARY_VERSION_KEY, MODEL_VERSION_KEY, SHADOW_VERSION_KEY
 from inference.router.routing import stage_model_version
 from inference.triton_config import render_config
 from tests.helpers.specs import fixture_spec
@@ -27,8 +27,16 @@ Event = tuple[dict[str, str], dict]
 """One received CloudEvent: (lower-cased headers, parsed JSON body)."""
 
 
-def isvc(stable: str, canary: str | None = None, percent: int | None = None, name: str = "demo") -> dict:
+def isvc(
+    stable: str,
+    canary: str | None = None,
+    percent: int | None = None,
+    name: str = "demo",
+    shadow: str | None = None,
+) -> dict:
     annotations = {MODEL_VERSION_KEY: stable, **({CANARY_VERSION_KEY: canary} if canary else {})}
+    if shadow is not None:
+        annotations[SHADOW_VERSION_KEY] = shadow
     predictor: dict[str, Any] = {
         "model": {"modelFormat": {"name": "triton"}},
         "logger": {"mode": "all", "metadataAnnotations": [MODEL_VERSION_KEY]},  # as deploy renders it
@@ -72,25 +80,33 @@ def export_local_model(model: Any, dest: Path) -> Path:
     return dest
 
 
-def fit_model(seed: int) -> Any:
+def fit_model(seed: int, flipped: bool = False) -> Any:
+    """A logistic regression on seeded data; `flipped` learns the opposite labels, so its class-1 score is
+    1 minus the unflipped model's (the loss is symmetric): every top class disagrees, ranks reverse."""
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(200, N_FEATURES))
     label = (features @ rng.normal(size=N_FEATURES) > 0).astype(int)
-    return LogisticRegression().fit(features, label)
+    return LogisticRegression().fit(features, 1 - label if flipped else label)
 
 
 def stage_two_versions(root: Path) -> tuple[dict[str, Any], Path]:
     """`demo` v1 and v2 (two real models) staged under `root/repo`, and an InferenceService file that
     canaries v2 at 20%."""
     models = {"1": fit_model(0), "2": fit_model(1)}
-    for version, model in models.items():
-        source = export_local_model(model, root / f"export-v{version}" / "local" / "demo")
-        stage_model_version(source, root / "repo", "demo", version)
+    stage_versions(root, models)
     path = root / "isvc.yaml"
     write_isvc(path, isvc("1", "2", 20))
     return models, path
+
+
+def stage_versions(root: Path, models: dict[str, Any]) -> Path:
+    """Each `version -> model` exported and staged as `demo__v<version>` under `root/repo` (returned)."""
+    for version, model in models.items():
+        source = export_local_model(model, root / f"export-v{version}" / "local" / "demo")
+        stage_model_version(source, root / "repo", "demo", version)
+    return root / "repo"
 
 
 class Receiver(ThreadingHTTPServer):

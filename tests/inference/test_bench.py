@@ -108,6 +108,8 @@ def test_short_real_run_measures_every_path(tmp_path: Path) -> None:
     measured = {(m["path"], m["protocol"]) for m in body["measurements"]}
     expected = {("in-process", "python"), ("triton", "http"), ("triton", "grpc"), ("router", "http")}
     expected |= {("mlserver", "http"), ("mlserver", "grpc")}
+    # the same load without, with and again without a shadow version
+    expected |= {(f"router-shadow-{run}", p) for run in ("off-1", "on", "off-2") for p in ("http", "grpc")}
     assert expected <= measured
     for m in body["measurements"]:
         assert m["concurrency"] == 4 and m["errors"] == 0, m
@@ -118,5 +120,7 @@ def test_short_real_run_measures_every_path(tmp_path: Path) -> None:
     assert events.get("response/default", 0) > 0, events
     assert body["router_events_sent"] > 0 and body["router_events_dropped"] >= 0  # read from its /metrics
     assert body["grpc_generator_ceiling"]["requests"] > 0
+    assert body["shadow"]["compared"] > 0 and body["shadow"]["error"] == 0  # the shadow got its copies
+    assert "live p99 with a shadow, grpc c=4: " in report.read_text()  # against both runs without
     assert "| triton | http | 4 |" in report.read_text()
     assert (tmp_path / "serving.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")  # the chart

@@ -1,0 +1,102 @@
+"""The shadow rollout's cost to live traffic (issue #16, point 8): the same load through a second router
+whose InferenceService also names a shadow version (a third copy of the model), measured right after the
+plain router on the same Triton; rows `router-shadow` next to `router` in `serving.md`, and the shadow's
+own counters (compared, dropped, error) from that router's /metrics.
+
+On this machine the shadow shares the cores with the live path (its Triton calls, the comparison), so the
+difference is an upper bound of what a cluster sees, where the shadow InferenceService has its own pods and
+the Gateway mirrors without waiting for the copy (inference/deploy/shadow.py).
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from inference.bench import model as bench_model
+from inference.bench import servers
+from inference.bench.results import find
+
+if TYPE_CHECKING:
+    from inference.bench.__main__ import Bench
+
+ON, OFF, OFF_AGAIN = "router-shadow-on", "router-shadow-off-1", "router-shadow-off-2"
+PATHS = (OFF, ON, OFF_AGAIN)
+RESULTS = ("compared", "dropped", "error")
+
+
+def shadow_isvc(isvc_file: Path, dest: Path) -> Path:
+    """The bench's InferenceService with the shadow annotation added (the canary split unchanged)."""
+    from inference.deploy.annotations import SHADOW_VERSION_KEY
+
+    document = yaml.safe_load(isvc_file.read_text())
+    document["metadata"]["annotations"][SHADOW_VERSION_KEY] = bench_model.SHADOW
+    dest.write_text(yaml.safe_dump(document, sort_keys=False))
+    return dest
+
+
+def shadow_counts(metrics_url: str) -> dict[str, float]:
+    """`mlops_shadow_requests_total` by result, from a router's /metrics."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    counts = dict.fromkeys(RESULTS, 0.0)
+    for family in text_string_to_metric_families(text):
+        if family.name == "mlops_shadow_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["result"]] += sample.value
+    return counts
+
+
+def run_router_shadow(bench: Bench, triton_http: str, triton_grpc: str, logs: Path) -> None:
+    """Off, on, off again at each protocol and concurrency, back to back: two routers side by side (the
+    plain one and one whose InferenceService names a shadow), so a change in the machine's other load
+    shows as a difference between the two `off` runs (the noise) rather than as the shadow's cost."""
+    isvc = shadow_isvc(bench.model.isvc_file, bench.work / "isvc-shadow.yaml")
+    with (
+        servers.EventSink() as sink,
+        servers.router(
+            bench.model.isvc_file, triton_http, triton_grpc, sink.url, logs / "router-off.log"
+        ) as off,
+        servers.router(isvc, triton_http, triton_grpc, sink.url, logs / "router-shadow.log") as on,
+    ):
+        http = f"/v2/models/{bench_model.MODEL}/infer"
+        for concurrency in bench.args.concurrency:
+            for path, router in ((OFF, off), (ON, on), (OFF_AGAIN, off)):
+                bench.http(path, router.http_url + http, concurrency=concurrency)
+        if on.grpc_address and off.grpc_address:
+            for concurrency in bench.args.concurrency:
+                for path, router in ((OFF, off), (ON, on), (OFF_AGAIN, off)):
+                    bench.grpc(path, router.grpc_address, bench_model.MODEL, concurrency=concurrency)
+        counts = shadow_counts(f"{on.http_url}/metrics")
+    bench.extra["shadow"] = counts
+    bench.notes.append(
+        f"{ON}: the router's InferenceService plus a shadow version (a third copy of the model), measured "
+        f"between two runs of the plain router ({OFF}, {OFF_AGAIN}) at the same load; the shadow's copies: "
+        f"{counts['compared']:,.0f} compared, {counts['dropped']:,.0f} dropped (queue full), "
+        f"{counts['error']:,.0f} failed; no shadow answer reaches a client (tests/inference/"
+        "test_router_shadow.py)"
+    )
+    bench.notes += p99_differences(bench)
+
+
+def p99_differences(bench: Bench) -> list[str]:
+    """Per protocol and concurrency: the live p99 with the shadow against the two runs without; within
+    noise when it is no higher than the worse `off` run plus the two `off` runs' difference."""
+    lines = []
+    for m in sorted((m for m in bench.rows if m.path == ON), key=lambda m: (m.protocol, m.concurrency)):
+        before, after = (find(bench.rows, p, m.protocol, m.concurrency) for p in (OFF, OFF_AGAIN))
+        if before is None or after is None:
+            continue
+        noise = abs(before.p99_ms - after.p99_ms)
+        verdict = "within noise" if m.p99_ms <= max(before.p99_ms, after.p99_ms) + noise else "ABOVE noise"
+        lines.append(
+            f"live p99 with a shadow, {m.protocol} c={m.concurrency}: {m.p99_ms:.2f} ms against "
+            f"{before.p99_ms:.2f} / {after.p99_ms:.2f} ms without (p50 {m.p50_ms:.2f} against "
+            f"{before.p50_ms:.2f} / {after.p50_ms:.2f}): {verdict}"
+        )
+    return lines

@@ -1,0 +1,68 @@
+"""Local mode only: the shadow's Triton model instances get the lowest CPU priority, the stand-in for the
+shadow InferenceService's own pods on a cluster.
+
+Why: on one machine the shadow's inference runs on the cores the live path needs. Measured with `make
+bench`'s shadow rows on 2 cores (docs/measured.md, "Shadow rollout"): a shadow at normal priority raised the
+live HTTP p99 from 3.98 to 7.26 ms at 1 client and from 9.52 to 18.74 ms at 8; with the shadow's backend
+stub at nice 19 the live p99 stayed within the plain router's run-to-run spread in 5 of 6 cells while the
+shadow still compared thousands of copies (the rest are dropped by the mirror's queue, as designed).
+
+How: Triton's Python backend runs each model instance in a `triton_python_backend_stub` process whose
+command line names the model file (`.../<model>__v<version>/<n>/model.py`); every thread (task) of such a
+process owned by this user is set to nice 19. Best effort and silent: a Triton on another machine, another
+user's processes or a native backend (the cluster's) leave nothing to lower, and the shadow then simply
+competes. Re-checked every RECHECK_S, so a Triton restarted by the supervisor is lowered again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+LOWEST = 19
+RECHECK_S = 30.0
+STUB = b"triton_python_backend_stub"
+PROC = Path("/proc")
+
+
+class ShadowPriority:
+    """`lower(triton_name)` is cheap when called again within RECHECK_S (the mirror calls it per copy)."""
+
+    def __init__(self, proc: Path = PROC) -> None:
+        self.proc = proc
+        self._checked: dict[str, float] = {}
+
+    def lower(self, triton_name: str) -> int:
+        """Set the shadow model's stub threads to the lowest priority; how many threads were set."""
+        now = time.monotonic()
+        if now - self._checked.get(triton_name, -RECHECK_S) < RECHECK_S:
+            return 0
+        self._checked[triton_name] = now
+        return sum(_lower_tasks(self.proc / str(pid)) for pid in stub_pids(triton_name, self.proc))
+
+
+def stub_pids(triton_name: str, proc: Path = PROC) -> list[int]:
+    """This user's Python backend stubs serving `triton_name`."""
+    marker, uid, found = f"/{triton_name}/".encode(), os.getuid(), []
+    for entry in proc.iterdir() if proc.is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):  # processes end while the folder is read
+            if entry.stat().st_uid != uid:
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if argv and argv[0].endswith(STUB) and any(marker in arg for arg in argv[1:]):
+                found.append(int(entry.name))
+    return found
+
+
+def _lower_tasks(process: Path) -> int:
+    # setpriority(PRIO_PROCESS, id) sets one thread on Linux: each of the process's threads is set
+    lowered = 0
+    for task in (process / "task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            os.setpriority(os.PRIO_PROCESS, int(task.name), LOWEST)
+            lowered += 1
+    return lowered

@@ -1,0 +1,172 @@
+"""The parts of a shadow rollout that need no Triton: the shadow annotation read from an InferenceService,
+the comparator's metrics from two answers, and the mirror's bounded queue (through the real router and
+Triton: test_router_shadow.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from inference.deploy.annotations import SHADOW_VERSION_KEY
+from inference.router.isvc import Route, RouteError, Target, route_from_isvc
+from inference.router.shadow import ShadowMirror
+from inference.router.shadow_compare import Answer, ShadowComparator
+from inference.router.shadow_priority import ShadowPriority, stub_pids
+from tests.helpers.metrics_text import sample_value
+from tests.helpers.router_stack import isvc
+
+
+def answer(class1: list[float], datatype: str = "FP32") -> bytes:
+    data = [value for p in class1 for value in (1 - p, p)]
+    output = {"name": "output__0", "datatype": datatype, "shape": [len(class1), 2], "data": data}
+    return json.dumps({"model_name": "demo", "outputs": [output]}).encode()
+
+
+def metric(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return sample_value(generate_latest(registry).decode(), name, model="demo", version="3", **labels)
+
+
+# ------------------------------------------------------------------------------------ the annotation
+def test_the_shadow_version_is_read_from_the_annotation_next_to_the_split() -> None:
+    assert route_from_isvc(isvc("1", shadow="3")) == Route("demo", "1", shadow_version="3")
+    route = route_from_isvc(isvc("1", "2", 20, shadow="3"))
+    assert route == Route("demo", "1", "2", 20, shadow_version="3")
+    assert route.shadow == Target("demo", "3", "shadow", route.shadow.logged_annotations)
+    assert [t.role for t in route.targets] == ["stable", "canary"]  # the shadow never takes a request
+    assert route_from_isvc(isvc("1")).shadow is None
+
+
+@pytest.mark.parametrize("value", ["3 4", ["3"], True, "../3", "-3"])
+def test_a_malformed_shadow_annotation_is_one_line_naming_file_and_annotation(value) -> None:
+    document = isvc("1")
+    document["metadata"]["annotations"][SHADOW_VERSION_KEY] = value
+    with pytest.raises(RouteError) as refused:
+        route_from_isvc(document, "isvc/demo.yaml")
+    message = str(refused.value)
+    assert message.startswith(f"isvc/demo.yaml: metadata.annotations[{SHADOW_VERSION_KEY!r}]")
+    assert "must be a registry version" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("live", [isvc("3", shadow="3"), isvc("1", "3", 20, shadow="3")])
+def test_a_shadow_of_a_live_version_is_refused(live) -> None:
+    with pytest.raises(RouteError, match="names 3, which already serves live traffic"):
+        route_from_isvc(live, "demo.yaml")
+
+
+# ----------------------------------------------------------------------------------- the comparator
+def test_flipped_scores_disagree_on_every_row_and_rank_in_reverse() -> None:
+    registry = CollectorRegistry()
+    comparator = ShadowComparator(registry)
+    live = [0.03 + 0.08 * i for i in range(12)]  # 12 rows on both sides of 0.5, none at 0.5
+    comparator.compare("demo", "3", Answer(answer(live), 0.002), Answer(answer([1 - p for p in live]), 0.004))
+    assert metric(registry, "mlops_shadow_requests_total", result="compared") == 1
+    assert metric(registry, "mlops_shadow_rows_total") == 12
+    assert metric(registry, "mlops_shadow_agreement_total") == 0
+    assert metric(registry, "mlops_shadow_rank_correlation") == pytest.approx(-1.0)
+    difference = np.mean([abs(2 * p - 1) for p in live])  # |p - (1 - p)| for both classes
+    assert metric(registry, "mlops_shadow_score_abs_difference_sum") == pytest.approx(difference * 12)
+    assert metric(registry, "mlops_shadow_latency_seconds_sum", role="shadow") == pytest.approx(0.004)
+    assert metric(registry, "mlops_shadow_latency_seconds_sum", role="live") == pytest.approx(0.002)
+
+
+def test_the_rank_correlation_is_spearmans_rho_over_the_window() -> None:
+    registry = CollectorRegistry()
+    comparator = ShadowComparator(registry, window=10)
+    live = [0.05 * i for i in range(1, 11)]
+    swapped = [*live[:3], live[4], live[3], *live[5:]]  # one adjacent pair swapped: sum of d^2 = 2
+    comparator.compare("demo", "3", Answer(answer([0.9] * 30), 0.001), Answer(answer([0.9] * 30), 0.001))
+    comparator.compare("demo", "3", Answer(answer(live), 0.001), Answer(answer(swapped), 0.001))
+    assert math.isnan(metric(registry, "mlops_shadow_rank_correlation"))  # recomputed every 20 rows
+    comparator.compare("demo", "3", Answer(answer(live), 0.001), Answer(answer(swapped), 0.001))
+    n = 10  # the window holds the last 10 rows only: the constant ones are gone
+    assert metric(registry, "mlops_shadow_rank_correlation") == pytest.approx(1 - 6 * 2 / (n * (n * n - 1)))
+    assert metric(registry, "mlops_shadow_agreement_total") == 50  # the swapped pair keeps its classes
+
+
+def test_too_few_or_constant_scores_give_no_correlation() -> None:
+    registry = CollectorRegistry()
+    comparator = ShadowComparator(registry)
+    comparator.compare("demo", "3", Answer(answer([0.2, 0.7]), 0.001), Answer(answer([0.3, 0.6]), 0.001))
+    assert metric(registry, "mlops_shadow_rank_correlation") is None  # 2 rows: below MIN_ROWS
+    registry = CollectorRegistry()
+    comparator = ShadowComparator(registry)
+    comparator.compare("demo", "3", Answer(answer([0.4] * 20), 0.001), Answer(answer([0.4] * 20), 0.001))
+    assert math.isnan(metric(registry, "mlops_shadow_rank_correlation"))  # nothing to rank
+
+
+@pytest.mark.parametrize(
+    "shadow_body",
+    [
+        b"not json",
+        json.dumps(
+            {"outputs": [{"name": "label", "datatype": "BYTES", "shape": [1, 2], "data": ["a", "b"]}]}
+        ),
+        json.dumps({"outputs": [{"name": "p", "datatype": "FP32", "shape": [1, 1], "data": [0.5]}]}),
+        answer([0.1, 0.2, 0.3]),  # three rows where the live answer has two
+    ],
+)
+def test_an_answer_that_cannot_be_compared_is_an_error_not_a_comparison(shadow_body) -> None:
+    registry = CollectorRegistry()
+    comparator = ShadowComparator(registry)
+    body = shadow_body if isinstance(shadow_body, bytes) else shadow_body.encode()
+    comparator.compare("demo", "3", Answer(answer([0.1, 0.2]), 0.001), Answer(body, 0.001))
+    assert metric(registry, "mlops_shadow_requests_total", result="error") == 1
+    assert metric(registry, "mlops_shadow_requests_total", result="compared") is None
+    assert metric(registry, "mlops_shadow_rows_total") is None
+
+
+# ------------------------------------------------------------------------------------------ the mirror
+def test_an_offer_to_a_full_queue_is_dropped_and_counted() -> None:
+    registry = CollectorRegistry()
+    mirror = ShadowMirror("http://127.0.0.1:9", ShadowComparator(registry), queue_size=2)  # not started
+    shadow = Target("demo", "3", "shadow")
+    for _ in range(5):
+        mirror.offer(shadow, b"{}", b"{}", 0.001)
+    assert mirror.pending == 2
+    assert metric(registry, "mlops_shadow_requests_total", result="dropped") == 3
+
+
+def test_a_mirror_needs_an_http_triton_url() -> None:
+    with pytest.raises(ValueError, match="must be http://host:port"):
+        ShadowMirror("127.0.0.1:8000", ShadowComparator(CollectorRegistry()))
+
+
+# --------------------------------------------------------------------------------------- the priority
+@contextmanager
+def fake_stub(folder: Path, model_file: str) -> Iterator[subprocess.Popen]:
+    """A process whose command line looks like Triton's Python backend stub serving `model_file`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stub = folder / "triton_python_backend_stub"
+    stub.symlink_to(sys.executable)
+    code = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)"
+    process = subprocess.Popen([str(stub), "-c", code, model_file], stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"up\n"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_only_the_shadow_models_stub_threads_get_the_lowest_priority(tmp_path: Path) -> None:
+    with (
+        fake_stub(tmp_path / "a", "/repo/demo__v3/1/model.py") as shadow,
+        fake_stub(tmp_path / "b", "/repo/demo__v1/1/model.py") as live,
+    ):
+        assert stub_pids("demo__v3") == [shadow.pid]
+        priority = ShadowPriority()
+        assert priority.lower("demo__v3") >= 1
+        assert os.getpriority(os.PRIO_PROCESS, shadow.pid) == 19
+        assert os.getpriority(os.PRIO_PROCESS, live.pid) == os.getpriority(os.PRIO_PROCESS, 0)
+        assert priority.lower("demo__v3") == 0  # checked again only after RECHECK_S
+        assert ShadowPriority().lower("demo__v9") == 0  # no such stub: nothing to do, no error
