@@ -63,7 +63,7 @@ def ingest_object(
 
 def _request_rows(service: DriftService, event: CloudEvent, grouped: dict[Key, list[RowBlock]]) -> int:
     """Decode one event; a request's rows join its detector's group. Returns rows dropped."""
-    logged = logged_inference(event, service.layouts)
+    logged = logged_inference(event, service.layouts, service.rankers)
     if logged.kind == "response":
         service.take_response(logged)
         return 0

@@ -101,6 +101,8 @@ class DriftService:
         self.layouts = {
             key: TensorLayout(tuple(detector.features)) for key, detector in self.detectors.items()
         }
+        # Models whose responses are a ranker's scores, not probabilities (from the specs the tracker read).
+        self.rankers = frozenset(quality.rankers) if quality is not None else frozenset()
         self._run_lock = threading.Lock()  # one detector run at a time: detectors are not thread-safe
         for model, version in self.detectors:
             self.metrics.register_detector(model, version)
@@ -159,7 +161,7 @@ class DriftService:
             raise
 
     def ingest(self, event: CloudEvent) -> Accepted:
-        logged = logged_inference(event, self.layouts)
+        logged = logged_inference(event, self.layouts, self.rankers)
         if logged.kind == "response":
             return self.take_response(logged)
         return self._take_request(logged)

@@ -26,7 +26,13 @@ from core.untrusted_json import UntrustedJsonError, loads_untrusted
 from inference.deploy.annotations import MODEL_VERSION_KEY
 from monitoring.payloads.cloudevents import CloudEvent, event_json
 from monitoring.payloads.errors import EventError
-from monitoring.payloads.oip import payload_field, request_rows, response_probabilities, row_count
+from monitoring.payloads.oip import (
+    payload_field,
+    request_rows,
+    response_probabilities,
+    response_scores,
+    row_count,
+)
 from monitoring.payloads.rows import RowBlock
 
 UNKNOWN_VERSION = "unknown"
@@ -73,16 +79,20 @@ class LoggedInference:
         return self.version_source != "none"
 
 
-def logged_inference(event: CloudEvent, layouts: Mapping[Key, TensorLayout]) -> LoggedInference:
+def logged_inference(
+    event: CloudEvent, layouts: Mapping[Key, TensorLayout], rankers: frozenset[str] = frozenset()
+) -> LoggedInference:
     """Decode `event` once. `layouts` has one entry per loaded detector: it names the known models and
-    versions (for routing) and how a request's tensor becomes that detector's rows."""
+    versions (for routing) and how a request's tensor becomes that detector's rows; a response of one of
+    `rankers` holds scores [n, 1], not probabilities."""
     payload = event_json(event)
     model = _model_of(event, payload, layouts)
     version, source = resolve_version(event, payload, [v for m, v in layouts if m == model])
     request_id = _request_id(event.id, payload)
     if event.kind == "response":
         try:
-            scores, problem = response_probabilities(payload), None
+            read = response_scores if model in rankers else response_probabilities
+            scores, problem = read(payload), None
         except EventError as exc:  # e.g. a transformer answering class names only: accepted, not scored
             scores, problem = None, str(exc)
         return LoggedInference(

@@ -150,6 +150,30 @@ def _tensor_rows(item: dict[str, Any], features: Sequence[str] | None) -> RowBlo
 def response_probabilities(payload: Any, output: str = PROBABILITY_OUTPUT) -> np.ndarray:
     """Class probabilities per row from a v2 response: the `output` tensor (else the only output), shape
     [n, k], or [n] / [n, 1] read as P(class 1) of a binary model."""
+    item, values = _output_values(payload, output)
+    shape = item["shape"]
+    if len(shape) == 1 or shape[1] == 1:
+        positive = values.reshape(shape[0])
+        proba = np.column_stack([1.0 - positive, positive])
+    else:
+        proba = values.reshape(shape[0], shape[1])
+    return checked_probabilities(proba, item["name"])
+
+
+def response_scores(payload: Any, output: str = PROBABILITY_OUTPUT) -> np.ndarray:
+    """A ranker's scores [n, 1] from a v2 response (the `output` tensor, else the only output, [n] or
+    [n, 1]): any finite numbers, only their order within a request means something."""
+    item, values = _output_values(payload, output)
+    shape = item["shape"]
+    if not (len(shape) == 1 or shape[1] == 1):
+        raise EventError("bad_payload", f"OIP output {item['name']!r}: a ranker's scores are [n] or [n, 1]")
+    if not np.isfinite(values).all():
+        raise EventError("bad_payload", f"OIP output {item['name']!r}: scores must be finite")
+    return values.reshape(shape[0], 1)
+
+
+def _output_values(payload: Any, output: str) -> tuple[dict[str, Any], np.ndarray]:
+    """The checked output tensor to read (`output`, else the only one) and its values as float64."""
     outputs = payload.get("outputs") if isinstance(payload, dict) else None
     if not isinstance(outputs, list) or not outputs:
         raise EventError("bad_payload", "OIP response: 'outputs' must be a non-empty list")
@@ -161,14 +185,7 @@ def response_probabilities(payload: Any, output: str = PROBABILITY_OUTPUT) -> np
     if item["datatype"] == "BYTES":
         raise EventError("bad_payload", f"OIP output {item['name']!r}: probabilities must be numeric")
     # As their datatype holds them: an FP32 0.8 is 0.800000011..., on the histogram's bounds that counts.
-    values = np.array(_values(item), dtype=DATATYPES[item["datatype"]][1]).astype(np.float64)
-    shape = item["shape"]
-    if len(shape) == 1 or shape[1] == 1:
-        positive = values.reshape(shape[0])
-        proba = np.column_stack([1.0 - positive, positive])
-    else:
-        proba = values.reshape(shape[0], shape[1])
-    return checked_probabilities(proba, item["name"])
+    return item, np.array(_values(item), dtype=DATATYPES[item["datatype"]][1]).astype(np.float64)
 
 
 # FP32 softmax outputs sum to 1 within ~1e-6; a looser bound still refuses [0, 0] or [0.9, 0.9].

@@ -77,6 +77,13 @@ class QualityMetrics:
             )
             for name in QUALITY_METRICS
         }
+        self.ranking = Gauge(
+            "mlops_model_ranking_quality",
+            "A ranker's NDCG@k, CTR@k and MRR over the rolling window of joined clicks "
+            "(monitoring/quality/ranking.py), by metric.",
+            [*labels, "metric"],
+            registry=registry,
+        )
         self.window_rows = Gauge(
             "mlops_model_quality_window_rows",
             "Joined outcomes in the rolling window the quality gauges are computed on.",
@@ -151,4 +158,7 @@ class QualityMetrics:
             return  # one window per version: versions under a shared label would overwrite each other
         self.window_rows.labels(model=model, version=version).set(rows)
         for name, value in scores.items():
-            self.gauges[name].labels(model=model, version=version).set(value)
+            if name in self.gauges:
+                self.gauges[name].labels(model=model, version=version).set(value)
+            else:  # a ranker's metrics: one family, the metric as a label (joins the spec's floors)
+                self.ranking.labels(model=model, version=version, metric=name).set(value)

@@ -213,16 +213,17 @@ class PredictionStore:
 
     def labeled_window(
         self, model: str, version: str, size: int, since: float
-    ) -> tuple[list[int], list[list[float]]]:
-        """The newest `size` labeled rows with a prediction, labeled at or after `since`."""
+    ) -> tuple[list[int], list[list[float]], list[str]]:
+        """The newest `size` labeled rows with a prediction, labeled at or after `since`: their labels,
+        predictions and request (CloudEvent) ids."""
         with self._lock:
             self._flush()
             found = self._db.execute(
-                "SELECT label, proba FROM predictions WHERE model = ? AND version = ? AND labeled_at >= ?"
-                " AND proba IS NOT NULL ORDER BY labeled_at DESC, ce_id, row LIMIT ?",
+                "SELECT label, proba, ce_id FROM predictions WHERE model = ? AND version = ?"
+                " AND labeled_at >= ? AND proba IS NOT NULL ORDER BY labeled_at DESC, ce_id, row LIMIT ?",
                 (model, version, since, size),
             ).fetchall()
-        return [label for label, _ in found], [json.loads(proba) for _, proba in found]
+        return [row[0] for row in found], [json.loads(row[1]) for row in found], [row[2] for row in found]
 
     def labeled_counts(self) -> dict[tuple[str, str], int]:
         with self._lock:

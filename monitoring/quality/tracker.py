@@ -19,6 +19,7 @@ from pathlib import Path
 from monitoring.payloads.logged import Key, LoggedInference
 from monitoring.quality.metrics import QualityMetrics, usable_rows, window_metrics
 from monitoring.quality.outcomes import Outcome, class_index, parse_outcomes
+from monitoring.quality.ranking import ranking_window_metrics
 from monitoring.quality.store import PredictionStore, StoredRow
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class ModelLabels:
 
     classes: tuple[str, ...] | None = None
     floors: Mapping[str, float] = field(default_factory=dict)
+    ranking_k: tuple[int, ...] = ()
+    """A ranker's cut-offs (`label.k`): its outcomes are relevance per shown row (ranking.py)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ def labels_from_specs(models: Iterable[str], spec_dir: str | Path | None = None)
             log.warning("quality: %s; %s is scored without floors or class names", exc, model)
             continue
         found[model] = ModelLabels(
-            spec.label.classes and tuple(spec.label.classes), dict(spec.evaluation.floors)
+            spec.label.classes and tuple(spec.label.classes),
+            dict(spec.evaluation.floors),
+            tuple(spec.label.k),
         )
     return found
 
@@ -85,6 +90,11 @@ class QualityTracker:
         self.clock = clock
         self._lock = threading.Lock()  # one outcome batch at a time: a second label of a row is a duplicate
         self._known: set[Key] = set()
+
+    @property
+    def rankers(self) -> frozenset[str]:
+        """The models whose specs are rankers: their responses are scores and outcomes relevance."""
+        return frozenset(model for model, labels in self.models.items() if labels.ranking_k)
 
     def start(self, versions: Iterable[Key]) -> None:
         """Export floors, restore the labeled counts, and score the windows the store already holds."""
@@ -165,7 +175,7 @@ class QualityTracker:
                 problems[problem] += 1
                 continue
             labels = self.models.get(row.model, ModelLabels())
-            index = class_index(outcome.label, labels.classes, len(row.proba or ()))
+            index = _label_index(outcome.label, labels, len(row.proba or ()))
             updates.append((row.ce_id, row.row, index, at, outcome.observed_at))
             keys.append(((row.model, row.version), labels.classes[index] if labels.classes else str(index)))
         if updates:
@@ -178,18 +188,32 @@ class QualityTracker:
             return "duplicate"
         if row.proba is None:
             return "no_prediction"
-        labels = self.models.get(row.model, ModelLabels())
-        if class_index(label, labels.classes, len(row.proba)) is None:
+        if _label_index(label, self.models.get(row.model, ModelLabels()), len(row.proba)) is None:
             return "bad_label"
         return None
 
     def refresh(self, model: str, version: str) -> dict[str, float]:
         """Score the rolling window of (model, version) and export it."""
         since = self.clock() - self.window_max_age_s
-        labels, proba = usable_rows(*self.store.labeled_window(model, version, self.window_size, since))
+        labels, proba, requests = self.store.labeled_window(model, version, self.window_size, since)
+        ranking_k = self.models.get(model, ModelLabels()).ranking_k
+        if ranking_k:
+            scores = ranking_window_metrics(requests, labels, [p[0] for p in proba], ranking_k)
+            self.metrics.set_window(model, version, len(labels), scores)
+            return scores
+        labels, proba = usable_rows(labels, proba)
         scores = window_metrics(labels, proba)
         self.metrics.set_window(model, version, len(labels), scores)
         return scores
+
+
+def _label_index(label: int | str, labels: ModelLabels, outputs: int) -> int | None:
+    """The stored label: a classifier's class index, or a ranker's relevance (a whole number >= 0)."""
+    if labels.ranking_k:
+        if isinstance(label, str):
+            return int(label) if label.isdigit() else None
+        return label
+    return class_index(label, labels.classes, outputs)
 
 
 def _candidates(found: list[StoredRow], row: int | None) -> list[StoredRow]:
