@@ -157,6 +157,20 @@ class Experiment(SpecModel):
         return self
 
 
+class ShadowCriteria(SpecModel):
+    """When a challenger that ran in shadow (a copy of live traffic, answers compared, never returned) is
+    ready for its canary: read from the shadow comparator's metrics (inference/canary/shadow_verdict.py)."""
+
+    min_compared: PositiveInt = 200
+    """Requests compared before any verdict; fewer is "not enough traffic yet"."""
+    min_agreement: float | None = Field(default=None, ge=0, le=1)
+    """Share of rows whose top class agrees (a ranker's: rows at the same rank within their request)."""
+    min_rank_correlation: float | None = Field(default=None, ge=-1, le=1)
+    """Spearman's rank correlation of the scores, shadow vs live, over the comparator's window."""
+    max_latency_ratio: float | None = Field(default=None, ge=1)
+    """The shadow's mean Triton time over the live version's, on the same requests."""
+
+
 class Canary(SpecModel):
     """Progressive rollout: KServe `canaryTrafficPercent` on the newest revision."""
 
@@ -169,6 +183,8 @@ class Canary(SpecModel):
     min_requests: PositiveInt
     """Requests the canary must have served within the window before it can be promoted."""
     success: CanarySuccess
+    shadow: ShadowCriteria | None = None
+    """Criteria a shadow run of the challenger must meet before its canary starts (docs/serving.md)."""
     experiment: Experiment | None = None
     """An A/B test on a business outcome the canary must also pass (none: the canary is judged on errors,
     latency and prediction shift only)."""

@@ -16,7 +16,8 @@ Gateway's `x-request-id` listed in `logger.metadataHeaders`). That cluster feede
 Series, each labelled `model` and `version` (the shadow version under evaluation):
 - `mlops_shadow_requests_total{result}`: compared | dropped (the mirror's queue was full) | error (the shadow
   failed, timed out or answered something that cannot be compared with the live answer);
-- `mlops_shadow_rows_total`, `mlops_shadow_agreement_total`: rows compared, rows whose top class agrees;
+- `mlops_shadow_rows_total`, `mlops_shadow_agreement_total`: rows compared, rows whose top class agrees (a
+  ranker's: rows the two versions put at the same rank within the request's candidates);
 - `mlops_shadow_score_abs_difference`: histogram of each row's mean |live - shadow| over the classes;
 - `mlops_shadow_rank_correlation`: Spearman's rho of the positive-class score (the last class) over the last
   `window` rows (scipy.stats.spearmanr), recomputed every RECOMPUTE_EVERY rows; NaN while the window has
@@ -25,7 +26,8 @@ Series, each labelled `model` and `version` (the shadow version under evaluation
   requests (only compared requests, so the two histograms describe the same population).
 
 The probability output is the first FP16/FP32/FP64 output shaped [rows, classes >= 2] (the exported models'
-class probabilities); an answer without one is an error, not a comparison.
+class probabilities), else a ranker's scores shaped [rows, 1]; an answer without one is an error, not a
+comparison.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class ShadowComparator:
         m.requests.labels(model, version, "compared").inc()
         m.rows.labels(model, version).inc(len(live_p))
         # incremented by 0 too: a series that exists at 0 says "compared, none agreed"
-        m.agreement.labels(model, version).inc(int((live_p.argmax(axis=1) == shadow_p.argmax(axis=1)).sum()))
+        m.agreement.labels(model, version).inc(agreeing_rows(live_p, shadow_p))
         for difference in np.abs(live_p - shadow_p).mean(axis=1):
             m.score_difference.labels(model, version).observe(float(difference))
         m.latency.labels(model, version, "live").observe(live.latency_s)
@@ -157,6 +159,17 @@ class ShadowComparator:
         self.metrics.rank_correlation.labels(model, version).set(rank_correlation(pairs[:, 0], pairs[:, 1]))
 
 
+def agreeing_rows(live: np.ndarray, shadow: np.ndarray) -> int:
+    """Rows whose top class agrees; for a ranker's scores [rows, 1], rows at the same rank in both orders."""
+    if live.shape[1] == 1:
+        return int((_ranks(live[:, 0]) == _ranks(shadow[:, 0])).sum())
+    return int((live.argmax(axis=1) == shadow.argmax(axis=1)).sum())
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(-scores, kind="stable"), kind="stable")
+
+
 def rank_correlation(live: np.ndarray, shadow: np.ndarray) -> float:
     """Spearman's rho (scipy), NaN when either side has one value only (no ranking to compare)."""
     if len(live) < 2 or np.ptp(live) == 0 or np.ptp(shadow) == 0:
@@ -167,17 +180,18 @@ def rank_correlation(live: np.ndarray, shadow: np.ndarray) -> float:
 
 
 def probabilities(body: bytes, role: str) -> np.ndarray:
-    """The [rows, classes] probability output of an OIP JSON answer (raises `Incomparable`)."""
+    """The [rows, classes] probability output of an OIP JSON answer, else a ranker's [rows, 1] scores
+    (raises `Incomparable`)."""
     try:
         answer = json.loads(body)
     except ValueError:
         raise Incomparable(f"{role} answer is not JSON") from None
     outputs = answer.get("outputs") if isinstance(answer, dict) else None
-    for output in outputs if isinstance(outputs, list) else []:
-        found = _probability_tensor(output)
-        if found is not None:
-            return found
-    raise Incomparable(f"{role} answer has no FP output shaped [rows, classes >= 2]")
+    tensors = [_probability_tensor(output) for output in (outputs if isinstance(outputs, list) else [])]
+    found = [t for t in tensors if t is not None]
+    for tensor in sorted(found, key=lambda t: t.shape[1] < 2):  # class probabilities first, then scores
+        return tensor
+    raise Incomparable(f"{role} answer has no FP output shaped [rows, classes >= 2] or [rows, 1]")
 
 
 def _probability_tensor(output: Any) -> np.ndarray | None:
@@ -186,7 +200,7 @@ def _probability_tensor(output: Any) -> np.ndarray | None:
     shape = output.get("shape")
     if not isinstance(shape, list) or len(shape) != 2 or not all(isinstance(d, int) for d in shape):
         return None
-    if shape[1] < 2:
+    if shape[1] < 1:
         return None
     try:
         return np.asarray(output.get("data"), dtype=np.float64).reshape(shape)

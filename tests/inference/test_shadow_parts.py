@@ -104,6 +104,22 @@ def test_too_few_or_constant_scores_give_no_correlation() -> None:
     assert math.isnan(metric(registry, "mlops_shadow_rank_correlation"))  # nothing to rank
 
 
+def scores(values: list[float]) -> bytes:
+    output = {"name": "output__0", "datatype": "FP32", "shape": [len(values), 1], "data": values}
+    return json.dumps({"model_name": "demo", "outputs": [output]}).encode()
+
+
+def test_a_rankers_scores_agree_where_both_versions_put_a_candidate_at_the_same_rank() -> None:
+    registry = CollectorRegistry()
+    comparator = ShadowComparator(registry)
+    live = [2.0, -1.0, 0.5, -3.0, 1.0, 0.0]  # ranks 1 5 3 6 2 4
+    shadow = [1.8, -0.7, 0.9, -2.5, 0.6, 0.1]  # ranks 1 5 2 6 3 4: two candidates swap places
+    comparator.compare("demo", "3", Answer(scores(live), 0.002), Answer(scores(shadow), 0.003))
+    assert metric(registry, "mlops_shadow_requests_total", result="compared") == 1
+    assert metric(registry, "mlops_shadow_rows_total") == 6
+    assert metric(registry, "mlops_shadow_agreement_total") == 4
+
+
 @pytest.mark.parametrize(
     "shadow_body",
     [
