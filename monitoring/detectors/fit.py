@@ -28,7 +28,7 @@ SAMPLE_SEED = 0
 
 def input_columns(spec: ModelSpec, frame: pd.DataFrame) -> list[str]:
     """The raw columns the served model reads: the spec's monitoring.features, else every training-set
-    column except entity keys, the timestamp and the label."""
+    column except entity keys, the timestamp, the label and a ranker's query and logged position."""
     if spec.monitoring.features:
         missing = [c for c in spec.monitoring.features if c not in frame.columns]
         if missing:
@@ -38,7 +38,7 @@ def input_columns(spec: ModelSpec, frame: pd.DataFrame) -> list[str]:
         return list(spec.monitoring.features)
     if spec.inputs.request_fields is not None:
         return [f.name for f in spec.inputs.request_fields]
-    skip = {*(spec.inputs.entity_keys or ()), TIME_COLUMN, spec.label.column}
+    skip = {*(spec.inputs.entity_keys or ()), TIME_COLUMN, spec.label.column, *spec.label.passenger_columns}
     return [c for c in frame.columns if c not in skip]
 
 

@@ -25,6 +25,7 @@ from core.frameworks.base import label_codes
 from core.frameworks.xgboost_model import export_triton_artifact
 from feature_repo import store as feature_store
 from inference.triton_repository import export_repository
+from monitoring.detectors.fit import input_columns as monitored_columns
 from tests.helpers.demo_home import demo_home
 from tests.helpers.ranking import ranker_spec
 
@@ -187,3 +188,8 @@ def test_a_pytorch_pointwise_scorer_ranks_too_and_exports_to_onnx(tmp_path, spec
     # Served as ONNX behind the version's preprocessing: the export's parity check holds it to the bundle.
     export_repository(result.bundle_dir, mlp, tmp_path / "repo", result.test.head(200))
     assert (tmp_path / "repo").is_dir()
+
+
+def test_the_drift_detector_watches_exactly_the_rankers_inputs(spec, training_set, trained):
+    # A served request carries the model's inputs only: never the query id or the logged position.
+    assert monitored_columns(spec, training_set) == load_predictor(trained.bundle_dir).info.inputs
