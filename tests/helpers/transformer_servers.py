@@ -7,6 +7,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from core.ports import HOST
 from tests.helpers.waiting import wait_until_serving
@@ -62,3 +65,29 @@ def stop_transformers(servers: list[Transformer]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def start_rest_and_grpc(
+    model: str, triton_http: int, triton_grpc: int, ports: list[int], home: Path, root: Path, *extra: str
+) -> list[Transformer]:
+    """Two transformers for `model`: one calling Triton over REST v2 (`ports[0:2]`), one over gRPC v2
+    (`ports[2:4]`); their logs are `root`/rest.log and `root`/grpc.log."""
+    return [
+        start_transformer(model, f"{HOST}:{triton_http}", "v2", ports[0:2], home, root / "rest.log", *extra),
+        start_transformer(
+            model, f"{HOST}:{triton_grpc}", "grpc-v2", ports[2:4], home, root / "grpc.log", *extra
+        ),
+    ]
+
+
+def train_xgboost_repository(spec: Any, frame: pd.DataFrame, root: Path, params: dict[str, Any]) -> Path:
+    """Fit `spec` with XGBoost on the oldest 70% of `frame` (early stopping on the rest), export its Triton
+    repository to `root`/repo; returns the bundle folder `root`/bundle."""
+    from core.frameworks import xgboost_model
+    from inference.triton_repository import export_repository
+
+    cut = int(len(frame) * 0.7)
+    bundle = root / "bundle"
+    xgboost_model.fit(spec, frame.iloc[:cut], frame.iloc[cut:], params, bundle)
+    export_repository(bundle, spec, root / "repo", frame.tail(40))
+    return bundle

@@ -21,8 +21,7 @@ import pytest
 from hypothesis import given
 
 from core.bundle import load_predictor
-from core.frameworks import xgboost_model
-from core.ports import HOST, free_ports
+from core.ports import free_ports
 from core.settings import variable
 from core.spec.model import ModelSpec
 from feature_repo import store
@@ -30,7 +29,6 @@ from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
 from inference.triton_local import Ports, TritonLocal
-from inference.triton_repository import export_repository
 from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
 from tests.helpers.fuzz import (
     FUZZ_CASES,
@@ -42,7 +40,13 @@ from tests.helpers.fuzz import (
     oip_bodies,
 )
 from tests.helpers.specs import FIXTURE_SPEC_DIR, fixture_spec
-from tests.helpers.transformer_servers import Transformer, start_transformer, stop_transformers, wait_ready
+from tests.helpers.transformer_servers import (
+    Transformer,
+    start_rest_and_grpc,
+    stop_transformers,
+    train_xgboost_repository,
+    wait_ready,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -76,13 +80,8 @@ def _training_set(fs, spec: ModelSpec, home: Path) -> pd.DataFrame:
 
 
 def _train_and_export(fs, spec: ModelSpec, home: Path, root: Path) -> Path:
-    frame = _training_set(fs, spec, home)
-    cut = int(len(frame) * 0.7)
-    bundle = root / "bundle"
     params = {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.3, "tree_method": "hist"}
-    xgboost_model.fit(spec, frame.iloc[:cut], frame.iloc[cut:], params, bundle)
-    export_repository(bundle, spec, root / "repo", frame.tail(30))
-    return bundle
+    return train_xgboost_repository(spec, _training_set(fs, spec, home), root, params)
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +102,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # Transformers and Triton start together (known ports): the start-ups overlap on this small machine.
         free = free_ports(7)
         ports = Ports(http=free[0], grpc=free[1], metrics=free[2])
-        servers = [
-            start_transformer(
-                MODEL, f"{HOST}:{ports.http}", "v2", free[3:5], home, root / "rest.log", *FLAGS
-            ),
-            start_transformer(
-                MODEL, f"{HOST}:{ports.grpc}", "grpc-v2", free[5:7], home, root / "grpc.log", *FLAGS
-            ),
-        ]
+        servers = start_rest_and_grpc(MODEL, ports.http, ports.grpc, free[3:7], home, root, *FLAGS)
         try:
             began = time.monotonic()
             with TritonLocal(log_path=root / "triton.log").start(root / "repo" / "local", ports):

@@ -20,8 +20,7 @@ import pytest
 
 from components.load_features.step import load_training_set
 from core.bundle import load_predictor
-from core.frameworks import xgboost_model
-from core.ports import HOST, free_ports
+from core.ports import free_ports
 from core.settings import variable
 from core.spec.model import ModelSpec
 from feature_repo import store
@@ -29,10 +28,15 @@ from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
 from inference.triton_local import Ports, TritonLocal
-from inference.triton_repository import export_repository
 from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
 from tests.helpers.ranking import RANKER_SPEC_PATH, ranker_spec
-from tests.helpers.transformer_servers import Transformer, start_transformer, stop_transformers, wait_ready
+from tests.helpers.transformer_servers import (
+    Transformer,
+    start_rest_and_grpc,
+    stop_transformers,
+    train_xgboost_repository,
+    wait_ready,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -57,12 +61,8 @@ class Stack:
 def _train_and_export(fs, spec: ModelSpec, home: Path, root: Path) -> Path:
     window = (datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
     frame, _ = load_training_set(spec, *window, store=fs, data_dir=home / "data")
-    cut = int(len(frame) * 0.7)
-    bundle = root / "bundle"
     params = {"n_estimators": 20, "max_depth": 3, "learning_rate": 0.3, "tree_method": "hist"}
-    xgboost_model.fit(spec, frame.iloc[:cut], frame.iloc[cut:], params, bundle)
-    export_repository(bundle, spec, root / "repo", frame.tail(40))
-    return bundle
+    return train_xgboost_repository(spec, frame, root, params)
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         query = {"session_id": int(last["session_id"]), "customer_id": int(last["customer_id"])}
         free = free_ports(7)
         ports = Ports(http=free[0], grpc=free[1], metrics=free[2])
-        servers = [
-            start_transformer(
-                MODEL, f"{HOST}:{ports.http}", "v2", free[3:5], home, root / "rest.log", *FLAGS
-            ),
-            start_transformer(
-                MODEL, f"{HOST}:{ports.grpc}", "grpc-v2", free[5:7], home, root / "grpc.log", *FLAGS
-            ),
-        ]
+        servers = start_rest_and_grpc(MODEL, ports.http, ports.grpc, free[3:7], home, root, *FLAGS)
         try:
             with TritonLocal(log_path=root / "triton.log").start(root / "repo" / "local", ports):
                 for server in servers:
