@@ -21,7 +21,7 @@ from monitoring.spec_metrics import loadable_specs
 from tests.helpers import fast_specs as fast_specs_module
 from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
 from tests.helpers.own_model import FEATURES, OWN_MODEL, OWN_SERVICE, add_own_model, write_own_tables
-from tests.helpers.specs import DEMO_MODELS
+from tests.helpers.specs import DEMO_CLASSIFIERS, DEMO_MODELS
 
 pytestmark = pytest.mark.slow  # `feast apply` and importing Feast take most of a minute on 2 cores
 
@@ -49,7 +49,7 @@ def test_the_spec_folder_lists_the_added_model_and_demo_tests_still_read_the_dem
 def test_the_pipeline_tests_fast_specs_are_the_demos_only(checkout, tmp_path, monkeypatch):
     monkeypatch.setattr(fast_specs_module, "DEFAULT_SPEC_DIR", checkout[0])
     fast_specs_module.fast_specs(tmp_path / "fast")
-    assert sorted(p.stem for p in (tmp_path / "fast").glob("*.yaml")) == sorted(DEMO_MODELS)
+    assert sorted(p.stem for p in (tmp_path / "fast").glob("*.yaml")) == sorted(DEMO_CLASSIFIERS)
 
 
 def test_feast_over_the_checkout_with_the_demo_data_only_and_then_the_users_tables(

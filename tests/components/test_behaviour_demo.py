@@ -25,7 +25,7 @@ from core.behaviour import run_checks
 from core.bundle import Predictor, load_predictor
 from core.registry import configure_tracking
 from core.spec.model import DEFAULT_SPEC_DIR, ModelSpec, load_specs
-from tests.helpers.specs import DEMO_MODELS
+from tests.helpers.specs import DEMO_CLASSIFIERS
 
 # The intent model as the pipeline tests train it: 3,000 messages, 32 tokens, 5 epochs (~30 s).
 INTENT_BUDGET = {"max_train_rows": 3000, "max_length": 32}
@@ -56,7 +56,7 @@ def _train(spec: ModelSpec, frame: pd.DataFrame, folder: Path) -> tuple[ModelSpe
 def demo_models(tmp_path_factory, conversion_training_set, intent_training_set):
     """Every demo spec trained once: name -> (spec, reloaded predictor, test rows)."""
     models = {}
-    for spec in load_specs(DEFAULT_SPEC_DIR, names=DEMO_MODELS):
+    for spec in load_specs(DEFAULT_SPEC_DIR, names=DEMO_CLASSIFIERS):
         frame = intent_training_set if spec.label.task == "multiclass" else conversion_training_set
         models[spec.name] = _train(_demo(spec.name), frame, tmp_path_factory.mktemp(spec.name))
     return models

@@ -11,7 +11,7 @@ from feature_repo.demo_data.config import GeneratorConfig
 from feature_repo.demo_data.generate import generate
 from feature_repo.demo_data.writer import write_tables
 from tests.helpers.demo_features import DEMO_FEATURE_VIEWS
-from tests.helpers.specs import DEMO_MODELS
+from tests.helpers.specs import DEMO_CLASSIFIERS
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,9 @@ def demo_store(tmp_path_factory):
 
 
 def _feature_service_specs():
-    return [spec for spec in load_specs(DEFAULT_SPEC_DIR, names=DEMO_MODELS) if spec.inputs.feature_service]
+    return [
+        spec for spec in load_specs(DEFAULT_SPEC_DIR, names=DEMO_CLASSIFIERS) if spec.inputs.feature_service
+    ]
 
 
 def test_every_spec_names_a_registered_feature_service_with_its_slices(demo_store):

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from core.spec.model import DEFAULT_SPEC_DIR
-from tests.helpers.specs import DEMO_MODELS
+from tests.helpers.specs import DEMO_CLASSIFIERS
 
 # 100 customers give ~300 test rows: floors are lowered so sampling noise cannot fail the plumbing tests.
 SMALL_DATA_FLOORS = {"evaluation": {"floors": {"roc_auc": 0.6}}}
@@ -56,7 +56,7 @@ def write_spec(spec_dir: Path, name: str, data: dict) -> None:
 
 def fast_specs(spec_dir: Path) -> None:
     spec_dir.mkdir(parents=True, exist_ok=True)
-    for path in (DEFAULT_SPEC_DIR / f"{name}.yaml" for name in DEMO_MODELS):
+    for path in (DEFAULT_SPEC_DIR / f"{name}.yaml" for name in DEMO_CLASSIFIERS):
         data = _merge(yaml.safe_load(path.read_text()), FAST_OVERRIDES.get(path.stem, {}))
         data["evaluation"]["min_test_rows"] = MIN_TEST_ROWS
         data["canary"] = FAST_CANARY

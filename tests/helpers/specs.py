@@ -18,8 +18,12 @@ from core.spec.model import ModelSpec, load_spec, parse_spec
 
 FIXTURE_SPEC_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "specs"
 # The demo's specs in pipelines/models/, by name: tests OF the demo read these and no other spec there, so a
-# user's model added beside them turns no demo test red.
-DEMO_MODELS = ("conversion-mlp", "conversion-sklearn", "conversion-xgboost", "intent-transformer")
+# user's model added beside them turns no demo test red. The classifiers are what the pipeline tests train
+# (fast_specs.py) and what the demo's behaviour and conversion-label feature tests read; the ranker's own
+# tests run its fixture copy (tests/fixtures/ranking/, tests/helpers/ranking.py) and `make run` the demo's.
+DEMO_CLASSIFIERS = ("conversion-mlp", "conversion-sklearn", "conversion-xgboost", "intent-transformer")
+DEMO_RANKERS = ("offer-ranker-xgboost",)
+DEMO_MODELS = tuple(sorted(DEMO_CLASSIFIERS + DEMO_RANKERS))
 FIXTURE_MODELS = ("conversion-mlp", "conversion-sklearn", "conversion-xgboost", "intent-transformer")
 
 
