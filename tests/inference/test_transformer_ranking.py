@@ -110,12 +110,29 @@ def _post(server: Transformer, inputs: list[dict]) -> httpx.Response:
     )
 
 
-def _expected(stack: Stack, candidates: list[int]) -> tuple[list[int], np.ndarray]:
-    """The bundle's ranking (what the registered MLflow model loads) on the same online features."""
+@pytest.fixture(scope="module")
+def mlflow_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory):
+    """The bundle saved as the register step logs it (pyfunc `BundleModel`, the bundle as its artifact),
+    loaded back with `mlflow.pyfunc.load_model`."""
+    import mlflow
+
+    from core.bundle_pyfunc import BundleModel
+    from core.registry import BUNDLE_ARTIFACT
+
+    path = tmp_path_factory.mktemp("mlflow") / "model"
+    mlflow.pyfunc.save_model(path, python_model=BundleModel(), artifacts={BUNDLE_ARTIFACT: str(stack.bundle)})
+    return mlflow.pyfunc.load_model(str(path))
+
+
+def _expected(stack: Stack, candidates: list[int], model=None) -> tuple[list[int], np.ndarray]:
+    """The candidates ranked by the MLflow model (else the bundle it wraps) on the same online features."""
     rows = [{**stack.query, "offer_id": offer} for offer in candidates]
     service = stack.fs.get_feature_service(stack.spec.inputs.feature_service)
     online = stack.fs.get_online_features(features=service, entity_rows=rows).to_df()
-    scores = load_predictor(stack.bundle).predict_proba(online)[:, 0]
+    if model is not None:
+        scores = model.predict(online)["score"].to_numpy()
+    else:
+        scores = load_predictor(stack.bundle).predict_proba(online)[:, 0]
     order = np.argsort(-scores, kind="stable")
     return [candidates[i] for i in order], scores[order]
 
@@ -124,12 +141,14 @@ CANDIDATES = [31, 4, 17, 9, 44, 2, 26, 13, 38, 21]
 
 
 @pytest.mark.parametrize("which", ["rest", "via_grpc"])
-def test_the_ranked_list_is_the_models_ranking_of_the_same_candidates(stack: Stack, which: str) -> None:
+def test_the_ranked_list_is_the_mlflow_models_ranking_of_the_same_candidates(
+    stack: Stack, mlflow_model, which: str
+) -> None:
     response = _post(getattr(stack, which), _inputs(stack.query, CANDIDATES))
     assert response.status_code == 200, response.text
     outputs = {output["name"]: output for output in response.json()["outputs"]}
     assert set(outputs) == {"offer_id", "score"}
-    ranked, scores = _expected(stack, CANDIDATES)
+    ranked, scores = _expected(stack, CANDIDATES, mlflow_model)
     assert outputs["offer_id"]["data"] == ranked and sorted(ranked) == sorted(CANDIDATES)
     np.testing.assert_allclose(outputs["score"]["data"], scores, atol=1e-5, rtol=0)
     assert list(outputs["score"]["data"]) == sorted(outputs["score"]["data"], reverse=True)
