@@ -22,7 +22,7 @@ from kserve import InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
 
 from core.spec.label import RANKING_OUTPUT
-from inference.transformer.tensors import entity_ids, predictor_output
+from inference.transformer.tensors import entity_ids, named_inputs, predictor_output
 
 SCORE = RANKING_OUTPUT
 
@@ -31,15 +31,7 @@ def candidate_rows(
     request: InferRequest, entity_keys: Sequence[str], item_key: str, max_rows: int
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """One Feast entity row per candidate (the query's keys repeated), and the candidates in order."""
-    tensors = {tensor.name: tensor for tensor in request.inputs}
-    missing = [name for name in entity_keys if name not in tensors]
-    unknown = sorted(set(tensors) - set(entity_keys))
-    if missing or unknown:
-        raise InvalidInput(
-            f"inputs must be exactly {', '.join(entity_keys)} (the query's ids and the candidate {item_key}s)"
-            + (f"; missing {', '.join(missing)}" if missing else "")
-            + (f"; unknown {', '.join(unknown)}" if unknown else "")
-        )
+    tensors = named_inputs(request, entity_keys, f" (the query's ids and the candidate {item_key}s)")
     query: dict[str, int] = {}
     for key in entity_keys:
         if key == item_key:

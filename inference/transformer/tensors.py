@@ -33,16 +33,7 @@ def entity_rows(
     request: InferRequest, entity_keys: Sequence[str], request_fields: Sequence[str], max_rows: int
 ) -> list[dict[str, Any]]:
     """The request's rows as Feast entity rows (`{key: id, ..., field: value}`); InvalidInput otherwise."""
-    tensors = {tensor.name: tensor for tensor in request.inputs}
-    expected = [*entity_keys, *request_fields]
-    missing = [name for name in expected if name not in tensors]
-    unknown = sorted(set(tensors) - set(expected))
-    if missing or unknown:
-        raise InvalidInput(
-            f"inputs must be exactly {', '.join(expected)}"
-            + (f"; missing {', '.join(missing)}" if missing else "")
-            + (f"; unknown {', '.join(unknown)}" if unknown else "")
-        )
+    tensors = named_inputs(request, [*entity_keys, *request_fields])
     columns = {key: entity_ids(tensors[key]) for key in entity_keys}
     columns |= {field: _values(tensors[field]) for field in request_fields}
     lengths = {name: len(values) for name, values in columns.items()}
@@ -52,6 +43,21 @@ def entity_rows(
     if not 1 <= rows <= max_rows:
         raise InvalidInput(f"a request holds 1 to {max_rows} rows (got {rows})")
     return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def named_inputs(request: InferRequest, expected: Sequence[str], what: str = "") -> dict[str, InferInput]:
+    """The request's tensors by name when they are exactly `expected` (`what` says what they are in the
+    error); InvalidInput naming the missing and unknown ones otherwise."""
+    tensors = {tensor.name: tensor for tensor in request.inputs}
+    missing = [name for name in expected if name not in tensors]
+    unknown = sorted(set(tensors) - set(expected))
+    if missing or unknown:
+        raise InvalidInput(
+            f"inputs must be exactly {', '.join(expected)}{what}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(unknown)}" if unknown else "")
+        )
+    return tensors
 
 
 def entity_ids(tensor: InferInput) -> list[int]:
