@@ -51,7 +51,6 @@ from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable, stage_model_version
 from inference.router.shadow import ShadowMirror
-from inference.router.shadow_compare import ShadowComparator
 from inference.runtime_file import RuntimeInfo, attach, runtime_file, serving_dir
 from inference.triton_local import Ports, TritonLocal
 from inference.triton_supervisor import TritonSupervisor
@@ -116,6 +115,7 @@ class LocalServingRuntime:
                 isvc_dir=str(self.isvc_dir),
                 pid=os.getpid(),
                 logger_url=self.logger_url,
+                shadow_metrics_url=self.settings.shadow.metrics_url if self.settings.shadow else None,
             )
             write_text_atomically(runtime_file(), json.dumps(asdict(self.info), indent=2))
             if self.with_transformers:
@@ -179,7 +179,8 @@ class LocalServingRuntime:
             event_logger=EventLogger(self.logger_url, metrics) if self.logger_url else None,
             watcher=watcher,
             # idle until an InferenceService names a shadow version (inference/router/shadow.py)
-            shadow=ShadowMirror(self.triton.http_url, ShadowComparator(metrics.registry)),
+            # a shadow runs on a Triton of its own, the stand-in for its own pods (router/shadow_triton.py)
+            shadow=ShadowMirror(self.triton.http_url, metrics, repository=self.repository),
         )
 
     def _start_router(self, settings: RouterSettings) -> str:

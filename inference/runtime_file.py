@@ -32,6 +32,8 @@ class RuntimeInfo:
     isvc_dir: str
     pid: int
     logger_url: str | None = None
+    # the shadow comparator's /metrics (the mirror's own process, inference/router/shadow.py)
+    shadow_metrics_url: str | None = None
     # model -> {"http", "grpc", "version"} of its KServe transformer (entity ids in), once it is ready
     transformers: dict[str, dict[str, str]] = field(default_factory=dict)
 

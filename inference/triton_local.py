@@ -67,12 +67,15 @@ class TritonLocal:
         startup_timeout_s: float = STARTUP_TIMEOUT_S,
         model_control_mode: str = "none",
         extra_args: list[str] | None = None,
+        load_models: list[str] | None = None,
     ) -> None:
         self.serving_venv = Path(serving_venv)
         self.log_path = Path(log_path) if log_path else None
         self.startup_timeout_s = startup_timeout_s
         self.model_control_mode = model_control_mode
         self.extra_args = list(extra_args or [])
+        # explicit mode: the models loaded at start (None: the whole repository; []: none, load via the API)
+        self.load_models = load_models
         self.ports: Ports | None = None
         self.startup_s: float | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -201,10 +204,15 @@ class TritonLocal:
             # the request-latency quantiles the canary's p95 is read from, as the cluster's ServingRuntime
             "--metrics-config=summary_latencies=true",
             "--exit-timeout-secs=10",
-            # explicit mode loads nothing by default; load the whole repository, later changes go via the API
-            *(["--load-model=*"] if self.model_control_mode == "explicit" else []),
+            # explicit mode loads nothing by default; load the whole repository (or the models named), later
+            # changes go via the API
+            *(self._load_flags() if self.model_control_mode == "explicit" else []),
             *self.extra_args,
         ]
+
+    def _load_flags(self) -> list[str]:
+        models = ["*"] if self.load_models is None else self.load_models
+        return [f"--load-model={model}" for model in models]
 
     def _environment(self, dist: TritonDist) -> dict[str, str]:
         env = dict(os.environ)

@@ -168,6 +168,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
     parser.add_argument("--paths", default=",".join(PATHS), help=f"subset of {','.join(PATHS)}")
     parser.add_argument(
+        "--shadow-percent", type=int, default=100, help="router-shadow: share of live requests copied"
+    )
+    parser.add_argument(
         "--mlserver-workers", type=int, default=servers.MLSERVER_WORKERS, help="parallel_workers"
     )
     args = parser.parse_args(argv)
@@ -176,6 +179,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except ValueError:
         parser.error(f"--concurrency {args.concurrency!r}: expected integers like 1,8,32")
     args.paths = {p.strip() for p in args.paths.split(",") if p.strip()}
+    if not 0 <= args.shadow_percent <= 100:
+        parser.error(f"--shadow-percent {args.shadow_percent}: expected 0..100")
     if not args.concurrency or min(args.concurrency) < 1 or not args.paths <= set(PATHS):
         parser.error(f"need --concurrency >= 1 and --paths among {','.join(PATHS)}")
     return args

@@ -86,6 +86,7 @@ def metric_total(metrics_url: str, name: str) -> float:
 class Router:
     http_url: str
     grpc_address: str | None  # None: this router has no gRPC endpoint
+    shadow_metrics_url: str  # the shadow comparator's /metrics (the mirror's own process)
 
 
 def router_flags() -> set[str]:
@@ -100,18 +101,28 @@ def router_flags() -> set[str]:
 
 
 @contextlib.contextmanager
-def router(isvc: Path, triton_http: str, triton_grpc: str, logger_url: str, log: Path) -> Iterator[Router]:
-    http_port, grpc_port = free_ports(2)
+def router(
+    isvc: Path,
+    triton_http: str,
+    triton_grpc: str,
+    logger_url: str,
+    log: Path,
+    repository: Path | None = None,
+) -> Iterator[Router]:
+    """`python -m inference.router`; with `repository`, a shadow runs on a Triton of its own."""
+    http_port, grpc_port, shadow_port = free_ports(3)
     command = [
         str(PLATFORM_PYTHON), "-m", "inference.router", "--isvc", str(isvc), "--triton-url", triton_http,
         "--port", str(http_port), "--logger-url", logger_url, "--seed", "0",
-    ]  # fmt: skip
+        "--shadow-metrics-port", str(shadow_port),
+    ] + (["--shadow-repository", str(repository)] if repository else [])  # fmt: skip
     has_grpc = {"--grpc-port", "--triton-grpc"} <= router_flags()
     if has_grpc:
         command += ["--grpc-port", str(grpc_port), "--triton-grpc", triton_grpc]
     url = f"http://{HOST}:{http_port}"
     with _process("router", command, f"{url}/v2/health/ready", log, cwd=REPO_ROOT):
-        yield Router(url, f"{HOST}:{grpc_port}" if has_grpc else None)
+        shadow_metrics = f"http://{HOST}:{shadow_port}/metrics"
+        yield Router(url, f"{HOST}:{grpc_port}" if has_grpc else None, shadow_metrics)
 
 
 # ---------------------------------------------------------------------------------------------- MLServer

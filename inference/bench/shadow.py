@@ -1,7 +1,7 @@
 """The shadow rollout's cost to live traffic (issue #16, point 8): the same load through a second router
 whose InferenceService also names a shadow version (a third copy of the model), measured right after the
 plain router on the same Triton; rows `router-shadow` next to `router` in `serving.md`, and the shadow's
-own counters (compared, dropped, error) from that router's /metrics.
+own counters (compared and error from the comparator's /metrics, dropped from the router's).
 
 On this machine the shadow shares the cores with the live path (its Triton calls, the comparison), so the
 difference is an upper bound of what a cluster sees, where the shadow InferenceService has its own pods and
@@ -29,26 +29,30 @@ PATHS = (OFF, ON, OFF_AGAIN)
 RESULTS = ("compared", "dropped", "error")
 
 
-def shadow_isvc(isvc_file: Path, dest: Path) -> Path:
-    """The bench's InferenceService with the shadow annotation added (the canary split unchanged)."""
-    from inference.deploy.annotations import SHADOW_VERSION_KEY
+def shadow_isvc(isvc_file: Path, dest: Path, percent: int) -> Path:
+    """The bench's InferenceService with the shadow annotations added (the canary split unchanged)."""
+    from inference.deploy.annotations import SHADOW_PERCENT_KEY, SHADOW_VERSION_KEY
 
     document = yaml.safe_load(isvc_file.read_text())
     document["metadata"]["annotations"][SHADOW_VERSION_KEY] = bench_model.SHADOW
+    document["metadata"]["annotations"][SHADOW_PERCENT_KEY] = str(percent)
     dest.write_text(yaml.safe_dump(document, sort_keys=False))
     return dest
 
 
-def shadow_counts(metrics_url: str) -> dict[str, float]:
-    """`mlops_shadow_requests_total` by result, from a router's /metrics."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
+def shadow_counts(router: servers.Router) -> dict[str, float]:
+    """The shadow's copies by result: `mlops_shadow_requests_total` from the comparator's /metrics, the
+    dropped ones from the router's `mlops_router_shadow_dropped_total`."""
     counts = dict.fromkeys(RESULTS, 0.0)
-    for family in text_string_to_metric_families(text):
-        if family.name == "mlops_shadow_requests":
+    for url in (router.shadow_metrics_url, f"{router.http_url}/metrics"):
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name.endswith("_total"):
+                if family.name == "mlops_shadow_requests" and sample.name.endswith("_total"):
                     counts[sample.labels["result"]] += sample.value
+                elif family.name == "mlops_router_shadow_dropped" and sample.name.endswith("_total"):
+                    counts["dropped"] += sample.value
     return counts
 
 
@@ -56,13 +60,21 @@ def run_router_shadow(bench: Bench, triton_http: str, triton_grpc: str, logs: Pa
     """Off, on, off again at each protocol and concurrency, back to back: two routers side by side (the
     plain one and one whose InferenceService names a shadow), so a change in the machine's other load
     shows as a difference between the two `off` runs (the noise) rather than as the shadow's cost."""
-    isvc = shadow_isvc(bench.model.isvc_file, bench.work / "isvc-shadow.yaml")
+    percent = bench.args.shadow_percent
+    isvc = shadow_isvc(bench.model.isvc_file, bench.work / "isvc-shadow.yaml", percent)
     with (
         servers.EventSink() as sink,
         servers.router(
             bench.model.isvc_file, triton_http, triton_grpc, sink.url, logs / "router-off.log"
         ) as off,
-        servers.router(isvc, triton_http, triton_grpc, sink.url, logs / "router-shadow.log") as on,
+        servers.router(
+            isvc,
+            triton_http,
+            triton_grpc,
+            sink.url,
+            logs / "router-shadow.log",
+            bench.model.triton_repository,  # the shadow on a Triton of its own, as on a cluster
+        ) as on,
     ):
         http = f"/v2/models/{bench_model.MODEL}/infer"
         for concurrency in bench.args.concurrency:
@@ -72,10 +84,11 @@ def run_router_shadow(bench: Bench, triton_http: str, triton_grpc: str, logs: Pa
             for concurrency in bench.args.concurrency:
                 for path, router in ((OFF, off), (ON, on), (OFF_AGAIN, off)):
                     bench.grpc(path, router.grpc_address, bench_model.MODEL, concurrency=concurrency)
-        counts = shadow_counts(f"{on.http_url}/metrics")
+        counts = shadow_counts(on)
     bench.extra["shadow"] = counts
     bench.notes.append(
-        f"{ON}: the router's InferenceService plus a shadow version (a third copy of the model), measured "
+        f"{ON}: the router's InferenceService plus a shadow version (a third copy of the model) that gets "
+        f"{percent}% of the live requests (serving.mlops-loop.io/shadow-percent), measured "
         f"between two runs of the plain router ({OFF}, {OFF_AGAIN}) at the same load; the shadow's copies: "
         f"{counts['compared']:,.0f} compared, {counts['dropped']:,.0f} dropped (queue full), "
         f"{counts['error']:,.0f} failed; no shadow answer reaches a client (tests/inference/"

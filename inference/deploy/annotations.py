@@ -18,3 +18,6 @@ CANARY_VERSION_KEY = ANNOTATION_PREFIX + "canary-version"
 SHADOW_VERSION_KEY = ANNOTATION_PREFIX + "shadow-version"
 """A version that gets a copy of the live traffic and whose answers are compared, never returned
 (inference/router/shadow.py locally; inference/deploy/shadow.py renders the cluster's mirror)."""
+SHADOW_PERCENT_KEY = ANNOTATION_PREFIX + "shadow-percent"
+"""The share of live infer requests copied to the shadow, 0..100 (default 100): the `percent` of the
+HTTPRoute's RequestMirror filter on a cluster, the share the local router draws."""

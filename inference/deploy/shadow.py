@@ -19,11 +19,11 @@ through the Gateway API, Envoy Gateway here: docs/cluster.md). Read at:
   CommonDefaultHttpPort). This route does the same for the live answer, so the client sees no difference.
   KServe owns its own HTTPRoutes (it rewrites them), so the mirror is a separate route this module owns.
 
-What is rendered (`render_shadow`): the live InferenceService with the shadow annotation (what the local
-router reads; KServe copies InferenceService annotations to the predictor's pods, so applying it may roll
-them once), the shadow InferenceService `{model}-shadow` (a Standard-mode predictor `v<shadow>` on the
-shadow's storageUri, no canary, its payload logger on), and the mirroring HTTPRoute. The Triton model name
-is the model's name in both, so the mirrored path needs no rewrite.
+What is rendered (`render_shadow`): the live InferenceService with the shadow annotations (version and
+percent: what the local router reads; KServe copies InferenceService annotations to the predictor's pods,
+so applying it may roll them once), the shadow InferenceService `{model}-shadow` (a Standard-mode
+predictor `v<shadow>` on the shadow's storageUri, no canary, its payload logger on), and the mirroring
+HTTPRoute. The Triton model name is the model's name in both, so the mirrored path needs no rewrite.
 
 Not rendered, and why (each a one-line refusal):
 - Knative mode: Knative's routes are Istio VirtualServices that net-istio owns and rewrites; a second
@@ -48,6 +48,7 @@ from inference.deploy.annotations import (
     CANARY_VERSION_KEY,
     LOCAL_REPOSITORY_KEY,
     MODEL_VERSION_KEY,
+    SHADOW_PERCENT_KEY,
     SHADOW_VERSION_KEY,
     STABLE_LOCAL_REPOSITORY_KEY,
     STABLE_VERSION_KEY,
@@ -74,6 +75,7 @@ def render_shadow(
     _check(live, shadow, percent, gateway)
     annotated = copy.deepcopy(live)
     annotated["metadata"]["annotations"][SHADOW_VERSION_KEY] = shadow.version
+    annotated["metadata"]["annotations"][SHADOW_PERCENT_KEY] = str(percent)  # the share the router draws
     route = mirror_route(live, shadow, percent, gateway, ingress_domain)
     return [annotated, shadow_inference_service(live, shadow), route]
 

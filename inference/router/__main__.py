@@ -1,12 +1,14 @@
 """The local router: OIP REST and (with --grpc-port) OIP gRPC in front of Triton, with the canary split.
 
     python -m inference.router --isvc FILE --triton-url URL [--port 8081] [--logger-url URL] [--seed N]
-        [--grpc-port 8082 --triton-grpc HOST:PORT] [--shadow-queue-size 256 --shadow-workers 1]
+        [--grpc-port 8082 --triton-grpc HOST:PORT] [--shadow-queue-bytes 4194304 --shadow-workers 1]
+        [--shadow-metrics-port 0] [--shadow-repository DIR]
 
 Serves the models of the InferenceService files (one route each; `--isvc` repeats), reloading them when
 they change. Both protocols share one route table, one canary draw sequence, one set of metrics and one
 CloudEvent logger; a route's shadow version (if the file names one) gets a copy of each answered request,
-compared in the router's /metrics (`mlops_shadow_*`, inference/router/shadow.py). Triton must already
+compared by the shadow mirror's own process, which serves `mlops_shadow_*` on its own port
+(--shadow-metrics-port; logged at start; inference/router/shadow.py). Triton must already
 serve each version as `<model>__v<version>` (`routing.stage_model_version`). SIGINT/SIGTERM stop both
 servers cleanly (exit 0).
 """
@@ -29,8 +31,7 @@ from inference.router.isvc import RouteError, load_isvc_file
 from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable
-from inference.router.shadow import DEFAULT_QUEUE_SIZE, DEFAULT_WORKERS, ShadowMirror
-from inference.router.shadow_compare import ShadowComparator
+from inference.router.shadow import DEFAULT_QUEUE_BYTES, DEFAULT_WORKERS, ShadowMirror
 
 if TYPE_CHECKING:
     from inference.router.grpc_app import GrpcRouter
@@ -53,9 +54,12 @@ def build_settings(args: argparse.Namespace) -> RouterSettings:
         watcher=watcher,
         shadow=ShadowMirror(
             triton_url,
-            ShadowComparator(metrics.registry),
-            queue_size=args.shadow_queue_size,
+            metrics,
+            queue_bytes=args.shadow_queue_bytes,
             workers=args.shadow_workers,
+            metrics_port=args.shadow_metrics_port,
+            seed=args.seed,
+            repository=args.shadow_repository,
         ),
         max_body_bytes=args.max_body_bytes,
         read_timeout_s=args.read_timeout_s,
@@ -76,21 +80,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--logger-url", help="where request/response CloudEvents go (the drift detector)")
     parser.add_argument("--namespace", default="default", help="ce-namespace of the CloudEvents")
-    parser.add_argument("--seed", type=int, help="seed of the stable/canary draw (default: random)")
+    parser.add_argument("--seed", type=int, help="seed of the split and shadow draws (default: random)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument(
         "--read-timeout-s", type=float, default=DEFAULT_READ_TIMEOUT_S, help="a request body's, or 408"
     )
     parser.add_argument("--reload-interval-s", type=float, default=0.5)
     parser.add_argument(
-        "--shadow-queue-size", type=int, default=DEFAULT_QUEUE_SIZE, help="copies waiting; more are dropped"
+        "--shadow-queue-bytes",
+        type=int,
+        default=DEFAULT_QUEUE_BYTES,
+        help="copies waiting for the shadow, in bytes (capped by net.core.wmem_max); more are dropped",
     )
     parser.add_argument("--shadow-workers", type=int, default=DEFAULT_WORKERS, help="shadow calls at once")
+    parser.add_argument(
+        "--shadow-metrics-port",
+        type=int,
+        default=0,
+        help="the comparator's /metrics (default 0: any free port)",
+    )
+    parser.add_argument(
+        "--shadow-repository",
+        type=Path,
+        help="Triton's model repository: a shadow then gets a Triton of its own (the stand-in for its pods)",
+    )
     args = parser.parse_args(argv)
     if args.grpc_port and not args.triton_grpc:
         parser.error("--grpc-port needs --triton-grpc (Triton's gRPC endpoint, e.g. 127.0.0.1:8001)")
-    if args.shadow_queue_size < 1 or args.shadow_workers < 1:
-        parser.error("--shadow-queue-size and --shadow-workers must be at least 1")
+    if args.shadow_queue_bytes < 1 or args.shadow_workers < 1:
+        parser.error("--shadow-queue-bytes and --shadow-workers must be at least 1")
     if args.logger_url and not args.logger_url.startswith("http://"):
         parser.error(f"--logger-url {args.logger_url!r}: expected an http:// URL")
     return args

@@ -240,7 +240,7 @@ def offer_shadow_copy(
     handed its answer on (call_soon runs at the loop's next turn), so not even the queueing delays it."""
     mirror, route = settings.shadow, settings.table.get(target.model)
     shadow = None if route is None else route.shadow
-    if mirror is not None and shadow is not None:
+    if mirror is not None and shadow is not None and mirror.draw(route.shadow_percent):
         asyncio.get_running_loop().call_soon(mirror.offer, shadow, request, answer, latency_s)
 
 

@@ -130,13 +130,13 @@ class Servicer:
             answer.model_name, answer.model_version = target.model, target.version
         except _Abort as exc:
             await context.abort(exc.code, str(exc))
-        # deferred: the protobuf -> JSON conversions happen in the logger's or the mirror's thread, once
-        # for both (cached; a race at worst converts twice)
+        # deferred: the protobuf -> JSON conversions happen in the logger's thread
         request_body = functools.cache(lambda: request_json(request))
         answer_body = functools.cache(lambda: response_json(answer))
         if self.settings.event_logger is not None:
             self.settings.event_logger.log_pair(target, request_body, answer_body)
-        offer_shadow_copy(self.settings, target, request_body, answer_body, latency_s)
+        # the messages themselves: the mirror's process converts them (shadow.py)
+        offer_shadow_copy(self.settings, target, request, answer, latency_s)
         return answer
 
     # ---------------------------------------------------------------------------------------- internals

@@ -19,6 +19,7 @@ import yaml
 from inference.deploy.annotations import (
     CANARY_VERSION_KEY,
     MODEL_VERSION_KEY,
+    SHADOW_PERCENT_KEY,
     SHADOW_VERSION_KEY,
     STABLE_VERSION_KEY,
 )
@@ -60,6 +61,8 @@ class Route:
     Not part of equality: two routes are the same when they split traffic the same way."""
     shadow_version: str | None = None
     """Gets a copy of each live request after it is answered; never answers a client (router/shadow.py)."""
+    shadow_percent: int = 100
+    """The share of live requests copied to the shadow (the Gateway mirror's `percent`)."""
 
     @property
     def targets(self) -> list[Target]:
@@ -116,6 +119,7 @@ def route_from_isvc(isvc: Mapping[str, Any], where: str = "InferenceService") ->
         raise RouteError(f"{where}: spec.predictor.canaryTrafficPercent must be in 0..100, got {percent}")
     logged = _logged_annotations(predictor, annotations, where)
     shadow = _shadow_version(annotations.get(SHADOW_VERSION_KEY), where)
+    shadow_percent = _shadow_percent(annotations.get(SHADOW_PERCENT_KEY), where)
     if "canary" in isvc["spec"]:
         route = _standard_route(name, isvc["spec"], predictor, stable, logged, where)
     elif canary is None or canary == stable:
@@ -124,7 +128,7 @@ def route_from_isvc(isvc: Mapping[str, Any], where: str = "InferenceService") ->
         route = Route(name, canary, logged_annotations=logged)
     else:
         route = Route(name, stable, canary, percent, logged)
-    return _with_shadow(route, shadow, where)
+    return _with_shadow(route, shadow, shadow_percent, where)
 
 
 def _shadow_version(value: Any, where: str) -> str | None:
@@ -136,14 +140,24 @@ def _shadow_version(value: Any, where: str) -> str | None:
     return str(value)
 
 
-def _with_shadow(route: Route, shadow: str | None, where: str) -> Route:
+def _shadow_percent(value: Any, where: str) -> int:
+    if value is None or value == "":
+        return 100
+    text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if not text.isdigit() or not 0 <= int(text) <= 100:
+        field = f"metadata.annotations[{SHADOW_PERCENT_KEY!r}]"
+        raise RouteError(f'{where}: {field} must be an integer percent in 0..100 like "25", got {value!r}')
+    return int(text)
+
+
+def _with_shadow(route: Route, shadow: str | None, percent: int, where: str) -> Route:
     if shadow is None:
         return route
     live = [t.version for t in route.targets]
     if shadow in live:  # a shadow of a live version compares it with itself and doubles its load
         field = f"metadata.annotations[{SHADOW_VERSION_KEY!r}]"
         raise RouteError(f"{where}: {field} names {shadow}, which already serves live traffic")
-    return replace(route, shadow_version=shadow)
+    return replace(route, shadow_version=shadow, shadow_percent=percent)
 
 
 def _standard_route(

@@ -3,8 +3,8 @@ payload events it could not deliver), read by tests, the bench and whoever runs 
 analysis, the alerts or the dashboard. Requests, errors and latency per version come from Triton, as on a
 cluster (docs/signals.md), so the router records none.
 
-The shadow comparator (shadow_compare.py) registers its `mlops_shadow_*` series in the same registry, so
-one /metrics serves both; they are the comparator's, not the router's (that module says why).
+The shadow comparator's `mlops_shadow_*` series are served by the mirror's own process (shadow.py,
+shadow_worker.py); the router counts only the copies its queue could not take.
 
 Each `RouterMetrics` owns its registry, so several routers (tests) live in one process without clashes.
 """
@@ -34,6 +34,14 @@ class RouterMetrics:
         self.logger_sent = Counter(
             "mlops_router_logger_sent",
             "CloudEvents delivered to the logger URL",
+            registry=self.registry,
+        )
+
+        # the route's model and shadow version, never a client's words: one series per shadow route
+        self.shadow_dropped = Counter(
+            "mlops_router_shadow_dropped",
+            "Live requests not copied to the shadow version, by reason (queue_full, too_large, stopped)",
+            ["model", "version", "reason"],
             registry=self.registry,
         )
 

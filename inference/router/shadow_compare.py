@@ -4,9 +4,9 @@ request or how the answers reached it.
 
 Why the comparator owns its metrics (and the router does not): the router's own metrics are its health as a
 stand-in (metrics.py), and nothing in KServe, Triton or the Gateway produces a comparison of two versions'
-answers. So these series are the comparator's, under the `mlops_shadow_` prefix, and the same class is what
-produces them wherever it runs: locally `shadow.ShadowMirror` feeds it (the router plays the Gateway's
-`RequestMirror` filter, which copies the request and throws the shadow's answer away); on a cluster it would
+answers. So these series are the comparator's, under the `mlops_shadow_` prefix, served by the process it
+runs in: locally the shadow mirror's own process (shadow_worker.py; the router plays the Gateway's
+`RequestMirror` filter, which copies the request and throws the shadow's answer away). On a cluster it would
 be fed by the payload events of the live and the shadow InferenceService (KServe's logger logs each
 request/response pair, `ce-time` of the response minus that of the request is the latency, kserve
 pkg/logger/handler.go; joining the two services' events needs a header the mirror copies, e.g. the
@@ -14,8 +14,9 @@ Gateway's `x-request-id` listed in `logger.metadataHeaders`). That cluster feede
 (docs/serving.md#shadow-rollout); the metric names and their meaning are the contract it must keep.
 
 Series, each labelled `model` and `version` (the shadow version under evaluation):
-- `mlops_shadow_requests_total{result}`: compared | dropped (the mirror's queue was full) | error (the shadow
-  failed, timed out or answered something that cannot be compared with the live answer);
+- `mlops_shadow_requests_total{result}`: compared | error (the shadow failed, timed out or answered something
+  that cannot be compared with the live answer); copies the router's queue dropped are the router's
+  `mlops_router_shadow_dropped_total`;
 - `mlops_shadow_rows_total`, `mlops_shadow_agreement_total`: rows compared, rows whose top class agrees (a
   ranker's: rows the two versions put at the same rank within the request's candidates);
 - `mlops_shadow_score_abs_difference`: histogram of each row's mean |live - shadow| over the classes;
@@ -70,7 +71,7 @@ class ShadowMetrics:
         labels = ["model", "version"]
         self.requests = Counter(
             "mlops_shadow_requests",
-            "Live requests offered to the shadow version, by result (compared, dropped, error)",
+            "Live request copies sent to the shadow version, by result (compared, error)",
             [*labels, "result"],
             registry=registry,
         )
@@ -100,7 +101,7 @@ class ShadowMetrics:
 
 
 class ShadowComparator:
-    """Thread-safe: the mirror's workers call `compare`, `dropped` and `failed` concurrently."""
+    """Thread-safe: the mirror's workers call `compare` and `failed` concurrently."""
 
     def __init__(self, registry: CollectorRegistry, window: int = DEFAULT_WINDOW) -> None:
         self.metrics = ShadowMetrics(registry)
@@ -109,9 +110,6 @@ class ShadowComparator:
         self._since_computed: dict[tuple[str, str], int] = {}
         self._last_failure: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
-
-    def dropped(self, model: str, version: str) -> None:
-        self.metrics.requests.labels(model, version, "dropped").inc()
 
     def failed(self, model: str, version: str, reason: str) -> None:
         self.metrics.requests.labels(model, version, "error").inc()

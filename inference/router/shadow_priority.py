@@ -1,17 +1,20 @@
 """Local mode only: the shadow's Triton model instances get the lowest CPU priority, the stand-in for the
 shadow InferenceService's own pods on a cluster.
 
-Why: on one machine the shadow's inference runs on the cores the live path needs. Measured with `make
-bench`'s shadow rows on 2 cores (docs/measured.md, "Shadow rollout"): a shadow at normal priority raised the
-live HTTP p99 from 3.98 to 7.26 ms at 1 client and from 9.52 to 18.74 ms at 8; with the shadow's backend
-stub at nice 19 the live p99 stayed within the plain router's run-to-run spread in 5 of 6 cells while the
-shadow still compared thousands of copies (the rest are dropped by the mirror's queue, as designed).
+Why: on one machine the shadow's inference runs on the cores the live path needs. Measured with `make bench`'s
+shadow rows on 2 cores (docs/measured.md, "Shadow rollout"): a shadow at normal priority raised the live HTTP
+p99 from 3.98 to 7.26 ms at 1 client and from 9.52 to 18.74 ms at 8; at the lowest priority it costs less,
+but not nothing (the two share the cores' caches), while the shadow still compares thousands of copies.
 
-How: Triton's Python backend runs each model instance in a `triton_python_backend_stub` process whose
-command line names the model file (`.../<model>__v<version>/<n>/model.py`); every thread (task) of such a
-process owned by this user is set to nice 19. Best effort and silent: a Triton on another machine, another
-user's processes or a native backend (the cluster's) leave nothing to lower, and the shadow then simply
-competes. Re-checked every RECHECK_S, so a Triton restarted by the supervisor is lowered again.
+How: Triton's Python backend runs each model instance in a `triton_python_backend_stub` process whose command
+line names the model file (`.../<model>__v<version>/<n>/model.py`); every thread (task) of such a process
+owned by this user is set to nice 19 and to the SCHED_IDLE policy (sched(7): run only when nothing else wants
+the core, and a waking normal task preempts it at once; nice 19 alone still gets a CFS share and runs out its
+slice). The mirror's own process sets the same for itself (`lowest_priority`).
+
+Best effort and silent: a Triton on another machine, another user's processes or a native backend (the
+cluster's) leave nothing to lower, and the shadow then simply competes. Re-checked every RECHECK_S, so a
+Triton restarted by the supervisor is lowered again.
 """
 
 from __future__ import annotations
@@ -58,11 +61,18 @@ def stub_pids(triton_name: str, proc: Path = PROC) -> list[int]:
     return found
 
 
+def lowest_priority(task: int = 0) -> None:
+    """nice 19 and SCHED_IDLE for one thread (0: the calling one; threads it starts inherit both)."""
+    os.setpriority(os.PRIO_PROCESS, task, LOWEST)
+    with contextlib.suppress(OSError, AttributeError):  # SCHED_IDLE is Linux's: nice 19 must do elsewhere
+        os.sched_setscheduler(task, os.SCHED_IDLE, os.sched_param(0))
+
+
 def _lower_tasks(process: Path) -> int:
-    # setpriority(PRIO_PROCESS, id) sets one thread on Linux: each of the process's threads is set
+    # setpriority and sched_setscheduler set one thread on Linux: each of the process's threads is set
     lowered = 0
     for task in (process / "task").glob("*"):
         with contextlib.suppress(OSError, ValueError):
-            os.setpriority(os.PRIO_PROCESS, int(task.name), LOWEST)
+            lowest_priority(int(task.name))
             lowered += 1
     return lowered

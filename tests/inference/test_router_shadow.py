@@ -1,7 +1,7 @@
 """Shadow rollout through the real router and a real Triton: clients get only live answers (REST and gRPC),
-the shadow version gets a copy of every answered request and its answers are compared in the router's
-/metrics, a full shadow queue drops copies instead of holding requests, and a shadow Triton does not serve
-never fails a live request.
+the shadow version gets a copy of every answered request and its answers are compared in the mirror's own
+process (its /metrics), a full shadow queue drops copies instead of holding requests, and a shadow Triton
+does not serve never fails a live request.
 
 Triton serves `demo__v1` (live) and `demo__v3`, the shadow: the same data with the labels flipped, so its
 class-1 score is 1 minus v1's (tests/helpers/router_stack.py). A shadow answer that leaked to a client would
@@ -28,7 +28,6 @@ from inference.router.isvc import Route
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import RouteTable
 from inference.router.shadow import ShadowMirror
-from inference.router.shadow_compare import ShadowComparator
 from inference.router.shadow_priority import stub_pids
 from inference.triton_local import TritonLocal
 from tests.helpers.environment import served_test
@@ -61,7 +60,9 @@ class ShadowStack:
         return (client or self.client).post("/v2/models/demo/infer", json={"inputs": [tensor(self.rows)]})
 
     def metric(self, name: str, **labels: str) -> float:
-        text = self.client.get("/metrics").text
+        """A comparator's series from the mirror's process, a router's own from the router."""
+        url = self.settings.shadow.metrics_url if name.startswith("mlops_shadow_") else f"{self.url}/metrics"
+        text = httpx.get(url, timeout=10).text
         return sample_value(text, name, model="demo", **labels) or 0.0
 
     def triton_successes(self, version: str) -> float:
@@ -119,10 +120,15 @@ def test_rest_clients_get_only_live_answers_and_the_shadow_compares_each_copy(st
     assert stack.metric("mlops_shadow_rank_correlation", version="3") == pytest.approx(-1.0)
     for role in ("live", "shadow"):
         assert stack.metric("mlops_shadow_latency_seconds_count", version="3", role=role) >= n
-    assert stack.metric("mlops_shadow_requests_total", version="3", result="dropped") == 0
+    assert stack.metric("mlops_router_shadow_dropped_total", version="3") == 0
+    # the mirror's process runs at the lowest CPU priority too, the router's is untouched
+    assert os.getpriority(os.PRIO_PROCESS, stack.settings.shadow.pid) == 19
+    assert os.sched_getscheduler(stack.settings.shadow.pid) == os.SCHED_IDLE
     # the shadow's Triton instance runs at the lowest CPU priority, the live one's is untouched
     (shadow_stub,), (live_stub,) = stub_pids("demo__v3"), stub_pids("demo__v1")
     assert os.getpriority(os.PRIO_PROCESS, shadow_stub) == 19
+    assert os.sched_getscheduler(shadow_stub) == os.SCHED_IDLE
+    assert os.sched_getscheduler(live_stub) == os.sched_getscheduler(0)
     assert os.getpriority(os.PRIO_PROCESS, live_stub) == os.getpriority(os.PRIO_PROCESS, 0)
     mean_difference = stack.metric("mlops_shadow_score_abs_difference_sum", version="3") / stack.metric(
         "mlops_shadow_score_abs_difference_count", version="3"
@@ -184,6 +190,42 @@ def test_a_malformed_shadow_annotation_is_refused_naming_it_and_serving_goes_on(
         write_isvc(stack.isvc, isvc("1", shadow="3"))
 
 
+@served_test
+def test_with_the_repository_the_shadow_runs_on_a_triton_of_its_own_at_the_lowest_priority(
+    stack: ShadowStack,
+) -> None:
+    metrics = RouterMetrics()
+    mirror = ShadowMirror(stack.triton.http_url, metrics, repository=stack.isvc.parent / "repo")
+    route = Route("demo", "1", shadow_version="3")
+    settings = RouterSettings(RouteTable([route]), stack.triton.http_url, metrics, shadow=mirror)
+    before = stack.triton_successes("3")
+    with serving_in_thread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=10) as client:
+        n = 30
+        for _ in range(n):
+            response = stack.infer(client)
+            assert response.status_code == 200 and response.json()["model_version"] == "1"
+
+        def compared_here() -> float:
+            text = httpx.get(mirror.metrics_url, timeout=10).text
+            return sample_value(text, "mlops_shadow_requests_total", version="3", result="compared") or 0.0
+
+        wait_for(lambda: compared_here() >= n, "the shadow's own Triton answered every copy", timeout_s=120)
+        assert compared_here() == n
+        assert stack.triton_successes("3") == before  # the live Triton served no shadow request
+        (triton_pid,) = _children(mirror.pid, "tritonserver")
+        assert os.sched_getscheduler(triton_pid) == os.SCHED_IDLE  # inherited from the mirror's process
+    wait_for(lambda: not Path(f"/proc/{triton_pid}").exists(), "the shadow's Triton stopped with the mirror")
+
+
+def _children(pid: int | None, name: str) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if Path(f"/proc/{child}/comm").read_text().strip() == name:
+                found.append(int(child))
+    return found
+
+
 class StalledServer:
     """Accepts connections and reads what arrives, never answers: a shadow that hangs."""
 
@@ -214,26 +256,38 @@ class StalledServer:
 
 
 @served_test
-def test_a_full_shadow_queue_drops_copies_and_never_holds_a_live_request(stack: ShadowStack) -> None:
+def test_a_full_shadow_queue_drops_copies_holds_no_live_request_and_loses_none(stack: ShadowStack) -> None:
     stalled, metrics = StalledServer(), RouterMetrics()
-    mirror = ShadowMirror(stalled.url, ShadowComparator(metrics.registry), queue_size=1, timeout_s=60)
+    # the smallest send buffer the kernel allows (about 4.5 KiB): a few copies of this request fill it
+    # a stalled call fails after timeout_s: long enough for the live requests below, short for the test
+    mirror = ShadowMirror(stalled.url, metrics, queue_bytes=1, timeout_s=10)
     route = Route("demo", "1", shadow_version="3")
     settings = RouterSettings(RouteTable([route]), stack.triton.http_url, metrics, shadow=mirror)
     try:
         with serving_in_thread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=5) as client:
             assert stack.infer(client).status_code == 200
-            wait_for(stalled.received.is_set, "the worker sent its copy to the stalled shadow")
-            n = 20  # the worker waits on the stalled shadow: one copy fits the queue, the rest are dropped
+            wait_for(stalled.received.is_set, "the worker sent its copy to the stalled shadow", timeout_s=60)
+            n = 40  # the worker waits on the stalled shadow: a few copies fit the buffer, the rest drop
             for _ in range(n):
                 response = stack.infer(client)
                 assert response.status_code == 200 and response.json()["model_version"] == "1"
 
-            def dropped() -> float:
-                text = client.get("/metrics").text
-                return sample_value(text, "mlops_shadow_requests_total", version="3", result="dropped") or 0
+            def count(url: str, name: str, **labels: str) -> float:
+                return sample_value(httpx.get(url, timeout=5).text, name, **labels) or 0.0
 
-            wait_for(lambda: dropped() >= n - 1, "the copies that did not fit were dropped")
-            assert dropped() == n - 1 and mirror.pending == 1
-            stalled.close()  # the worker's call fails, the queued copy fails too, and the worker can end
+            def dropped() -> float:
+                return count(f"{url}/metrics", "mlops_router_shadow_dropped_total", reason="queue_full")
+
+            assert 0 < dropped() < n
+            stalled.close()  # the worker's call fails, so do the buffered copies' (nothing listens any more)
+
+            def accounted() -> float:
+                shadow_metrics = mirror.metrics_url
+                errors = count(shadow_metrics, "mlops_shadow_requests_total", version="3", result="error")
+                return dropped() + errors
+
+            # every live request's copy is dropped (counted by the router) or failed (counted by the mirror)
+            wait_for(lambda: accounted() >= n + 1, "each copy accounted for", timeout_s=60)
+            assert accounted() == n + 1
     finally:
         stalled.close()

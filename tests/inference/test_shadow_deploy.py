@@ -103,6 +103,11 @@ def test_the_shadow_service_passes_kserve_and_the_router_reads_the_shadow_from_t
         assert sdk_problems(service) == [] and refusals(service) == []
     assert live["metadata"]["annotations"][SHADOW_VERSION_KEY] == "2"
     assert route_from_isvc(live) == Route(MODEL, "1", shadow_version="2")
+    # the mirror's percent reaches the router through the same annotation the route's filter is rendered from
+    live, _, route = render_shadow(_live(), version_ref(MODEL, "2"), percent=25)
+    (rule,) = route["spec"]["rules"]
+    (mirror,) = [f["requestMirror"] for f in rule["filters"] if f["type"] == "RequestMirror"]
+    assert mirror["percent"] == 25 and route_from_isvc(live).shadow_percent == 25
     assert route_from_isvc(shadow) == Route(f"{MODEL}-shadow", "2")  # serves the shadow alone, no shadow
     predictor = shadow["spec"]["predictor"]
     assert predictor["model"]["storageUri"] == version_ref(MODEL, "2").storage_uri

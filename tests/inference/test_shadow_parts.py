@@ -1,6 +1,6 @@
 """The parts of a shadow rollout that need no Triton: the shadow annotation read from an InferenceService,
-the comparator's metrics from two answers, and the mirror's bounded queue (through the real router and
-Triton: test_router_shadow.py)."""
+the comparator's metrics from two answers, the mirror's bounded queue and its process's end when the router's
+is killed (through the real router and Triton: test_router_shadow.py)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,16 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from inference.deploy.annotations import SHADOW_VERSION_KEY
+from core.paths import REPO_ROOT
+from inference.deploy.annotations import SHADOW_PERCENT_KEY, SHADOW_VERSION_KEY
 from inference.router.isvc import Route, RouteError, Target, route_from_isvc
+from inference.router.metrics import RouterMetrics
 from inference.router.shadow import ShadowMirror
 from inference.router.shadow_compare import Answer, ShadowComparator
 from inference.router.shadow_priority import ShadowPriority, stub_pids
 from tests.helpers.metrics_text import sample_value
 from tests.helpers.router_stack import isvc
+from tests.helpers.waiting import wait_for
 
 
 def answer(class1: list[float], datatype: str = "FP32") -> bytes:
@@ -55,6 +58,28 @@ def test_a_malformed_shadow_annotation_is_one_line_naming_file_and_annotation(va
     message = str(refused.value)
     assert message.startswith(f"isvc/demo.yaml: metadata.annotations[{SHADOW_VERSION_KEY!r}]")
     assert "must be a registry version" in message and "\n" not in message
+
+
+def test_the_shadow_percent_is_read_from_its_annotation_and_drawn_by_the_mirror() -> None:
+    document = isvc("1", shadow="3")
+    assert route_from_isvc(document).shadow_percent == 100  # no annotation: every request
+    document["metadata"]["annotations"][SHADOW_PERCENT_KEY] = "25"
+    assert route_from_isvc(document) == Route("demo", "1", shadow_version="3", shadow_percent=25)
+    mirror = ShadowMirror("http://127.0.0.1:9", RouterMetrics(), seed=7)
+    draws = [mirror.draw(25) for _ in range(4000)]
+    assert 900 < sum(draws) < 1100  # 1000 expected, sd 27
+    assert all(mirror.draw(100) for _ in range(100)) and not any(mirror.draw(0) for _ in range(100))
+
+
+@pytest.mark.parametrize("value", ["101", "-1", "12.5", "half", True, ["25"]])
+def test_a_malformed_shadow_percent_is_one_line_naming_file_and_annotation(value) -> None:
+    document = isvc("1", shadow="3")
+    document["metadata"]["annotations"][SHADOW_PERCENT_KEY] = value
+    with pytest.raises(RouteError) as refused:
+        route_from_isvc(document, "isvc/demo.yaml")
+    message = str(refused.value)
+    assert message.startswith(f"isvc/demo.yaml: metadata.annotations[{SHADOW_PERCENT_KEY!r}]")
+    assert "must be an integer percent in 0..100" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("live", [isvc("3", shadow="3"), isvc("1", "3", 20, shadow="3")])
@@ -142,19 +167,71 @@ def test_an_answer_that_cannot_be_compared_is_an_error_not_a_comparison(shadow_b
 
 
 # ------------------------------------------------------------------------------------------ the mirror
-def test_an_offer_to_a_full_queue_is_dropped_and_counted() -> None:
-    registry = CollectorRegistry()
-    mirror = ShadowMirror("http://127.0.0.1:9", ShadowComparator(registry), queue_size=2)  # not started
+def dropped(metrics: RouterMetrics, reason: str) -> float | None:
+    return metric(metrics.registry, "mlops_router_shadow_dropped_total", reason=reason)
+
+
+def test_offers_a_mirror_cannot_take_are_dropped_and_counted_by_reason() -> None:
+    metrics = RouterMetrics()
+    mirror = ShadowMirror("http://127.0.0.1:9", metrics, queue_bytes=64 * 1024)
     shadow = Target("demo", "3", "shadow")
-    for _ in range(5):
-        mirror.offer(shadow, b"{}", b"{}", 0.001)
-    assert mirror.pending == 2
-    assert metric(registry, "mlops_shadow_requests_total", result="dropped") == 3
+    mirror.offer(shadow, b"{}", b"{}", 0.001)  # not started yet
+    assert dropped(metrics, "stopped") == 1
+    mirror.start()
+    try:
+        mirror.offer(shadow, b"x" * (1 << 20), b"{}", 0.001)  # more than the socket's buffer can hold
+        assert dropped(metrics, "too_large") == 1
+        # the mirror compares (and fails: no Triton on port 9) slower than these arrive: the buffer fills
+        for _ in range(2000):
+            mirror.offer(shadow, b"y" * 4096, b"{}", 0.001)
+        assert (dropped(metrics, "queue_full") or 0) > 0
+    finally:
+        mirror.stop()
+    mirror.offer(shadow, b"{}", b"{}", 0.001)
+    assert dropped(metrics, "stopped") == 2
 
 
 def test_a_mirror_needs_an_http_triton_url() -> None:
     with pytest.raises(ValueError, match="must be http://host:port"):
-        ShadowMirror("127.0.0.1:8000", ShadowComparator(CollectorRegistry()))
+        ShadowMirror("127.0.0.1:8000", RouterMetrics())
+
+
+# A router that starts its mirror, hands it a copy, prints the mirror's pid and waits to be killed
+_ROUTER = """
+import sys, time
+from inference.router.isvc import Target
+from inference.router.metrics import RouterMetrics
+from inference.router.shadow import ShadowMirror
+if __name__ == "__main__":
+    mirror = ShadowMirror("http://127.0.0.1:9", RouterMetrics()).start()
+    mirror.offer(Target("demo", "3", "shadow"), b"{}", b"{}", 0.001)
+    mirror.metrics_url  # up and serving
+    print(mirror.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_the_mirrors_process_ends_when_the_routers_is_killed() -> None:
+    router = subprocess.Popen([sys.executable, "-c", _ROUTER], stdout=subprocess.PIPE, cwd=REPO_ROOT)
+    try:
+        assert router.stdout is not None
+        mirror_pid = int(router.stdout.readline())
+        assert os.getpriority(os.PRIO_PROCESS, mirror_pid) == 19
+        assert os.sched_getscheduler(mirror_pid) == os.SCHED_IDLE
+        router.kill()  # SIGKILL: no stop(), no atexit; the mirror's socket reads end of file
+        router.wait()
+        wait_for(lambda: not _alive(mirror_pid), "the orphaned mirror process ended", timeout_s=30)
+    finally:
+        router.kill()
+        router.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has ended; its parent (gone) would have reaped it
 
 
 # --------------------------------------------------------------------------------------- the priority
@@ -183,6 +260,7 @@ def test_only_the_shadow_models_stub_threads_get_the_lowest_priority(tmp_path: P
         priority = ShadowPriority()
         assert priority.lower("demo__v3") >= 1
         assert os.getpriority(os.PRIO_PROCESS, shadow.pid) == 19
+        assert os.sched_getscheduler(shadow.pid) == os.SCHED_IDLE
         assert os.getpriority(os.PRIO_PROCESS, live.pid) == os.getpriority(os.PRIO_PROCESS, 0)
         assert priority.lower("demo__v3") == 0  # checked again only after RECHECK_S
         assert ShadowPriority().lower("demo__v9") == 0  # no such stub: nothing to do, no error
