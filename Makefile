@@ -37,6 +37,7 @@ install: .venv/.synced .venv-serving/.synced .venv-tools/.synced manifests/schem
 run: install data features ## The local loop: data -> Feast -> pipeline (train ... register -> canary) -> drift -> alert -> retrain
 	$(PY) -m pipelines.local_run $(MODEL_ARGS)
 	$(PY) -m pipelines.loop_demo --model conversion-xgboost --time-scale 30
+	$(PY) -m pipelines.loop_demo --model offer-ranker-xgboost --time-scale 30 --keep-data
 	@echo "local state: $(MLOPS_HOME)"
 
 test: install .venv-bench/.synced bench-packages test-packages lint rules-test ## Everything CI runs: lint, alert-rule checks, both test suites (bench harness smoke tests included)

@@ -141,12 +141,21 @@ class ModelSpec(SpecModel):
                 raise FieldProblem(
                     loc, f"{metric}: cut-off {cutoff} is not among label.k {list(self.label.k)}"
                 )
+        shift = ("canary", "success", "max_prediction_shift")
         if not ranking:
             if self.evaluation.baseline_margin:
                 raise FieldProblem(
                     ("evaluation", "baseline_margin"), "only a ranking model has a popularity baseline"
                 )
+            if self.canary.success.max_prediction_shift is None:
+                raise FieldProblem(shift, "required for a classification model (the PSI bound, e.g. 0.2)")
             return
+        if self.canary.success.max_prediction_shift is not None:
+            raise FieldProblem(
+                shift,
+                "leave it out for a ranking model: its raw scores have no common scale across versions, so "
+                "their PSI measures an offset (compare rankers with canary.shadow)",
+            )
         if self.inputs.feature_service is None or self.label.item_column not in self.inputs.entity_keys:
             raise FieldProblem(
                 ("label", "item_column"),

@@ -119,9 +119,13 @@ class CanarySuccess(SpecModel):
     min_p95_latency_increase_ms: float = Field(default=0.0, ge=0)
     """A ratio over the bound counts only when the canary's p95 is also at least this much higher: at
     millisecond latencies a little scheduling noise makes a large ratio (1.5 ms against 1 ms is 1.5x)."""
-    max_prediction_shift: float = Field(ge=0, le=1)
+    max_prediction_shift: float | None = Field(default=None, ge=0, le=1)
     """Bound on the population stability index (PSI) between the canary's and the stable version's
-    prediction-score distributions over the same window (0.1 = small shift, 0.25 = large)."""
+    prediction-score distributions over the same window (0.1 = small shift, 0.25 = large). Required for a
+    classifier; a ranker sets none: its raw scores have no common scale across versions (LambdaMART's
+    loss is unchanged by adding a constant to every score of a query), so the PSI of two rankers' scores
+    measures their offsets, not their behaviour. A ranker's two versions are compared on the same requests
+    by the shadow's rank agreement (`canary.shadow`) and on the same test queries by the gate."""
 
 
 class Experiment(SpecModel):

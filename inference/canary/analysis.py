@@ -9,7 +9,8 @@ The checks, in the spec's terms (`canary.min_requests`, `canary.success.*`):
 - its error rate (the share of its requests Triton failed: server errors) is at most `max_error_rate`;
 - its p95 latency over the stable version's p95 is at most `max_p95_latency_ratio`, or the canary's p95
   is less than `min_p95_latency_increase_ms` above the stable one's (a ratio of small numbers is noise);
-- the PSI between its prediction scores and the stable version's is at most `max_prediction_shift`:
+- for a classifier, the PSI between its prediction scores and the stable version's is at most
+  `max_prediction_shift` (a ranker sets none: core/spec/release.py says why, and its evidence shows none):
   from the scores themselves (local traffic), or from the per-bin counts of the score histogram the drift
   service exports (`mlops_prediction_score`, on a cluster through Prometheus). Without either the shift is
   not checked and the evidence says so (`prediction_shift: null`);
@@ -110,9 +111,12 @@ def decide(spec: ModelSpec, evidence: CanaryEvidence) -> CanaryDecision:
     latency = _latency_reason(summary, success)
     if latency:
         reasons.append(latency)
+    if success.max_prediction_shift is None:  # a ranker's: not judged, so not shown as if it were
+        summary["prediction_shift"] = None
     shift = summary["prediction_shift"]
-    if shift is not None and shift > success.max_prediction_shift:
-        reasons.append(f"prediction shift PSI {shift:.3f} > {success.max_prediction_shift:g}")
+    bound = success.max_prediction_shift
+    if shift is not None and bound is not None and shift > bound:
+        reasons.append(f"prediction shift PSI {shift:.3f} > {bound:g}")
     if canary.experiment is None:
         return CanaryDecision(not reasons, reasons, summary)
     result = judge(

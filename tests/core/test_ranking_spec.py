@@ -84,6 +84,17 @@ def test_a_ranker_cannot_declare_behaviour_checks_or_an_outcome_experiment_yet()
     assert "canary.experiment: not supported for a ranking model yet" in _error(data)
 
 
+def test_only_a_classifier_bounds_the_canarys_score_shift() -> None:
+    data = ranker_spec_data()
+    data["canary"]["success"]["max_prediction_shift"] = 0.2
+    message = _error(data)
+    assert "canary.success.max_prediction_shift: leave it out for a ranking model" in message
+    data = fixture_spec_data("conversion-xgboost")
+    data["canary"]["success"].pop("max_prediction_shift")
+    message = _error(data)
+    assert "canary.success.max_prediction_shift: required for a classification model" in message
+
+
 def test_only_xgboost_ranks() -> None:
     data = ranker_spec_data()
     data["framework"] = "sklearn"

@@ -15,6 +15,7 @@ from inference.canary.evidence import (
     parse_prometheus_vector,
     prometheus_queries,
 )
+from tests.helpers.ranking import ranker_spec
 from tests.helpers.recorded_prometheus import RECORDED, recorded_prometheus
 from tests.helpers.specs import fixture_spec
 
@@ -75,6 +76,17 @@ def test_every_failed_criterion_is_a_reason_and_missing_scores_skip_the_shift(sp
     unscored = CanaryEvidence(RoleEvidence(1000, 0, 0.01), RoleEvidence(300, 0, 0.011), "prometheus")
     decision = decide(spec, unscored)
     assert decision.promote and decision.evidence["prediction_shift"] is None
+
+
+def test_a_rankers_canary_is_not_judged_on_the_scale_of_its_raw_scores() -> None:
+    ranker = ranker_spec()
+    assert ranker.canary.success.max_prediction_shift is None
+    # a retrained LambdaMART's scores offset by a constant: the same ranking, a huge PSI
+    offset = evidence(scores=tuple(np.asarray(SAME) + 3.0))
+    decision = decide(ranker, offset)
+    assert decision.promote and decision.reasons == [] and decision.evidence["prediction_shift"] is None
+    slower = decide(ranker, evidence(errors=6, p95=0.016, scores=tuple(np.asarray(SAME) + 3.0)))
+    assert len(slower.reasons) == 2  # errors and latency still judge it
 
 
 def test_psi_on_known_distributions() -> None:
