@@ -49,15 +49,22 @@ def test_the_shadow_version_is_read_from_the_annotation_next_to_the_split() -> N
     assert route_from_isvc(isvc("1")).shadow is None
 
 
-@pytest.mark.parametrize("value", ["3 4", ["3"], True, "../3", "-3"])
-def test_a_malformed_shadow_annotation_is_one_line_naming_file_and_annotation(value) -> None:
-    document = isvc("1")
-    document["metadata"]["annotations"][SHADOW_VERSION_KEY] = value
+_VERSION_PROBLEM, _PERCENT_PROBLEM = "must be a registry version", "must be an integer percent in 0..100"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [(SHADOW_VERSION_KEY, v, _VERSION_PROBLEM) for v in ["3 4", ["3"], True, "../3", "-3"]]
+    + [(SHADOW_PERCENT_KEY, v, _PERCENT_PROBLEM) for v in ["101", "-1", "12.5", "half", True, ["25"]]],
+)
+def test_a_malformed_shadow_annotation_is_one_line_naming_file_and_annotation(key, value, problem) -> None:
+    document = isvc("1", shadow="3") if key == SHADOW_PERCENT_KEY else isvc("1")
+    document["metadata"]["annotations"][key] = value
     with pytest.raises(RouteError) as refused:
         route_from_isvc(document, "isvc/demo.yaml")
     message = str(refused.value)
-    assert message.startswith(f"isvc/demo.yaml: metadata.annotations[{SHADOW_VERSION_KEY!r}]")
-    assert "must be a registry version" in message and "\n" not in message
+    assert message.startswith(f"isvc/demo.yaml: metadata.annotations[{key!r}]")
+    assert problem in message and "\n" not in message
 
 
 def test_the_shadow_percent_is_read_from_its_annotation_and_drawn_by_the_mirror() -> None:
@@ -69,17 +76,6 @@ def test_the_shadow_percent_is_read_from_its_annotation_and_drawn_by_the_mirror(
     draws = [mirror.draw(25) for _ in range(4000)]
     assert 900 < sum(draws) < 1100  # 1000 expected, sd 27
     assert all(mirror.draw(100) for _ in range(100)) and not any(mirror.draw(0) for _ in range(100))
-
-
-@pytest.mark.parametrize("value", ["101", "-1", "12.5", "half", True, ["25"]])
-def test_a_malformed_shadow_percent_is_one_line_naming_file_and_annotation(value) -> None:
-    document = isvc("1", shadow="3")
-    document["metadata"]["annotations"][SHADOW_PERCENT_KEY] = value
-    with pytest.raises(RouteError) as refused:
-        route_from_isvc(document, "isvc/demo.yaml")
-    message = str(refused.value)
-    assert message.startswith(f"isvc/demo.yaml: metadata.annotations[{SHADOW_PERCENT_KEY!r}]")
-    assert "must be an integer percent in 0..100" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("live", [isvc("3", shadow="3"), isvc("1", "3", 20, shadow="3")])
