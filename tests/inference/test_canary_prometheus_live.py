@@ -40,6 +40,9 @@ from tests.helpers.specs import fixture_spec
 
 SHIFTED, STEADY = "conversion-xgboost", "steady-model"
 FEED_S = 8.0
+# At least this many ticks whatever the machine's speed: 240 joined outcomes per arm, above the experiment
+# test's horizon (167 stable, 42 canary); a time-bound feed alone gave 160 on a slowed machine.
+MIN_TICKS = 60
 WINDOW_S = 60
 SCORES = (0.12, 0.37, 0.55, 0.81)
 SHIFTED_SCORES = (0.93, 0.97)
@@ -116,7 +119,7 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
             started = time.monotonic()
             for tick in itertools.count():
                 _feed(triton, drift, quality, tick)
-                if time.monotonic() - started >= FEED_S:
+                if time.monotonic() - started >= FEED_S and tick + 1 >= MIN_TICKS:
                     break
             fed_at = time.time()
             for model in (SHIFTED, STEADY):
