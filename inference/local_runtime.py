@@ -38,7 +38,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
 import uvicorn
 
 from core.paths import logs_dir, write_text_atomically
@@ -52,11 +51,10 @@ from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable, stage_model_version
 from inference.router.shadow import ShadowMirror
 from inference.runtime_file import RuntimeInfo, attach, runtime_file, serving_dir
-from inference.triton_local import Ports, TritonLocal
+from inference.triton_local import Ports, TritonError, TritonLocal, repository_call
 from inference.triton_supervisor import TritonSupervisor
 
 ROUTER_START_TIMEOUT_S = 30.0
-LOAD_TIMEOUT_S = 120.0  # a Python-backend model imports onnxruntime/xgboost in a fresh stub process
 WATCH_INTERVAL_S = 0.2
 
 
@@ -259,12 +257,7 @@ def staged_versions(info: RuntimeInfo, model: str) -> list[str]:
 
 
 def _repository_call(info: RuntimeInfo, action: str, name: str) -> None:
-    url = f"{info.triton_http_url}/v2/repository/models/{name}/{action}"
     try:
-        answer = httpx.post(url, json={}, timeout=LOAD_TIMEOUT_S)
-    except httpx.HTTPError as error:
-        raise ServingRuntimeError(f"serving: triton {action} of {name} at {url} failed: {error}") from None
-    if answer.status_code != 200:
-        raise ServingRuntimeError(
-            f"serving: triton {action} of {name} answered {answer.status_code}: {answer.text}"
-        )
+        repository_call(info.triton_http_url, action, name)
+    except TritonError as error:
+        raise ServingRuntimeError(f"serving: {error}") from None

@@ -39,6 +39,7 @@ from inference.triton_dist import SERVING_VENV, TritonDist, TritonError
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 LOG_TAIL_LINES = 5
+LOAD_TIMEOUT_S = 120.0  # a Python-backend model imports onnxruntime/xgboost in a fresh stub process
 # Logged on every start without a GPU; not the reason anything failed.
 _BENIGN_ERRORS = ("CudaDriverHelper has not been initialized",)
 
@@ -255,6 +256,19 @@ class TritonLocal:
             for region in Path("/dev/shm").glob(f"{self._shm_prefix}*"):
                 with contextlib.suppress(OSError):
                     region.unlink()
+
+
+def repository_call(http_url: str, action: str, name: str) -> None:
+    """Triton's repository API: `load` or `unload` model `name` (a TritonError in one line otherwise)."""
+    import httpx  # the CLI below and Triton's own start need none of it
+
+    url = f"{http_url}/v2/repository/models/{name}/{action}"
+    try:
+        answer = httpx.post(url, json={}, timeout=LOAD_TIMEOUT_S)
+    except httpx.HTTPError as error:
+        raise TritonError(f"triton {action} of {name} at {url} failed: {error}") from None
+    if answer.status_code != 200:
+        raise TritonError(f"triton {action} of {name} answered {answer.status_code}: {answer.text}")
 
 
 def _is_error(line: str) -> bool:

@@ -16,17 +16,15 @@ whose shadow model instances are lowered instead (shadow_priority.py).
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from inference.router.shadow import triton_address
 from inference.router.shadow_priority import ShadowPriority
+from inference.triton_local import TritonError, TritonLocal, repository_call
 
 RETRY_START_S = 30.0  # a Triton that failed to start is not tried again for each copy
-LOAD_TIMEOUT_S = 120.0
 
 
 class ShadowTriton:
@@ -34,7 +32,7 @@ class ShadowTriton:
         self.shared = triton_address(shared_url)
         self.repository = repository
         self.priority = ShadowPriority()
-        self._triton: Any = None
+        self._triton: TritonLocal | None = None
         self._loaded: set[str] = set()
         self._failed: tuple[float, str] | None = None
         self._lock = threading.Lock()
@@ -48,7 +46,7 @@ class ShadowTriton:
             triton = self._started()
             address = triton_address(triton.http_url)
             if triton_name not in self._loaded:
-                _load(address, triton_name)
+                repository_call(triton.http_url, "load", triton_name)
                 self._loaded.add(triton_name)
             return address
 
@@ -58,13 +56,11 @@ class ShadowTriton:
                 self._triton.stop()
             self._triton = None
 
-    def _started(self) -> Any:
+    def _started(self) -> TritonLocal:
         if self._triton is not None:
             return self._triton
         if self._failed is not None and time.monotonic() - self._failed[0] < RETRY_START_S:
             raise RuntimeError(self._failed[1])
-        from inference.triton_local import TritonError, TritonLocal  # Triton's files: only when used
-
         assert self.repository is not None
         try:
             self._triton = TritonLocal(model_control_mode="explicit", load_models=[]).start(self.repository)
@@ -73,15 +69,3 @@ class ShadowTriton:
             self._failed = (time.monotonic(), message)
             raise RuntimeError(message) from None
         return self._triton
-
-
-def _load(address: tuple[str, int], triton_name: str) -> None:
-    connection = http.client.HTTPConnection(*address, timeout=LOAD_TIMEOUT_S)
-    try:
-        connection.request("POST", f"/v2/repository/models/{triton_name}/load", body=b"{}")
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise RuntimeError(f"the shadow's Triton cannot load {triton_name}: {body[:200]!r}")
