@@ -24,6 +24,7 @@ from core.paths import REPO_ROOT
 from inference.bench import model as bench_model
 from inference.bench import servers, wrk
 from inference.bench.results import Measurement, measurement, write_report
+from inference.bench.shadow import shadow_cpus
 
 PATHS = ("in-process", "triton", "router", "router-shadow", "mlserver")
 SERVING_PYTHON = REPO_ROOT / ".venv-serving" / "bin" / "python"
@@ -109,7 +110,7 @@ def run_triton_and_router(bench: Bench, paths: set[str], logs: Path) -> None:
         if "router-shadow" in paths:
             from inference.bench.shadow import run_router_shadow
 
-            run_router_shadow(bench, triton.http_url, triton.grpc_address, logs)
+            run_router_shadow(bench, triton, logs)
 
 
 def run_router(bench: Bench, triton: Any, logs: Path) -> None:
@@ -171,6 +172,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--shadow-percent", type=int, default=100, help="router-shadow: share of live requests copied"
     )
     parser.add_argument(
+        "--shadow-cpus",
+        default="auto",
+        help="router-shadow: the shadow runs on these CPUs, the live path on the others (auto: the last"
+        " CPU when there are two or more; none: all share every CPU)",
+    )
+    parser.add_argument(
         "--mlserver-workers", type=int, default=servers.MLSERVER_WORKERS, help="parallel_workers"
     )
     args = parser.parse_args(argv)
@@ -179,6 +186,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except ValueError:
         parser.error(f"--concurrency {args.concurrency!r}: expected integers like 1,8,32")
     args.paths = {p.strip() for p in args.paths.split(",") if p.strip()}
+    try:
+        args.shadow_cpus = shadow_cpus(args.shadow_cpus)
+    except ValueError as exc:
+        parser.error(f"--shadow-cpus: {exc}")
     if not 0 <= args.shadow_percent <= 100:
         parser.error(f"--shadow-percent {args.shadow_percent}: expected 0..100")
     if not args.concurrency or min(args.concurrency) < 1 or not args.paths <= set(PATHS):

@@ -108,14 +108,18 @@ def router(
     logger_url: str,
     log: Path,
     repository: Path | None = None,
+    shadow_cpus: frozenset[int] | None = None,
 ) -> Iterator[Router]:
-    """`python -m inference.router`; with `repository`, a shadow runs on a Triton of its own."""
+    """`python -m inference.router`; with `repository`, a shadow runs on a Triton of its own (on
+    `shadow_cpus` only, when given)."""
     http_port, grpc_port, shadow_port = free_ports(3)
     command = [
         str(PLATFORM_PYTHON), "-m", "inference.router", "--isvc", str(isvc), "--triton-url", triton_http,
         "--port", str(http_port), "--logger-url", logger_url, "--seed", "0",
         "--shadow-metrics-port", str(shadow_port),
-    ] + (["--shadow-repository", str(repository)] if repository else [])  # fmt: skip
+    ] + (["--shadow-repository", str(repository)] if repository else []) + (
+        ["--shadow-cpus", ",".join(map(str, sorted(shadow_cpus)))] if shadow_cpus else []
+    )  # fmt: skip
     has_grpc = {"--grpc-port", "--triton-grpc"} <= router_flags()
     if has_grpc:
         command += ["--grpc-port", str(grpc_port), "--triton-grpc", triton_grpc]

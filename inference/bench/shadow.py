@@ -3,16 +3,21 @@ whose InferenceService also names a shadow version (a third copy of the model), 
 plain router on the same Triton; rows `router-shadow` next to `router` in `serving.md`, and the shadow's
 own counters (compared and error from the comparator's /metrics, dropped from the router's).
 
-On this machine the shadow shares the cores with the live path (its Triton calls, the comparison), so the
-difference is an upper bound of what a cluster sees, where the shadow InferenceService has its own pods and
-the Gateway mirrors without waiting for the copy (inference/deploy/shadow.py).
+Placement (`--shadow-cpus`, default: the last CPU of two or more): the shadow (the mirror's process and the
+Triton of its own) runs there and the whole live path (load generators, the live Triton, both routers) on
+the other CPUs, the stand-in for a cluster, where the shadow InferenceService has its own pods and the
+Gateway mirrors without waiting for the copy (inference/deploy/shadow.py). With `--shadow-cpus none` all
+share every CPU, and the difference is the shadow's inference competing with the live path for them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from inference.bench import model as bench_model
 from inference.bench import servers
 from inference.bench.results import find
+from inference.router.shadow_priority import parse_cpus, pin_to, pin_tree
 
 if TYPE_CHECKING:
     from inference.bench.__main__ import Bench
@@ -56,10 +62,45 @@ def shadow_counts(router: servers.Router) -> dict[str, float]:
     return counts
 
 
-def run_router_shadow(bench: Bench, triton_http: str, triton_grpc: str, logs: Path) -> None:
+def shadow_cpus(text: str) -> frozenset[int] | None:
+    """`--shadow-cpus`: "auto" (the last CPU, with two or more), "none", or CPU numbers (parse_cpus)."""
+    if text == "none" or (text == "auto" and (os.cpu_count() or 1) < 2):
+        return None
+    return frozenset({(os.cpu_count() or 1) - 1}) if text == "auto" else parse_cpus(text)
+
+
+@contextlib.contextmanager
+def live_path_on(cpus: frozenset[int], triton_pid: int | None) -> Iterator[None]:
+    """The bench process (so the routers and load generators it starts) and the running live Triton (every
+    thread, its backend stubs too) on `cpus` only, as before afterwards."""
+    before = frozenset(os.sched_getaffinity(0))
+    pin_to(cpus)
+    if triton_pid is not None:
+        pin_tree(triton_pid, cpus)
+    try:
+        yield
+    finally:
+        pin_to(before)
+        if triton_pid is not None:
+            pin_tree(triton_pid, before)
+
+
+def run_router_shadow(bench: Bench, triton: Any, logs: Path) -> None:
     """Off, on, off again at each protocol and concurrency, back to back: two routers side by side (the
     plain one and one whose InferenceService names a shadow), so a change in the machine's other load
-    shows as a difference between the two `off` runs (the noise) rather than as the shadow's cost."""
+    shows as a difference between the two `off` runs (the noise) rather than as the shadow's cost. With
+    `--shadow-cpus`, the shadow runs on those CPUs and the whole live path on the others."""
+    cpus = bench.args.shadow_cpus
+    placement = (
+        live_path_on(frozenset(os.sched_getaffinity(0)) - cpus, triton.pid)
+        if cpus
+        else contextlib.nullcontext()
+    )
+    with placement:
+        _run_router_shadow(bench, triton.http_url, triton.grpc_address, logs)
+
+
+def _run_router_shadow(bench: Bench, triton_http: str, triton_grpc: str, logs: Path) -> None:
     percent = bench.args.shadow_percent
     isvc = shadow_isvc(bench.model.isvc_file, bench.work / "isvc-shadow.yaml", percent)
     with (
@@ -74,6 +115,7 @@ def run_router_shadow(bench: Bench, triton_http: str, triton_grpc: str, logs: Pa
             sink.url,
             logs / "router-shadow.log",
             bench.model.triton_repository,  # the shadow on a Triton of its own, as on a cluster
+            bench.args.shadow_cpus,
         ) as on,
     ):
         http = f"/v2/models/{bench_model.MODEL}/infer"
@@ -94,6 +136,13 @@ def run_router_shadow(bench: Bench, triton_http: str, triton_grpc: str, logs: Pa
         f"{counts['error']:,.0f} failed; no shadow answer reaches a client (tests/inference/"
         "test_router_shadow.py)"
     )
+    if bench.args.shadow_cpus:
+        shown = sorted(bench.args.shadow_cpus)
+        bench.notes.append(
+            f"{ON}: the shadow (the mirror's process and its own Triton) ran on CPU(s) {shown} only,"
+            " and everything else of this bench (load generators, Triton, both routers) on the others"
+            " (--shadow-cpus): the stand-in for the shadow's pods on other nodes"
+        )
     bench.notes += p99_differences(bench)
 
 

@@ -119,6 +119,20 @@ def _criteria(model: str, spec_dir: str | None) -> ShadowCriteria:
     return spec.canary.shadow
 
 
+def fetch_verdict(criteria: ShadowCriteria, metrics_url: str, model: str, version: str) -> ShadowVerdict:
+    """The verdict on the comparator's metrics at `metrics_url` (raises httpx.HTTPError, ValueError)."""
+    import httpx
+
+    response = httpx.get(metrics_url, timeout=10)
+    response.raise_for_status()
+    return judge_shadow(criteria, shadow_evidence(response.text, model, version))
+
+
+def describe(verdict: ShadowVerdict) -> str:
+    word = {READY: "start the canary", NOT_READY: "keep the champion", TOO_EARLY: "wait"}[verdict.exit_code]
+    return f"{word}: {'; '.join(verdict.reasons)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inference.canary.shadow_verdict", description=__doc__)
     parser.add_argument("--model", required=True)
@@ -129,15 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
 
     try:
-        criteria = _criteria(args.model, args.spec_dir)
-        response = httpx.get(args.metrics_url, timeout=10)
-        response.raise_for_status()
-        verdict = judge_shadow(criteria, shadow_evidence(response.text, args.model, args.version))
+        verdict = fetch_verdict(
+            _criteria(args.model, args.spec_dir), args.metrics_url, args.model, args.version
+        )
     except (SpecError, httpx.HTTPError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return USAGE
-    word = {READY: "start the canary", NOT_READY: "keep the champion", TOO_EARLY: "wait"}[verdict.exit_code]
-    print(f"{args.model} shadow v{args.version}: {word}: {'; '.join(verdict.reasons)}")
+    print(f"{args.model} shadow v{args.version}: {describe(verdict)}")
     return verdict.exit_code
 
 

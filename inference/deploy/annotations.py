@@ -21,3 +21,10 @@ SHADOW_VERSION_KEY = ANNOTATION_PREFIX + "shadow-version"
 SHADOW_PERCENT_KEY = ANNOTATION_PREFIX + "shadow-percent"
 """The share of live infer requests copied to the shadow, 0..100 (default 100): the `percent` of the
 HTTPRoute's RequestMirror filter on a cluster, the share the local router draws."""
+
+SHADOW_SUFFIX = "-shadow"
+"""The shadow InferenceService is `<model>-shadow`: the comparator tells its payload events from the live
+service's by the `inferenceservicename` KServe's logger sends."""
+REQUEST_ID_HEADER = "X-Request-Id"
+"""What both services' `logger.metadataHeaders` list during a shadow rollout, so each payload event carries
+the id the comparator joins by. Go's canonical form: KServe's agent matches header names verbatim."""

@@ -23,6 +23,10 @@ class Applier(Protocol):
 
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None: ...
 
+    def delete(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
+        """Remove the object; False when it did not exist."""
+        ...
+
 
 class FileApplier:
     """Writes each object to `<root>/<namespace>/<kind>-<name>.yaml` (lower-case kind), atomically, so a
@@ -44,6 +48,12 @@ class FileApplier:
         if not path.is_file():
             return None
         return yaml.safe_load(path.read_text())
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
+        path = self.path_for(kind, name, namespace)
+        existed = path.is_file()
+        path.unlink(missing_ok=True)
+        return existed
 
 
 class KubernetesApplier:
@@ -72,6 +82,15 @@ class KubernetesApplier:
             return self._dynamic().get(resource, name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
+        from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+        try:  # a kind the API server does not serve (its CRD not installed) has no object to delete
+            self._dynamic().delete(self._resource(api_version, kind), name=name, namespace=namespace)
+        except (NotFoundError, ResourceNotFoundError):
+            return False
+        return True
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self._dynamic().resources.get(api_version=api_version, kind=kind)

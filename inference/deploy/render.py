@@ -57,9 +57,12 @@ MAX_NAME_LENGTH = 63 - len("-predictor-00001")
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
+BROKER_INGRESS_HOST = "broker-ingress.knative-eventing.svc.cluster.local"  # path: /<namespace>/<broker>
+
+
 def default_logger_url(namespace: str) -> str:
     """The namespace's default Knative broker: the drift detector subscribes to it with a Trigger."""
-    return f"http://broker-ingress.knative-eventing.svc.cluster.local/{namespace}/default"
+    return f"http://{BROKER_INGRESS_HOST}/{namespace}/default"
 
 
 def render_inference_service(

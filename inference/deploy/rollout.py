@@ -1,7 +1,8 @@
 """The rollout state machine: canary a challenger, then promote it or roll it back.
 
     rollout = Rollout(FileApplier(out_dir), namespace="mlops")
-    rollout.start_canary(spec)       # champion stable, challenger at spec.canary.traffic_percent
+    rollout.start_shadow(spec, 50)   # optional (Standard mode): 50% of requests copied to the challenger
+    rollout.start_canary(spec)       # ends a shadow; champion stable, challenger at traffic_percent
     rollout.promote(spec)            # challenger serves alone, then becomes champion
     rollout.rollback(spec, "p95 latency 2.1x stable")
 
@@ -50,6 +51,7 @@ from core.spec.model import ModelSpec
 from inference.deploy.apply import Applier
 from inference.deploy.payload_logs import PayloadLogStore
 from inference.deploy.render import render_inference_service
+from inference.deploy.shadow import DEFAULT_GATEWAY, DEFAULT_INGRESS_DOMAIN, render_shadow, shadow_object_keys
 
 ROLLOUT_STATE_TAG = "rollout_state"
 DECIDED_AT_TAG = "rollout_decided_at"
@@ -59,6 +61,7 @@ _MAX_REASON_CHARS = 500  # MLflow tag values are capped; the start of a reason i
 
 class RolloutState(StrEnum):
     SERVING = "serving"
+    SHADOW = "shadow"
     CANARY = "canary"
     PROMOTED = "promoted"
     RETIRED = "retired"
@@ -100,17 +103,46 @@ class Rollout:
     def deploy(self, spec: ModelSpec) -> RolloutResult:
         """Serve the champion alone (the first deploy, or a re-sync after a manual change)."""
         champion = self._require(spec, CHAMPION)
+        self.end_shadow(spec)
         service = self._apply(spec, champion, None, None)
         self._record(spec, champion, RolloutState.SERVING)
         return RolloutResult(spec.name, RolloutState.SERVING, champion, None, service)
 
+    def start_shadow(
+        self,
+        spec: ModelSpec,
+        percent: int = 100,
+        gateway: str = DEFAULT_GATEWAY,
+        ingress_domain: str = DEFAULT_INGRESS_DOMAIN,
+    ) -> RolloutResult:
+        """Copy `percent`% of the champion's infer requests to the challenger (Standard mode; shadow.py)."""
+        champion, challenger = self._champion_and_challenger(spec)
+        live = render_inference_service(
+            spec, champion, None, self.namespace, None, self.logger_url, mode=self.mode,
+            payload_store=self.payload_store,
+        )  # fmt: skip
+        objects = render_shadow(live, challenger, percent, gateway, ingress_domain)
+        # what the mirror sends to first, the mirror last: no copy goes to a service not yet applied
+        for obj in (objects.shadow, *objects.triggers, objects.live, objects.route):
+            self.applier.apply(obj)
+        self._record(spec, challenger, RolloutState.SHADOW)
+        return RolloutResult(spec.name, RolloutState.SHADOW, champion, challenger, objects.live)
+
+    def end_shadow(self, spec: ModelSpec) -> bool:
+        """Delete a shadow rollout's objects (mirror first); False when there were none. The live service
+        keeps the shadow annotations until the next apply, which every other step does right after. Only
+        Standard mode has shadows (render_shadow refuses Knative), so Knative mode asks the API nothing."""
+        if self.mode != "Standard":
+            return False
+        deleted = [self.applier.delete(*key, self.namespace) for key in shadow_object_keys(spec.name)]
+        return any(deleted)
+
     def start_canary(self, spec: ModelSpec) -> RolloutResult:
-        """Send `spec.canary.traffic_percent`% to the challenger, the rest to the champion."""
-        champion, challenger = self._require(spec, CHAMPION), self._require(spec, CHALLENGER)
-        if challenger.version == champion.version:
-            raise ValueError(
-                f"deploy: {spec.name}: challenger and champion are both version {champion.version}"
-            )
+        """End a shadow, then send `spec.canary.traffic_percent`% to the challenger, the rest to the
+        champion (the shadow's pods carry the challenger's version label: the canary analysis must not
+        count their series)."""
+        champion, challenger = self._champion_and_challenger(spec)
+        self.end_shadow(spec)
         service = self._apply(spec, champion, challenger, None)
         self._record(spec, challenger, RolloutState.CANARY)
         return RolloutResult(spec.name, RolloutState.CANARY, champion, challenger, service)
@@ -140,6 +172,14 @@ class Rollout:
     # ------------------------------------------------------------------------------------------ helpers
     def _resolve(self, spec: ModelSpec, alias: str) -> ModelVersionRef | None:
         return resolve_alias(spec.name, alias, self.artifacts_destination)
+
+    def _champion_and_challenger(self, spec: ModelSpec) -> tuple[ModelVersionRef, ModelVersionRef]:
+        champion, challenger = self._require(spec, CHAMPION), self._require(spec, CHALLENGER)
+        if challenger.version == champion.version:
+            raise ValueError(
+                f"deploy: {spec.name}: challenger and champion are both version {champion.version}"
+            )
+        return champion, challenger
 
     def _require(self, spec: ModelSpec, alias: str) -> ModelVersionRef:
         ref = self._resolve(spec, alias)

@@ -34,32 +34,57 @@ Not rendered, and why (each a one-line refusal):
 - gRPC: KServe's gRPC rule matches by header regex on one port; only the REST infer path is mirrored.
 Delete the shadow's two objects before the canary starts: the shadow's pods carry the challenger's version
 label, so Triton series scraped from them would add to the version the canary analysis judges.
-The comparison on a cluster would read both services' payload events (inference/router/shadow_compare.py
-says how); that feeder is not built.
+The comparison (`python -m monitoring.shadow_join`, manifests/shadow-comparator): the shadow's payload logger
+posts straight to the comparator (not to the broker, whose drift-detector Triggers match every inference
+event: a shadow's events there would be refused as an unknown model, or worse, counted as live traffic), and
+two rendered Knative Triggers bring it the live service's events from the broker the live logger posts to
+(filter: `type` and the `inferenceservicename` extension, exact matches as Knative eventing v1 filters are).
+Both loggers list `X-Request-Id` in `logger.metadataHeaders`: the id Envoy puts on the request and the
+mirror copies, by which the comparator joins the two answers (monitoring/shadow_join/join.py says why not
+`ce-id`). Refused too: a live logger that batches into object storage (no events to subscribe to) or that
+posts anywhere but a Knative broker.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.registry import ModelVersionRef
 from inference.deploy.annotations import (
     CANARY_VERSION_KEY,
     LOCAL_REPOSITORY_KEY,
     MODEL_VERSION_KEY,
+    REQUEST_ID_HEADER,
     SHADOW_PERCENT_KEY,
+    SHADOW_SUFFIX,
     SHADOW_VERSION_KEY,
     STABLE_LOCAL_REPOSITORY_KEY,
     STABLE_VERSION_KEY,
 )
+from inference.deploy.render import BROKER_INGRESS_HOST
 from inference.deploy.standard import DEPLOYMENT_MODE_ANNOTATION, predictor_name
+from inference.router.logger import REQUEST_TYPE, RESPONSE_TYPE
 
-SHADOW_SUFFIX = "-shadow"
+COMPARATOR_SERVICE = "shadow-comparator"  # manifests/shadow-comparator
 DEFAULT_GATEWAY = "kserve/kserve-ingress-gateway"
 DEFAULT_INGRESS_DOMAIN = "example.com"
 SERVICE_PORT = 80  # KServe's predictor Services (CommonDefaultHttpPort)
+_EVENT_TYPES = (REQUEST_TYPE, RESPONSE_TYPE)
 _ISVC_HEADERS = ("KServe-Isvc-Name", "KServe-Isvc-Namespace")
+
+
+@dataclass(frozen=True)
+class ShadowObjects:
+    live: dict[str, Any]  # the live InferenceService, annotated and its logger listing the request id
+    shadow: dict[str, Any]  # `{model}-shadow`, logging to the comparator
+    route: dict[str, Any]  # the mirroring HTTPRoute
+    triggers: tuple[dict[str, Any], ...]  # the live service's events, from its broker to the comparator
+
+    def all(self) -> list[dict[str, Any]]:
+        return [self.live, self.shadow, self.route, *self.triggers]
 
 
 def render_shadow(
@@ -68,16 +93,76 @@ def render_shadow(
     percent: int = 100,
     gateway: str = DEFAULT_GATEWAY,
     ingress_domain: str = DEFAULT_INGRESS_DOMAIN,
-) -> list[dict[str, Any]]:
-    """[live InferenceService annotated, shadow InferenceService, mirroring HTTPRoute] for `shadow` next to
-    the Standard-mode InferenceService `live` (as render_inference_service returns it); `percent` of the
-    infer requests is copied."""
+) -> ShadowObjects:
+    """The objects of a shadow rollout of `shadow` next to the Standard-mode InferenceService `live` (as
+    render_inference_service returns it); `percent` of the infer requests is copied."""
     _check(live, shadow, percent, gateway)
     annotated = copy.deepcopy(live)
     annotated["metadata"]["annotations"][SHADOW_VERSION_KEY] = shadow.version
     annotated["metadata"]["annotations"][SHADOW_PERCENT_KEY] = str(percent)  # the share the router draws
+    _log_request_id(annotated["spec"]["predictor"]["logger"])
     route = mirror_route(live, shadow, percent, gateway, ingress_domain)
-    return [annotated, shadow_inference_service(live, shadow), route]
+    triggers = live_event_triggers(live, broker_of(live))
+    return ShadowObjects(annotated, shadow_inference_service(live, shadow), route, triggers)
+
+
+def shadow_object_keys(name: str) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of what a shadow rollout of model `name` adds, in the order to delete them:
+    the mirror first, so no copy is sent to a service being removed."""
+    return [
+        ("gateway.networking.k8s.io/v1", "HTTPRoute", f"{name}{SHADOW_SUFFIX}-mirror"),
+        *[
+            ("eventing.knative.dev/v1", "Trigger", _trigger_name(name, t))
+            for t in (REQUEST_TYPE, RESPONSE_TYPE)
+        ],
+        ("serving.kserve.io/v1beta1", "InferenceService", f"{name}{SHADOW_SUFFIX}"),
+    ]
+
+
+def _trigger_name(name: str, event_type: str) -> str:
+    return f"{name}{SHADOW_SUFFIX}-live-{event_type.rsplit('.', 1)[1]}s"
+
+
+def comparator_url(namespace: str) -> str:
+    return f"http://{COMPARATOR_SERVICE}.{namespace}.svc.cluster.local"
+
+
+def broker_of(live: dict[str, Any]) -> str | None:
+    """The Knative broker the live logger posts to, None when it posts elsewhere."""
+    url = urlsplit(str(live["spec"]["predictor"].get("logger", {}).get("url", "")))
+    parts = url.path.strip("/").split("/")
+    namespace = live["metadata"]["namespace"]
+    if url.hostname != BROKER_INGRESS_HOST or len(parts) != 2 or parts[0] != namespace or not parts[1]:
+        return None
+    return parts[1]
+
+
+def live_event_triggers(live: dict[str, Any], broker: str | None) -> tuple[dict[str, Any], ...]:
+    """One Trigger per logger event type (Knative eventing v1 filters match attributes exactly), for the
+    live service's events only."""
+    name, namespace = live["metadata"]["name"], live["metadata"]["namespace"]
+    return tuple(
+        {
+            "apiVersion": "eventing.knative.dev/v1",
+            "kind": "Trigger",
+            "metadata": {
+                "name": _trigger_name(name, event_type),
+                "namespace": namespace,
+                "labels": dict(live["metadata"].get("labels", {})),
+            },
+            "spec": {
+                "broker": broker,
+                "filter": {"attributes": {"type": event_type, "inferenceservicename": name}},
+                "subscriber": {"ref": {"apiVersion": "v1", "kind": "Service", "name": COMPARATOR_SERVICE}},
+            },
+        }
+        for event_type in _EVENT_TYPES
+    )
+
+
+def _log_request_id(logger: dict[str, Any]) -> None:
+    listed = list(logger.get("metadataHeaders") or [])
+    logger["metadataHeaders"] = listed if REQUEST_ID_HEADER in listed else [*listed, REQUEST_ID_HEADER]
 
 
 def shadow_inference_service(live: dict[str, Any], shadow: ModelVersionRef) -> dict[str, Any]:
@@ -101,6 +186,12 @@ def shadow_inference_service(live: dict[str, Any], shadow: ModelVersionRef) -> d
         "app.kubernetes.io/version": shadow.version,
         MODEL_VERSION_KEY: shadow.version,
     }
+    # straight to the comparator, each event (a batching store's fields do not carry over)
+    logger = predictor["logger"] = {
+        key: value for key, value in predictor["logger"].items() if key in ("metadataAnnotations",)
+    }
+    logger |= {"mode": "all", "url": comparator_url(metadata["namespace"])}
+    _log_request_id(logger)
     return service
 
 
@@ -164,6 +255,14 @@ def _check(live: dict[str, Any], shadow: ModelVersionRef, percent: int, gateway:
         problem = f"a shadow needs KServe Standard mode (Gateway API mirror); this one is {mode or 'Knative'}"
     elif live["spec"].get("canary"):
         problem = "a shadow runs before a canary, not beside one (the mirror would bypass the canary weights)"
+    elif live["spec"]["predictor"].get("logger", {}).get("storage"):
+        problem = (
+            "the live logger batches into object storage: the shadow comparator needs its events posted to a"
+            " Knative broker"
+        )
+    elif broker_of(live) is None:
+        url = live["spec"]["predictor"].get("logger", {}).get("url")
+        problem = f"the live logger posts to {url!r}, not a Knative broker: the comparator cannot subscribe"
     elif live["spec"].get("transformer"):
         problem = (
             "no shadow behind the Feast transformer: the shadow's own transformer would ask Triton for "

@@ -2,7 +2,7 @@
 
     python -m inference.router --isvc FILE --triton-url URL [--port 8081] [--logger-url URL] [--seed N]
         [--grpc-port 8082 --triton-grpc HOST:PORT] [--shadow-queue-bytes 4194304 --shadow-workers 1]
-        [--shadow-metrics-port 0] [--shadow-repository DIR]
+        [--shadow-metrics-port 0] [--shadow-repository DIR] [--shadow-cpus 1]
 
 Serves the models of the InferenceService files (one route each; `--isvc` repeats), reloading them when
 they change. Both protocols share one route table, one canary draw sequence, one set of metrics and one
@@ -32,6 +32,7 @@ from inference.router.logger import EventLogger
 from inference.router.metrics import RouterMetrics
 from inference.router.routing import IsvcWatcher, RouteTable
 from inference.router.shadow import DEFAULT_QUEUE_BYTES, DEFAULT_WORKERS, ShadowMirror
+from inference.router.shadow_priority import parse_cpus
 
 if TYPE_CHECKING:
     from inference.router.grpc_app import GrpcRouter
@@ -60,6 +61,7 @@ def build_settings(args: argparse.Namespace) -> RouterSettings:
             metrics_port=args.shadow_metrics_port,
             seed=args.seed,
             repository=args.shadow_repository,
+            cpus=args.shadow_cpus,
         ),
         max_body_bytes=args.max_body_bytes,
         read_timeout_s=args.read_timeout_s,
@@ -103,6 +105,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--shadow-repository",
         type=Path,
         help="Triton's model repository: a shadow then gets a Triton of its own (the stand-in for its pods)",
+    )
+    parser.add_argument(
+        "--shadow-cpus",
+        type=parse_cpus,
+        help="run the shadow (mirror and its own Triton) on these CPUs only, e.g. 1 (default: any)",
     )
     args = parser.parse_args(argv)
     if args.grpc_port and not args.triton_grpc:

@@ -90,11 +90,13 @@ class ShadowMirror:
         metrics_port: int = 0,
         seed: int | None = None,
         repository: Path | None = None,
+        cpus: frozenset[int] | None = None,
     ) -> None:
         triton_address(triton_url)  # a bad URL is the caller's error now, not the child's later
         self.triton_url, self.workers, self.timeout_s = triton_url, workers, timeout_s
         self.queue_bytes, self.metrics_port = queue_bytes, metrics_port
         self.repository = repository  # known: the shadow gets a Triton of its own (shadow_triton.py)
+        self.cpus = cpus  # the mirror's process and its Triton run there only (shadow_priority.pin_to)
         self.metrics = metrics
         self._random = random.Random(seed)  # the route's shadow percent: which live requests are copied
         self._socket: socket.socket | None = None
@@ -145,7 +147,9 @@ class ShadowMirror:
             "--max-message-bytes", str(buffer_bytes), "--triton-url", self.triton_url,
             "--workers", str(self.workers), "--timeout-s", str(self.timeout_s),
             "--metrics-host", HOST, "--metrics-port", str(self.metrics_port),
-        ] + (["--repository", str(self.repository)] if self.repository else [])  # fmt: skip
+        ] + (["--repository", str(self.repository)] if self.repository else []) + (
+            ["--cpus", ",".join(map(str, sorted(self.cpus)))] if self.cpus else []
+        )  # fmt: skip
         try:
             self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], cwd=REPO_ROOT)
         finally:

@@ -6,12 +6,10 @@ Why the comparator owns its metrics (and the router does not): the router's own 
 stand-in (metrics.py), and nothing in KServe, Triton or the Gateway produces a comparison of two versions'
 answers. So these series are the comparator's, under the `mlops_shadow_` prefix, served by the process it
 runs in: locally the shadow mirror's own process (shadow_worker.py; the router plays the Gateway's
-`RequestMirror` filter, which copies the request and throws the shadow's answer away). On a cluster it would
-be fed by the payload events of the live and the shadow InferenceService (KServe's logger logs each
-request/response pair, `ce-time` of the response minus that of the request is the latency, kserve
-pkg/logger/handler.go; joining the two services' events needs a header the mirror copies, e.g. the
-Gateway's `x-request-id` listed in `logger.metadataHeaders`). That cluster feeder is not built yet
-(docs/serving.md#shadow-rollout); the metric names and their meaning are the contract it must keep.
+`RequestMirror` filter, which copies the request and throws the shadow's answer away); on a cluster the
+shadow comparator (monitoring/shadow_join), which joins the live and the shadow InferenceService's KServe
+payload events by the request id the mirror copies. The metric names and their meaning are the contract
+both keep (inference/canary/shadow_verdict.py reads them).
 
 Series, each labelled `model` and `version` (the shadow version under evaluation):
 - `mlops_shadow_requests_total{result}`: compared | error (the shadow failed, timed out or answered something

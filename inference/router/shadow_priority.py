@@ -12,6 +12,11 @@ owned by this user is set to nice 19 and to the SCHED_IDLE policy (sched(7): run
 the core, and a waking normal task preempts it at once; nice 19 alone still gets a CFS share and runs out its
 slice). The mirror's own process sets the same for itself (`lowest_priority`).
 
+Placement (`--shadow-cpus`, optional): the mirror's process, and with it the shadow's own Triton it starts,
+run only on the CPUs named (sched_setaffinity, inherited by every thread and child started after it); the
+bench then keeps the live path off them (`python -m inference.bench --shadow-cpus`), the closest one machine
+comes to the shadow's pods running on other nodes.
+
 Best effort and silent: a Triton on another machine, another user's processes or a native backend (the
 cluster's) leave nothing to lower, and the shadow then simply competes. Re-checked every RECHECK_S, so a
 Triton restarted by the supervisor is lowered again.
@@ -66,6 +71,37 @@ def lowest_priority(task: int = 0) -> None:
     os.setpriority(os.PRIO_PROCESS, task, LOWEST)
     with contextlib.suppress(OSError, AttributeError):  # SCHED_IDLE is Linux's: nice 19 must do elsewhere
         os.sched_setscheduler(task, os.SCHED_IDLE, os.sched_param(0))
+
+
+def parse_cpus(text: str) -> frozenset[int]:
+    """CPU numbers like "1" or "2,3" (raises ValueError with one line): each an online CPU of this
+    machine, not all of them (the live path needs one)."""
+    try:
+        cpus = frozenset(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"CPUs {text!r}: expected numbers like 1 or 2,3") from None
+    online = set(range(os.cpu_count() or 1))
+    if not cpus or not cpus <= online or cpus == online:
+        raise ValueError(f"CPUs {text!r}: expected some, not all, of this machine's {sorted(online)}")
+    return cpus
+
+
+def pin_to(cpus: frozenset[int]) -> None:
+    """Run the calling thread (and the threads and processes it starts from now on) on `cpus` only."""
+    os.sched_setaffinity(0, cpus)
+
+
+def pin_tree(pid: int, cpus: frozenset[int], proc: Path = PROC) -> int:
+    """Move every thread of a running process and of its descendants to `cpus` (affinity is per thread on
+    Linux, and only what starts afterwards inherits it); how many threads were moved."""
+    moved, pending = 0, [pid]
+    while pending:
+        for task in (proc / str(pending.pop()) / "task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):  # threads and children come and go
+                os.sched_setaffinity(int(task.name), cpus)
+                moved += 1
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return moved
 
 
 def _lower_tasks(process: Path) -> int:

@@ -5,6 +5,7 @@ own port, which it first writes back on the socket.
 
     python -m inference.router.shadow_worker --fd N --max-message-bytes B --triton-url URL
         [--repository DIR] [--workers 1] [--timeout-s 10] [--metrics-host 127.0.0.1] [--metrics-port 0]
+        [--cpus 1]
 
 It runs at the lowest CPU priority (nice 19, SCHED_IDLE), and so does the shadow's Triton (its own, started
 here, or the shadow's model instances in the router's: shadow_triton.py): on one machine they are the stand-in
@@ -32,7 +33,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from inference.router.oip_proto import request_json, response_json
 from inference.router.shadow import ShadowCopy
 from inference.router.shadow_compare import Answer, ShadowComparator
-from inference.router.shadow_priority import lowest_priority
+from inference.router.shadow_priority import lowest_priority, parse_cpus, pin_to
 from inference.router.shadow_triton import ShadowTriton
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-host", default="127.0.0.1")
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument("--max-message-bytes", type=int, required=True, help="the router's send buffer")
+    parser.add_argument(
+        "--cpus", type=parse_cpus, help="run (with the shadow's own Triton) on these CPUs only"
+    )
     args = parser.parse_args(argv)
+    if args.cpus:
+        pin_to(args.cpus)  # before any thread or child starts: they inherit it
     with contextlib.suppress(OSError):
-        lowest_priority()  # before any thread starts: they inherit it
+        lowest_priority()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     copies = socket.socket(fileno=args.fd)
     registry = CollectorRegistry()

@@ -16,10 +16,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from core.untrusted_json import UntrustedJsonError, loads_untrusted
+from inference.router.logger import REQUEST_TYPE, RESPONSE_TYPE
 from monitoring.payloads.errors import EventError
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 KIND_BY_TYPE = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
 REQUIRED_ATTRIBUTES = ("id", "source", "specversion", "type")
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"

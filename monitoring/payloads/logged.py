@@ -105,7 +105,7 @@ def logged_inference(
 
 def resolve_version(event: CloudEvent, payload: Any, loaded: Sequence[str]) -> tuple[str, VersionSource]:
     """The event's concrete version and which source named it; `loaded`: the model's detector versions."""
-    if annotated := _annotated_version(event):
+    if annotated := annotated_version(event):
         return annotated, "annotation"
     from_payload = payload_field(payload, "model_version")
     if from_payload in loaded:
@@ -126,8 +126,9 @@ def _model_of(event: CloudEvent, payload: Any, layouts: Mapping[Key, TensorLayou
     return model
 
 
-def _annotated_version(event: CloudEvent) -> str | None:
-    # The agent sends the listed pod annotations as one JSON object: {"<key>": "<value>"}.
+def annotated_version(event: CloudEvent) -> str | None:
+    """The registry version in the `annotations` extension (the agent sends the listed pod annotations as
+    one JSON object: {"<key>": "<value>"}); None when it names none (raises EventError when unreadable)."""
     text = event.attribute("annotations")
     if not text:
         return None

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 from inference.deploy.annotations import MODEL_VERSION_KEY
+from inference.router.logger import REQUEST_TYPE
 from monitoring.drift_service.metrics import DriftMetrics
 from monitoring.drift_service.service import DriftService
-from monitoring.payloads.cloudevents import REQUEST_TYPE
 from monitoring.quality.metrics import QualityMetrics
 from monitoring.quality.store import PredictionStore
 from monitoring.quality.tracker import QualityTracker, labels_from_specs

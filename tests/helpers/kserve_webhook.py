@@ -108,3 +108,8 @@ class ApiServer:
 
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.stored.get((namespace, name)))
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
+        if kind != "InferenceService":  # it stores InferenceServices only
+            return False
+        return self.stored.pop((namespace, name), None) is not None

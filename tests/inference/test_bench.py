@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,7 @@ def test_short_real_run_measures_every_path(tmp_path: Path) -> None:
     args = parse_args(
         ["--duration-s", "1", "--warmup-s", "0.5", "--concurrency", "4", "--out", str(tmp_path)]
     )
+    before = os.sched_getaffinity(0)
     report = run(args)
     body = json.loads((tmp_path / "serving.json").read_text())
     measured = {(m["path"], m["protocol"]) for m in body["measurements"]}
@@ -122,5 +124,8 @@ def test_short_real_run_measures_every_path(tmp_path: Path) -> None:
     assert body["grpc_generator_ceiling"]["requests"] > 0
     assert body["shadow"]["compared"] > 0 and body["shadow"]["error"] == 0  # the shadow got its copies
     assert "live p99 with a shadow, grpc c=4: " in report.read_text()  # against both runs without
+    # default placement: the shadow on the last CPU, the live path on the others, and back afterwards
+    assert f"ran on CPU(s) [{os.cpu_count() - 1}] only" in report.read_text()
+    assert os.sched_getaffinity(0) == before
     assert "| triton | http | 4 |" in report.read_text()
     assert (tmp_path / "serving.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")  # the chart

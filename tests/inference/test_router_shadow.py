@@ -195,7 +195,8 @@ def test_with_the_repository_the_shadow_runs_on_a_triton_of_its_own_at_the_lowes
     stack: ShadowStack,
 ) -> None:
     metrics = RouterMetrics()
-    mirror = ShadowMirror(stack.triton.http_url, metrics, repository=stack.isvc.parent / "repo")
+    cpus = frozenset({max(os.sched_getaffinity(0))})  # --shadow-cpus: the mirror and its Triton there only
+    mirror = ShadowMirror(stack.triton.http_url, metrics, repository=stack.isvc.parent / "repo", cpus=cpus)
     route = Route("demo", "1", shadow_version="3")
     settings = RouterSettings(RouteTable([route]), stack.triton.http_url, metrics, shadow=mirror)
     before = stack.triton_successes("3")
@@ -214,6 +215,7 @@ def test_with_the_repository_the_shadow_runs_on_a_triton_of_its_own_at_the_lowes
         assert stack.triton_successes("3") == before  # the live Triton served no shadow request
         (triton_pid,) = _children(mirror.pid, "tritonserver")
         assert os.sched_getscheduler(triton_pid) == os.SCHED_IDLE  # inherited from the mirror's process
+        assert os.sched_getaffinity(triton_pid) == os.sched_getaffinity(mirror.pid) == cpus
     wait_for(lambda: not Path(f"/proc/{triton_pid}").exists(), "the shadow's Triton stopped with the mirror")
 
 

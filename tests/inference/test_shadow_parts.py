@@ -23,7 +23,7 @@ from inference.router.isvc import Route, RouteError, Target, route_from_isvc
 from inference.router.metrics import RouterMetrics
 from inference.router.shadow import ShadowMirror
 from inference.router.shadow_compare import Answer, ShadowComparator
-from inference.router.shadow_priority import ShadowPriority, stub_pids
+from inference.router.shadow_priority import ShadowPriority, parse_cpus, pin_tree, stub_pids
 from tests.helpers.metrics_text import sample_value
 from tests.helpers.router_stack import isvc
 from tests.helpers.waiting import wait_for
@@ -185,6 +185,49 @@ def test_offers_a_mirror_cannot_take_are_dropped_and_counted_by_reason() -> None
         mirror.stop()
     mirror.offer(shadow, b"{}", b"{}", 0.001)
     assert dropped(metrics, "stopped") == 2
+
+
+def test_shadow_cpus_are_some_but_not_all_of_the_machines(monkeypatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert parse_cpus("1") == {1} and parse_cpus("2, 3") == {2, 3}
+    for text, problem in [
+        ("x", "expected numbers"),
+        ("", "expected some"),
+        ("0,1,2,3", "not all"),
+        ("4", "not all"),
+    ]:
+        with pytest.raises(ValueError, match=problem) as refused:
+            parse_cpus(text)
+        assert "\n" not in str(refused.value)
+
+
+# A process with a second thread and a child process, each reporting the CPUs it may run on when asked
+_TREE = """
+import os, subprocess, sys, threading, time
+if __name__ == "__main__":
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    print(child.pid, flush=True)
+    sys.stdin.readline()
+    child.kill()
+"""
+
+
+def test_pin_tree_moves_every_thread_of_a_running_process_and_its_children() -> None:
+    cpus = frozenset({max(os.sched_getaffinity(0))})
+    parent = subprocess.Popen([sys.executable, "-c", _TREE], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None and parent.stdin is not None
+        child = int(parent.stdout.readline())
+        tasks = [int(t.name) for pid in (parent.pid, child) for t in Path(f"/proc/{pid}/task").iterdir()]
+        assert len(tasks) >= 3  # the parent's two threads and the child
+        assert pin_tree(parent.pid, cpus) >= 3
+        assert all(os.sched_getaffinity(task) == cpus for task in tasks)
+        parent.stdin.write(b"\n")
+        parent.stdin.flush()
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 def test_a_mirror_needs_an_http_triton_url() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from manifests.validate import render
+from tests.helpers import custom_schemas
+from tests.helpers.custom_schemas import validate
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT / "manifests" / "schemas"
-VALIDATOR = SCHEMAS / "validate.mjs"
 TARGETS = ("overlays/dev", "overlays/staging", "overlays/prod", "overlays/dev-standard", "argocd")
 # Rendered custom kinds with no schema in manifests/schemas, each with where it is checked instead.
 # Keep in step with the README's "Not covered" table: a new kind fails here until it is documented.
@@ -30,24 +29,6 @@ def is_custom(obj: dict) -> bool:
     """True for CRD kinds: built-in groups are dotless (apps, batch) or end in .k8s.io; CRDs cannot."""
     group = obj["apiVersion"].rpartition("/")[0]
     return "." in group and not group.endswith(".k8s.io")
-
-
-def validate(objects: list[dict]) -> tuple[int, dict]:
-    """Run validate.mjs on the objects: (exit code, parsed report)."""
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH: install Node.js >= 20, then run `make install`")
-    if not (SCHEMAS / "node_modules").is_dir():
-        pytest.fail("manifests/schemas/node_modules is missing: run `make install`")
-    result = subprocess.run(
-        ["node", str(VALIDATOR)],
-        input=json.dumps(objects),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode in (0, 1), f"validate.mjs failed: {result.stderr.strip()}"
-    return result.returncode, json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +71,7 @@ def test_kinds_without_a_schema_are_exactly_the_documented_ones(reports):
 
 
 def test_the_readme_documents_every_unvalidated_kind():
-    readme = (SCHEMAS / "README.md").read_text()
+    readme = (custom_schemas.SCHEMAS / "README.md").read_text()
     for entry in UNVALIDATED_KINDS:
         api_version, kind = entry.split()
         assert f"`{api_version}`" in readme and f"`{kind}`" in readme, f"README.md misses {entry}"
@@ -139,10 +120,10 @@ def test_a_single_broken_object_fails_the_whole_run(broken_objects):
 
 
 def test_a_missing_install_fails_with_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setitem(globals(), "SCHEMAS", tmp_path)
+    monkeypatch.setattr(custom_schemas, "SCHEMAS", tmp_path)
     with pytest.raises(pytest.fail.Exception, match="run `make install`"):
         validate([])
-    shutil.copy(VALIDATOR, tmp_path / "validate.mjs")
+    shutil.copy(custom_schemas.VALIDATOR, tmp_path / "validate.mjs")
     result = subprocess.run(
         ["node", str(tmp_path / "validate.mjs")], input="[]", capture_output=True, text=True, check=False
     )

@@ -32,6 +32,7 @@ PREDICTOR = kserve_pod("predictor")
 TRANSFORMER = kserve_pod("transformer")
 FEATURE_SERVER = Pod(NAMESPACE, {"app.kubernetes.io/name": "feast-feature-server"}, {"http": 6566})
 DRIFT_DETECTOR = Pod(NAMESPACE, {"app.kubernetes.io/name": "drift-detector"}, {"http": 8080})
+SHADOW_COMPARATOR = Pod(NAMESPACE, {"app.kubernetes.io/name": "shadow-comparator"}, {"http": 8080})
 ISTIO_GATEWAY = Pod("istio-system", {"istio": "ingressgateway"})
 ACTIVATOR = Pod("knative-serving", {"app": "activator"})
 AUTOSCALER = Pod("knative-serving", {"app": "autoscaler"})
@@ -166,6 +167,16 @@ def test_the_broker_still_delivers_to_the_drift_detector(policies):
     broker_filter = Pod("knative-eventing", {"eventing.knative.dev/brokerRole": "filter"})
     assert allowed(policies, broker_filter, DRIFT_DETECTOR, 8080)
     assert not allowed(policies, BROKER_INGRESS, DRIFT_DETECTOR, 8080)
+
+
+def test_the_shadow_comparator_gets_the_brokers_and_the_predictors_events_and_nothing_else(policies):
+    broker_filter = Pod("knative-eventing", {"eventing.knative.dev/brokerRole": "filter"})
+    assert allowed(policies, broker_filter, SHADOW_COMPARATOR, 8080)  # the live service's, via Triggers
+    assert allowed(policies, PREDICTOR, SHADOW_COMPARATOR, 8080)  # the shadow's logger posts directly
+    assert allowed(policies, PROMETHEUS, SHADOW_COMPARATOR, 8080)
+    for source in (TRANSFORMER, OTHER_APP, BROKER_INGRESS, DRIFT_DETECTOR):
+        assert not allowed(policies, source, SHADOW_COMPARATOR, 8080), source
+    assert not allowed(policies, PREDICTOR, SHADOW_COMPARATOR, 9090)
 
 
 def test_the_feature_server_port_in_the_policy_is_the_container_port():

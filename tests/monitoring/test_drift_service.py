@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from inference.router.logger import REQUEST_TYPE, RESPONSE_TYPE
 from monitoring.drift_service.__main__ import main as drift_main
 from monitoring.drift_service.app import create_app
 from monitoring.drift_service.buffers import WindowBuffer
@@ -20,7 +21,6 @@ from monitoring.drift_service.checkpoint import CheckpointStore
 from monitoring.drift_service.detectors import load_detectors
 from monitoring.drift_service.errors import ConfigError
 from monitoring.drift_service.service import DriftService
-from monitoring.payloads.cloudevents import REQUEST_TYPE, RESPONSE_TYPE
 from monitoring.payloads.rows import RowBlock
 from tests.helpers.drift_doubles import MODEL, MeanBoundDetector
 from tests.helpers.drift_events import binary_headers, columns_body, make_service, version_annotation

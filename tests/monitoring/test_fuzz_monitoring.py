@@ -1,7 +1,8 @@
 """Fuzzing the monitoring services' doors in process (#18): KServe-logger CloudEvents in binary and
-structured mode and delayed outcomes into the drift service, Alertmanager webhooks into the retrain
-trigger. Thousands of derandomized cases each; none may get a 5xx or an error without a one-line body, and
-each service still accepts a good request afterwards."""
+structured mode and delayed outcomes into the drift service, the live and the shadow service's events into
+the shadow comparator, Alertmanager webhooks into the retrain trigger. Thousands of derandomized cases each;
+none may get a 5xx or an error without a one-line body, and each service still accepts a good request
+afterwards."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from inference.router.logger import REQUEST_TYPE, RESPONSE_TYPE
+from inference.router.shadow_compare import ShadowComparator
 from monitoring.drift_service.app import create_app as drift_app
-from monitoring.payloads.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, STRUCTURED_CONTENT_TYPE
+from monitoring.payloads.cloudevents import STRUCTURED_CONTENT_TYPE
 from monitoring.retrain_trigger.app import TriggerService
 from monitoring.retrain_trigger.app import create_app as trigger_app
 from monitoring.retrain_trigger.state import StateStore
+from monitoring.shadow_join.app import create_app as shadow_app
+from monitoring.shadow_join.join import ShadowJoin
 from tests.helpers.drift_doubles import MODEL
 from tests.helpers.drift_events import binary_headers, columns_body, quality_service
 from tests.helpers.fuzz import (
@@ -118,6 +124,54 @@ def test_outcomes(drift: TestClient, body: bytes) -> None:
 
 def test_the_drift_service_serves_after_the_fuzzing(drift: TestClient) -> None:
     _still_serves(drift)
+
+
+# what a shadow rollout's events add: the request id in ce-metadata, ce-time, the shadow's service name
+mirrored_headers = st.fixed_dictionaries(
+    {
+        "ce-specversion": st.sampled_from(["1.0"]),
+        "ce-id": st.sampled_from(["e1", "e2"]),
+        "ce-source": st.sampled_from(["pod"]),
+        "ce-type": st.sampled_from([REQUEST_TYPE, RESPONSE_TYPE]),
+    },
+    optional={
+        "ce-inferenceservicename": st.sampled_from([MODEL, f"{MODEL}-shadow", "-shadow"]) | header_texts,
+        "ce-metadata": st.sampled_from(['{"X-Request-Id":["r1"]}', '{"X-Request-Id":[]}', "{}"])
+        | json_values.map(lambda v: json.dumps({"X-Request-Id": v})[:200]).filter(str.isascii)
+        | header_texts,
+        "ce-time": st.sampled_from(["2026-12-06T12:00:00.123456789Z", "2026-12-06T12:00:01+01:00"])
+        | header_texts,
+        "ce-annotations": st.sampled_from(['{"serving.mlops-loop.io/model-version":"2"}'])
+        | json_values.map(lambda v: json.dumps(v)[:200]).filter(str.isascii),
+        "content-type": st.sampled_from(["application/json", STRUCTURED_CONTENT_TYPE]),
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def shadow() -> Iterator[TestClient]:
+    registry = CollectorRegistry()
+    join = ShadowJoin(ShadowComparator(registry), registry, max_pending=50)
+    with TestClient(shadow_app(join, registry), raise_server_exceptions=False) as client:
+        yield client
+
+
+@fuzz_settings(FUZZ_CASES)
+@given(headers=mirrored_headers, body=encoded(oip_bodies(["output__0"]) | json_values))
+def test_shadow_comparator_events(shadow: TestClient, headers: dict, body: bytes) -> None:
+    raw = {name: value.encode("latin-1") for name, value in headers.items()}
+    response = shadow.post("/", headers=raw, content=body)
+    assert_client_error_or_success(response.status_code, response.content, f"shadow {headers} {body[:200]!r}")
+
+
+def test_the_shadow_comparator_serves_after_the_fuzzing(shadow: TestClient) -> None:
+    assert shadow.get("/metrics").status_code == 200
+    headers = {**dict(binary_headers(event_id="good")), "ce-time": "2026-12-06T12:00:00Z"}
+    headers["ce-metadata"] = '{"X-Request-Id":["after-fuzz"]}'
+    response = shadow.post("/", headers=headers, content=b"{}")
+    assert response.status_code == 202 and response.json()["result"] in ("waiting", "duplicate"), (
+        response.text
+    )
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from inference.router.logger import REQUEST_TYPE, RESPONSE_TYPE
 from monitoring.bench.agent_log import json_object, log_request
 from monitoring.drift_service.object_ingest import ingest_object
 from monitoring.drift_service.object_ledger import ObjectLedger
 from monitoring.payloads.batch_log import RECORD_COLUMNS, decode_batch
-from monitoring.payloads.cloudevents import REQUEST_TYPE, RESPONSE_TYPE
 from monitoring.payloads.errors import EventError
 from tests.helpers.drift_doubles import MODEL
 from tests.helpers.drift_events import columns_body, quality_service

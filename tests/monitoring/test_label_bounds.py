@@ -10,8 +10,8 @@ import random
 from prometheus_client.parser import text_string_to_metric_families
 
 from inference.deploy.annotations import MODEL_VERSION_KEY
+from inference.router.logger import RESPONSE_TYPE
 from monitoring.drift_service.metrics import OTHER_VERSION
-from monitoring.payloads.cloudevents import RESPONSE_TYPE
 from tests.helpers.drift_doubles import MODEL
 from tests.helpers.drift_events import binary_headers, columns_body, quality_service
 

@@ -11,8 +11,9 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from inference.router.logger import REQUEST_TYPE
 from monitoring.drift_service.app import create_app as drift_app
-from monitoring.payloads.cloudevents import REQUEST_TYPE, STRUCTURED_CONTENT_TYPE
+from monitoring.payloads.cloudevents import STRUCTURED_CONTENT_TYPE
 from monitoring.retrain_trigger.app import TriggerService
 from monitoring.retrain_trigger.app import create_app as trigger_app
 from monitoring.retrain_trigger.state import StateStore

@@ -1,0 +1,1 @@
+"""The cluster's shadow comparator: joins the live and the shadow InferenceService's payload events."""
