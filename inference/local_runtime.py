@@ -208,8 +208,11 @@ class FolderIsvcWatcher(IsvcWatcher):
     """The router's watcher over every InferenceService file under a folder, new files included.
 
     Each file is checked on its own, so one file naming a version Triton does not serve (yet) does not
-    hold back the other models' routes.
+    hold back the other models' routes. Files of other kinds only (a shadow rollout's HTTPRoute and Triggers
+    written by `python -m inference.deploy shadow --out`) are left alone.
     """
+
+    skip_other_kinds = True
 
     def __init__(self, folder: Path, table: RouteTable, is_servable: Any, interval_s: float) -> None:
         super().__init__([], table, is_servable, interval_s)

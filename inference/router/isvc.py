@@ -34,6 +34,11 @@ class RouteError(ValueError):
     """An InferenceService that cannot be turned into a route (the message names file and field)."""
 
 
+class OtherKinds(RouteError):
+    """A file whose YAML documents are all of other kinds (e.g. the HTTPRoute and Triggers that
+    `python -m inference.deploy shadow --out` writes next to the InferenceService)."""
+
+
 @dataclass(frozen=True)
 class Target:
     """Where one request goes: the public model, its registry version and Triton's name for it."""
@@ -209,6 +214,10 @@ def parse_isvc(text: str, path: str | Path) -> Route:
     for document in documents:
         if document.get("kind", "InferenceService") == "InferenceService":
             return route_from_isvc(document, str(path))
+    if documents:
+        raise OtherKinds(
+            f"{path}: no InferenceService document, only {sorted({str(d['kind']) for d in documents})}"
+        )
     raise RouteError(f"{path}: no InferenceService document")
 
 

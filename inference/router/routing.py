@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from inference.router.isvc import (
+    OtherKinds,
     Route,
     RouteError,
     Target,
@@ -90,6 +91,10 @@ class IsvcWatcher:
     the current routes in place: a bad render must never turn serving requests into failing ones.
     """
 
+    skip_other_kinds = False
+    """True where a folder holds other objects too and each check reads one file (local_runtime's folder
+    watcher): a file of other kinds only is remembered and left alone, not an error at every check."""
+
     def __init__(
         self,
         paths: Iterable[str | Path],
@@ -120,6 +125,10 @@ class IsvcWatcher:
             routes = [parse_isvc(_existing(text, path), path) for path, text in changed.items()]
             self._require_servable(routes)
         except RouteError as exc:
+            if isinstance(exc, OtherKinds) and self.skip_other_kinds:
+                # a folder's other objects (a shadow's HTTPRoute, Triggers): read, remembered, not routed
+                self._digests.update({p: _digest(text) for p, text in changed.items()})
+                return False
             if str(exc) != self.last_error:
                 log.error("route table unchanged: %s", exc)
             self.last_error = str(exc)

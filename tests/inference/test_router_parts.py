@@ -5,14 +5,17 @@ drops, a dropped connection is reopened), public model names in Triton's answers
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from inference.deploy.annotations import MODEL_VERSION_KEY, STABLE_VERSION_KEY
+from inference.local_runtime import FolderIsvcWatcher
 from inference.router.__main__ import main, parse_args, uvicorn_options
 from inference.router.isvc import Route, RouteError, Target, route_from_isvc
 from inference.router.logger import EventLogger
@@ -39,6 +42,27 @@ def test_a_render_landing_during_a_check_is_loaded_by_the_next_one(tmp_path: Pat
     watcher.is_servable = None
     assert watcher.check_once() and table.get("demo") == Route("demo", "1")
     assert not watcher.check_once()  # nothing new
+
+
+def test_a_folder_watcher_leaves_other_kinds_alone_and_an_explicit_path_refuses_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`deploy shadow --out` writes a shadow's HTTPRoute and Triggers next to the InferenceServices."""
+    write_isvc(tmp_path / "inferenceservice-demo.yaml", isvc("1"))
+    for kind in ("HTTPRoute", "Trigger"):
+        other = {"apiVersion": "v1", "kind": kind, "metadata": {"name": f"demo-shadow-{kind.lower()}"}}
+        (tmp_path / f"{kind.lower()}-demo-shadow.yaml").write_text(yaml.safe_dump(other))
+    table = RouteTable([])
+    watcher = FolderIsvcWatcher(tmp_path, table, is_servable=None, interval_s=0.5)
+    with caplog.at_level(logging.ERROR):
+        assert watcher.check_once() and table.get("demo") == Route("demo", "1")
+        assert not watcher.check_once() and not watcher.check_once()
+    assert caplog.records == [] and watcher.last_error is None
+    explicit = IsvcWatcher([tmp_path / "trigger-demo-shadow.yaml"], RouteTable([]))
+    assert not explicit.check_once()
+    assert explicit.last_error.endswith(
+        "trigger-demo-shadow.yaml: no InferenceService document, only ['Trigger']"
+    )
 
 
 def test_isvc_fields_become_routes_with_knative_promotion_semantics() -> None:
