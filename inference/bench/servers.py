@@ -23,6 +23,7 @@ from pathlib import Path
 
 from core.paths import REPO_ROOT
 from core.ports import free_ports, http_ok
+from inference.router.shadow_priority import format_cpus
 
 HOST = "127.0.0.1"
 BENCH_VENV = REPO_ROOT / ".venv-bench"
@@ -118,7 +119,7 @@ def router(
         "--port", str(http_port), "--logger-url", logger_url, "--seed", "0",
         "--shadow-metrics-port", str(shadow_port),
     ] + (["--shadow-repository", str(repository)] if repository else []) + (
-        ["--shadow-cpus", ",".join(map(str, sorted(shadow_cpus)))] if shadow_cpus else []
+        ["--shadow-cpus", format_cpus(shadow_cpus)] if shadow_cpus else []
     )  # fmt: skip
     has_grpc = {"--grpc-port", "--triton-grpc"} <= router_flags()
     if has_grpc:

@@ -111,10 +111,7 @@ def shadow_object_keys(name: str) -> list[tuple[str, str, str]]:
     the mirror first, so no copy is sent to a service being removed."""
     return [
         ("gateway.networking.k8s.io/v1", "HTTPRoute", f"{name}{SHADOW_SUFFIX}-mirror"),
-        *[
-            ("eventing.knative.dev/v1", "Trigger", _trigger_name(name, t))
-            for t in (REQUEST_TYPE, RESPONSE_TYPE)
-        ],
+        *[("eventing.knative.dev/v1", "Trigger", _trigger_name(name, kind)) for kind in _EVENT_TYPES],
         ("serving.kserve.io/v1beta1", "InferenceService", f"{name}{SHADOW_SUFFIX}"),
     ]
 

@@ -50,6 +50,7 @@ from core.paths import REPO_ROOT
 from core.ports import HOST
 from inference.router.isvc import Target
 from inference.router.metrics import RouterMetrics
+from inference.router.shadow_priority import format_cpus
 
 DEFAULT_QUEUE_BYTES = 4 * 1024 * 1024
 DEFAULT_WORKERS = 1  # one shadow call at a time: the shadow competes with live requests for the CPU
@@ -148,7 +149,7 @@ class ShadowMirror:
             "--workers", str(self.workers), "--timeout-s", str(self.timeout_s),
             "--metrics-host", HOST, "--metrics-port", str(self.metrics_port),
         ] + (["--repository", str(self.repository)] if self.repository else []) + (
-            ["--cpus", ",".join(map(str, sorted(self.cpus)))] if self.cpus else []
+            ["--cpus", format_cpus(self.cpus)] if self.cpus else []
         )  # fmt: skip
         try:
             self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], cwd=REPO_ROOT)

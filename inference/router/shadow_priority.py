@@ -86,6 +86,11 @@ def parse_cpus(text: str) -> frozenset[int]:
     return cpus
 
 
+def format_cpus(cpus: frozenset[int]) -> str:
+    """The command-line form `parse_cpus` reads back: "1" or "2,3"."""
+    return ",".join(map(str, sorted(cpus)))
+
+
 def pin_to(cpus: frozenset[int]) -> None:
     """Run the calling thread (and the threads and processes it starts from now on) on `cpus` only."""
     os.sched_setaffinity(0, cpus)
